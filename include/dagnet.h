@@ -1,0 +1,170 @@
+/*
+ * dagnet.h — the public API of dagnet, a CNN framework whose models are JSON graphs.
+ *
+ * How a model flows:
+ *   dn_model_load()      JSON file → validated, topologically sorted graph (immutable)
+ *   dn_session_new()     graph → params (initialised from a seed) + buffers for one batch size
+ *   dn_session_set_input()  feed named inputs (float32 images, int32 labels)
+ *   dn_session_forward() run the nodes the requested outputs (or the loss) need
+ *   dn_session_backward()  gradients of the loss w.r.t. every param
+ *   dn_session_tensor() / dn_session_param_grad()  read results (borrowed views)
+ *
+ * Errors: every fallible call returns a dn_status; the handle involved keeps a message
+ * (dn_model_errmsg, dn_session_errmsg) naming the file, the JSON location and the node,
+ * e.g.  lenet5.json: node "fc1" (/nodes/6/inputs/0): input "pool9" is not defined
+ * The library never prints, exits or aborts.
+ *
+ * Threads: a handle may be used by one thread at a time; distinct handles are independent
+ * (no global state), so two sessions can run on two threads.
+ */
+#ifndef DAGNET_H
+#define DAGNET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DN_MAX_RANK 8
+
+typedef enum dn_status {
+    DN_OK = 0,
+    DN_ERR_IO,        /* a file could not be opened, read or written */
+    DN_ERR_PARSE,     /* malformed JSON, safetensors, .npy or IDX content */
+    DN_ERR_MODEL,     /* the model breaks the format contract (FORMAT.md) */
+    DN_ERR_SHAPE,     /* shapes or dtypes that do not fit together */
+    DN_ERR_NOMEM,     /* an allocation failed or a size overflowed */
+    DN_ERR_ARG,       /* a bad argument from the caller (unknown name, NULL, wrong mode) */
+} dn_status;
+
+/* A short English name for a status, e.g. "model error". Static storage. */
+const char *dn_status_name(dn_status s);
+
+typedef enum dn_dtype { DN_F32 = 0, DN_I32 = 1, DN_I64 = 2 } dn_dtype;
+
+/* A view of a tensor: shape, dtype and data owned by someone else (see each call). */
+typedef struct dn_view {
+    dn_dtype dtype;
+    int rank;
+    int64_t shape[DN_MAX_RANK];
+    void *data;
+} dn_view;
+
+/* ---------------------------------------------------------------- models */
+
+typedef struct dn_model dn_model;
+
+/* Load and validate a dagnet/1 model file. Like sqlite3_open, *out is set even on failure
+ * (unless memory ran out, then NULL) so that dn_model_errmsg(*out) explains the failure.
+ * owned: free *out with dn_model_free in every case. */
+dn_status dn_model_load(const char *path, dn_model **out);
+
+/* The same from a JSON text in memory; `file_name` only labels messages. owned as above. */
+dn_status dn_model_parse(const char *json, size_t len, const char *file_name, dn_model **out);
+
+void dn_model_free(dn_model *m);
+
+/* borrowed: valid until the next call on m or dn_model_free. Never NULL. */
+const char *dn_model_errmsg(const dn_model *m);
+
+/* Introspection, for summaries and tools. Strings are borrowed: valid until dn_model_free. */
+const char *dn_model_name(const dn_model *m);
+const char *dn_model_file(const dn_model *m);
+
+typedef struct dn_node_info {
+    const char *name;
+    const char *op;
+    int n_inputs;
+    const char *const *inputs;   /* names of the tensors it reads */
+    int rank;                    /* output shape; dim 0 is the batch when `batched` */
+    int64_t shape[DN_MAX_RANK];
+    bool batched;
+    int64_t params;              /* elements of the params this node reads */
+    int64_t flops;               /* forward floating-point operations for one sample */
+} dn_node_info;
+
+/* Nodes in execution (topological) order. */
+int dn_model_node_count(const dn_model *m);
+dn_status dn_model_node_info(const dn_model *m, int i, dn_node_info *out);
+
+typedef struct dn_tensor_info {
+    const char *name;
+    dn_dtype dtype;
+    int rank;
+    int64_t shape[DN_MAX_RANK];
+    bool batched;                /* dim 0 is the batch (null in the file) */
+} dn_tensor_info;
+
+int dn_model_input_count(const dn_model *m);
+dn_status dn_model_input_info(const dn_model *m, int i, dn_tensor_info *out);
+int dn_model_param_count(const dn_model *m);
+dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out);
+int dn_model_output_count(const dn_model *m);
+const char *dn_model_output_name(const dn_model *m, int i);
+/* The loss tensor's name, or NULL for an inference-only model. */
+const char *dn_model_loss_name(const dn_model *m);
+
+/* ---------------------------------------------------------------- sessions */
+
+typedef struct dn_session dn_session;
+
+typedef struct dn_session_options {
+    uint64_t seed;     /* initialisers and Dropout draw from a generator seeded here */
+    int threads;       /* 0: OMP_NUM_THREADS or the number of cores */
+} dn_session_options;
+
+#define DN_SESSION_OPTIONS_DEFAULT ((dn_session_options){ .seed = 0, .threads = 0 })
+
+/* A session owns the params (initialised by their `init` from opts->seed), their gradients
+ * and the buffers of one batch size. m is borrowed: it must outlive the session.
+ * *out is set even on failure (unless memory ran out) so that dn_session_errmsg explains.
+ * owned: free *out with dn_session_free. opts may be NULL for the defaults. */
+dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_session **out);
+void dn_session_free(dn_session *s);
+/* borrowed: valid until the next call on s. Never NULL. */
+const char *dn_session_errmsg(const dn_session *s);
+
+/* Copy `data` (C order, the given dtype and shape) into graph input `name`. The batch size
+ * is taken from shape[0]; all inputs of one run must agree. int64 labels are narrowed to
+ * int32 with a range check. */
+dn_status dn_session_set_input(dn_session *s, const char *name, dn_dtype dtype, int rank,
+                               const int64_t *shape, const void *data);
+/* The same from a NumPy .npy file. */
+dn_status dn_session_set_input_npy(dn_session *s, const char *name, const char *path);
+
+typedef enum dn_mode { DN_INFER = 0, DN_TRAIN = 1 } dn_mode;
+
+/* Run the nodes that `fetch` (n_fetch tensor names) needs; n_fetch == 0 means the model's
+ * outputs, plus the loss in DN_TRAIN mode. DN_TRAIN enables Dropout. */
+dn_status dn_session_forward(dn_session *s, dn_mode mode, const char *const *fetch, int n_fetch);
+
+/* Gradients of the loss w.r.t. every param, after a DN_TRAIN forward that computed the loss.
+ * Gradients are overwritten (not accumulated across calls). */
+dn_status dn_session_backward(dn_session *s);
+
+/* borrowed: valid until the next forward/backward/set_input/load on s. */
+dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out);
+dn_status dn_session_param(dn_session *s, const char *name, dn_view *out);      /* writable */
+dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out);
+
+/* Weights as safetensors keyed by param name (F32). Loading checks every name, dtype and
+ * shape; a file with missing or extra params is an error. Saving writes a temporary file
+ * and renames it into place. */
+dn_status dn_session_load_weights(dn_session *s, const char *path);
+dn_status dn_session_save_weights(dn_session *s, const char *path);
+
+/* Write a computed tensor to a .npy file (atomically). */
+dn_status dn_session_write_npy(dn_session *s, const char *tensor, const char *path);
+
+/* Write the scalar loss under "loss" and each param's gradient under "grad.<param>" to a
+ * safetensors file; with `with_activations`, also every computed node output under
+ * "act.<node>". For the `dagnet grad` command and parity checks. */
+dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_activations);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

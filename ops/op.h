@@ -1,0 +1,142 @@
+/*
+ * op.h — the contract every op implements, and the helpers ops share.
+ *
+ * An op lives in one file, ops/<name>.c, and exports one `const dn_op` descriptor. The graph
+ * layer never knows an op by anything but this descriptor:
+ *
+ *   parse_attrs      JSON attrs → the op's attrs struct; rejects unknown or ill-typed keys
+ *   implicit_params  (Conv, Affine) params the loader creates when the node names only its
+ *                    data input: their shapes from the input's shape and the attrs
+ *   infer            input dtypes/shapes → output dtype/shape, or a message naming both shapes
+ *   workspace_size   scratch bytes the kernels need (contents undefined on entry)
+ *   saved_size       bytes forward keeps for backward (argmax, masks, probabilities)
+ *   flops            forward floating-point operations for the given shapes
+ *   forward          y = f(x...)
+ *   backward         dx[i] += ∂L/∂x[i] for every i whose dx[i].data is not NULL. Kernels
+ *                    ACCUMULATE: the engine zeroes gradients once per step, so fan-out and
+ *                    shared weights need no special case.
+ *
+ * Shapes handed to infer/workspace_size/saved_size/flops are those of one run: dim 0 holds
+ * the real batch size (1 when the model is validated at load time). Outputs keep `batched`
+ * from their data input.
+ */
+#ifndef DN_OP_H
+#define DN_OP_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../src/error.h"
+#include "../src/init.h"
+#include "../src/tensor.h"
+
+#define DN_MAX_IMPLICIT_PARAMS 2
+
+/* Where a node comes from, for messages; also carries its JSON attrs while parsing. */
+typedef struct dn_node_ctx {
+    const char *file;               /* model file name, e.g. "lenet5.json" */
+    const char *node;               /* node name */
+    int index;                      /* position in the file's "nodes" array */
+    int n_inputs;
+    const char *const *input_names;
+    const cJSON *attrs;             /* the node's "attrs" object, or NULL */
+    dn_err *err;
+} dn_node_ctx;
+
+/* Fail with `file: node "name" (/nodes/<i>/<field>): <message>`. field may be NULL. */
+dn_status dn_node_fail(const dn_node_ctx *c, dn_status status, const char *field,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A param the loader creates for a node (implicit params). */
+typedef struct dn_param_spec {
+    const char *suffix;  /* "weight" or "bias": the param is named <node>.<suffix> */
+    dn_shape shape;
+    dn_init init;
+} dn_param_spec;
+
+/* What a kernel sees. Arrays have n_inputs entries. */
+typedef struct dn_kernel {
+    const void *attrs;
+    int n_inputs;
+    const dn_tensor *x;   /* inputs */
+    const dn_tensor *y;   /* output: forward writes it, backward may read it */
+    const dn_tensor *dx;  /* input gradients; dx[i].data == NULL: not wanted */
+    const dn_tensor *dy;  /* output gradient (backward only) */
+    void *work;           /* workspace_size bytes of scratch */
+    void *saved;          /* saved_size bytes, written by forward, read by backward */
+    bool training;        /* DN_TRAIN mode: Dropout active */
+    uint64_t seed;        /* fresh for each forward; for ops that draw random numbers */
+    int threads;          /* the session's thread count (OpenMP and BLIS) */
+} dn_kernel;
+
+typedef struct dn_op {
+    const char *name;                 /* as written in "op" */
+    int min_inputs, max_inputs;       /* max_inputs < 0: any number (Concat) */
+    unsigned no_grad_inputs;          /* bit i set: input i never takes a gradient (labels) */
+    size_t attrs_size;                /* bytes of the attrs struct parse_attrs fills */
+
+    dn_status (*parse_attrs)(const dn_node_ctx *c, void *attrs);
+    /* Returns how many params it wrote (0: the node names them itself). May be NULL. */
+    int (*implicit_params)(const void *attrs, const dn_tensor_desc *x, dn_param_spec *out);
+    dn_status (*infer)(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
+                       dn_tensor_desc *out);
+    size_t (*workspace_size)(const void *attrs, const dn_tensor_desc *in, int n_in,
+                             const dn_tensor_desc *out, int threads); /* may be NULL */
+    size_t (*saved_size)(const void *attrs, const dn_tensor_desc *in, int n_in,
+                         const dn_tensor_desc *out); /* may be NULL */
+    int64_t (*flops)(const void *attrs, const dn_tensor_desc *in, int n_in,
+                     const dn_tensor_desc *out);
+    void (*forward)(const dn_kernel *k);
+    void (*backward)(const dn_kernel *k);
+} dn_op;
+
+/* ---- attribute helpers (ops/attrs.c). Each fails through dn_node_fail with the field
+ * "attrs/<key>" and what was expected and found. ---- */
+
+/* Reject any attrs key not in `allowed` (NULL-terminated). */
+dn_status dn_attrs_only(const dn_node_ctx *c, const char *const *allowed);
+bool dn_attr_present(const dn_node_ctx *c, const char *key);
+/* An int in [min, max]; `def` when absent. */
+dn_status dn_attr_int(const dn_node_ctx *c, const char *key, int64_t def, int64_t min,
+                      int64_t max, int64_t *out);
+/* An int or a [h, w] pair, each in [min, max]; {def, def} when absent. */
+dn_status dn_attr_int2(const dn_node_ctx *c, const char *key, int64_t def, int64_t min,
+                       int64_t max, int64_t out[2]);
+/* A finite number in [min, max]. */
+dn_status dn_attr_number(const dn_node_ctx *c, const char *key, double def, double min,
+                         double max, double *out);
+dn_status dn_attr_bool(const dn_node_ctx *c, const char *key, bool def, bool *out);
+/* An init spec (see src/init.h); DN_INIT_DEFAULT when absent. */
+dn_status dn_attr_init(const dn_node_ctx *c, const char *key, dn_init *out);
+
+/* ---- shape helpers ---- */
+
+/* Fail unless input i is float32 (message names the input and its dtype). */
+dn_status dn_expect_f32(const dn_node_ctx *c, const dn_tensor_desc *in, int i);
+/* Fail unless input i has the given rank. */
+dn_status dn_expect_rank(const dn_node_ctx *c, const dn_tensor_desc *in, int i, int rank);
+
+/* Output size of a sliding window: floor((size + 2·pad − k) / stride) + 1, or -1 when the
+ * window does not fit. */
+int64_t dn_window_out(int64_t size, int64_t k, int64_t stride, int64_t pad);
+
+/* Elementwise ops: float32 in, the same dtype and shape out. */
+dn_status dn_infer_unary(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
+                         dn_tensor_desc *out);
+/* One flop per output element (elementwise ops, pooling compares, copies). */
+int64_t dn_flops_per_output(const void *attrs, const dn_tensor_desc *in, int n_in,
+                            const dn_tensor_desc *out);
+
+/* Loops over this many elements or more run in parallel (OpenMP); below it threads cost more
+ * than they save. */
+#define DN_PARALLEL_MIN 32768
+
+/* ---- the registry (ops/registry.c) ---- */
+
+const dn_op *dn_op_find(const char *name);
+int dn_op_count(void);
+const dn_op *dn_op_at(int i);
+
+#endif
