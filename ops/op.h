@@ -11,6 +11,7 @@
  *   workspace_size   scratch bytes the kernels need (contents undefined on entry)
  *   saved_size       bytes forward keeps for backward (argmax, masks, probabilities)
  *   flops            forward floating-point operations for the given shapes
+ *   check            (optional) validates input values before forward, e.g. label range
  *   forward          y = f(x...)
  *   backward         dx[i] += ∂L/∂x[i] for every i whose dx[i].data is not NULL. Kernels
  *                    ACCUMULATE: the engine zeroes gradients once per step, so fan-out and
@@ -88,6 +89,9 @@ typedef struct dn_op {
                          const dn_tensor_desc *out); /* may be NULL */
     int64_t (*flops)(const void *attrs, const dn_tensor_desc *in, int n_in,
                      const dn_tensor_desc *out);
+    /* Checks input VALUES that shapes cannot (class labels in range) before forward runs.
+     * c->attrs is NULL here. May be NULL. */
+    dn_status (*check)(const dn_node_ctx *c, const void *attrs, const dn_tensor *x);
     void (*forward)(const dn_kernel *k);
     void (*backward)(const dn_kernel *k);
 } dn_op;
