@@ -96,7 +96,13 @@ typedef struct dn_op {
     void (*backward)(const dn_kernel *k);
 } dn_op;
 
-/* ---- attribute helpers (ops/attrs.c). Each fails through dn_node_fail with the field
+/* Whether input i of op can take a gradient (labels cannot). */
+static inline bool dn_op_takes_grad(const dn_op *op, int i)
+{
+    return i >= 32 || !(op->no_grad_inputs & (1u << i));
+}
+
+/* ---- attribute helpers (ops/common.c). Each fails through dn_node_fail with the field
  * "attrs/<key>" and what was expected and found. ---- */
 
 /* Reject any attrs key not in `allowed` (NULL-terminated). */

@@ -5,9 +5,10 @@
  *   1. Write ops/<name>.c exporting `const dn_op dn_op_<name>` (see op.h for the fields;
  *      keep shape, forward and backward side by side in that file).
  *   2. Declare it in the extern list below and add it to `ops`.
- *   3. Bump DN_OP_COUNT (the _Static_assert keeps the two in step), add the file to
- *      CMakeLists.txt, a finite-difference test in tests/test_grad.c and a section in
- *      docs/ops.md.
+ *   3. Bump DN_OP_COUNT (the _Static_assert keeps the two in step). CMake builds every .c
+ *      file in ops/, so the build needs no edit.
+ *   4. Add a finite-difference test (tests/test_ops_basic.c or test_ops_spatial.c, through
+ *      tests/gradcheck.h) and a section in docs/ops.md.
  * Nothing else in dagnet names an op: the loader looks ops up here by their "op" string.
  */
 #include <string.h>

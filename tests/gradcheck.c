@@ -18,7 +18,7 @@ typedef struct gc_case {
     const dn_op *op;
     void *attrs;
     int n_in;
-    dn_tensor x[16], dx[16];
+    dn_tensor x[DN_GC_MAX_INPUTS], dx[DN_GC_MAX_INPUTS];
     dn_tensor y, dy;
     void *work, *saved;
     uint64_t seed;
@@ -99,12 +99,16 @@ dn_gc_result dn_gradcheck(const dn_op *op, const char *attrs_json, int n_in,
     gc_case c = { .op = op, .n_in = n_in, .seed = seed };
     dn_err err;
     dn_err_clear(&err);
+    if (n_in < 1 || n_in > DN_GC_MAX_INPUTS) {
+        snprintf(res.msg, sizeof res.msg, "gradcheck takes 1 to %d inputs, given %d", DN_GC_MAX_INPUTS, n_in);
+        return res;
+    }
     cJSON *attrs_obj = cJSON_Parse(attrs_json);
-    const char *names[16] = { "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7",
+    const char *names[DN_GC_MAX_INPUTS] = { "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7",
                               "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15" };
     dn_node_ctx ctx = { .file = "gradcheck", .node = op->name, .n_inputs = n_in,
                         .input_names = names, .attrs = attrs_obj, .err = &err };
-    dn_tensor_desc desc[16], out;
+    dn_tensor_desc desc[DN_GC_MAX_INPUTS], out;
     dn_rng rng;
     dn_rng_seed(&rng, seed);
     c.attrs = calloc(1, op->attrs_size ? op->attrs_size : 1);
@@ -131,12 +135,15 @@ dn_gc_result dn_gradcheck(const dn_op *op, const char *attrs_json, int n_in,
         dn_f32(&c.dy)[i] = 2.0f * dn_rng_uniform(&rng) - 1.0f;
     size_t ws = op->workspace_size ? op->workspace_size(c.attrs, desc, n_in, &out, 2) : 0;
     size_t ss = op->saved_size ? op->saved_size(c.attrs, desc, n_in, &out) : 0;
-    c.work = calloc(1, ws + 16);
-    c.saved = calloc(1, ss + 16);
+    /* NaN-filled scratch: an op that relies on zeroed workspace or saved state fails. */
+    c.work = malloc(ws + 16);
+    c.saved = malloc(ss + 16);
+    memset(c.work, 0xff, ws + 16);
+    memset(c.saved, 0xff, ss + 16);
 
     /* Analytic: backward into dx pre-filled with PREFILL, then subtract it. */
     run_forward(&c);
-    dn_tensor dx_all[16];
+    dn_tensor dx_all[DN_GC_MAX_INPUTS];
     for (int i = 0; i < n_in; i++) {
         dx_all[i] = c.dx[i];
         if (!wants_grad(&c, i)) {
@@ -155,7 +162,7 @@ dn_gc_result dn_gradcheck(const dn_op *op, const char *attrs_json, int n_in,
             continue;
         int64_t n = dn_shape_numel(&desc[i].shape);
         float *alone = calloc((size_t)n + 1, sizeof(float));
-        dn_tensor dx_one[16];
+        dn_tensor dx_one[DN_GC_MAX_INPUTS];
         for (int j = 0; j < n_in; j++)
             dx_one[j] = (dn_tensor){ desc[j].dtype, desc[j].shape, j == i ? alone : NULL };
         run_backward(&c, dx_one);

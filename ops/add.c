@@ -1,0 +1,74 @@
+/*
+ * add.c — elementwise sum of two tensors of the same shape (residual connections).
+ *
+ *   a, b, y: the same shape, float32 (no broadcasting)
+ *   y = a + b          da += dy          db += dy
+ *
+ * The batch marker must agree too: a batched [N, 4] and a fixed [1, 4] look equal when the
+ * model is validated with N = 1 but not at run time. No attrs.
+ */
+#include "op.h"
+
+static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
+{
+    (void)attrs;
+    static const char *const allowed[] = { NULL };
+    return dn_attrs_only(c, allowed);
+}
+
+static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
+                       dn_tensor_desc *out)
+{
+    (void)attrs;
+    const dn_shape *a = &in[0].shape, *b = &in[1].shape;
+    dn_status st = dn_expect_f32(c, in, 0);
+    if (!st)
+        st = dn_expect_f32(c, in, 1);
+    if (st)
+        return st;
+    if (!dn_shape_equal(a, b) || a->batched != b->batched) {
+        char as[DN_SHAPE_STR_MAX], bs[DN_SHAPE_STR_MAX];
+        return dn_node_fail(c, DN_ERR_SHAPE, "inputs/1",
+                            "input \"%s\" %s must have the shape of input \"%s\" %s",
+                            c->input_names[1], dn_shape_str(b, bs, sizeof bs), c->input_names[0],
+                            dn_shape_str(a, as, sizeof as));
+    }
+    *out = in[0];
+    return DN_OK;
+}
+
+static void forward(const dn_kernel *k)
+{
+    const float *a = dn_f32(&k->x[0]), *b = dn_f32(&k->x[1]);
+    float *y = dn_f32(k->y);
+    int64_t n = dn_shape_numel(&k->y->shape);
+#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
+static void accumulate(float *dx, const float *dy, int64_t n, int threads)
+{
+#pragma omp parallel for num_threads(threads) if (n >= DN_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += dy[i];
+}
+
+static void backward(const dn_kernel *k)
+{
+    int64_t n = dn_shape_numel(&k->y->shape);
+    for (int i = 0; i < 2; i++)
+        if (k->dx[i].data)
+            accumulate(dn_f32(&k->dx[i]), dn_f32(k->dy), n, k->threads);
+}
+
+const dn_op dn_op_add = {
+    .name = "Add",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .parse_attrs = parse_attrs,
+    .infer = infer,
+    .flops = dn_flops_per_output,
+    .forward = forward,
+    .backward = backward,
+};

@@ -1,0 +1,196 @@
+/*
+ * affine.c — Affine (fully connected): y = flatten(x) · W + b.
+ *
+ *   x [N, ...] read as [N, in] (in = product of the dims after the batch)
+ *   W [in, out]     b [out] (optional)     y [N, out]
+ *
+ *   forward    y = x · W + b                 (b added to every row)
+ *   backward   dW += xᵀ · dy     dx += dy · Wᵀ     db += Σ_n dy[n, :]
+ * All three products are single dn_sgemm calls over the whole batch; x is already contiguous
+ * in C order, so flattening costs nothing.
+ *
+ * attrs, all for implicit params (FORMAT.md): units (the weight's out), bias (true), init,
+ * bias_init. units given alongside explicit params must agree with W.
+ */
+#include "../src/gemm.h"
+#include "op.h"
+
+typedef struct affine_attrs {
+    int64_t units; /* read only when has_units */
+    bool has_units, bias;
+    dn_init init, bias_init;
+} affine_attrs;
+
+static int64_t mul_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return dn_mul_ok(a, b, &r) ? r : INT64_MAX;
+}
+
+/* ---------------------------------------------------------------- attrs and shapes */
+
+static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
+{
+    static const char *const allowed[] = { "units", "bias", "init", "bias_init", NULL };
+    affine_attrs *a = attrs;
+    dn_status st;
+    if ((st = dn_attrs_only(c, allowed)) ||
+        (st = dn_attr_int(c, "units", 1, 1, DN_MAX_DIM, &a->units)) ||
+        (st = dn_attr_bool(c, "bias", true, &a->bias)) ||
+        (st = dn_attr_init(c, "init", &a->init)) ||
+        (st = dn_attr_init(c, "bias_init", &a->bias_init)))
+        return st;
+    a->has_units = dn_attr_present(c, "units");
+    return DN_OK;
+}
+
+static int implicit_params(const void *attrs, const dn_tensor_desc *x, dn_param_spec *out)
+{
+    const affine_attrs *a = attrs;
+    if (!a->has_units)
+        return 0;
+    /* infer rejects a rank-1 or overflowing x right after; until then any size does. */
+    int64_t in = dn_shape_numel_from(&x->shape, 1);
+    int64_t dims[2] = { in > 0 ? in : 1, a->units };
+    out[0] = (dn_param_spec){ "weight", dn_shape_make(2, dims, false), a->init };
+    if (!a->bias)
+        return 1;
+    out[1] = (dn_param_spec){ "bias", dn_shape_make(1, &a->units, false), a->bias_init };
+    return 2;
+}
+
+static dn_status check_data(const dn_node_ctx *c, const dn_tensor_desc *in)
+{
+    char xs[DN_SHAPE_STR_MAX];
+    dn_shape_str(&in[0].shape, xs, sizeof xs);
+    if (in[0].shape.rank < 2)
+        return dn_node_fail(c, DN_ERR_SHAPE, "inputs/0",
+                            "input \"%s\" must have rank 2 or more ([N, features...]), found %s",
+                            c->input_names[0], xs);
+    return DN_OK;
+}
+
+static dn_status check_weight(const dn_node_ctx *c, const affine_attrs *a,
+                              const dn_tensor_desc *in)
+{
+    const dn_shape *w = &in[1].shape;
+    char xs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];
+    dn_shape_str(&in[0].shape, xs, sizeof xs);
+    dn_shape_str(w, ws, sizeof ws);
+    int64_t features = dn_shape_numel_from(&in[0].shape, 1);
+    if (w->d[0] != features)
+        return dn_node_fail(c, DN_ERR_SHAPE, "inputs/0",
+                            "Affine expects %lld input features, got %lld from \"%s\" %s "
+                            "(weight \"%s\" is %s)",
+                            (long long)w->d[0], (long long)features, c->input_names[0], xs,
+                            c->input_names[1], ws);
+    if (a->has_units && w->d[1] != a->units)
+        return dn_node_fail(c, DN_ERR_SHAPE, "attrs/units",
+                            "units is %lld, but weight \"%s\" %s has %lld output features",
+                            (long long)a->units, c->input_names[1], ws, (long long)w->d[1]);
+    return DN_OK;
+}
+
+static dn_status check_bias(const dn_node_ctx *c, const affine_attrs *a,
+                            const dn_tensor_desc *in)
+{
+    if (c->n_inputs < 3)
+        return DN_OK;
+    char bs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];
+    dn_shape_str(&in[2].shape, bs, sizeof bs);
+    dn_shape_str(&in[1].shape, ws, sizeof ws);
+    if (!a->bias)
+        return dn_node_fail(c, DN_ERR_MODEL, "attrs/bias",
+                            "bias is false, but the node has a bias input \"%s\" %s",
+                            c->input_names[2], bs);
+    if (in[2].shape.d[0] != in[1].shape.d[1])
+        return dn_node_fail(c, DN_ERR_SHAPE, "inputs/2",
+                            "bias \"%s\" %s must hold one value per output feature of weight "
+                            "\"%s\" %s (%lld)",
+                            c->input_names[2], bs, c->input_names[1], ws,
+                            (long long)in[1].shape.d[1]);
+    return DN_OK;
+}
+
+static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
+                       dn_tensor_desc *out)
+{
+    const affine_attrs *a = attrs;
+    dn_status st;
+    for (int i = 0; i < c->n_inputs; i++)
+        if ((st = dn_expect_f32(c, in, i)))
+            return st;
+    if ((st = check_data(c, in)) || (st = dn_expect_rank(c, in, 1, 2)) ||
+        (c->n_inputs > 2 && (st = dn_expect_rank(c, in, 2, 1))) ||
+        (st = check_weight(c, a, in)) || (st = check_bias(c, a, in)))
+        return st;
+    int64_t dims[2] = { in[0].shape.d[0], in[1].shape.d[1] };
+    *out = (dn_tensor_desc){ DN_F32, dn_shape_make(2, dims, in[0].shape.batched) };
+    return DN_OK;
+}
+
+static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
+                     const dn_tensor_desc *out)
+{
+    (void)attrs;
+    int64_t outputs = dn_shape_numel(&out->shape);
+    int64_t total = mul_sat(mul_sat(outputs, in[1].shape.d[0]), 2);
+    return n_in > 2 && total < INT64_MAX - outputs ? total + outputs : total;
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+/* Each row of y starts as the bias so that the product adds onto it (beta = 1). */
+static void fill_bias(const float *b, int64_t rows, int64_t out, float *y)
+{
+    for (int64_t n = 0; n < rows; n++)
+        for (int64_t o = 0; o < out; o++)
+            y[n * out + o] = b[o];
+}
+
+/* db += Σ_n dy[n, :], row by row so that dy is read in order. */
+static void bias_grad(const float *dy, int64_t rows, int64_t out, float *db)
+{
+    for (int64_t n = 0; n < rows; n++)
+        for (int64_t o = 0; o < out; o++)
+            db[o] += dy[n * out + o];
+}
+
+static void forward(const dn_kernel *k)
+{
+    int64_t rows = k->x[0].shape.d[0], in = k->x[1].shape.d[0], out = k->x[1].shape.d[1];
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    float *y = dn_f32(k->y);
+    if (b)
+        fill_bias(b, rows, out, y);
+    dn_sgemm(false, false, rows, out, in, 1.0f, x, in, w, out, b ? 1.0f : 0.0f, y, out,
+             k->threads);
+}
+
+static void backward(const dn_kernel *k)
+{
+    int64_t rows = k->x[0].shape.d[0], in = k->x[1].shape.d[0], out = k->x[1].shape.d[1];
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]), *dy = dn_f32(k->dy);
+    float *dx = dn_f32(&k->dx[0]), *dw = dn_f32(&k->dx[1]);
+    float *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
+    if (dw)
+        dn_sgemm(true, false, in, out, rows, 1.0f, x, in, dy, out, 1.0f, dw, out, k->threads);
+    if (dx)
+        dn_sgemm(false, true, rows, in, out, 1.0f, dy, out, w, out, 1.0f, dx, in, k->threads);
+    if (db)
+        bias_grad(dy, rows, out, db);
+}
+
+const dn_op dn_op_affine = {
+    .name = "Affine",
+    .min_inputs = 2,
+    .max_inputs = 3,
+    .attrs_size = sizeof(affine_attrs),
+    .parse_attrs = parse_attrs,
+    .implicit_params = implicit_params,
+    .infer = infer,
+    .flops = flops,
+    .forward = forward,
+    .backward = backward,
+};

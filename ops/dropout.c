@@ -1,0 +1,96 @@
+/*
+ * dropout.c — inverted dropout.
+ *
+ *   training:  m_i = [u_i ≥ ratio] / (1 − ratio),  u_i = dn_rng_hash_uniform(seed, i)
+ *              y_i = x_i · m_i                     dx_i += dy_i · m_i
+ *   inference: y = x                               dx += dy
+ *
+ * x, y: any shape, float32. `saved` holds m (one float per element) for backward.
+ * Attr `ratio` (default 0.5), in [0, 1): the probability of zeroing an element.
+ * Element i's draw depends only on (seed, i), so the mask is the same whatever the thread
+ * split; scaling at training time means inference needs no correction.
+ */
+#include <float.h>
+
+#include "op.h"
+#include "rng.h"
+
+typedef struct dropout_attrs {
+    float ratio;
+    float scale; /* 1 / (1 − ratio) */
+} dropout_attrs;
+
+static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
+{
+    static const char *const allowed[] = { "ratio", NULL };
+    dropout_attrs *a = attrs;
+    double ratio;
+    dn_status st = dn_attrs_only(c, allowed);
+    if (!st)
+        st = dn_attr_number(c, "ratio", 0.5, -DBL_MAX, DBL_MAX, &ratio);
+    if (st)
+        return st;
+    /* The range is half-open (1 would divide by zero in the scale), which dn_attr_number's
+     * closed [min, max] cannot say. */
+    if (ratio < 0.0 || ratio >= 1.0)
+        return dn_node_fail(c, DN_ERR_MODEL, "attrs/ratio",
+                            "expected a number in [0, 1), found %g", ratio);
+    a->ratio = (float)ratio;
+    a->scale = (float)(1.0 / (1.0 - ratio));
+    return DN_OK;
+}
+
+static size_t saved_size(const void *attrs, const dn_tensor_desc *in, int n_in,
+                         const dn_tensor_desc *out)
+{
+    (void)attrs, (void)in, (void)n_in;
+    return (size_t)dn_shape_numel(&out->shape) * sizeof(float);
+}
+
+static void forward(const dn_kernel *k)
+{
+    const dropout_attrs *a = k->attrs;
+    const float *x = dn_f32(&k->x[0]);
+    float *y = dn_f32(k->y), *mask = k->saved;
+    int64_t n = dn_shape_numel(&k->y->shape);
+    if (!k->training) {
+#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i];
+        return;
+    }
+#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        mask[i] = dn_rng_hash_uniform(k->seed, (uint64_t)i) >= a->ratio ? a->scale : 0.0f;
+        y[i] = x[i] * mask[i];
+    }
+}
+
+static void backward(const dn_kernel *k)
+{
+    const float *dy = dn_f32(k->dy), *mask = k->saved;
+    float *dx = dn_f32(&k->dx[0]);
+    int64_t n = dn_shape_numel(&k->y->shape);
+    if (!k->training) {
+#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += dy[i];
+        return;
+    }
+#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += dy[i] * mask[i];
+}
+
+const dn_op dn_op_dropout = {
+    .name = "Dropout",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attrs_size = sizeof(dropout_attrs),
+    .parse_attrs = parse_attrs,
+    .infer = dn_infer_unary,
+    .saved_size = saved_size,
+    .flops = dn_flops_per_output,
+    .forward = forward,
+    .backward = backward,
+};
