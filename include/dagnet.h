@@ -160,9 +160,10 @@ dn_status dn_session_save_weights(dn_session *s, const char *path);
 dn_status dn_session_write_npy(dn_session *s, const char *tensor, const char *path);
 
 /* Write the scalar loss under "loss" and each param's gradient under "grad.<param>" to a
- * safetensors file; with `with_activations`, also every computed node output under
- * "act.<node>". For the `dagnet grad` command and parity checks. */
-dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_activations);
+ * safetensors file (atomically); with `with_tensors`, also each param's value under
+ * "param.<param>" and every computed node output under "act.<node>". For the `dagnet grad`
+ * command and parity checks. Needs a backward since the last forward. */
+dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors);
 
 #ifdef __cplusplus
 }

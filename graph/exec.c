@@ -1,0 +1,478 @@
+/*
+ * exec.c — buffer planning, forward and backward over a sorted graph (see exec.h).
+ */
+#include "exec.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 64
+
+static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+
+/* a + b into *sum, false on overflow. */
+static bool add_ok(size_t a, size_t b, size_t *sum)
+{
+    if (a > SIZE_MAX - b)
+        return false;
+    *sum = a + b;
+    return true;
+}
+
+static void *alloc_aligned(size_t n) { return n ? aligned_alloc(ALIGN, round_up(n)) : NULL; }
+
+/* ------------------------------------------------------------------ init */
+
+static void mark_loss_path(dn_exec *e)
+{
+    const dn_graph *g = e->g;
+    if (g->loss < 0)
+        return;
+    bool *needed = calloc((size_t)g->n_values, sizeof *needed);
+    if (!needed)
+        return;
+    needed[g->loss] = true;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const dn_node *n = &g->nodes[i];
+        if (!needed[n->output])
+            continue;
+        e->on_loss_path[i] = true;
+        for (int j = 0; j < n->n_inputs; j++)
+            needed[n->inputs[j]] = true;
+    }
+    free(needed);
+}
+
+static dn_status init_params(dn_exec *e, uint64_t seed, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    int64_t total = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        int64_t n = dn_shape_numel(&g->values[g->param_values[i]].desc.shape);
+        if (n < 0 || total > INT64_MAX - n)
+            return dn_err_set(err, DN_ERR_NOMEM, "%s: the params' element count overflows", g->file);
+        total += n;
+    }
+    e->param_count = total;
+    size_t bytes = (size_t)total * sizeof(float);
+    if ((uint64_t)total > SIZE_MAX / sizeof(float))
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: %lld params do not fit in memory", g->file,
+                          (long long)total);
+    e->param_data = alloc_aligned(bytes + sizeof(float));
+    e->param_grad = alloc_aligned(bytes + sizeof(float));
+    if (!e->param_data || !e->param_grad)
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu bytes for %lld params",
+                          g->file, 2 * bytes, (long long)total);
+    dn_rng_seed(&e->rng, seed);
+    int64_t offset = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        int v = g->param_values[i];
+        const dn_value *val = &g->values[v];
+        e->val[v] = (dn_tensor){ DN_F32, val->desc.shape, e->param_data + offset };
+        e->grad[v] = (dn_tensor){ DN_F32, val->desc.shape, e->param_grad + offset };
+        dn_init_fill(&val->init, &val->desc.shape, e->param_data + offset, &e->rng);
+        offset += dn_shape_numel(&val->desc.shape);
+    }
+    memset(e->param_grad, 0, bytes);
+    return DN_OK;
+}
+
+dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads, dn_err *err)
+{
+    memset(e, 0, sizeof *e);
+    e->g = g;
+    e->threads = threads > 0 ? threads : omp_get_max_threads();
+    e->rebatched_by = -1;
+    size_t nv = (size_t)g->n_values, nn = (size_t)g->n_nodes;
+    e->val = calloc(nv, sizeof *e->val);
+    e->grad = calloc(nv, sizeof *e->grad);
+    e->computed = calloc(nv, sizeof *e->computed);
+    e->input_set = calloc(nv, sizeof *e->input_set);
+    e->on_loss_path = calloc(nn, sizeof *e->on_loss_path);
+    e->wanted = calloc(nn, sizeof *e->wanted);
+    e->saved = calloc(nn, sizeof *e->saved);
+    e->node_first = calloc(nn + 1, sizeof *e->node_first);
+    if (!e->val || !e->grad || !e->computed || !e->input_set || !e->on_loss_path || !e->wanted ||
+        !e->saved || !e->node_first)
+        return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nn; i++)
+        e->node_first[i + 1] = e->node_first[i] + g->nodes[i].n_inputs;
+    e->x_views = calloc((size_t)e->node_first[nn] + 1, sizeof *e->x_views);
+    e->dx_views = calloc((size_t)e->node_first[nn] + 1, sizeof *e->dx_views);
+    if (!e->x_views || !e->dx_views)
+        return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
+    mark_loss_path(e);
+    return init_params(e, seed, err);
+}
+
+void dn_exec_free(dn_exec *e)
+{
+    free(e->param_data);
+    free(e->param_grad);
+    free(e->val);
+    free(e->grad);
+    free(e->computed);
+    free(e->input_set);
+    free(e->on_loss_path);
+    free(e->wanted);
+    free(e->saved);
+    free(e->node_first);
+    free(e->x_views);
+    free(e->dx_views);
+    free(e->arena);
+    free(e->work);
+    memset(e, 0, sizeof *e);
+}
+
+/* ------------------------------------------------------------------ planning */
+
+static dn_shape with_batch(dn_shape s, int64_t batch)
+{
+    if (s.batched)
+        s.d[0] = batch;
+    return s;
+}
+
+/* Bytes of a value at this batch size, false on overflow. */
+static bool value_bytes(const dn_value *v, int64_t batch, size_t *bytes)
+{
+    dn_shape s = with_batch(v->desc.shape, batch);
+    int64_t n = dn_shape_numel(&s), b;
+    if (n < 0 || !dn_mul_ok(n, (int64_t)dn_dtype_size(v->desc.dtype), &b) || (uint64_t)b > SIZE_MAX / 2)
+        return false;
+    *bytes = (size_t)b;
+    return true;
+}
+
+typedef struct layout {
+    size_t *offset;      /* per value: activation offset, SIZE_MAX when none */
+    size_t *grad_offset; /* per value: gradient offset, SIZE_MAX when none */
+    size_t *saved_offset;/* per node */
+    size_t total, work;
+} layout;
+
+static bool grows(size_t *total, size_t bytes, size_t *at)
+{
+    *at = *total;
+    return add_ok(*total, round_up(bytes), total) && bytes <= SIZE_MAX - ALIGN;
+}
+
+/* Descriptors of a node's inputs and output at this batch size. */
+static void node_descs(const dn_exec *e, const dn_node *n, int64_t batch, dn_tensor_desc *in,
+                       dn_tensor_desc *out)
+{
+    for (int j = 0; j < n->n_inputs; j++) {
+        in[j] = e->g->values[n->inputs[j]].desc;
+        in[j].shape = with_batch(in[j].shape, batch);
+    }
+    *out = e->g->values[n->output].desc;
+    out->shape = with_batch(out->shape, batch);
+}
+
+static dn_status compute_layout(dn_exec *e, int64_t batch, layout *lay, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    const char *why = NULL;
+    for (int v = 0; v < g->n_values; v++) {
+        lay->offset[v] = lay->grad_offset[v] = SIZE_MAX;
+        const dn_value *val = &g->values[v];
+        if (val->kind == DN_VALUE_PARAM)
+            continue;
+        size_t bytes;
+        if (!value_bytes(val, batch, &bytes) || !grows(&lay->total, bytes, &lay->offset[v])) {
+            why = val->name;
+            goto overflow;
+        }
+        bool grad = val->kind == DN_VALUE_NODE && val->needs_grad && e->on_loss_path[val->node];
+        if (grad && !grows(&lay->total, bytes, &lay->grad_offset[v])) {
+            why = val->name;
+            goto overflow;
+        }
+    }
+    size_t max_in = 1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if ((size_t)g->nodes[i].n_inputs > max_in)
+            max_in = (size_t)g->nodes[i].n_inputs;
+    dn_tensor_desc *in = malloc(max_in * sizeof *in);
+    if (!in)
+        return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dn_node *n = &g->nodes[i];
+        dn_tensor_desc out;
+        node_descs(e, n, batch, in, &out);
+        size_t ss = n->op->saved_size ? n->op->saved_size(n->attrs, in, n->n_inputs, &out) : 0;
+        size_t ws = n->op->workspace_size
+                        ? n->op->workspace_size(n->attrs, in, n->n_inputs, &out, e->threads)
+                        : 0;
+        if (ws > lay->work)
+            lay->work = ws;
+        lay->saved_offset[i] = SIZE_MAX;
+        if (ss && !grows(&lay->total, ss, &lay->saved_offset[i])) {
+            why = n->name;
+            free(in);
+            goto overflow;
+        }
+    }
+    free(in);
+    return DN_OK;
+overflow:
+    return dn_err_set(err, DN_ERR_NOMEM,
+                      "%s: batch %lld is too large: the buffers for \"%s\" overflow the address space",
+                      g->file, (long long)batch, why);
+}
+
+/* Point every tensor view at its place in the arenas. */
+static void bind_views(dn_exec *e, const layout *lay)
+{
+    const dn_graph *g = e->g;
+    unsigned char *base = e->arena;
+    for (int v = 0; v < g->n_values; v++) {
+        const dn_value *val = &g->values[v];
+        if (val->kind == DN_VALUE_PARAM)
+            continue;
+        dn_shape s = with_batch(val->desc.shape, e->batch);
+        e->val[v] = (dn_tensor){ val->desc.dtype, s, base + lay->offset[v] };
+        e->grad[v] = (dn_tensor){ val->desc.dtype, s,
+                                  lay->grad_offset[v] == SIZE_MAX ? NULL : base + lay->grad_offset[v] };
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dn_node *n = &g->nodes[i];
+        e->saved[i] = lay->saved_offset[i] == SIZE_MAX ? NULL : base + lay->saved_offset[i];
+        for (int j = 0; j < n->n_inputs; j++) {
+            int v = n->inputs[j];
+            dn_tensor *x = &e->x_views[e->node_first[i] + j];
+            dn_tensor *dx = &e->dx_views[e->node_first[i] + j];
+            *x = e->val[v];
+            *dx = e->grad[v];
+            if (!dn_op_takes_grad(n->op, j) || !g->values[v].needs_grad)
+                dx->data = NULL;
+        }
+    }
+}
+
+dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
+{
+    if (batch == e->batch)
+        return DN_OK;
+    const dn_graph *g = e->g;
+    if (batch < 1 || batch > DN_MAX_DIM)
+        return dn_err_set(err, DN_ERR_ARG, "%s: batch size must be in [1, %lld], found %lld",
+                          g->file, (long long)DN_MAX_DIM, (long long)batch);
+    layout lay = { 0 };
+    lay.offset = malloc((size_t)g->n_values * sizeof *lay.offset);
+    lay.grad_offset = malloc((size_t)g->n_values * sizeof *lay.grad_offset);
+    lay.saved_offset = malloc(((size_t)g->n_nodes + 1) * sizeof *lay.saved_offset);
+    dn_status st = DN_OK;
+    if (!lay.offset || !lay.grad_offset || !lay.saved_offset)
+        st = dn_err_set(err, DN_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = compute_layout(e, batch, &lay, err);
+    if (!st) {
+        free(e->arena);
+        free(e->work);
+        e->batch = 0;
+        e->arena = alloc_aligned(lay.total);
+        e->work = alloc_aligned(lay.work);
+        if ((lay.total && !e->arena) || (lay.work && !e->work)) {
+            free(e->arena);
+            free(e->work);
+            e->arena = e->work = NULL;
+            st = dn_err_set(err, DN_ERR_NOMEM,
+                            "%s: cannot allocate %zu bytes of buffers and %zu of workspace for batch %lld",
+                            g->file, lay.total, lay.work, (long long)batch);
+        }
+    }
+    if (!st) {
+        e->batch = batch;
+        e->arena_size = lay.total;
+        e->work_size = lay.work;
+        bind_views(e, &lay);
+        memset(e->input_set, 0, (size_t)g->n_values * sizeof *e->input_set);
+        memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
+        e->loss_ready = e->grads_ready = false;
+    }
+    free(lay.offset);
+    free(lay.grad_offset);
+    free(lay.saved_offset);
+    return st;
+}
+
+/* ------------------------------------------------------------------ inputs */
+
+static dn_status copy_labels64(dn_exec *e, const dn_value *val, const int64_t *src, int32_t *dst,
+                               int64_t n, dn_err *err)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (src[i] < INT32_MIN || src[i] > INT32_MAX)
+            return dn_err_set(err, DN_ERR_ARG, "%s: input \"%s\": int64 value %lld at %lld does not fit int32",
+                              e->g->file, val->name, (long long)src[i], (long long)i);
+        dst[i] = (int32_t)src[i];
+    }
+    return DN_OK;
+}
+
+dn_status dn_exec_set_input(dn_exec *e, int value, dn_dtype dtype, int rank, const int64_t *shape,
+                            const void *data, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    const dn_value *val = &g->values[value];
+    char want[DN_SHAPE_STR_MAX], got[DN_SHAPE_STR_MAX];
+    if (rank < 0 || rank > DN_MAX_RANK || (rank > 0 && !shape) || !data)
+        return dn_err_set(err, DN_ERR_ARG, "%s: input \"%s\": bad rank, shape or data pointer",
+                          g->file, val->name);
+    dn_shape s = dn_shape_make(rank, shape, val->desc.shape.batched);
+    bool fits = rank == val->desc.shape.rank;
+    for (int i = 0; i < rank && fits; i++)
+        fits = (i == 0 && val->desc.shape.batched) ? s.d[0] >= 1 : s.d[i] == val->desc.shape.d[i];
+    dn_shape found = s;
+    found.batched = false; /* show the numbers the caller gave */
+    if (!fits)
+        return dn_err_set(err, DN_ERR_SHAPE, "%s: input \"%s\": expected shape %s, found %s",
+                          g->file, val->name, dn_shape_str(&val->desc.shape, want, sizeof want),
+                          dn_shape_str(&found, got, sizeof got));
+    bool int_ok = val->desc.dtype == DN_I32 && (dtype == DN_I32 || dtype == DN_I64);
+    if (dtype != val->desc.dtype && !int_ok)
+        return dn_err_set(err, DN_ERR_SHAPE, "%s: input \"%s\": expected %s, found %s", g->file,
+                          val->name, dn_dtype_name(val->desc.dtype), dn_dtype_name(dtype));
+    int64_t batch = val->desc.shape.batched ? s.d[0] : (e->batch ? e->batch : 1);
+    bool others_set = false;
+    for (int k = 0; k < g->n_inputs; k++)
+        others_set |= g->input_values[k] != value && e->input_set[g->input_values[k]];
+    if (batch != e->batch && others_set) {
+        e->rebatched_by = value;
+        e->old_batch = e->batch;
+    }
+    dn_status st = dn_exec_plan(e, batch, err);
+    if (st)
+        return st;
+    const dn_tensor *t = &e->val[value];
+    int64_t n = dn_shape_numel(&t->shape);
+    if (dtype == DN_I64 && val->desc.dtype == DN_I32)
+        st = copy_labels64(e, val, data, dn_i32(t), n, err);
+    else
+        memcpy(t->data, data, (size_t)n * dn_dtype_size(dtype));
+    if (st)
+        return st;
+    e->input_set[value] = true;
+    memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
+    e->loss_ready = e->grads_ready = false;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+/* Mark the nodes the targets depend on; fail if one of them reads an input not yet fed. */
+static dn_status select_nodes(dn_exec *e, const int *targets, int n_targets, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    memset(e->wanted, 0, (size_t)g->n_nodes * sizeof *e->wanted);
+    /* computed[] doubles as the "needed" mark during this walk; cleared before running. */
+    bool *needed = e->computed;
+    memset(needed, 0, (size_t)g->n_values * sizeof *needed);
+    for (int i = 0; i < n_targets; i++)
+        needed[targets[i]] = true;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const dn_node *n = &g->nodes[i];
+        if (!needed[n->output])
+            continue;
+        e->wanted[i] = true;
+        for (int j = 0; j < n->n_inputs; j++)
+            needed[n->inputs[j]] = true;
+    }
+    for (int k = 0; k < g->n_inputs; k++) {
+        int v = g->input_values[k];
+        if (needed[v] && !e->input_set[v] && e->rebatched_by >= 0)
+            return dn_err_set(err, DN_ERR_ARG,
+                              "%s: input \"%s\" is needed but was dropped when \"%s\" changed the "
+                              "batch size from %lld to %lld (feed every input with the same batch)",
+                              g->file, g->values[v].name, g->values[e->rebatched_by].name,
+                              (long long)e->old_batch, (long long)e->batch);
+        if (needed[v] && !e->input_set[v])
+            return dn_err_set(err, DN_ERR_ARG, "%s: input \"%s\" is needed but has not been set",
+                              g->file, g->values[v].name);
+    }
+    return DN_OK;
+}
+
+static dn_kernel kernel_for(const dn_exec *e, int i, bool training, uint64_t step_seed)
+{
+    const dn_node *n = &e->g->nodes[i];
+    return (dn_kernel){ .attrs = n->attrs,
+                        .n_inputs = n->n_inputs,
+                        .x = &e->x_views[e->node_first[i]],
+                        .y = &e->val[n->output],
+                        .dx = &e->dx_views[e->node_first[i]],
+                        .dy = &e->grad[n->output],
+                        .work = e->work,
+                        .saved = e->saved[i],
+                        .training = training,
+                        .seed = dn_rng_hash(step_seed, (uint64_t)i),
+                        .threads = e->threads };
+}
+
+dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_targets, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    if (e->batch == 0)
+        return dn_err_set(err, DN_ERR_ARG, "%s: no input has been set", g->file);
+    dn_status st = select_nodes(e, targets, n_targets, err);
+    memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
+    e->loss_ready = e->grads_ready = false;
+    if (st)
+        return st;
+    for (int v = 0; v < g->n_values; v++)
+        e->computed[v] = g->values[v].kind == DN_VALUE_PARAM || e->input_set[v];
+    uint64_t step_seed = dn_rng_next(&e->rng);
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!e->wanted[i])
+            continue;
+        const dn_node *n = &g->nodes[i];
+        dn_kernel k = kernel_for(e, i, training, step_seed);
+        if (n->op->check) {
+            dn_node_ctx c = dn_graph_node_ctx(g, n, err);
+            if ((st = n->op->check(&c, n->attrs, k.x)))
+                return st;
+        }
+        n->op->forward(&k);
+        e->computed[n->output] = true;
+    }
+    e->loss_ready = training && g->loss >= 0 && e->computed[g->loss];
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------ backward */
+
+static void zero_gradients(dn_exec *e)
+{
+    const dn_graph *g = e->g;
+    memset(e->param_grad, 0, (size_t)e->param_count * sizeof(float));
+    for (int v = 0; v < g->n_values; v++) {
+        const dn_tensor *t = &e->grad[v];
+        if (g->values[v].kind == DN_VALUE_NODE && t->data)
+            memset(t->data, 0, (size_t)dn_shape_numel(&t->shape) * sizeof(float));
+    }
+}
+
+dn_status dn_exec_backward(dn_exec *e, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    if (g->loss < 0)
+        return dn_err_set(err, DN_ERR_ARG, "%s: the model has no \"loss\" to differentiate", g->file);
+    if (!e->loss_ready)
+        return dn_err_set(err, DN_ERR_ARG,
+                          "%s: backward needs a forward in training mode that computed the loss \"%s\"",
+                          g->file, g->values[g->loss].name);
+    zero_gradients(e);
+    dn_f32(&e->grad[g->loss])[0] = 1.0f;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const dn_node *n = &g->nodes[i];
+        if (!e->on_loss_path[i] || !g->values[n->output].needs_grad)
+            continue;
+        dn_kernel k = kernel_for(e, i, true, 0);
+        n->op->backward(&k);
+    }
+    e->grads_ready = true;
+    return DN_OK;
+}

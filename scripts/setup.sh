@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# setup.sh — install what dagnet needs from Debian's packages, or print the line to run.
+#
+#   bash scripts/setup.sh          build dependencies (compiler, CMake, BLIS, cJSON, zlib, Criterion)
+#   bash scripts/setup.sh --test   also PyTorch and NumPy for the parity tests
+set -euo pipefail
+
+packages=(build-essential cmake libblis-dev libcjson-dev libcriterion-dev zlib1g-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -eq 0 ]]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: missing packages; run:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi

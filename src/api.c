@@ -1,0 +1,434 @@
+/*
+ * api.c — the public API of include/dagnet.h over the graph layer (graph/) and the file
+ * formats (npy.c, safetensors.c).
+ *
+ * A dn_model wraps a loaded dn_graph; a dn_session wraps a dn_exec (params, buffers, RNG).
+ * Each handle keeps the message of its last failure, like sqlite3_errmsg.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dagnet.h"
+#include "error.h"
+#include "exec.h"
+#include "fileio.h"
+#include "graph.h"
+#include "npy.h"
+#include "safetensors.h"
+
+/* Model files larger than this are refused before parsing. */
+#define MAX_MODEL_BYTES ((size_t)64 << 20)
+/* Weight files larger than this are refused (AlexNet's are 250 MB). */
+#define MAX_WEIGHTS_BYTES ((size_t)16 << 30)
+
+struct dn_model {
+    dn_graph *g;
+    dn_err err;
+};
+
+struct dn_session {
+    const dn_model *m;
+    dn_exec e;
+    dn_err err;
+};
+
+static const char out_of_memory[] = "out of memory";
+
+/* ------------------------------------------------------------------ models */
+
+dn_status dn_model_parse(const char *json, size_t len, const char *file_name, dn_model **out)
+{
+    dn_model *m = calloc(1, sizeof *m);
+    *out = m;
+    if (!m)
+        return DN_ERR_NOMEM;
+    if (!json)
+        return dn_err_set(&m->err, DN_ERR_ARG, "%s: no JSON text given", file_name ? file_name : "<model>");
+    return dn_graph_parse(json, len, file_name, &m->g, &m->err);
+}
+
+dn_status dn_model_load(const char *path, dn_model **out)
+{
+    *out = NULL;
+    unsigned char *text = NULL;
+    size_t size = 0;
+    dn_err err;
+    dn_err_clear(&err);
+    if (!path || dn_file_read_all(path, MAX_MODEL_BYTES, &text, &size, &err)) {
+        dn_model *m = calloc(1, sizeof *m);
+        *out = m;
+        if (!m)
+            return DN_ERR_NOMEM;
+        if (!path)
+            return dn_err_set(&m->err, DN_ERR_ARG, "dn_model_load: path is NULL");
+        m->err = err;
+        return err.status;
+    }
+    dn_status st = dn_model_parse((const char *)text, size, path, out);
+    free(text);
+    return st;
+}
+
+void dn_model_free(dn_model *m)
+{
+    if (!m)
+        return;
+    dn_graph_free(m->g);
+    free(m);
+}
+
+const char *dn_model_errmsg(const dn_model *m) { return m ? m->err.msg : out_of_memory; }
+
+static bool model_ready(const dn_model *m) { return m && m->g; }
+
+const char *dn_model_name(const dn_model *m) { return model_ready(m) ? m->g->name : ""; }
+const char *dn_model_file(const dn_model *m) { return model_ready(m) ? m->g->file : ""; }
+int dn_model_node_count(const dn_model *m) { return model_ready(m) ? m->g->n_nodes : 0; }
+int dn_model_input_count(const dn_model *m) { return model_ready(m) ? m->g->n_inputs : 0; }
+int dn_model_param_count(const dn_model *m) { return model_ready(m) ? m->g->n_params : 0; }
+int dn_model_output_count(const dn_model *m) { return model_ready(m) ? m->g->n_outputs : 0; }
+
+const char *dn_model_output_name(const dn_model *m, int i)
+{
+    if (!model_ready(m) || i < 0 || i >= m->g->n_outputs)
+        return NULL;
+    return m->g->values[m->g->outputs[i]].name;
+}
+
+const char *dn_model_loss_name(const dn_model *m)
+{
+    return model_ready(m) && m->g->loss >= 0 ? m->g->values[m->g->loss].name : NULL;
+}
+
+static void fill_shape(const dn_shape *s, int *rank, int64_t *shape, bool *batched)
+{
+    *rank = s->rank;
+    memcpy(shape, s->d, sizeof s->d);
+    *batched = s->batched;
+}
+
+dn_status dn_model_node_info(const dn_model *m, int i, dn_node_info *out)
+{
+    if (!model_ready(m) || i < 0 || i >= m->g->n_nodes || !out)
+        return DN_ERR_ARG;
+    const dn_node *n = &m->g->nodes[i];
+    const dn_value *v = &m->g->values[n->output];
+    *out = (dn_node_info){ .name = n->name,
+                           .op = n->op->name,
+                           .n_inputs = n->n_inputs,
+                           .inputs = (const char *const *)n->input_names,
+                           .params = n->param_elems,
+                           .flops = n->flops };
+    fill_shape(&v->desc.shape, &out->rank, out->shape, &out->batched);
+    return DN_OK;
+}
+
+static dn_status tensor_info(const dn_value *v, dn_tensor_info *out)
+{
+    *out = (dn_tensor_info){ .name = v->name, .dtype = v->desc.dtype };
+    fill_shape(&v->desc.shape, &out->rank, out->shape, &out->batched);
+    return DN_OK;
+}
+
+dn_status dn_model_input_info(const dn_model *m, int i, dn_tensor_info *out)
+{
+    if (!model_ready(m) || i < 0 || i >= m->g->n_inputs || !out)
+        return DN_ERR_ARG;
+    return tensor_info(&m->g->values[m->g->input_values[i]], out);
+}
+
+dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out)
+{
+    if (!model_ready(m) || i < 0 || i >= m->g->n_params || !out)
+        return DN_ERR_ARG;
+    return tensor_info(&m->g->values[m->g->param_values[i]], out);
+}
+
+/* ------------------------------------------------------------------ sessions */
+
+dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_session **out)
+{
+    dn_session *s = calloc(1, sizeof *s);
+    *out = s;
+    if (!s)
+        return DN_ERR_NOMEM;
+    if (!model_ready(m))
+        return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_new: the model did not load");
+    s->m = m;
+    dn_session_options o = opts ? *opts : DN_SESSION_OPTIONS_DEFAULT;
+    return dn_exec_init(&s->e, m->g, o.seed, o.threads, &s->err);
+}
+
+void dn_session_free(dn_session *s)
+{
+    if (!s)
+        return;
+    dn_exec_free(&s->e);
+    free(s);
+}
+
+const char *dn_session_errmsg(const dn_session *s) { return s ? s->err.msg : out_of_memory; }
+
+static bool session_ready(const dn_session *s) { return s && s->m && s->e.g; }
+
+/* Value index of `name` of the wanted kind, or a message. kind < 0: any kind. */
+static int find_value(dn_session *s, const char *name, int kind, const char *what)
+{
+    const dn_graph *g = s->e.g;
+    int v = name ? dn_graph_find(g, name) : -1;
+    if (v < 0 || (kind >= 0 && (int)g->values[v].kind != kind)) {
+        dn_err_set(&s->err, DN_ERR_ARG, "%s: %s \"%s\" is not defined", g->file, what,
+                   name ? name : "(null)");
+        return -1;
+    }
+    return v;
+}
+
+dn_status dn_session_set_input(dn_session *s, const char *name, dn_dtype dtype, int rank,
+                               const int64_t *shape, const void *data)
+{
+    if (!session_ready(s))
+        return DN_ERR_ARG;
+    int v = find_value(s, name, DN_VALUE_INPUT, "graph input");
+    if (v < 0)
+        return DN_ERR_ARG;
+    return dn_exec_set_input(&s->e, v, dtype, rank, shape, data, &s->err);
+}
+
+dn_status dn_session_set_input_npy(dn_session *s, const char *name, const char *path)
+{
+    if (!session_ready(s))
+        return DN_ERR_ARG;
+    dn_array a;
+    dn_status st = dn_npy_read(path, &a, &s->err);
+    if (st)
+        return st;
+    st = dn_session_set_input(s, name, a.dtype, a.shape.rank, a.shape.d, a.data);
+    if (st)
+        dn_err_prefix(&s->err, "%s", path);
+    dn_array_free(&a);
+    return st;
+}
+
+dn_status dn_session_forward(dn_session *s, dn_mode mode, const char *const *fetch, int n_fetch)
+{
+    if (!session_ready(s))
+        return DN_ERR_ARG;
+    const dn_graph *g = s->e.g;
+    if (n_fetch < 0 || (n_fetch > 0 && !fetch))
+        return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_forward: bad fetch list");
+    /* The default targets: the outputs, and the loss when training. */
+    int targets[64];
+    int n = 0;
+    if (n_fetch == 0) {
+        for (int i = 0; i < g->n_outputs && n < 63; i++)
+            targets[n++] = g->outputs[i];
+        if (mode == DN_TRAIN && g->loss >= 0)
+            targets[n++] = g->loss;
+    } else {
+        if (n_fetch > 64)
+            return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_forward: at most 64 fetches");
+        for (int i = 0; i < n_fetch; i++)
+            if ((targets[n++] = find_value(s, fetch[i], -1, "tensor")) < 0)
+                return DN_ERR_ARG;
+    }
+    return dn_exec_forward(&s->e, mode == DN_TRAIN, targets, n, &s->err);
+}
+
+dn_status dn_session_backward(dn_session *s)
+{
+    if (!session_ready(s))
+        return DN_ERR_ARG;
+    return dn_exec_backward(&s->e, &s->err);
+}
+
+static void to_view(const dn_tensor *t, dn_view *out)
+{
+    *out = (dn_view){ .dtype = t->dtype, .rank = t->shape.rank, .data = t->data };
+    memcpy(out->shape, t->shape.d, sizeof t->shape.d);
+}
+
+dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out)
+{
+    if (!session_ready(s) || !out)
+        return DN_ERR_ARG;
+    int v = find_value(s, name, -1, "tensor");
+    if (v < 0)
+        return DN_ERR_ARG;
+    if (!s->e.computed[v])
+        return dn_err_set(&s->err, DN_ERR_ARG, "%s: tensor \"%s\" has not been computed (run a forward that needs it)",
+                          s->e.g->file, name);
+    to_view(&s->e.val[v], out);
+    return DN_OK;
+}
+
+dn_status dn_session_param(dn_session *s, const char *name, dn_view *out)
+{
+    if (!session_ready(s) || !out)
+        return DN_ERR_ARG;
+    int v = find_value(s, name, DN_VALUE_PARAM, "param");
+    if (v < 0)
+        return DN_ERR_ARG;
+    to_view(&s->e.val[v], out);
+    return DN_OK;
+}
+
+dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out)
+{
+    if (!session_ready(s) || !out)
+        return DN_ERR_ARG;
+    int v = find_value(s, name, DN_VALUE_PARAM, "param");
+    if (v < 0)
+        return DN_ERR_ARG;
+    if (!s->e.grads_ready)
+        return dn_err_set(&s->err, DN_ERR_ARG, "%s: no gradients yet (run backward after a training forward)",
+                          s->e.g->file);
+    to_view(&s->e.grad[v], out);
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------ files */
+
+/* Every param must be in the file as F32 with its exact shape, and nothing else. */
+static dn_status check_weights(dn_session *s, const dn_st_file *f, const char *path)
+{
+    const dn_graph *g = s->e.g;
+    char want[DN_SHAPE_STR_MAX], got[DN_SHAPE_STR_MAX];
+    for (int i = 0; i < g->n_params; i++) {
+        const dn_value *p = &g->values[g->param_values[i]];
+        const dn_st_entry *e = dn_st_find(f, p->name);
+        if (!e)
+            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: param \"%s\" of %s is missing",
+                              path, p->name, g->file);
+        if (e->dtype != DN_F32)
+            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: param \"%s\": expected dtype F32, found %s",
+                              path, p->name, dn_dtype_name(e->dtype));
+        if (!dn_shape_equal(&e->shape, &p->desc.shape))
+            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: param \"%s\": expected shape %s, found %s",
+                              path, p->name, dn_shape_str(&p->desc.shape, want, sizeof want),
+                              dn_shape_str(&e->shape, got, sizeof got));
+    }
+    for (int i = 0; i < f->n; i++) {
+        int v = dn_graph_find(g, f->entries[i].name);
+        if (v < 0 || g->values[v].kind != DN_VALUE_PARAM)
+            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: tensor \"%s\" is not a param of %s",
+                              path, f->entries[i].name, g->file);
+    }
+    return DN_OK;
+}
+
+dn_status dn_session_load_weights(dn_session *s, const char *path)
+{
+    if (!session_ready(s))
+        return DN_ERR_ARG;
+    dn_st_file f;
+    dn_status st = dn_st_read(path, &f, &s->err);
+    if (st)
+        return st;
+    if (!(st = check_weights(s, &f, path))) {
+        const dn_graph *g = s->e.g;
+        for (int i = 0; i < g->n_params; i++) {
+            const dn_tensor *t = &s->e.val[g->param_values[i]];
+            const dn_st_entry *e = dn_st_find(&f, g->values[g->param_values[i]].name);
+            memcpy(t->data, e->data, e->nbytes); /* entries may be unaligned: copy bytes */
+        }
+        memset(s->e.computed, 0, (size_t)g->n_values * sizeof *s->e.computed);
+        s->e.loss_ready = s->e.grads_ready = false;
+    }
+    dn_st_free(&f);
+    return st;
+}
+
+dn_status dn_session_save_weights(dn_session *s, const char *path)
+{
+    if (!session_ready(s))
+        return DN_ERR_ARG;
+    const dn_graph *g = s->e.g;
+    dn_st_tensor *t = calloc((size_t)g->n_params + 1, sizeof *t);
+    if (!t)
+        return dn_err_set(&s->err, DN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < g->n_params; i++) {
+        const dn_tensor *p = &s->e.val[g->param_values[i]];
+        t[i] = (dn_st_tensor){ g->values[g->param_values[i]].name, DN_F32, &p->shape, p->data };
+    }
+    dn_status st = dn_st_write(path, t, g->n_params, &s->err);
+    free(t);
+    return st;
+}
+
+dn_status dn_session_write_npy(dn_session *s, const char *tensor, const char *path)
+{
+    dn_view v;
+    dn_status st = dn_session_tensor(s, tensor, &v);
+    if (st)
+        return st;
+    const dn_tensor *t = &s->e.val[dn_graph_find(s->e.g, tensor)];
+    dn_shape shape = t->shape;
+    shape.batched = false;
+    return dn_npy_write(path, t->dtype, &shape, t->data, &s->err);
+}
+
+/* Entry names built for save_gradients: "grad.<param>", "param.<param>", "act.<node>". */
+static char *prefixed(const char *prefix, const char *name)
+{
+    size_t n = strlen(prefix) + strlen(name) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s%s", prefix, name);
+    return s;
+}
+
+dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors)
+{
+    if (!session_ready(s))
+        return DN_ERR_ARG;
+    const dn_graph *g = s->e.g;
+    if (!s->e.grads_ready)
+        return dn_err_set(&s->err, DN_ERR_ARG, "%s: no gradients yet (run backward after a training forward)",
+                          g->file);
+    int cap = 1 + 2 * g->n_params + g->n_nodes;
+    dn_st_tensor *t = calloc((size_t)cap, sizeof *t);
+    char **names = calloc((size_t)cap, sizeof *names);
+    dn_shape scalar = { .rank = 0 };
+    int n = 0;
+    dn_status st = DN_OK;
+    if (!t || !names) {
+        st = dn_err_set(&s->err, DN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    t[n++] = (dn_st_tensor){ "loss", DN_F32, &scalar, s->e.val[g->loss].data };
+    for (int i = 0; i < g->n_params; i++) {
+        int v = g->param_values[i];
+        if (!(names[n] = prefixed("grad.", g->values[v].name)))
+            goto oom;
+        t[n] = (dn_st_tensor){ names[n], DN_F32, &s->e.grad[v].shape, s->e.grad[v].data };
+        n++;
+    }
+    for (int i = 0; with_tensors && i < g->n_params; i++) {
+        int v = g->param_values[i];
+        if (!(names[n] = prefixed("param.", g->values[v].name)))
+            goto oom;
+        t[n] = (dn_st_tensor){ names[n], DN_F32, &s->e.val[v].shape, s->e.val[v].data };
+        n++;
+    }
+    for (int i = 0; with_tensors && i < g->n_nodes; i++) {
+        int v = g->nodes[i].output;
+        if (!s->e.computed[v])
+            continue;
+        if (!(names[n] = prefixed("act.", g->values[v].name)))
+            goto oom;
+        t[n] = (dn_st_tensor){ names[n], s->e.val[v].dtype, &s->e.val[v].shape, s->e.val[v].data };
+        n++;
+    }
+    st = dn_st_write(path, t, n, &s->err);
+    goto out;
+oom:
+    st = dn_err_set(&s->err, DN_ERR_NOMEM, "out of memory");
+out:
+    for (int i = 0; names && i < cap; i++)
+        free(names[i]);
+    free(names);
+    free(t);
+    return st;
+}
