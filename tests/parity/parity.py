@@ -703,6 +703,35 @@ def make_feeds(model, rng):
     return feeds
 
 
+def check_infer(model, args, path, feeds, feed_args, stem, details):
+    """`dagnet infer` with the run-2 weights: the first output against PyTorch in inference
+    mode (Dropout is the identity). Returns (ok, summary text)."""
+    wfile, out = f"{stem}.weights.safetensors", f"{stem}.infer.npy"
+    log = []
+    rc = run_dagnet([args.dagnet, "infer", path, "--weights", wfile, "--out", out] + feed_args, log)
+    if rc != 0:
+        details += ["  [infer] dagnet infer failed:"] + ["    " + l for l in "\n".join(log).splitlines()]
+        return False, "infer: failed"
+    got = np.load(out)
+    params = read_safetensors(wfile)
+    masks = {n.name: torch.tensor(1.0, dtype=torch.float64) for n in model.order if n.op == "Dropout"}
+    vals = {k: to_torch(v) for k, v in feeds.items()}
+    vals.update({k: to_torch(v) for k, v in params.items()})
+    target = model.outputs[0]
+    with torch.no_grad():
+        for n in model.order:
+            if n.name in model.needed:
+                vals[n.name] = apply_op(n, [vals[i] for i in n.inputs], masks)
+    rep = Report("infer")
+    rep.compare(f"infer {target}", got, vals[target].numpy())
+    if not args.keep:
+        os.remove(out)
+    if rep.failures:
+        details += ["  [infer] " + f for f in rep.failures]
+        return False, "infer: FAILED"
+    return True, f"infer {target}: worst rel. error {rep.worst[0]:.2e}"
+
+
 def check_model(path, args, tmp):
     """Returns (ok, line, details)."""
     details = []
@@ -764,6 +793,10 @@ def check_model(path, args, tmp):
             details += ["    note: " + n for n in rep.notes]
         if not complete:
             break
+    if all_ok and model.outputs:
+        ok, line = check_infer(model, args, path, feeds, feed_args, stem, details)
+        all_ok &= ok
+        summary.append(line)
     nparams = sum(int(np.prod(model.params[p]["shape"])) for p in model.params)
     head = (f"{'PASS' if all_ok else 'FAIL'}  {model.file}: batch {args.batch}, {len(model.nodes)} nodes, "
             f"{len(model.params)} params ({nparams:,} values); " + "; ".join(summary))
