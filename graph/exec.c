@@ -101,7 +101,12 @@ dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads
         e->node_first[i + 1] = e->node_first[i] + g->nodes[i].n_inputs;
     e->x_views = calloc((size_t)e->node_first[nn] + 1, sizeof *e->x_views);
     e->dx_views = calloc((size_t)e->node_first[nn] + 1, sizeof *e->dx_views);
-    if (!e->x_views || !e->dx_views)
+    e->descs = calloc((size_t)e->node_first[nn] + 1, sizeof *e->descs);
+    e->lay.offset = calloc(nv, sizeof *e->lay.offset);
+    e->lay.grad_offset = calloc(nv, sizeof *e->lay.grad_offset);
+    e->lay.saved_offset = calloc(nn + 1, sizeof *e->lay.saved_offset);
+    if (!e->x_views || !e->dx_views || !e->descs || !e->lay.offset || !e->lay.grad_offset ||
+        !e->lay.saved_offset)
         return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
     mark_loss_path(e);
     return init_params(e, seed, err);
@@ -121,6 +126,10 @@ void dn_exec_free(dn_exec *e)
     free(e->node_first);
     free(e->x_views);
     free(e->dx_views);
+    free(e->descs);
+    free(e->lay.offset);
+    free(e->lay.grad_offset);
+    free(e->lay.saved_offset);
     free(e->arena);
     free(e->work);
     memset(e, 0, sizeof *e);
@@ -146,13 +155,6 @@ static bool value_bytes(const dn_value *v, int64_t batch, size_t *bytes)
     return true;
 }
 
-typedef struct layout {
-    size_t *offset;      /* per value: activation offset, SIZE_MAX when none */
-    size_t *grad_offset; /* per value: gradient offset, SIZE_MAX when none */
-    size_t *saved_offset;/* per node */
-    size_t total, work;
-} layout;
-
 static bool grows(size_t *total, size_t bytes, size_t *at)
 {
     *at = *total;
@@ -171,10 +173,11 @@ static void node_descs(const dn_exec *e, const dn_node *n, int64_t batch, dn_ten
     out->shape = with_batch(out->shape, batch);
 }
 
-static dn_status compute_layout(dn_exec *e, int64_t batch, layout *lay, dn_err *err)
+static dn_status compute_layout(dn_exec *e, int64_t batch, dn_layout *lay, dn_err *err)
 {
     const dn_graph *g = e->g;
     const char *why = NULL;
+    lay->total = lay->work = 0;
     for (int v = 0; v < g->n_values; v++) {
         lay->offset[v] = lay->grad_offset[v] = SIZE_MAX;
         const dn_value *val = &g->values[v];
@@ -191,13 +194,7 @@ static dn_status compute_layout(dn_exec *e, int64_t batch, layout *lay, dn_err *
             goto overflow;
         }
     }
-    size_t max_in = 1;
-    for (int i = 0; i < g->n_nodes; i++)
-        if ((size_t)g->nodes[i].n_inputs > max_in)
-            max_in = (size_t)g->nodes[i].n_inputs;
-    dn_tensor_desc *in = malloc(max_in * sizeof *in);
-    if (!in)
-        return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
+    dn_tensor_desc *in = e->descs;
     for (int i = 0; i < g->n_nodes; i++) {
         const dn_node *n = &g->nodes[i];
         dn_tensor_desc out;
@@ -211,11 +208,9 @@ static dn_status compute_layout(dn_exec *e, int64_t batch, layout *lay, dn_err *
         lay->saved_offset[i] = SIZE_MAX;
         if (ss && !grows(&lay->total, ss, &lay->saved_offset[i])) {
             why = n->name;
-            free(in);
             goto overflow;
         }
     }
-    free(in);
     return DN_OK;
 overflow:
     return dn_err_set(err, DN_ERR_NOMEM,
@@ -224,7 +219,7 @@ overflow:
 }
 
 /* Point every tensor view at its place in the arenas. */
-static void bind_views(dn_exec *e, const layout *lay)
+static void bind_views(dn_exec *e, const dn_layout *lay)
 {
     const dn_graph *g = e->g;
     unsigned char *base = e->arena;
@@ -252,6 +247,27 @@ static void bind_views(dn_exec *e, const layout *lay)
     }
 }
 
+/* Replace the arenas with ones of the layout's sizes. */
+static dn_status grow_arenas(dn_exec *e, int64_t batch, dn_err *err)
+{
+    free(e->arena);
+    free(e->work);
+    e->arena = alloc_aligned(e->lay.total);
+    e->work = alloc_aligned(e->lay.work);
+    e->arena_size = e->work_size = 0;
+    if ((e->lay.total && !e->arena) || (e->lay.work && !e->work)) {
+        free(e->arena);
+        free(e->work);
+        e->arena = e->work = NULL;
+        return dn_err_set(err, DN_ERR_NOMEM,
+                          "%s: cannot allocate %zu bytes of buffers and %zu of workspace for batch %lld",
+                          e->g->file, e->lay.total, e->lay.work, (long long)batch);
+    }
+    e->arena_size = e->lay.total;
+    e->work_size = e->lay.work;
+    return DN_OK;
+}
+
 dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
 {
     if (batch == e->batch)
@@ -260,43 +276,20 @@ dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
     if (batch < 1 || batch > DN_MAX_DIM)
         return dn_err_set(err, DN_ERR_ARG, "%s: batch size must be in [1, %lld], found %lld",
                           g->file, (long long)DN_MAX_DIM, (long long)batch);
-    layout lay = { 0 };
-    lay.offset = malloc((size_t)g->n_values * sizeof *lay.offset);
-    lay.grad_offset = malloc((size_t)g->n_values * sizeof *lay.grad_offset);
-    lay.saved_offset = malloc(((size_t)g->n_nodes + 1) * sizeof *lay.saved_offset);
-    dn_status st = DN_OK;
-    if (!lay.offset || !lay.grad_offset || !lay.saved_offset)
-        st = dn_err_set(err, DN_ERR_NOMEM, "out of memory");
-    if (!st)
-        st = compute_layout(e, batch, &lay, err);
-    if (!st) {
-        free(e->arena);
-        free(e->work);
-        e->batch = 0;
-        e->arena = alloc_aligned(lay.total);
-        e->work = alloc_aligned(lay.work);
-        if ((lay.total && !e->arena) || (lay.work && !e->work)) {
-            free(e->arena);
-            free(e->work);
-            e->arena = e->work = NULL;
-            st = dn_err_set(err, DN_ERR_NOMEM,
-                            "%s: cannot allocate %zu bytes of buffers and %zu of workspace for batch %lld",
-                            g->file, lay.total, lay.work, (long long)batch);
-        }
-    }
-    if (!st) {
-        e->batch = batch;
-        e->arena_size = lay.total;
-        e->work_size = lay.work;
-        bind_views(e, &lay);
-        memset(e->input_set, 0, (size_t)g->n_values * sizeof *e->input_set);
-        memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
-        e->loss_ready = e->grads_ready = false;
-    }
-    free(lay.offset);
-    free(lay.grad_offset);
-    free(lay.saved_offset);
-    return st;
+    dn_status st = compute_layout(e, batch, &e->lay, err);
+    e->batch = 0;
+    /* A smaller batch (the last, partial one of an epoch) fits in the arenas already there:
+     * no allocation. */
+    if (!st && (e->lay.total > e->arena_size || e->lay.work > e->work_size))
+        st = grow_arenas(e, batch, err);
+    if (st)
+        return st;
+    e->batch = batch;
+    bind_views(e, &e->lay);
+    memset(e->input_set, 0, (size_t)g->n_values * sizeof *e->input_set);
+    memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
+    e->loss_ready = e->grads_ready = false;
+    return DN_OK;
 }
 
 /* ------------------------------------------------------------------ inputs */

@@ -5,7 +5,9 @@
  * each param's tensor a view into it (optimisers can treat them as one vector). For a batch
  * size, dn_exec_plan lays out every graph input, node output, node gradient, saved state and
  * the shared kernel workspace in arenas allocated once; forward and backward then allocate
- * nothing. Planning again is needed only when the batch size changes.
+ * nothing. Planning again is needed only when the batch size changes, and allocates only when
+ * the new size needs more room than any size before (so an epoch's last, partial batch
+ * reuses the arenas).
  *
  * Forward runs only the nodes the requested values need (their ancestors). Backward visits,
  * in reverse order, the nodes on the path to the loss whose output needs a gradient; it
@@ -21,6 +23,14 @@
 
 #include "graph.h"
 #include "rng.h"
+
+/* Where each buffer sits in the arena for one batch size. */
+typedef struct dn_layout {
+    size_t *offset;       /* per value: activation offset, SIZE_MAX when none */
+    size_t *grad_offset;  /* per value: gradient offset, SIZE_MAX when none */
+    size_t *saved_offset; /* per node */
+    size_t total, work;   /* arena and workspace bytes */
+} dn_layout;
 
 typedef struct dn_exec {
     const dn_graph *g;     /* borrowed */
@@ -38,8 +48,10 @@ typedef struct dn_exec {
     bool *computed;        /* per value: valid since the last forward / set_input */
     bool *input_set;       /* per value: a graph input that has been fed */
 
-    /* Planned for one batch size. */
+    /* Planned for one batch size; the arenas keep the largest size planned so far. */
     int64_t batch;         /* 0: not planned */
+    dn_layout lay;
+    dn_tensor_desc *descs; /* scratch for planning: one node's input descriptors */
     void *arena;           /* inputs, activations, gradients and saved state */
     void *work;            /* the kernels' shared scratch */
     size_t arena_size, work_size;

@@ -59,6 +59,7 @@ typedef struct dn_graph {
     int *outputs;
     int n_outputs;
     int loss;             /* value index, or -1 */
+    dn_train_options train; /* the defaults, overridden by the file's "train" section */
 } dn_graph;
 
 /* Parse and validate a model. On failure *out is NULL and err says why. */

@@ -8,7 +8,8 @@
  *   3. declare one value per node, resolve every node input by name;
  *   4. sort the nodes topologically (sort.c);
  *   5. in that order: parse attrs, create implicit params, infer the output shape;
- *   6. check "outputs" and "loss", then mark which values need a gradient.
+ *   6. check "outputs", "loss" and the optional "train" section (train_section.c), then mark
+ *      which values need a gradient.
  * Nothing here runs a kernel; a model that loads can be planned and run.
  */
 #include <limits.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "train_section.h"
 
 /* ------------------------------------------------------------------ name table */
 
@@ -574,8 +576,8 @@ static dn_status check_top_level(loader *L, const cJSON *root)
 {
     if (!cJSON_IsObject(root))
         return fail(L, DN_ERR_MODEL, "(/): a model is a JSON object, found %s", json_kind(root));
-    static const char *const allowed[] = { "format", "name",    "inputs", "params",
-                                           "nodes",  "outputs", "loss",   NULL };
+    static const char *const allowed[] = { "format", "name", "inputs", "params", "nodes",
+                                           "outputs", "loss", "train", NULL };
     dn_status st = check_keys(L, root, allowed, "", "");
     if (st)
         return st;
@@ -695,6 +697,10 @@ static dn_status load(loader *L, const char *json, size_t len)
         return st;
     if (g->n_outputs == 0 && g->loss < 0)
         return fail(L, DN_ERR_MODEL, "(/outputs): the model names neither \"outputs\" nor a \"loss\"");
+    g->train = DN_TRAIN_OPTIONS_DEFAULT;
+    const cJSON *train = cJSON_GetObjectItemCaseSensitive(root, "train");
+    if (train && (st = dn_train_section_parse(train, L->file, &g->train, L->err)))
+        return st;
     mark_needs_grad(g);
     return DN_OK;
 }

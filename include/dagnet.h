@@ -165,6 +165,123 @@ dn_status dn_session_write_npy(dn_session *s, const char *tensor, const char *pa
  * command and parity checks. Needs a backward since the last forward. */
 dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors);
 
+/* ---------------------------------------------------------------- data sets */
+
+/* Labelled images in memory, pixels scaled to [0, 1], from IDX files (the MNIST format),
+ * raw or gzip-compressed. */
+typedef struct dn_dataset dn_dataset;
+
+/* The four standard MNIST file names in `dir` (train-images-idx3-ubyte, …, with or without
+ * .gz); `train` picks the training or the test (t10k) pair. *out is set even on failure so
+ * that dn_dataset_errmsg explains. owned: free with dn_dataset_free. */
+dn_status dn_dataset_load_dir(const char *dir, bool train, dn_dataset **out);
+dn_status dn_dataset_load_idx(const char *images_path, const char *labels_path, dn_dataset **out);
+void dn_dataset_free(dn_dataset *d);
+/* borrowed: valid until the next call on d. Never NULL. */
+const char *dn_dataset_errmsg(const dn_dataset *d);
+
+int64_t dn_dataset_count(const dn_dataset *d);
+int dn_dataset_classes(const dn_dataset *d);
+/* Move the last n_val examples into a new data set (a validation split).
+ * owned: free *val with dn_dataset_free. */
+dn_status dn_dataset_split(dn_dataset *d, int64_t n_val, dn_dataset **val);
+/* borrowed: valid until dn_dataset_free or dn_dataset_split. Images [n, c, h, w] float32,
+ * labels [n] int32. */
+dn_status dn_dataset_images(const dn_dataset *d, dn_view *out);
+dn_status dn_dataset_labels(const dn_dataset *d, dn_view *out);
+
+/* ---------------------------------------------------------------- evaluation */
+
+typedef struct dn_eval_result {
+    int64_t count;        /* examples seen */
+    int64_t correct;      /* argmax of the prediction equals the label */
+    double loss;          /* mean loss, when the model has one (else 0) */
+    int classes;
+    int64_t *confusion;   /* classes × classes, row = true label, column = predicted; owned by
+                             the result: free with dn_eval_result_free */
+} dn_eval_result;
+
+/* Which tensors carry the data: NULL names are found automatically (the model's only float
+ * input, its only int32 input, its first output). */
+typedef struct dn_binding {
+    const char *image_input;
+    const char *label_input;
+    const char *prediction;
+} dn_binding;
+
+#define DN_BINDING_DEFAULT ((dn_binding){ NULL, NULL, NULL })
+
+/* Inference over the whole data set in batches of `batch` (Dropout off). */
+dn_status dn_session_evaluate(dn_session *s, const dn_dataset *d, const dn_binding *bind,
+                              int batch, dn_eval_result *out);
+void dn_eval_result_free(dn_eval_result *r);
+
+/* ---------------------------------------------------------------- training */
+
+typedef enum dn_optimizer {
+    DN_SGD = 0,
+    DN_MOMENTUM,
+    DN_NESTEROV,
+    DN_ADAGRAD,
+    DN_RMSPROP,
+    DN_ADAM,
+} dn_optimizer;
+
+typedef enum dn_lr_schedule { DN_LR_CONSTANT = 0, DN_LR_STEP, DN_LR_COSINE } dn_lr_schedule;
+
+typedef struct dn_train_options {
+    dn_optimizer optimizer;
+    float lr;             /* base learning rate */
+    float momentum;       /* Momentum, Nesterov */
+    float weight_decay;   /* L2, added to the gradient as PyTorch does */
+    dn_lr_schedule schedule;
+    int step_size;        /* DN_LR_STEP: epochs between decays */
+    float gamma;          /* DN_LR_STEP: decay factor */
+    int epochs;
+    int batch;
+    uint64_t seed;        /* shuffling; the session's own seed drives inits and Dropout */
+} dn_train_options;
+
+#define DN_TRAIN_OPTIONS_DEFAULT                                                            \
+    ((dn_train_options){ .optimizer = DN_ADAM, .lr = 0.001f, .momentum = 0.9f,              \
+                         .weight_decay = 0.0f, .schedule = DN_LR_CONSTANT, .step_size = 10, \
+                         .gamma = 0.1f, .epochs = 3, .batch = 100, .seed = 0 })
+
+/* The defaults, overridden by the model file's optional "train" section. */
+void dn_model_train_options(const dn_model *m, dn_train_options *out);
+
+typedef struct dn_trainer dn_trainer;
+
+/* A trainer updates the session's params; s is borrowed and must outlive it. *out is set even
+ * on failure. owned: free with dn_trainer_free. */
+dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_binding *bind,
+                         dn_trainer **out);
+void dn_trainer_free(dn_trainer *t);
+const char *dn_trainer_errmsg(const dn_trainer *t);
+
+typedef struct dn_step_stats {
+    int epoch;            /* 0-based */
+    int64_t step;         /* mini-batches done in this epoch */
+    int64_t steps;        /* mini-batches in the epoch (the last may be partial) */
+    int64_t seen;         /* examples done in this epoch */
+    double loss_sum;      /* Σ batch loss × batch size, this epoch */
+    int64_t correct;      /* correct predictions, this epoch */
+    float lr;             /* learning rate of this epoch */
+    bool epoch_done;      /* the step just taken finished the epoch */
+} dn_step_stats;
+
+/* Train one mini-batch of `train` (shuffling at each epoch's start). Call until
+ * stats->epoch_done, then again for the next epoch. */
+dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats *stats);
+/* Epochs finished so far (after a resume: counted from the start of training). */
+int dn_trainer_epoch(const dn_trainer *t);
+
+/* A checkpoint holds the params, the optimiser's state, the epoch and step, and both
+ * generators' states: resuming continues bit for bit as if never stopped (same thread
+ * count). Written under a temporary name and renamed into place. */
+dn_status dn_trainer_save_checkpoint(dn_trainer *t, const char *path);
+dn_status dn_trainer_load_checkpoint(dn_trainer *t, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /*
- * api.c — the public API of include/dagnet.h over the graph layer (graph/) and the file
- * formats (npy.c, safetensors.c).
+ * api.c — the public API of include/dagnet.h for models and sessions, over the graph layer
+ * (graph/) and the file formats (npy.c, safetensors.c). Data sets and evaluation are in
+ * api_data.c, training in trainer.c.
  *
  * A dn_model wraps a loaded dn_graph; a dn_session wraps a dn_exec (params, buffers, RNG).
  * Each handle keeps the message of its last failure, like sqlite3_errmsg.
@@ -16,22 +17,12 @@
 #include "graph.h"
 #include "npy.h"
 #include "safetensors.h"
+#include "session.h"
 
 /* Model files larger than this are refused before parsing. */
 #define MAX_MODEL_BYTES ((size_t)64 << 20)
 /* Weight files larger than this are refused (AlexNet's are 250 MB). */
 #define MAX_WEIGHTS_BYTES ((size_t)16 << 30)
-
-struct dn_model {
-    dn_graph *g;
-    dn_err err;
-};
-
-struct dn_session {
-    const dn_model *m;
-    dn_exec e;
-    dn_err err;
-};
 
 static const char out_of_memory[] = "out of memory";
 
@@ -99,6 +90,11 @@ const char *dn_model_output_name(const dn_model *m, int i)
 const char *dn_model_loss_name(const dn_model *m)
 {
     return model_ready(m) && m->g->loss >= 0 ? m->g->values[m->g->loss].name : NULL;
+}
+
+void dn_model_train_options(const dn_model *m, dn_train_options *out)
+{
+    *out = model_ready(m) ? m->g->train : DN_TRAIN_OPTIONS_DEFAULT;
 }
 
 static void fill_shape(const dn_shape *s, int *rank, int64_t *shape, bool *batched)

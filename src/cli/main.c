@@ -1,36 +1,16 @@
 /*
- * main.c — the `dagnet` command, built on the public API (include/dagnet.h) only.
- *
- *   dagnet summary MODEL.json
- *   dagnet infer   MODEL.json [--weights W] [--seed N] --feed NAME=FILE.npy ... --out OUT.npy [--fetch T]
- *   dagnet grad    MODEL.json [--weights W] [--seed N] --feed NAME=FILE.npy ... --out G.safetensors [--tensors]
- *   dagnet check   MODEL.json [--batch B] [--seed N]   one forward/backward on synthetic data
+ * main.c — the `dagnet` command: usage, option parsing, dispatch (see cli.h).
  *
  * Exit status: 0 success, 1 a failure reported by the library (its message on stderr),
- * 2 a usage error.
+ * 2 a usage error, 130 training interrupted by Ctrl-C (after saving a checkpoint).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "dagnet.h"
-
-#define MAX_FEEDS 16
-
-typedef struct options {
-    const char *model;
-    const char *weights;
-    const char *out;
-    const char *fetch;
-    const char *feed_name[MAX_FEEDS];
-    const char *feed_path[MAX_FEEDS];
-    int n_feeds;
-    unsigned long long seed;
-    int threads;
-    int batch;
-    bool tensors;
-} options;
+#include "cli.h"
 
 static int usage(void)
 {
@@ -41,158 +21,39 @@ static int usage(void)
           "  dagnet grad  MODEL.json [--weights W.safetensors] [--seed N] [--threads T]\n"
           "               --feed NAME=FILE.npy ... --out G.safetensors [--tensors]\n"
           "  dagnet check MODEL.json [--batch B] [--seed N] [--threads T]\n"
+          "  dagnet train MODEL.json [--data DIR] [--epochs E] [--batch B] [--optimizer NAME]\n"
+          "               [--lr LR] [--momentum M] [--weight-decay WD] [--schedule S] [--seed N]\n"
+          "               [--threads T] [--val N] [--limit N] [--weights W] [--save W.safetensors]\n"
+          "               [--checkpoint DIR] [--resume CKPT] [--log FILE.csv]\n"
+          "  dagnet eval  MODEL.json --weights W.safetensors [--data DIR] [--batch B]\n"
           "\n"
           "infer writes the model's first output (or --fetch TENSOR) as .npy.\n"
           "grad runs one forward and backward pass in training mode and writes the loss under\n"
           "\"loss\" and each param's gradient under \"grad.<param>\"; --tensors adds the params\n"
           "(\"param.<name>\") and every computed node output (\"act.<node>\").\n"
           "check runs one forward and backward pass on a synthetic batch (default 2).\n"
+          "train and eval read the four MNIST-format files in --data (default " DEFAULT_DATA_DIR ").\n"
+          "Optimizers: sgd, momentum, nesterov, adagrad, rmsprop, adam. Schedules: constant,\n"
+          "step:N[:GAMMA] (decay every N epochs), cosine. Defaults come from the model's \"train\"\n"
+          "section, then from dagnet (adam, lr 0.001, batch 100, 3 epochs); flags override both.\n"
           "Without --weights, params are initialised by their init from --seed (default 0).\n",
           stderr);
     return 2;
 }
 
-static int fail_model(const dn_model *m)
+int fail_model(const dn_model *m)
 {
     fprintf(stderr, "dagnet: %s\n", dn_model_errmsg(m));
     return 1;
 }
 
-static int fail_session(const dn_session *s)
+int fail_session(const dn_session *s)
 {
     fprintf(stderr, "dagnet: %s\n", dn_session_errmsg(s));
     return 1;
 }
 
-static bool parse_number(const char *text, unsigned long long *out)
-{
-    char *end;
-    if (!text || !*text || *text == '-')
-        return false;
-    *out = strtoull(text, &end, 10);
-    return *end == '\0';
-}
-
-/* Flags after the model path. Returns false on a usage error (already reported). */
-static bool parse_options(int argc, char **argv, options *o)
-{
-    for (int i = 3; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        unsigned long long n;
-        if (strcmp(a, "--tensors") == 0) {
-            o->tensors = true;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "dagnet: %s needs a value\n", a);
-            return false;
-        }
-        i++;
-        if (strcmp(a, "--weights") == 0) {
-            o->weights = v;
-        } else if (strcmp(a, "--out") == 0) {
-            o->out = v;
-        } else if (strcmp(a, "--fetch") == 0) {
-            o->fetch = v;
-        } else if (strcmp(a, "--seed") == 0 && parse_number(v, &n)) {
-            o->seed = n;
-        } else if (strcmp(a, "--batch") == 0 && parse_number(v, &n) && n >= 1 && n <= 1000000) {
-            o->batch = (int)n;
-        } else if (strcmp(a, "--threads") == 0 && parse_number(v, &n) && n >= 1 && n <= 1024) {
-            o->threads = (int)n;
-        } else if (strcmp(a, "--feed") == 0) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || !eq[1] || o->n_feeds == MAX_FEEDS) {
-                fprintf(stderr, "dagnet: --feed expects NAME=FILE.npy (at most %d), found \"%s\"\n",
-                        MAX_FEEDS, v);
-                return false;
-            }
-            o->feed_name[o->n_feeds] = strndup(v, (size_t)(eq - v));
-            o->feed_path[o->n_feeds++] = eq + 1;
-        } else {
-            fprintf(stderr, "dagnet: unknown option or bad value: %s %s\n", a, v);
-            return false;
-        }
-    }
-    return true;
-}
-
-static void free_options(options *o)
-{
-    for (int i = 0; i < o->n_feeds; i++)
-        free((char *)o->feed_name[i]);
-}
-
-/* ------------------------------------------------------------------ summary */
-
-/* 1234567 → "1,234,567" */
-static const char *grouped(long long n, char *buf, size_t size)
-{
-    char digits[32];
-    int len = snprintf(digits, sizeof digits, "%lld", n < 0 ? -n : n);
-    size_t o = 0;
-    if (n < 0 && o + 1 < size)
-        buf[o++] = '-';
-    for (int i = 0; i < len && o + 2 < size; i++) {
-        if (i > 0 && (len - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-static const char *shape_text(int rank, const int64_t *shape, bool batched, char *buf, size_t size)
-{
-    size_t o = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < rank && o < size; i++) {
-        int w = (i == 0 && batched) ? snprintf(buf + o, size - o, "%sN", i ? "," : "")
-                                    : snprintf(buf + o, size - o, "%s%lld", i ? "," : "", (long long)shape[i]);
-        o += w > 0 ? (size_t)w : 0;
-    }
-    if (o < size)
-        snprintf(buf + o, size - o, "]");
-    return buf;
-}
-
-static int cmd_summary(const dn_model *m)
-{
-    char shape[128], a[32], b[32];
-    printf("model \"%s\" (%s)\n\n", dn_model_name(m), dn_model_file(m));
-    for (int i = 0; i < dn_model_input_count(m); i++) {
-        dn_tensor_info t;
-        dn_model_input_info(m, i, &t);
-        printf("input  %-16s %-8s %s\n", t.name, t.dtype == DN_I32 ? "int32" : "float32",
-               shape_text(t.rank, t.shape, t.batched, shape, sizeof shape));
-    }
-    printf("\n%-16s %-20s %-20s %14s %18s\n", "node", "op", "output", "params", "FLOPs/sample");
-    long long params = 0, flops = 0;
-    for (int i = 0; i < dn_model_node_count(m); i++) {
-        dn_node_info n;
-        dn_model_node_info(m, i, &n);
-        printf("%-16s %-20s %-20s %14s %18s\n", n.name, n.op,
-               shape_text(n.rank, n.shape, n.batched, shape, sizeof shape), grouped(n.params, a, sizeof a),
-               grouped(n.flops, b, sizeof b));
-        flops += n.flops;
-    }
-    for (int i = 0; i < dn_model_param_count(m); i++) {
-        dn_tensor_info t;
-        dn_model_param_info(m, i, &t);
-        long long count = 1;
-        for (int d = 0; d < t.rank; d++)
-            count *= t.shape[d];
-        params += count;
-    }
-    printf("%-16s %-20s %-20s %14s %18s\n", "total", "", "", grouped(params, a, sizeof a),
-           grouped(flops, b, sizeof b));
-    printf("\n%d nodes, %d params tensors, %s parameters, %.2f MFLOPs forward per sample\n",
-           dn_model_node_count(m), dn_model_param_count(m), grouped(params, a, sizeof a), flops / 1e6);
-    return 0;
-}
-
-/* ------------------------------------------------------------------ infer, grad */
-
-static int open_session(const dn_model *m, const options *o, dn_session **s)
+int open_session(const dn_model *m, const options *o, dn_session **s)
 {
     dn_session_options so = DN_SESSION_OPTIONS_DEFAULT;
     so.seed = o->seed;
@@ -207,162 +68,160 @@ static int open_session(const dn_model *m, const options *o, dn_session **s)
     return 0;
 }
 
-static int cmd_infer(const dn_model *m, const options *o)
-{
-    const char *target = o->fetch ? o->fetch : dn_model_output_name(m, 0);
-    if (!target) {
-        fprintf(stderr, "dagnet: %s has no outputs; name a tensor with --fetch\n", dn_model_file(m));
-        return 2;
-    }
-    dn_session *s = NULL;
-    int rc = open_session(m, o, &s);
-    if (!rc && dn_session_forward(s, DN_INFER, &target, 1))
-        rc = fail_session(s);
-    if (!rc && dn_session_write_npy(s, target, o->out))
-        rc = fail_session(s);
-    dn_session_free(s);
-    return rc;
-}
-
-static int cmd_grad(const dn_model *m, const options *o)
-{
-    if (!dn_model_loss_name(m)) {
-        fprintf(stderr, "dagnet: %s has no \"loss\" to differentiate\n", dn_model_file(m));
-        return 2;
-    }
-    dn_session *s = NULL;
-    int rc = open_session(m, o, &s);
-    if (!rc && dn_session_forward(s, DN_TRAIN, NULL, 0))
-        rc = fail_session(s);
-    if (!rc && dn_session_backward(s))
-        rc = fail_session(s);
-    if (!rc && dn_session_save_gradients(s, o->out, o->tensors))
-        rc = fail_session(s);
-    if (!rc) {
-        dn_view loss;
-        if (dn_session_tensor(s, dn_model_loss_name(m), &loss) == DN_OK)
-            printf("loss %.9g\n", (double)((const float *)loss.data)[0]);
-    }
-    dn_session_free(s);
-    return rc;
-}
-
-/* ------------------------------------------------------------------ check */
-
-/* The class count the loss compares labels against: the last dim of its first input. */
-static int64_t loss_classes(const dn_model *m)
-{
-    const char *loss = dn_model_loss_name(m);
-    dn_node_info n, logits;
-    for (int i = 0; loss && i < dn_model_node_count(m); i++) {
-        if (dn_model_node_info(m, i, &n) || strcmp(n.name, loss) != 0 || n.n_inputs == 0)
-            continue;
-        for (int j = 0; j < dn_model_node_count(m); j++)
-            if (!dn_model_node_info(m, j, &logits) && strcmp(logits.name, n.inputs[0]) == 0 &&
-                logits.rank >= 1)
-                return logits.shape[logits.rank - 1];
-    }
-    return 1;
-}
-
-/* Uniform [0, 1) images and labels in [0, classes), from a small LCG seeded by --seed. */
-static int feed_synthetic(const dn_model *m, dn_session *s, int64_t batch, unsigned long long seed)
-{
-    uint64_t state = seed * 6364136223846793005ull + 1442695040888963407ull;
-    int64_t classes = loss_classes(m);
-    for (int i = 0; i < dn_model_input_count(m); i++) {
-        dn_tensor_info t;
-        dn_model_input_info(m, i, &t);
-        if (t.batched)
-            t.shape[0] = batch;
-        int64_t n = 1;
-        for (int d = 0; d < t.rank; d++)
-            n *= t.shape[d];
-        void *data = malloc((size_t)n * 4 + 4);
-        if (!data) {
-            fprintf(stderr, "dagnet: out of memory\n");
-            return 1;
-        }
-        for (int64_t k = 0; k < n; k++) {
-            state = state * 6364136223846793005ull + 1442695040888963407ull;
-            uint32_t r = (uint32_t)(state >> 33);
-            if (t.dtype == DN_I32)
-                ((int32_t *)data)[k] = (int32_t)(r % (uint32_t)classes);
-            else
-                ((float *)data)[k] = (float)(r >> 7) / 16777216.0f;
-        }
-        dn_status st = dn_session_set_input(s, t.name, t.dtype, t.rank, t.shape, data);
-        free(data);
-        if (st)
-            return fail_session(s);
-    }
-    return 0;
-}
-
-static double now_ms(void)
+double now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int cmd_check(const dn_model *m, const options *o)
+/* ------------------------------------------------------------------ options */
+
+static bool parse_count(const char *text, long long lo, long long hi, long long *out)
 {
-    dn_session *s = NULL;
-    int rc = open_session(m, o, &s);
-    int64_t batch = o->batch ? o->batch : 2;
-    if (!rc)
-        rc = feed_synthetic(m, s, batch, o->seed);
-    double t0 = now_ms();
-    bool train = dn_model_loss_name(m) != NULL;
-    if (!rc && dn_session_forward(s, train ? DN_TRAIN : DN_INFER, NULL, 0))
-        rc = fail_session(s);
-    double t1 = now_ms();
-    if (!rc && train && dn_session_backward(s))
-        rc = fail_session(s);
-    double t2 = now_ms();
-    if (!rc) {
-        dn_view loss;
-        printf("check: batch %lld, forward %.1f ms", (long long)batch, t1 - t0);
-        if (train && dn_session_tensor(s, dn_model_loss_name(m), &loss) == DN_OK)
-            printf(", backward %.1f ms, loss %.6g", t2 - t1, (double)((const float *)loss.data)[0]);
-        printf("\n");
-    }
-    dn_session_free(s);
-    return rc;
+    char *end;
+    if (!text || !*text)
+        return false;
+    long long v = strtoll(text, &end, 10);
+    if (*end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
 }
+
+static bool parse_real(const char *text, double lo, double *out)
+{
+    char *end;
+    if (!text || !*text)
+        return false;
+    double v = strtod(text, &end);
+    if (*end || !(v >= lo))
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_feed(const char *v, options *o)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || !eq[1] || o->n_feeds == MAX_FEEDS) {
+        fprintf(stderr, "dagnet: --feed expects NAME=FILE.npy (at most %d), found \"%s\"\n",
+                MAX_FEEDS, v);
+        return false;
+    }
+    o->feed_name[o->n_feeds] = strndup(v, (size_t)(eq - v));
+    o->feed_path[o->n_feeds++] = eq + 1;
+    return true;
+}
+
+/* One flag with a value; false when the flag is unknown or the value bad. */
+static bool parse_flag(const char *a, const char *v, options *o)
+{
+    static const struct { const char *flag; size_t offset; } strings[] = {
+        { "--weights", offsetof(options, weights) },       { "--out", offsetof(options, out) },
+        { "--fetch", offsetof(options, fetch) },           { "--data", offsetof(options, data) },
+        { "--optimizer", offsetof(options, optimizer) },   { "--schedule", offsetof(options, schedule) },
+        { "--save", offsetof(options, save) },             { "--checkpoint", offsetof(options, checkpoint) },
+        { "--resume", offsetof(options, resume) },         { "--log", offsetof(options, log) },
+    };
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+        if (strcmp(a, strings[i].flag) == 0) {
+            *(const char **)((char *)o + strings[i].offset) = v;
+            return true;
+        }
+    long long n;
+    if (strcmp(a, "--feed") == 0)
+        return parse_feed(v, o);
+    if (strcmp(a, "--seed") == 0 && parse_count(v, 0, (long long)9e18, &n))
+        return o->seed = (unsigned long long)n, o->seed_set = true;
+    if (strcmp(a, "--threads") == 0 && parse_count(v, 1, 1024, &n))
+        return o->threads = (int)n, true;
+    if (strcmp(a, "--batch") == 0 && parse_count(v, 1, 10000000, &n))
+        return o->batch = (int)n, true;
+    if (strcmp(a, "--epochs") == 0 && parse_count(v, 0, 1000000, &n))
+        return o->epochs = (int)n, true;
+    if (strcmp(a, "--val") == 0 && parse_count(v, 0, (long long)1e12, &n))
+        return o->val = n, true;
+    if (strcmp(a, "--limit") == 0 && parse_count(v, 1, (long long)1e12, &n))
+        return o->limit = n, true;
+    if (strcmp(a, "--lr") == 0)
+        return parse_real(v, 1e-30, &o->lr);
+    if (strcmp(a, "--weight-decay") == 0)
+        return parse_real(v, 0, &o->weight_decay);
+    if (strcmp(a, "--momentum") == 0)
+        return parse_real(v, 0, &o->momentum) && o->momentum < 1;
+    return false;
+}
+
+/* Flags after the model path. Returns false on a usage error (already reported). */
+static bool parse_options(int argc, char **argv, options *o)
+{
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--tensors") == 0) {
+            o->tensors = true;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "dagnet: %s needs a value\n", a);
+            return false;
+        }
+        i++;
+        if (!parse_flag(a, v, o)) {
+            fprintf(stderr, "dagnet: unknown option or bad value: %s %s\n", a, v);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void free_options(options *o)
+{
+    for (int i = 0; i < o->n_feeds; i++)
+        free((char *)o->feed_name[i]);
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+typedef struct command {
+    const char *name;
+    int (*run)(const dn_model *m, const options *o);
+    bool needs_out;
+} command;
+
+static int run_summary(const dn_model *m, const options *o)
+{
+    (void)o;
+    return cmd_summary(m);
+}
+
+static const command commands[] = {
+    { "summary", run_summary, false }, { "infer", cmd_infer, true }, { "grad", cmd_grad, true },
+    { "check", cmd_check, false },     { "train", cmd_train, false }, { "eval", cmd_eval, false },
+};
 
 int main(int argc, char **argv)
 {
     if (argc < 3)
         return usage();
-    const char *cmd = argv[1];
-    bool summary = strcmp(cmd, "summary") == 0, infer = strcmp(cmd, "infer") == 0,
-         grad = strcmp(cmd, "grad") == 0, check = strcmp(cmd, "check") == 0;
-    if (!summary && !infer && !grad && !check)
+    const command *cmd = NULL;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            cmd = &commands[i];
+    if (!cmd)
         return usage();
-    options o = { .model = argv[2] };
+    options o = { .model = argv[2], .epochs = -1, .lr = -1, .weight_decay = -1, .momentum = -1 };
     if (!parse_options(argc, argv, &o)) {
         free_options(&o);
         return 2;
     }
-    if ((infer || grad) && !o.out) {
-        fprintf(stderr, "dagnet: %s needs --out\n", cmd);
+    if (cmd->needs_out && !o.out) {
+        fprintf(stderr, "dagnet: %s needs --out\n", cmd->name);
         free_options(&o);
         return 2;
     }
     dn_model *m = NULL;
-    int rc;
-    if (dn_model_load(o.model, &m))
-        rc = fail_model(m);
-    else if (summary)
-        rc = cmd_summary(m);
-    else if (infer)
-        rc = cmd_infer(m, &o);
-    else if (check)
-        rc = cmd_check(m, &o);
-    else
-        rc = cmd_grad(m, &o);
+    int rc = dn_model_load(o.model, &m) ? fail_model(m) : cmd->run(m, &o);
     dn_model_free(m);
     free_options(&o);
     return rc;

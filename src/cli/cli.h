@@ -1,0 +1,60 @@
+/*
+ * cli.h — what the `dagnet` command's files share: the parsed options and small helpers.
+ * The command uses the public API (include/dagnet.h) only.
+ *
+ *   main.c     usage, option parsing, dispatch
+ *   inspect.c  summary, infer, grad, check
+ *   train.c    train, eval
+ */
+#ifndef DN_CLI_H
+#define DN_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dagnet.h"
+
+#define MAX_FEEDS 16
+#define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+
+typedef struct options {
+    const char *model;
+    const char *weights;
+    const char *out;
+    const char *fetch;
+    const char *feed_name[MAX_FEEDS];
+    const char *feed_path[MAX_FEEDS];
+    int n_feeds;
+    unsigned long long seed;
+    bool seed_set;
+    int threads;
+    int batch;               /* 0: not given */
+    bool tensors;
+    /* train and eval */
+    const char *data;
+    const char *optimizer;
+    const char *schedule;
+    const char *save;
+    const char *checkpoint;
+    const char *resume;
+    const char *log;
+    int epochs;              /* -1: not given */
+    double lr, weight_decay, momentum; /* < 0: not given */
+    long long val;           /* examples held out for validation */
+    long long limit;         /* train on the first N examples only (0: all) */
+} options;
+
+int fail_model(const dn_model *m);
+int fail_session(const dn_session *s);
+/* A session with o's seed and threads, weights loaded and feeds set. 0 or an exit code. */
+int open_session(const dn_model *m, const options *o, dn_session **s);
+double now_ms(void);
+
+int cmd_summary(const dn_model *m);
+int cmd_infer(const dn_model *m, const options *o);
+int cmd_grad(const dn_model *m, const options *o);
+int cmd_check(const dn_model *m, const options *o);
+int cmd_train(const dn_model *m, const options *o);
+int cmd_eval(const dn_model *m, const options *o);
+
+#endif

@@ -1,0 +1,370 @@
+/*
+ * train.c — `dagnet train` and `dagnet eval`.
+ *
+ * train: options from the model's "train" section, overridden by flags; data from an
+ * MNIST-format folder; every epoch prints train loss and accuracy, validation and test
+ * accuracy and its time (a progress bar on a terminal, plain lines in a log), appends to the
+ * --log CSV and writes a checkpoint into --checkpoint DIR. Ctrl-C stops at the next
+ * mini-batch and saves a checkpoint that --resume continues from.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* ------------------------------------------------------------------ options */
+
+static bool parse_optimizer(const char *name, dn_optimizer *out)
+{
+    static const char *const names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
+    for (int i = 0; i < 6; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *out = (dn_optimizer)i;
+            return true;
+        }
+    return false;
+}
+
+/* "constant", "cosine", "step:N" or "step:N:GAMMA". */
+static bool parse_schedule(const char *text, dn_train_options *t)
+{
+    if (strcmp(text, "constant") == 0 || strcmp(text, "cosine") == 0) {
+        t->schedule = strcmp(text, "cosine") == 0 ? DN_LR_COSINE : DN_LR_CONSTANT;
+        return true;
+    }
+    if (strncmp(text, "step:", 5) != 0)
+        return false;
+    char *end;
+    long n = strtol(text + 5, &end, 10);
+    if (end == text + 5 || n < 1 || n > 1000000)
+        return false;
+    t->schedule = DN_LR_STEP;
+    t->step_size = (int)n;
+    if (*end == '\0')
+        return true;
+    if (*end != ':')
+        return false;
+    double g = strtod(end + 1, &end);
+    if (*end || !(g > 0 && g <= 1))
+        return false;
+    t->gamma = (float)g;
+    return true;
+}
+
+static bool train_options(const dn_model *m, const options *o, dn_train_options *t)
+{
+    dn_model_train_options(m, t);
+    if (o->epochs >= 0)
+        t->epochs = o->epochs;
+    if (o->batch)
+        t->batch = o->batch;
+    if (o->lr > 0)
+        t->lr = (float)o->lr;
+    if (o->weight_decay >= 0)
+        t->weight_decay = (float)o->weight_decay;
+    if (o->momentum >= 0)
+        t->momentum = (float)o->momentum;
+    if (o->seed_set)
+        t->seed = o->seed;
+    if (o->optimizer && !parse_optimizer(o->optimizer, &t->optimizer)) {
+        fprintf(stderr, "dagnet: unknown optimizer \"%s\" (sgd, momentum, nesterov, adagrad, rmsprop, adam)\n",
+                o->optimizer);
+        return false;
+    }
+    if (o->schedule && !parse_schedule(o->schedule, t)) {
+        fprintf(stderr, "dagnet: bad schedule \"%s\" (constant, step:N[:GAMMA], cosine)\n", o->schedule);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ data */
+
+static int load_data(const options *o, dn_dataset **train, dn_dataset **val, dn_dataset **test)
+{
+    const char *dir = o->data ? o->data : DEFAULT_DATA_DIR;
+    *val = NULL;
+    if (dn_dataset_load_dir(dir, true, train) || dn_dataset_load_dir(dir, false, test)) {
+        const dn_dataset *bad = *test ? *test : *train;
+        fprintf(stderr, "dagnet: %s\n", dn_dataset_errmsg(bad));
+        if (!o->data)
+            fprintf(stderr, "dagnet: the default data set is Debian's dataset-fashion-mnist "
+                            "(apt-get install dataset-fashion-mnist), or give --data DIR\n");
+        return 1;
+    }
+    int64_t n = dn_dataset_count(*train);
+    if (o->limit && o->limit < n) {
+        dn_dataset *rest = NULL;
+        if (dn_dataset_split(*train, n - o->limit, &rest)) {
+            fprintf(stderr, "dagnet: %s\n", dn_dataset_errmsg(*train));
+            return 1;
+        }
+        dn_dataset_free(rest);
+    }
+    if (o->val && dn_dataset_split(*train, o->val, val)) {
+        fprintf(stderr, "dagnet: --val %lld: %s\n", o->val, dn_dataset_errmsg(*train));
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ reporting */
+
+typedef struct epoch_row {
+    int epoch;
+    double train_loss, train_acc, val_acc, test_acc, lr, seconds;
+} epoch_row;
+
+/* The whole CSV rewritten under a temporary name and renamed: a crash never leaves half a log. */
+static int write_log(const char *path, const epoch_row *rows, int n, bool has_val)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "dagnet: cannot write %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    fprintf(f, "epoch,train_loss,train_acc,%stest_acc,lr,seconds\n", has_val ? "val_acc," : "");
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%d,%.6f,%.4f,", rows[i].epoch, rows[i].train_loss, rows[i].train_acc);
+        if (has_val)
+            fprintf(f, "%.4f,", rows[i].val_acc);
+        fprintf(f, "%.4f,%.6g,%.2f\n", rows[i].test_acc, rows[i].lr, rows[i].seconds);
+    }
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "dagnet: cannot write %s: %s\n", path, strerror(errno));
+        remove(tmp);
+        return 1;
+    }
+    return 0;
+}
+
+static void show_progress(const dn_step_stats *st, int epochs, double ms, bool tty)
+{
+    double rate = ms > 0 ? (double)st->seen / (ms / 1e3) : 0;
+    double loss = st->seen ? st->loss_sum / (double)st->seen : 0;
+    double acc = st->seen ? 100.0 * (double)st->correct / (double)st->seen : 0;
+    if (tty) {
+        int width = 30, done = (int)(width * st->step / (st->steps ? st->steps : 1));
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < done ? '=' : i == done ? '>' : ' ';
+        bar[width] = '\0';
+        printf("\repoch %d/%d [%s] %lld/%lld loss %.4f acc %.2f%% %.0f img/s ", st->epoch + 1, epochs,
+               bar, (long long)st->step, (long long)st->steps, loss, acc, rate);
+    } else {
+        printf("epoch %d/%d step %lld/%lld loss %.4f acc %.2f%% %.0f img/s\n", st->epoch + 1, epochs,
+               (long long)st->step, (long long)st->steps, loss, acc, rate);
+    }
+    fflush(stdout);
+}
+
+static double accuracy(dn_session *s, const dn_dataset *d, int batch, bool *ok)
+{
+    dn_eval_result r;
+    if (dn_session_evaluate(s, d, NULL, batch, &r)) {
+        fprintf(stderr, "dagnet: %s\n", dn_session_errmsg(s));
+        *ok = false;
+        return 0;
+    }
+    double acc = r.count ? 100.0 * (double)r.correct / (double)r.count : 0;
+    dn_eval_result_free(&r);
+    return acc;
+}
+
+/* ------------------------------------------------------------------ train */
+
+typedef struct run {
+    const options *o;
+    dn_train_options t;
+    dn_session *s;
+    dn_trainer *tr;
+    dn_dataset *train, *val, *test;
+    epoch_row rows[1024];
+    int n_rows;
+} run;
+
+static int save_checkpoint(run *r, const char *name)
+{
+    char path[4096];
+    const char *dir = r->o->checkpoint ? r->o->checkpoint : ".";
+    if (r->o->checkpoint && mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "dagnet: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (dn_trainer_save_checkpoint(r->tr, path)) {
+        fprintf(stderr, "dagnet: %s\n", dn_trainer_errmsg(r->tr));
+        return 1;
+    }
+    printf("checkpoint: %s\n", path);
+    return 0;
+}
+
+/* One epoch; returns 0, an exit code, or 130 when interrupted (checkpoint saved). */
+static int train_epoch(run *r)
+{
+    bool tty = isatty(STDOUT_FILENO);
+    double start = now_ms(), last_shown = 0;
+    dn_step_stats st = { 0 };
+    int64_t report_every = 0;
+    while (!st.epoch_done) {
+        if (interrupted) {
+            printf("\ninterrupted: saving a checkpoint\n");
+            return save_checkpoint(r, "interrupted.ckpt") ? 1 : 130;
+        }
+        if (dn_trainer_step(r->tr, r->train, &st)) {
+            fprintf(stderr, "\ndagnet: %s\n", dn_trainer_errmsg(r->tr));
+            return 1;
+        }
+        double now = now_ms();
+        if (!report_every)
+            report_every = st.steps >= 10 ? st.steps / 10 : 1;
+        if ((tty && (now - last_shown > 200 || st.epoch_done)) ||
+            (!tty && (st.step % report_every == 0) && !st.epoch_done)) {
+            show_progress(&st, r->t.epochs, now - start, tty);
+            last_shown = now;
+        }
+    }
+    if (tty)
+        printf("\n");
+    bool ok = true;
+    epoch_row *row = &r->rows[r->n_rows < 1024 ? r->n_rows++ : 1023];
+    *row = (epoch_row){ .epoch = st.epoch + 1, .lr = st.lr,
+                        .train_loss = st.loss_sum / (double)st.seen,
+                        .train_acc = 100.0 * (double)st.correct / (double)st.seen };
+    double train_ms = now_ms() - start;
+    if (r->val)
+        row->val_acc = accuracy(r->s, r->val, r->t.batch, &ok);
+    row->test_acc = accuracy(r->s, r->test, r->t.batch, &ok);
+    row->seconds = (now_ms() - start) / 1e3;
+    if (!ok)
+        return 1;
+    printf("epoch %d/%d: train loss %.4f, train acc %.2f%%", row->epoch, r->t.epochs,
+           row->train_loss, row->train_acc);
+    if (r->val)
+        printf(", val acc %.2f%%", row->val_acc);
+    printf(", test acc %.2f%%, %.1f s (%.0f img/s)\n", row->test_acc, row->seconds,
+           (double)st.seen / (train_ms / 1e3));
+    fflush(stdout);
+    if (r->o->log && write_log(r->o->log, r->rows, r->n_rows, r->val != NULL))
+        return 1;
+    if (r->o->checkpoint) {
+        char name[64];
+        snprintf(name, sizeof name, "epoch-%d.ckpt", row->epoch);
+        return save_checkpoint(r, name);
+    }
+    return 0;
+}
+
+int cmd_train(const dn_model *m, const options *o)
+{
+    run r = { .o = o };
+    if (!train_options(m, o, &r.t))
+        return 2;
+    int rc = open_session(m, o, &r.s);
+    if (!rc)
+        rc = load_data(o, &r.train, &r.val, &r.test);
+    if (!rc && dn_trainer_new(r.s, &r.t, NULL, &r.tr)) {
+        fprintf(stderr, "dagnet: %s\n", dn_trainer_errmsg(r.tr));
+        rc = 1;
+    }
+    if (!rc && o->resume && dn_trainer_load_checkpoint(r.tr, o->resume)) {
+        fprintf(stderr, "dagnet: %s\n", dn_trainer_errmsg(r.tr));
+        rc = 1;
+    }
+    if (!rc) {
+        static const char *const names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
+        printf("training %s: %lld images (%s), %s lr %g, batch %d, %d epochs, seed %llu%s\n",
+               dn_model_file(m), (long long)dn_dataset_count(r.train),
+               o->data ? o->data : DEFAULT_DATA_DIR, names[r.t.optimizer], (double)r.t.lr,
+               r.t.batch, r.t.epochs, (unsigned long long)r.t.seed,
+               o->resume ? ", resumed" : "");
+        signal(SIGINT, on_sigint);
+    }
+    while (!rc && dn_trainer_epoch(r.tr) < r.t.epochs)
+        rc = train_epoch(&r);
+    if (!rc && r.n_rows)
+        printf("test accuracy: %.2f%%\n", r.rows[r.n_rows - 1].test_acc);
+    if (!rc && o->save) {
+        if (dn_session_save_weights(r.s, o->save))
+            rc = fail_session(r.s);
+        else
+            printf("weights: %s\n", o->save);
+    }
+    dn_trainer_free(r.tr);
+    dn_dataset_free(r.train);
+    dn_dataset_free(r.val);
+    dn_dataset_free(r.test);
+    dn_session_free(r.s);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ eval */
+
+static void print_confusion(const dn_eval_result *r)
+{
+    printf("\nclass  accuracy   count\n");
+    for (int c = 0; c < r->classes; c++) {
+        int64_t row = 0;
+        for (int p = 0; p < r->classes; p++)
+            row += r->confusion[(int64_t)c * r->classes + p];
+        if (row)
+            printf("%5d  %7.2f%%  %6lld\n", c, 100.0 * (double)r->confusion[(int64_t)c * r->classes + c] / (double)row,
+                   (long long)row);
+    }
+    printf("\nconfusion matrix (row: true class, column: predicted)\n     ");
+    for (int p = 0; p < r->classes; p++)
+        printf("%6d", p);
+    printf("\n");
+    for (int c = 0; c < r->classes; c++) {
+        printf("%5d", c);
+        for (int p = 0; p < r->classes; p++)
+            printf("%6lld", (long long)r->confusion[(int64_t)c * r->classes + p]);
+        printf("\n");
+    }
+}
+
+int cmd_eval(const dn_model *m, const options *o)
+{
+    if (!o->weights) {
+        fprintf(stderr, "dagnet: eval needs --weights\n");
+        return 2;
+    }
+    dn_session *s = NULL;
+    dn_dataset *test = NULL;
+    const char *dir = o->data ? o->data : DEFAULT_DATA_DIR;
+    int rc = open_session(m, o, &s);
+    if (!rc && dn_dataset_load_dir(dir, false, &test)) {
+        fprintf(stderr, "dagnet: %s\n", dn_dataset_errmsg(test));
+        rc = 1;
+    }
+    dn_eval_result r;
+    if (!rc && dn_session_evaluate(s, test, NULL, o->batch ? o->batch : 100, &r))
+        rc = fail_session(s);
+    if (!rc) {
+        printf("test accuracy: %.2f%% (%lld of %lld), loss %.4f\n",
+               100.0 * (double)r.correct / (double)r.count, (long long)r.correct, (long long)r.count, r.loss);
+        print_confusion(&r);
+        dn_eval_result_free(&r);
+    }
+    dn_dataset_free(test);
+    dn_session_free(s);
+    return rc;
+}

@@ -1,0 +1,383 @@
+/*
+ * trainer.c — mini-batch training and checkpoints (the dn_trainer_* API of dagnet.h).
+ *
+ * One step: take the next `batch` examples of this epoch's permutation, feed them, forward in
+ * training mode, backward, then one optimiser update of the whole contiguous param buffer
+ * (optim.c) with this epoch's learning rate (schedule). At an epoch's start the permutation is
+ * drawn from the trainer's own generator.
+ *
+ * Resuming bit for bit: a checkpoint records the generator's state from just BEFORE the
+ * current epoch's shuffle, so a resumed trainer redraws the same permutation and continues
+ * at the same position; the session's generator (Dropout), the optimiser's moments and step
+ * count, and the epoch's running statistics are restored as they were.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optim.h"
+#include "safetensors.h"
+#include "session.h"
+
+/* Checkpoint layout version, the first element of "trainer.state". */
+#define CHECKPOINT_VERSION 1
+
+struct dn_trainer {
+    dn_session *s;            /* borrowed */
+    dn_train_options o;
+    dn_optim_config optim;
+    dn_schedule schedule;
+    dn_bound b;
+    dn_err err;
+
+    dn_rng rng;               /* shuffling */
+    uint64_t epoch_rng_state; /* rng before this epoch's shuffle */
+    float *state;             /* optimiser moments: slots × params, contiguous */
+    int64_t state_count;
+    int64_t t;                /* optimiser steps taken */
+
+    int epoch;                /* the epoch under way (0-based) */
+    bool in_epoch;            /* a permutation is drawn and pos is inside it */
+    bool redraw;              /* resumed mid-epoch: redraw the permutation first */
+    int64_t pos;              /* examples done in this epoch */
+    int64_t perm_n;           /* examples in the permutation (the data set's size) */
+    int64_t *perm;
+    int64_t per_example;      /* floats per image in `images` */
+    float *images;            /* one batch */
+    int32_t *labels;
+    dn_step_stats stats;
+};
+
+/* ------------------------------------------------------------------ life cycle */
+
+static dn_schedule schedule_of(const dn_train_options *o)
+{
+    dn_schedule s = { .kind = DN_SCHEDULE_CONSTANT, .step_size = o->step_size, .gamma = o->gamma };
+    if (o->schedule == DN_LR_STEP)
+        s.kind = DN_SCHEDULE_STEP;
+    else if (o->schedule == DN_LR_COSINE)
+        s.kind = DN_SCHEDULE_COSINE;
+    return s;
+}
+
+static dn_status check_options(dn_trainer *t, const dn_train_options *o)
+{
+    if (o->optimizer < DN_SGD || o->optimizer > DN_ADAM)
+        return dn_err_set(&t->err, DN_ERR_ARG, "unknown optimizer %d", (int)o->optimizer);
+    if (!(o->lr > 0) || o->batch < 1 || o->epochs < 0 || !(o->weight_decay >= 0) ||
+        !(o->momentum >= 0 && o->momentum < 1) || (o->schedule == DN_LR_STEP && o->step_size < 1))
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "bad training options: lr %g (> 0), batch %d (>= 1), epochs %d (>= 0), "
+                          "weight decay %g (>= 0), momentum %g (in [0, 1)), step size %d (>= 1)",
+                          (double)o->lr, o->batch, o->epochs, (double)o->weight_decay,
+                          (double)o->momentum, o->step_size);
+    return DN_OK;
+}
+
+dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_binding *bind,
+                         dn_trainer **out)
+{
+    dn_trainer *t = calloc(1, sizeof *t);
+    *out = t;
+    if (!t)
+        return DN_ERR_NOMEM;
+    if (!s || !s->e.g)
+        return dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_new: the session is not usable");
+    t->s = s;
+    t->o = o ? *o : DN_TRAIN_OPTIONS_DEFAULT;
+    dn_status st = check_options(t, &t->o);
+    if (st)
+        return st;
+    const dn_graph *g = s->e.g;
+    if (g->loss < 0)
+        return dn_err_set(&t->err, DN_ERR_ARG, "%s: the model has no \"loss\" to train", g->file);
+    if ((st = dn_bind(g, bind, true, &t->b, &t->err)))
+        return st;
+    t->optim = dn_optim_defaults((dn_optim_kind)t->o.optimizer);
+    t->optim.momentum = t->o.momentum;
+    t->optim.weight_decay = t->o.weight_decay;
+    t->schedule = schedule_of(&t->o);
+    dn_rng_seed(&t->rng, t->o.seed);
+    t->state_count = (int64_t)dn_optim_state_slots(t->optim.kind) * s->e.param_count;
+    t->state = calloc((size_t)t->state_count + 1, sizeof *t->state);
+    if (!t->state)
+        return dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory for the optimiser's state");
+    return DN_OK;
+}
+
+void dn_trainer_free(dn_trainer *t)
+{
+    if (!t)
+        return;
+    free(t->state);
+    free(t->perm);
+    free(t->images);
+    free(t->labels);
+    free(t);
+}
+
+const char *dn_trainer_errmsg(const dn_trainer *t) { return t ? t->err.msg : "out of memory"; }
+int dn_trainer_epoch(const dn_trainer *t) { return t ? t->epoch : 0; }
+
+/* ------------------------------------------------------------------ epochs and steps */
+
+/* The permutation and batch buffers for this data set: allocated at the first epoch, and
+ * again only if a later epoch brings a data set of another size. */
+static dn_status size_buffers(dn_trainer *t, const dn_data *d)
+{
+    if (t->redraw && t->perm_n != d->n)
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "the training set has %lld examples, but the checkpointed epoch was drawn over %lld",
+                          (long long)d->n, (long long)t->perm_n);
+    int64_t per_example = d->channels * d->height * d->width;
+    if (t->perm && t->perm_n != d->n) {
+        free(t->perm);
+        t->perm = NULL;
+    }
+    if (t->images && t->per_example != per_example) {
+        free(t->images);
+        t->images = NULL;
+    }
+    if (!t->perm) {
+        t->perm_n = d->n;
+        t->perm = malloc((size_t)d->n * sizeof *t->perm);
+    }
+    if (!t->images) {
+        t->per_example = per_example;
+        t->images = malloc((size_t)t->o.batch * (size_t)per_example * sizeof *t->images);
+    }
+    if (!t->labels)
+        t->labels = malloc((size_t)t->o.batch * sizeof *t->labels);
+    if (!t->perm || !t->images || !t->labels)
+        return dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory for %lld examples", (long long)d->n);
+    return DN_OK;
+}
+
+static dn_status begin_epoch(dn_trainer *t, const dn_data *d)
+{
+    if (d->n < 1)
+        return dn_err_set(&t->err, DN_ERR_ARG, "the training set is empty");
+    dn_status st = size_buffers(t, d);
+    if (st)
+        return st;
+    if (!t->redraw) {
+        t->pos = 0;
+        t->stats = (dn_step_stats){ .epoch = t->epoch };
+    }
+    t->redraw = false;
+    t->stats.steps = (d->n + t->o.batch - 1) / t->o.batch;
+    t->stats.lr = dn_schedule_lr(&t->schedule, t->o.lr, t->epoch, t->o.epochs);
+    t->epoch_rng_state = t->rng.state;
+    dn_data_shuffle(t->perm, d->n, &t->rng);
+    t->in_epoch = true;
+    return DN_OK;
+}
+
+static int64_t count_correct(const dn_trainer *t, int64_t n)
+{
+    const dn_tensor *p = &t->s->e.val[t->b.prediction];
+    int64_t width = p->shape.d[1], correct = 0;
+    for (int64_t i = 0; i < n; i++)
+        correct += dn_argmax(dn_f32(p) + i * width, width) == t->labels[i];
+    return correct;
+}
+
+dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats *stats)
+{
+    if (!t || !t->s || !train)
+        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_step: bad arguments") : DN_ERR_ARG;
+    const dn_data *d = &train->data;
+    dn_session *s = t->s;
+    dn_status st = DN_OK;
+    if (!t->in_epoch && (st = begin_epoch(t, d)))
+        return st;
+    if (d->n != t->perm_n)
+        return dn_err_set(&t->err, DN_ERR_ARG, "the training set changed size in the middle of an epoch");
+    int64_t n = d->n - t->pos < t->o.batch ? d->n - t->pos : t->o.batch;
+    dn_data_gather(d, t->perm + t->pos, n, t->images, t->labels);
+    int targets[2] = { t->b.prediction, s->e.g->loss };
+    if ((st = dn_feed_batch(s, &t->b, d, t->images, t->labels, n)) ||
+        (st = dn_exec_forward(&s->e, true, targets, 2, &s->err)) ||
+        (st = dn_exec_backward(&s->e, &s->err))) {
+        dn_err_set(&t->err, st, "%s", s->err.msg);
+        return st;
+    }
+    t->t++;
+    dn_optim_step(&t->optim, t->stats.lr, t->t, s->e.param_data, s->e.param_grad, t->state,
+                  s->e.param_count, s->e.threads);
+    /* The params changed: what the forward computed is stale. */
+    memset(s->e.computed, 0, (size_t)s->e.g->n_values * sizeof *s->e.computed);
+    t->stats.loss_sum += (double)dn_f32(&s->e.val[s->e.g->loss])[0] * (double)n;
+    t->stats.correct += count_correct(t, n);
+    t->stats.seen += n;
+    t->stats.step++;
+    t->pos += n;
+    t->stats.epoch_done = t->pos == d->n;
+    if (t->stats.epoch_done) {
+        t->in_epoch = false;
+        t->epoch++;
+    }
+    if (stats)
+        *stats = t->stats;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+enum {
+    CK_VERSION, CK_OPTIMIZER, CK_PARAMS, CK_EPOCH, CK_IN_EPOCH, CK_POS, CK_PERM_N, CK_T,
+    CK_RNG, CK_EPOCH_RNG, CK_SESSION_RNG, CK_STEP, CK_SEEN, CK_CORRECT, CK_LOSS_SUM, CK_COUNT
+};
+
+static int64_t bits_of_double(double x)
+{
+    int64_t i;
+    memcpy(&i, &x, sizeof i);
+    return i;
+}
+
+static double double_of_bits(int64_t i)
+{
+    double x;
+    memcpy(&x, &i, sizeof x);
+    return x;
+}
+
+dn_status dn_trainer_save_checkpoint(dn_trainer *t, const char *path)
+{
+    if (!t || !t->s || !path)
+        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_save_checkpoint: bad arguments") : DN_ERR_ARG;
+    const dn_exec *e = &t->s->e;
+    const dn_graph *g = e->g;
+    int64_t meta[CK_COUNT] = {
+        [CK_VERSION] = CHECKPOINT_VERSION,  [CK_OPTIMIZER] = t->optim.kind,
+        [CK_PARAMS] = e->param_count,       [CK_EPOCH] = t->epoch,
+        [CK_IN_EPOCH] = t->in_epoch || t->redraw, [CK_POS] = t->pos,
+        [CK_PERM_N] = t->perm_n,            [CK_T] = t->t,
+        [CK_RNG] = (int64_t)t->rng.state,
+        [CK_EPOCH_RNG] = (int64_t)(t->redraw ? t->rng.state : t->epoch_rng_state),
+        [CK_SESSION_RNG] = (int64_t)e->rng.state, [CK_STEP] = t->stats.step,
+        [CK_SEEN] = t->stats.seen,          [CK_CORRECT] = t->stats.correct,
+        [CK_LOSS_SUM] = bits_of_double(t->stats.loss_sum),
+    };
+    dn_shape meta_shape = { .rank = 1, .d = { CK_COUNT } };
+    dn_shape state_shape = { .rank = 1, .d = { t->state_count } };
+    dn_st_tensor *list = calloc((size_t)g->n_params + 2, sizeof *list);
+    char **names = calloc((size_t)g->n_params + 1, sizeof *names);
+    dn_status st = DN_OK;
+    if (!list || !names) {
+        st = dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    int n = 0;
+    list[n++] = (dn_st_tensor){ "trainer.state", DN_I64, &meta_shape, meta };
+    if (t->state_count)
+        list[n++] = (dn_st_tensor){ "optim.state", DN_F32, &state_shape, t->state };
+    for (int i = 0; i < g->n_params; i++) {
+        const dn_value *p = &g->values[g->param_values[i]];
+        size_t len = strlen(p->name) + 7;
+        if (!(names[i] = malloc(len))) {
+            st = dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        memcpy(names[i], "param.", 6);
+        memcpy(names[i] + 6, p->name, len - 6);
+        list[n++] = (dn_st_tensor){ names[i], DN_F32, &e->val[g->param_values[i]].shape,
+                                    e->val[g->param_values[i]].data };
+    }
+    st = dn_st_write(path, list, n, &t->err);
+out:
+    for (int i = 0; names && i < g->n_params; i++)
+        free(names[i]);
+    free(names);
+    free(list);
+    return st;
+}
+
+/* A checkpoint entry that must exist with this dtype and element count. */
+static const dn_st_entry *entry(dn_trainer *t, const dn_st_file *f, const char *path,
+                                const char *name, dn_dtype dtype, const dn_shape *shape)
+{
+    const dn_st_entry *e = dn_st_find(f, name);
+    char want[DN_SHAPE_STR_MAX], got[DN_SHAPE_STR_MAX];
+    if (!e)
+        dn_err_set(&t->err, DN_ERR_PARSE, "%s: not a checkpoint of this model: \"%s\" is missing", path, name);
+    else if (e->dtype != dtype || !dn_shape_equal(&e->shape, shape))
+        dn_err_set(&t->err, DN_ERR_SHAPE, "%s: \"%s\": expected %s %s, found %s %s", path, name,
+                   dn_dtype_name(dtype), dn_shape_str(shape, want, sizeof want),
+                   dn_dtype_name(e->dtype), dn_shape_str(&e->shape, got, sizeof got));
+    else
+        return e;
+    return NULL;
+}
+
+static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
+{
+    dn_exec *e = &t->s->e;
+    const dn_graph *g = e->g;
+    dn_shape meta_shape = { .rank = 1, .d = { CK_COUNT } };
+    const dn_st_entry *me = entry(t, f, path, "trainer.state", DN_I64, &meta_shape);
+    if (!me)
+        return t->err.status;
+    int64_t meta[CK_COUNT];
+    memcpy(meta, me->data, sizeof meta);
+    if (meta[CK_VERSION] != CHECKPOINT_VERSION || meta[CK_OPTIMIZER] != t->optim.kind ||
+        meta[CK_PARAMS] != e->param_count || meta[CK_EPOCH] < 0 || meta[CK_POS] < 0 ||
+        meta[CK_PERM_N] < 0 || (meta[CK_IN_EPOCH] && meta[CK_POS] >= meta[CK_PERM_N]))
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "%s: checkpoint (version %lld, optimizer %s, %lld params) does not fit this "
+                          "trainer (version %d, optimizer %s, %lld params) or is inconsistent",
+                          path, (long long)meta[CK_VERSION],
+                          meta[CK_OPTIMIZER] >= 0 && meta[CK_OPTIMIZER] <= DN_OPTIM_ADAM
+                              ? dn_optim_kind_name((dn_optim_kind)meta[CK_OPTIMIZER]) : "?",
+                          (long long)meta[CK_PARAMS], CHECKPOINT_VERSION,
+                          dn_optim_kind_name(t->optim.kind), (long long)e->param_count);
+    dn_shape state_shape = { .rank = 1, .d = { t->state_count } };
+    const dn_st_entry *se = t->state_count ? entry(t, f, path, "optim.state", DN_F32, &state_shape) : NULL;
+    if (t->state_count && !se)
+        return t->err.status;
+    /* Check every param before changing any. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < g->n_params; i++) {
+            const dn_value *p = &g->values[g->param_values[i]];
+            char name[512];
+            snprintf(name, sizeof name, "param.%s", p->name);
+            const dn_st_entry *pe = entry(t, f, path, name, DN_F32, &p->desc.shape);
+            if (!pe)
+                return t->err.status;
+            if (pass == 1)
+                memcpy(e->val[g->param_values[i]].data, pe->data, pe->nbytes);
+        }
+    if (se)
+        memcpy(t->state, se->data, se->nbytes);
+    t->epoch = (int)meta[CK_EPOCH];
+    t->redraw = meta[CK_IN_EPOCH] != 0;
+    t->in_epoch = false;
+    t->pos = meta[CK_POS];
+    if (t->perm && t->perm_n != meta[CK_PERM_N]) {
+        free(t->perm); /* sized for another data set */
+        t->perm = NULL;
+    }
+    t->perm_n = meta[CK_PERM_N];
+    t->t = meta[CK_T];
+    t->rng.state = (uint64_t)(t->redraw ? meta[CK_EPOCH_RNG] : meta[CK_RNG]);
+    e->rng.state = (uint64_t)meta[CK_SESSION_RNG];
+    t->stats = (dn_step_stats){ .epoch = t->epoch, .step = meta[CK_STEP], .seen = meta[CK_SEEN],
+                                .correct = meta[CK_CORRECT],
+                                .loss_sum = double_of_bits(meta[CK_LOSS_SUM]) };
+    memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
+    return DN_OK;
+}
+
+dn_status dn_trainer_load_checkpoint(dn_trainer *t, const char *path)
+{
+    if (!t || !t->s || !path)
+        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_load_checkpoint: bad arguments") : DN_ERR_ARG;
+    dn_st_file f;
+    dn_status st = dn_st_read(path, &f, &t->err);
+    if (st)
+        return st;
+    st = restore(t, &f, path);
+    dn_st_free(&f);
+    return st;
+}

@@ -1,0 +1,292 @@
+/*
+ * test_train.c — training end to end through the public API, on a small synthetic data set
+ * written as IDX files: it converges, it is deterministic, a checkpoint resumes bit for bit
+ * (at an epoch boundary and in the middle of an epoch, with Dropout drawing), and the model
+ * file's "train" section and evaluation work.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dagnet.h"
+
+#define SIDE 12
+#define CLASSES 4
+
+/* Class c: a bright 3-pixel-wide bar (horizontal for even c, vertical for odd) at a place
+ * that depends on c, on noise. */
+static unsigned char pixel(int c, int y, int x, unsigned *rng)
+{
+    *rng = *rng * 1103515245u + 12345u;
+    int noise = (int)((*rng >> 16) % 90);
+    int pos = 2 + 3 * (c / 2) + 2 * (c % 2);
+    int on = (c % 2 == 0) ? (y >= pos && y < pos + 3) : (x >= pos && x < pos + 3);
+    return (unsigned char)(on ? 160 + noise : noise);
+}
+
+static void put_be32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+                           (unsigned char)v };
+    fwrite(b, 1, 4, f);
+}
+
+/* Write n examples as <dir>/<prefix>-images-idx3-ubyte and -labels-idx1-ubyte. */
+static void write_idx(const char *dir, const char *prefix, int n, unsigned seed)
+{
+    char path[512];
+    unsigned rng = seed;
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
+    FILE *img = fopen(path, "wb");
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    FILE *lab = fopen(path, "wb");
+    cr_assert(img && lab);
+    put_be32(img, 0x803);
+    put_be32(img, (uint32_t)n);
+    put_be32(img, SIDE);
+    put_be32(img, SIDE);
+    put_be32(lab, 0x801);
+    put_be32(lab, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int c = (int)((i * 7 + seed) % CLASSES);
+        fputc(c, lab);
+        for (int y = 0; y < SIDE; y++)
+            for (int x = 0; x < SIDE; x++)
+                fputc(pixel(c, y, x, &rng), img);
+    }
+    fclose(img);
+    fclose(lab);
+}
+
+static char data_dir[64];
+
+static void make_data(void)
+{
+    snprintf(data_dir, sizeof data_dir, "/tmp/dagnet-train-XXXXXX");
+    cr_assert_not_null(mkdtemp(data_dir));
+    write_idx(data_dir, "train", 2000, 1);
+    write_idx(data_dir, "t10k", 400, 2);
+}
+
+static void remove_data(void)
+{
+    const char *names[] = { "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" };
+    char path[512];
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", data_dir, names[i]);
+        remove(path);
+    }
+    rmdir(data_dir);
+}
+
+TestSuite(train, .init = make_data, .fini = remove_data);
+
+static const char *model_json =
+    "{\"format\": \"dagnet/1\", \"name\": \"bars\","
+    " \"inputs\": {\"image\": {\"shape\": [null, 1, 12, 12]}, \"label\": {\"shape\": [null], \"dtype\": \"int32\"}},"
+    " \"nodes\": ["
+    "  {\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 4, \"kernel\": 3, \"pad\": 1}},"
+    "  {\"name\": \"relu\", \"op\": \"ReLU\", \"inputs\": [\"conv\"]},"
+    "  {\"name\": \"pool\", \"op\": \"MaxPool\", \"inputs\": [\"relu\"], \"attrs\": {\"kernel\": 2}},"
+    "  {\"name\": \"drop\", \"op\": \"Dropout\", \"inputs\": [\"pool\"], \"attrs\": {\"ratio\": 0.2}},"
+    "  {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"drop\"], \"attrs\": {\"units\": 4}},"
+    "  {\"name\": \"prob\", \"op\": \"Softmax\", \"inputs\": [\"fc\"]},"
+    "  {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}],"
+    " \"outputs\": [\"prob\"], \"loss\": \"loss\","
+    " \"train\": {\"epochs\": 2, \"batch\": 64, \"optimizer\": \"adam\", \"lr\": 0.01}}";
+
+typedef struct rig {
+    dn_model *m;
+    dn_session *s;
+    dn_trainer *t;
+    dn_dataset *train, *test;
+} rig;
+
+static void rig_open(rig *r, dn_optimizer opt)
+{
+    memset(r, 0, sizeof *r);
+    cr_assert_eq(dn_model_parse(model_json, strlen(model_json), "bars.json", &r->m), DN_OK, "%s",
+                 dn_model_errmsg(r->m));
+    dn_session_options so = DN_SESSION_OPTIONS_DEFAULT;
+    so.seed = 5;
+    so.threads = 2;
+    cr_assert_eq(dn_session_new(r->m, &so, &r->s), DN_OK, "%s", dn_session_errmsg(r->s));
+    dn_train_options o;
+    dn_model_train_options(r->m, &o);
+    o.optimizer = opt;
+    o.seed = 9;
+    cr_assert_eq(dn_trainer_new(r->s, &o, NULL, &r->t), DN_OK, "%s", dn_trainer_errmsg(r->t));
+    cr_assert_eq(dn_dataset_load_dir(data_dir, true, &r->train), DN_OK, "%s", dn_dataset_errmsg(r->train));
+    cr_assert_eq(dn_dataset_load_dir(data_dir, false, &r->test), DN_OK, "%s", dn_dataset_errmsg(r->test));
+}
+
+static void rig_close(rig *r)
+{
+    dn_trainer_free(r->t);
+    dn_dataset_free(r->train);
+    dn_dataset_free(r->test);
+    dn_session_free(r->s);
+    dn_model_free(r->m);
+}
+
+/* Train `steps` mini-batches (or whole epochs when steps < 0: -steps epochs). */
+static void train_for(rig *r, int steps)
+{
+    dn_step_stats st;
+    int epochs_left = steps < 0 ? -steps : 0;
+    for (int i = 0; steps >= 0 ? i < steps : epochs_left > 0; i++) {
+        cr_assert_eq(dn_trainer_step(r->t, r->train, &st), DN_OK, "%s", dn_trainer_errmsg(r->t));
+        if (st.epoch_done)
+            epochs_left--;
+    }
+}
+
+/* All params, concatenated (caller frees). */
+static float *weights_of(rig *r, size_t *count)
+{
+    size_t n = 0;
+    float *all = NULL;
+    for (int i = 0; i < dn_model_param_count(r->m); i++) {
+        dn_tensor_info info;
+        dn_model_param_info(r->m, i, &info);
+        dn_view v;
+        dn_session_param(r->s, info.name, &v);
+        size_t k = 1;
+        for (int d = 0; d < v.rank; d++)
+            k *= (size_t)v.shape[d];
+        all = realloc(all, (n + k) * sizeof *all);
+        memcpy(all + n, v.data, k * sizeof *all);
+        n += k;
+    }
+    *count = n;
+    return all;
+}
+
+Test(train, converges_far_above_chance)
+{
+    rig r;
+    rig_open(&r, DN_ADAM);
+    dn_eval_result before, after;
+    cr_assert_eq(dn_session_evaluate(r.s, r.test, NULL, 100, &before), DN_OK, "%s", dn_session_errmsg(r.s));
+    train_for(&r, -2);
+    cr_assert_eq(dn_trainer_epoch(r.t), 2);
+    cr_assert_eq(dn_session_evaluate(r.s, r.test, NULL, 100, &after), DN_OK, "%s", dn_session_errmsg(r.s));
+    cr_assert_eq(after.count, 400);
+    int64_t total = 0;
+    for (int i = 0; i < after.classes * after.classes; i++)
+        total += after.confusion[i];
+    cr_assert_eq(total, 400, "the confusion matrix counts every example once");
+    double acc = (double)after.correct / (double)after.count;
+    cr_assert_gt(acc, 0.9, "accuracy %.3f after 2 epochs (chance is 0.25; %.3f before)", acc,
+                 (double)before.correct / (double)before.count);
+    cr_assert_lt(after.loss, before.loss);
+    dn_eval_result_free(&before);
+    dn_eval_result_free(&after);
+    rig_close(&r);
+}
+
+Test(train, same_seed_same_weights_bit_for_bit)
+{
+    rig a, b;
+    rig_open(&a, DN_MOMENTUM);
+    rig_open(&b, DN_MOMENTUM);
+    train_for(&a, -1);
+    train_for(&b, -1);
+    size_t na, nb;
+    float *wa = weights_of(&a, &na), *wb = weights_of(&b, &nb);
+    cr_assert_eq(na, nb);
+    cr_assert_arr_eq(wa, wb, na * sizeof *wa);
+    free(wa);
+    free(wb);
+    rig_close(&a);
+    rig_close(&b);
+}
+
+/* Train 2 epochs straight; and `first` steps, checkpoint, a fresh process-like rig, resume,
+ * the rest. The weights must be identical byte for byte. */
+static void check_resume(int first_steps, dn_optimizer opt)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/resume-%d.ckpt", data_dir, first_steps);
+    rig straight, part, resumed;
+    rig_open(&straight, opt);
+    train_for(&straight, -2);
+
+    rig_open(&part, opt);
+    train_for(&part, first_steps);
+    cr_assert_eq(dn_trainer_save_checkpoint(part.t, path), DN_OK, "%s", dn_trainer_errmsg(part.t));
+    rig_close(&part);
+
+    rig_open(&resumed, opt);
+    cr_assert_eq(dn_trainer_load_checkpoint(resumed.t, path), DN_OK, "%s", dn_trainer_errmsg(resumed.t));
+    while (dn_trainer_epoch(resumed.t) < 2)
+        train_for(&resumed, 1);
+    size_t ns, nr;
+    float *ws = weights_of(&straight, &ns), *wr = weights_of(&resumed, &nr);
+    cr_assert_eq(ns, nr);
+    cr_assert_arr_eq(ws, wr, ns * sizeof *ws, "resumed after %d steps: weights differ", first_steps);
+    free(ws);
+    free(wr);
+    remove(path);
+    rig_close(&straight);
+    rig_close(&resumed);
+}
+
+Test(train, resume_at_an_epoch_boundary_is_bit_identical)
+{
+    check_resume(32, DN_ADAM); /* 2000 / 64 → 32 steps per epoch */
+}
+
+Test(train, resume_mid_epoch_is_bit_identical)
+{
+    check_resume(45, DN_NESTEROV);
+}
+
+Test(train, checkpoint_of_another_optimizer_is_refused)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/adam.ckpt", data_dir);
+    rig a, b;
+    rig_open(&a, DN_ADAM);
+    train_for(&a, 3);
+    cr_assert_eq(dn_trainer_save_checkpoint(a.t, path), DN_OK, "%s", dn_trainer_errmsg(a.t));
+    rig_open(&b, DN_SGD);
+    cr_assert_neq(dn_trainer_load_checkpoint(b.t, path), DN_OK);
+    cr_assert(strstr(dn_trainer_errmsg(b.t), "adam") && strstr(dn_trainer_errmsg(b.t), "sgd"), "%s",
+              dn_trainer_errmsg(b.t));
+    cr_assert_eq(dn_trainer_load_checkpoint(b.t, "/nonexistent.ckpt"), DN_ERR_IO);
+    remove(path);
+    rig_close(&a);
+    rig_close(&b);
+}
+
+Test(train, train_section_gives_the_defaults)
+{
+    dn_model *m;
+    cr_assert_eq(dn_model_parse(model_json, strlen(model_json), "bars.json", &m), DN_OK);
+    dn_train_options o;
+    dn_model_train_options(m, &o);
+    cr_assert_eq(o.epochs, 2);
+    cr_assert_eq(o.batch, 64);
+    cr_assert_eq(o.optimizer, DN_ADAM);
+    cr_assert_float_eq(o.lr, 0.01f, 1e-9f);
+    cr_assert_float_eq(o.momentum, 0.9f, 1e-9f, "unnamed keys keep dagnet's defaults");
+    dn_model_free(m);
+
+    const char *bad = "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
+                      " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], \"outputs\": [\"r\"],"
+                      " \"train\": {\"lr\": -1}}";
+    cr_assert_eq(dn_model_parse(bad, strlen(bad), "bad.json", &m), DN_ERR_MODEL);
+    cr_assert(strstr(dn_model_errmsg(m), "bad.json: (/train/lr): expected a positive number, found -1"), "%s",
+              dn_model_errmsg(m));
+    dn_model_free(m);
+    const char *unknown = "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
+                          " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], \"outputs\": [\"r\"],"
+                          " \"train\": {\"optimiser\": \"adam\"}}";
+    cr_assert_eq(dn_model_parse(unknown, strlen(unknown), "bad.json", &m), DN_ERR_MODEL);
+    cr_assert(strstr(dn_model_errmsg(m), "/train/optimiser"), "%s", dn_model_errmsg(m));
+    dn_model_free(m);
+}
