@@ -1,107 +1,209 @@
-/* dataset.c — image data sets from IDX files, shuffling and batching (see dataset.h). */
+/*
+ * dataset.c — image data sets from IDX files, validation splits, shuffling and mini-batch
+ * gathering (see dataset.h).
+ *
+ * Pixels are converted through a 256-entry table of byte / 255.0f: the division is correctly
+ * rounded, so 255 gives exactly 1.0f (a multiplication by 1/255 need not), and the table
+ * makes the conversion of 47 million pixels a lookup each.
+ */
 #include "dataset.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
+#include "fileio.h"
 #include "idx.h"
+#include "tensor.h"
 
-/* Uncompressed IDX files above this are refused (Fashion-MNIST's largest is 47 MB). */
-#define MAX_IDX_BYTES ((size_t)4 << 30)
+/* ---------------------------------------------------------------- loading an IDX pair */
 
-static dn_status fill(dn_data *out, const dn_idx *img, const dn_idx *lab, const char *images_path,
-                      const char *labels_path, dn_err *err)
+/* The image geometry an IDX array of rank 3 [n,h,w] or 4 [n,c,h,w] describes. */
+static dn_status image_shape(const dn_idx *img, const char *path, dn_data *out, dn_err *err)
 {
     if (img->rank != 3 && img->rank != 4)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: images must be an IDX array of rank 3 [n,h,w] or 4 [n,c,h,w], found rank %d",
-                          images_path, img->rank);
-    if (lab->rank != 1)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: labels must be an IDX array of rank 1 [n], found rank %d",
-                          labels_path, lab->rank);
-    if (img->dims[0] != lab->dims[0])
-        return dn_err_set(err, DN_ERR_PARSE, "%s holds %lld images but %s holds %lld labels", images_path,
-                          (long long)img->dims[0], labels_path, (long long)lab->dims[0]);
+        return dn_err_set(err, DN_ERR_SHAPE,
+                          "%s: expected images of rank 3 [n,h,w] or 4 [n,c,h,w], found rank %d",
+                          path, img->rank);
     out->n = img->dims[0];
     out->channels = img->rank == 4 ? img->dims[1] : 1;
     out->height = img->dims[img->rank - 2];
     out->width = img->dims[img->rank - 1];
-    out->images = malloc(img->size * sizeof *out->images);
-    out->labels = malloc((size_t)out->n * sizeof *out->labels);
-    if (!out->images || !out->labels)
-        return dn_err_set(err, DN_ERR_NOMEM, "%s: out of memory for %lld images", images_path, (long long)out->n);
-    for (size_t i = 0; i < img->size; i++)
-        out->images[i] = (float)img->data[i] / 255.0f;
-    out->classes = 0;
-    for (int64_t i = 0; i < out->n; i++) {
-        out->labels[i] = lab->data[i];
-        if (out->labels[i] + 1 > out->classes)
-            out->classes = out->labels[i] + 1;
-    }
     return DN_OK;
 }
 
-dn_status dn_data_load_idx(const char *images_path, const char *labels_path, dn_data *out, dn_err *err)
+static dn_status check_labels(const dn_idx *lab, const dn_idx *img, const char *labels_path,
+                              const char *images_path, dn_err *err)
+{
+    if (lab->rank != 1)
+        return dn_err_set(err, DN_ERR_SHAPE, "%s: expected labels of rank 1 [n], found rank %d",
+                          labels_path, lab->rank);
+    if (lab->dims[0] != img->dims[0])
+        return dn_err_set(err, DN_ERR_SHAPE,
+                          "%s: %lld labels, but %s holds %lld images: expected one label per "
+                          "image", labels_path, (long long)lab->dims[0], images_path,
+                          (long long)img->dims[0]);
+    return DN_OK;
+}
+
+/* images = pixel bytes / 255; the float buffer is 4 times the bytes, so check that it fits. */
+static dn_status convert_images(const dn_idx *img, const char *path, dn_data *out, dn_err *err)
+{
+    if (img->size > SIZE_MAX / sizeof *out->images)
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: %zu pixels do not fit in memory as floats",
+                          path, img->size);
+    out->images = malloc(img->size * sizeof *out->images);
+    if (!out->images)
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu floats for the images",
+                          path, img->size);
+    float table[256];
+    for (int b = 0; b < 256; b++)
+        table[b] = (float)b / 255.0f;
+    for (size_t i = 0; i < img->size; i++)
+        out->images[i] = table[img->data[i]];
+    return DN_OK;
+}
+
+/* Labels are bytes, so each is in [0, 255] and classes in [1, 256] by construction. */
+static dn_status convert_labels(const dn_idx *lab, const char *path, dn_data *out, dn_err *err)
+{
+    out->labels = malloc(lab->size * sizeof *out->labels);
+    if (!out->labels)
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu labels", path, lab->size);
+    int32_t top = 0;
+    for (size_t i = 0; i < lab->size; i++) {
+        out->labels[i] = lab->data[i];
+        if (out->labels[i] > top)
+            top = out->labels[i];
+    }
+    out->classes = top + 1;
+    return DN_OK;
+}
+
+dn_status dn_data_load_idx(const char *images_path, const char *labels_path, dn_data *out,
+                           dn_err *err)
 {
     memset(out, 0, sizeof *out);
-    dn_idx img, lab;
-    memset(&lab, 0, sizeof lab);
-    dn_status st = dn_idx_read(images_path, MAX_IDX_BYTES, &img, err);
-    if (!st)
-        st = dn_idx_read(labels_path, MAX_IDX_BYTES, &lab, err);
-    if (!st)
-        st = fill(out, &img, &lab, images_path, labels_path, err);
+    if (!images_path || !labels_path)
+        return dn_err_set(err, DN_ERR_ARG, "dn_data_load_idx: a file path is NULL");
+    dn_idx img = { 0 }, lab = { 0 };
+    dn_status st;
+    if ((st = dn_idx_read(images_path, DN_IDX_MAX_BYTES, &img, err)) != DN_OK ||
+        (st = image_shape(&img, images_path, out, err)) != DN_OK ||
+        (st = dn_idx_read(labels_path, DN_IDX_MAX_BYTES, &lab, err)) != DN_OK ||
+        (st = check_labels(&lab, &img, labels_path, images_path, err)) != DN_OK ||
+        (st = convert_labels(&lab, labels_path, out, err)) != DN_OK)
+        goto done;
+    dn_idx_free(&lab); /* before the float images: the peak is then bytes + floats only */
+    st = convert_images(&img, images_path, out, err);
+done:
     dn_idx_free(&img);
     dn_idx_free(&lab);
-    if (st)
+    if (st != DN_OK)
         dn_data_free(out);
     return st;
 }
 
-/* dir/name, or dir/name.gz when only that exists; false when neither does. */
-static bool find_file(const char *dir, const char *name, char *path, size_t size)
+/* ---------------------------------------------------------------- the MNIST layout */
+
+/* "dir/name" + suffix in a new string; NULL when out of memory. A trailing '/' of dir is not
+ * doubled. */
+static char *join(const char *dir, const char *name, const char *suffix)
 {
-    snprintf(path, size, "%s/%s", dir, name);
-    if (access(path, R_OK) == 0)
-        return true;
-    snprintf(path, size, "%s/%s.gz", dir, name);
-    return access(path, R_OK) == 0;
+    size_t len = strlen(dir);
+    const char *sep = len > 0 && dir[len - 1] == '/' ? "" : "/";
+    size_t size = len + strlen(sep) + strlen(name) + strlen(suffix) + 1;
+    char *path = malloc(size);
+    if (path)
+        snprintf(path, size, "%s%s%s%s", dir, sep, name, suffix);
+    return path;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* *path = dir/name or dir/name.gz, whichever exists (the plain one when both do: no
+ * decompression needed). The message lists both names and the directory when neither does. */
+static dn_status find_file(const char *dir, const char *name, const char *what, char **path,
+                           dn_err *err)
+{
+    const char *suffixes[] = { "", ".gz" };
+    for (int i = 0; i < 2; i++) {
+        *path = join(dir, name, suffixes[i]);
+        if (!*path)
+            return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate a file name", dir);
+        if (exists(*path))
+            return DN_OK;
+        free(*path);
+        *path = NULL;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        char reason[256];
+        return dn_err_set(err, DN_ERR_IO, "%s: cannot open the data directory: %s", dir,
+                          dn_errno_str(errno, reason, sizeof reason));
+    }
+    return dn_err_set(err, DN_ERR_IO,
+                      "%s: no %s: looked for %s and %s.gz in this directory", dir, what, name,
+                      name);
 }
 
 dn_status dn_data_load_dir(const char *dir, bool train, dn_data *out, dn_err *err)
 {
     memset(out, 0, sizeof *out);
-    const char *prefix = train ? "train" : "t10k";
-    char images_name[64], labels_name[64], images[4096], labels[4096];
-    snprintf(images_name, sizeof images_name, "%s-images-idx3-ubyte", prefix);
-    snprintf(labels_name, sizeof labels_name, "%s-labels-idx1-ubyte", prefix);
-    if (!find_file(dir, images_name, images, sizeof images))
-        return dn_err_set(err, DN_ERR_IO, "%s: no %s or %s.gz (the %s images of an MNIST-format data set)",
-                          dir, images_name, images_name, train ? "training" : "test");
-    if (!find_file(dir, labels_name, labels, sizeof labels))
-        return dn_err_set(err, DN_ERR_IO, "%s: no %s or %s.gz (the %s labels of an MNIST-format data set)",
-                          dir, labels_name, labels_name, train ? "training" : "test");
-    return dn_data_load_idx(images, labels, out, err);
+    if (!dir)
+        return dn_err_set(err, DN_ERR_ARG, "dn_data_load_dir: the directory is NULL");
+    const char *images_name = train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte";
+    const char *labels_name = train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte";
+    char *images = NULL, *labels = NULL;
+    dn_status st;
+    if ((st = find_file(dir, images_name, train ? "training images" : "test images", &images,
+                        err)) == DN_OK &&
+        (st = find_file(dir, labels_name, train ? "training labels" : "test labels", &labels,
+                        err)) == DN_OK)
+        st = dn_data_load_idx(images, labels, out, err);
+    free(images);
+    free(labels);
+    return st;
+}
+
+/* ---------------------------------------------------------------- split */
+
+/* Floats per example; the product fitted in memory when the data were loaded. */
+static int64_t example_size(const dn_data *d)
+{
+    return d->channels * d->height * d->width;
 }
 
 dn_status dn_data_split(dn_data *all, int64_t n_val, dn_data *val, dn_err *err)
 {
     memset(val, 0, sizeof *val);
-    if (n_val < 0 || n_val >= all->n)
-        return dn_err_set(err, DN_ERR_ARG, "a validation split of %lld examples needs more than that in the data set (it has %lld)",
-                          (long long)n_val, (long long)all->n);
-    int64_t per = all->channels * all->height * all->width, keep = all->n - n_val;
-    *val = (dn_data){ .n = n_val, .channels = all->channels, .height = all->height, .width = all->width,
-                      .classes = all->classes };
-    val->images = malloc((size_t)(n_val * per) * sizeof *val->images + 1);
-    val->labels = malloc((size_t)n_val * sizeof *val->labels + 1);
-    if (!val->images || !val->labels) {
-        dn_data_free(val);
-        return dn_err_set(err, DN_ERR_NOMEM, "out of memory for a validation split of %lld", (long long)n_val);
+    if (n_val < 0 || n_val > all->n - 1)
+        return dn_err_set(err, DN_ERR_ARG,
+                          "cannot hold out %lld of %lld examples: expected 0 to %lld, leaving at "
+                          "least one for training", (long long)n_val, (long long)all->n,
+                          (long long)(all->n > 0 ? all->n - 1 : 0));
+    int64_t per = example_size(all), keep = all->n - n_val;
+    size_t floats = (size_t)n_val * (size_t)per;
+    /* At least one byte each, so that buffers are never NULL, even for an empty split. */
+    float *images = malloc(floats ? floats * sizeof *images : 1);
+    int32_t *labels = malloc(n_val ? (size_t)n_val * sizeof *labels : 1);
+    if (!images || !labels) {
+        free(images);
+        free(labels);
+        return dn_err_set(err, DN_ERR_NOMEM, "cannot allocate a validation split of %lld examples",
+                          (long long)n_val);
     }
-    memcpy(val->images, all->images + keep * per, (size_t)(n_val * per) * sizeof *val->images);
-    memcpy(val->labels, all->labels + keep, (size_t)n_val * sizeof *val->labels);
+    memcpy(images, all->images + (size_t)keep * (size_t)per, floats * sizeof *images);
+    memcpy(labels, all->labels + keep, (size_t)n_val * sizeof *labels);
+    *val = (dn_data){ .n = n_val, .channels = all->channels, .height = all->height,
+                      .width = all->width, .images = images, .labels = labels,
+                      .classes = all->classes };
     all->n = keep;
     return DN_OK;
 }
@@ -115,10 +217,13 @@ void dn_data_free(dn_data *d)
     memset(d, 0, sizeof *d);
 }
 
+/* ---------------------------------------------------------------- batches */
+
 void dn_data_shuffle(int64_t *perm, int64_t n, dn_rng *rng)
 {
     for (int64_t i = 0; i < n; i++)
         perm[i] = i;
+    /* Fisher–Yates from the top: position i takes a uniform pick among 0..i. */
     for (int64_t i = n - 1; i > 0; i--) {
         int64_t j = (int64_t)dn_rng_below(rng, (uint64_t)i + 1);
         int64_t t = perm[i];
@@ -127,11 +232,19 @@ void dn_data_shuffle(int64_t *perm, int64_t n, dn_rng *rng)
     }
 }
 
-void dn_data_gather(const dn_data *d, const int64_t *idx, int64_t count, float *images, int32_t *labels)
+void dn_data_gather(const dn_data *d, const int64_t *idx, int64_t count, float *images,
+                    int32_t *labels)
 {
-    int64_t per = d->channels * d->height * d->width;
+    size_t per = (size_t)example_size(d);
     for (int64_t i = 0; i < count; i++) {
-        memcpy(images + i * per, d->images + idx[i] * per, (size_t)per * sizeof *images);
+        memcpy(images + (size_t)i * per, d->images + (size_t)idx[i] * per, per * sizeof *images);
         labels[i] = d->labels[idx[i]];
     }
+}
+
+int64_t dn_data_batches(int64_t n, int64_t batch)
+{
+    if (n <= 0 || batch <= 0)
+        return 0;
+    return n / batch + (n % batch != 0); /* ceil without n + batch − 1 overflowing */
 }

@@ -1,8 +1,15 @@
 /*
  * dataset.h — a labelled image data set in memory, and what training does with it:
- * shuffling, gathering mini-batches, holding out a validation split.
+ * loading IDX pairs, shuffling, gathering mini-batches, holding out a validation split.
  *
- *   images [n, c, h, w] float32, pixel bytes / 255     labels [n] int32
+ *   images [n, c, h, w] float32, pixel byte / 255 (so 0 → 0.0f and 255 → 1.0f exactly)
+ *   labels [n] int32, each in [0, classes)
+ *
+ * The data come from IDX files (idx.h): images of rank 3 [n, h, w] (one channel) or rank 4
+ * [n, c, h, w], and labels of rank 1 [n], raw or gzipped. A directory in the MNIST layout
+ * holds the four standard names:
+ *   train-images-idx3-ubyte  train-labels-idx1-ubyte  t10k-images-idx3-ubyte
+ *   t10k-labels-idx1-ubyte   each with or without ".gz"
  */
 #ifndef DN_DATASET_H
 #define DN_DATASET_H
@@ -15,23 +22,41 @@
 
 typedef struct dn_data {
     int64_t n, channels, height, width;
-    float *images;   /* owned */
-    int32_t *labels; /* owned */
+    float *images;   /* owned: n·c·h·w, scaled to [0, 1] (byte / 255) */
+    int32_t *labels; /* owned: n */
     int32_t classes; /* largest label + 1 */
 } dn_data;
 
-/* An IDX pair: images [n, h, w] (one channel) or [n, c, h, w], labels [n]. */
-dn_status dn_data_load_idx(const char *images_path, const char *labels_path, dn_data *out, dn_err *err);
-/* train-images-idx3-ubyte / train-labels-idx1-ubyte (train) or t10k-… (test) in dir, each
- * with or without .gz. */
+/* Load an IDX pair. The counts of images and labels must match. On failure *out is zeroed
+ * (dn_data_free is harmless). Errors: DN_ERR_IO, DN_ERR_PARSE (bad file), DN_ERR_SHAPE
+ * (ranks or counts that do not fit together), DN_ERR_NOMEM. */
+dn_status dn_data_load_idx(const char *images_path, const char *labels_path, dn_data *out,
+                           dn_err *err);
+
+/* Load the training (train = true: "train-…") or test ("t10k-…") pair from dir, each file
+ * plain or with ".gz" (the plain one when both exist). */
 dn_status dn_data_load_dir(const char *dir, bool train, dn_data *out, dn_err *err);
-/* Move the last n_val examples of *all into *val (n_val in [0, n − 1]). */
+
+/* Hold out the last n_val examples of *all as *val (fresh copies; n_val in [0, n − 1]) and
+ * shrink all->n; all's buffers are kept as they are. val->classes is all->classes, so both
+ * parts describe the same classifier. On failure *all is unchanged and *val zeroed.
+ * Errors: DN_ERR_ARG (n_val out of range), DN_ERR_NOMEM. */
 dn_status dn_data_split(dn_data *all, int64_t n_val, dn_data *val, dn_err *err);
+
+/* Free the buffers and zero *d. Safe on a zeroed data set and on NULL. */
 void dn_data_free(dn_data *d);
 
-/* perm = a uniformly random permutation of 0 .. n−1 (Fisher–Yates on the project's RNG). */
+/* perm = a uniformly random permutation of 0 .. n−1: Fisher–Yates on the project's RNG, so
+ * the same generator state gives the same permutation on every machine. */
 void dn_data_shuffle(int64_t *perm, int64_t n, dn_rng *rng);
-/* Copy examples idx[0 .. count) into contiguous batch buffers. */
-void dn_data_gather(const dn_data *d, const int64_t *idx, int64_t count, float *images, int32_t *labels);
+
+/* Copy examples idx[0 .. count) into contiguous batch buffers: images count·c·h·w floats,
+ * labels count ints. The indices must be in [0, n). Allocates nothing. */
+void dn_data_gather(const dn_data *d, const int64_t *idx, int64_t count, float *images,
+                    int32_t *labels);
+
+/* The number of mini-batches of `batch` examples covering n, the last one partial:
+ * ceil(n / batch); 0 when n <= 0 or batch <= 0. */
+int64_t dn_data_batches(int64_t n, int64_t batch);
 
 #endif
