@@ -128,8 +128,31 @@ typedef struct epoch_row {
     double train_loss, train_acc, val_acc, test_acc, lr, seconds;
 } epoch_row;
 
-/* The whole CSV rewritten under a temporary name and renamed: a crash never leaves half a log. */
-static int write_log(const char *path, const epoch_row *rows, int n, bool has_val)
+/* The rows a resumed run inherits: the earlier log's lines after its header (caller frees). */
+static char *earlier_rows(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    char line[1024];
+    bool header = true;
+    while (out && fgets(line, sizeof line, f)) {
+        if (!header)
+            fputs(line, out);
+        header = false;
+    }
+    fclose(f);
+    if (out)
+        fclose(out);
+    return text;
+}
+
+/* The whole CSV rewritten under a temporary name and renamed: a crash never leaves half a log.
+ * `earlier` holds the rows of the run this one resumed. */
+static int write_log(const char *path, const char *earlier, const epoch_row *rows, int n, bool has_val)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -139,6 +162,8 @@ static int write_log(const char *path, const epoch_row *rows, int n, bool has_va
         return 1;
     }
     fprintf(f, "epoch,train_loss,train_acc,%stest_acc,lr,seconds\n", has_val ? "val_acc," : "");
+    if (earlier)
+        fputs(earlier, f);
     for (int i = 0; i < n; i++) {
         fprintf(f, "%d,%.6f,%.4f,", rows[i].epoch, rows[i].train_loss, rows[i].train_acc);
         if (has_val)
@@ -198,6 +223,7 @@ typedef struct run {
     dn_dataset *train, *val, *test;
     epoch_row rows[1024];
     int n_rows;
+    char *earlier_log; /* rows of the run a --resume continues */
 } run;
 
 static int save_checkpoint(run *r, const char *name)
@@ -263,7 +289,7 @@ static int train_epoch(run *r)
     printf(", test acc %.2f%%, %.1f s (%.0f img/s)\n", row->test_acc, row->seconds,
            (double)st.seen / (train_ms / 1e3));
     fflush(stdout);
-    if (r->o->log && write_log(r->o->log, r->rows, r->n_rows, r->val != NULL))
+    if (r->o->log && write_log(r->o->log, r->earlier_log, r->rows, r->n_rows, r->val != NULL))
         return 1;
     if (r->o->checkpoint) {
         char name[64];
@@ -289,6 +315,8 @@ int cmd_train(const dn_model *m, const options *o)
         fprintf(stderr, "dagnet: %s\n", dn_trainer_errmsg(r.tr));
         rc = 1;
     }
+    if (!rc && o->resume && o->log)
+        r.earlier_log = earlier_rows(o->log);
     if (!rc) {
         static const char *const names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
         printf("training %s: %lld images (%s), %s lr %g, batch %d, %d epochs, seed %llu%s\n",
@@ -308,6 +336,7 @@ int cmd_train(const dn_model *m, const options *o)
         else
             printf("weights: %s\n", o->save);
     }
+    free(r.earlier_log);
     dn_trainer_free(r.tr);
     dn_dataset_free(r.train);
     dn_dataset_free(r.val);
