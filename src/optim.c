@@ -1,26 +1,50 @@
-/* optim.c — the update rules and schedules of optim.h. */
+/*
+ * optim.c — the update rules and schedules of optim.h.
+ *
+ * Each rule repeats, per element, the float32 operations PyTorch 1.13's single-tensor
+ * optimisers perform, in their order, so that given the same float hyper-parameters the
+ * params agree to the last bit (tests/test_optim.c checks this against PyTorch):
+ *
+ *   x.add(y, alpha=a)          fmaf(a, y, x)        PyTorch's CPU kernel fuses a·y + x
+ *   x.addcmul_(y, z, value=a)  fmaf(a·y, z, x)      a·y rounded, then fused
+ *   x.addcdiv_(y, z, value=a)  x + (a·y)/z          no fusion
+ *   x.mul_(a)                  a·x
+ *
+ * Python computes scalars in double and the kernels round them to float once: 1 − β, the
+ * bias corrections, lr/(1 − β1^t) and √(1 − β2^t) are therefore formed in double from the
+ * float hyper-parameters and rounded at the end. Everything else is float arithmetic that the
+ * compiler must not contract into FMAs of its own: ISO C mode (-std=c11, as the build uses)
+ * keeps GCC from doing so, and -ffast-math would break it.
+ */
 #include "optim.h"
 
+#include <errno.h>
+#include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Elementwise loops this long or longer run in parallel. */
-#define PARALLEL_MIN 32768
+/* Loops over this many elements or more run in parallel; below it threads cost more than
+ * they save. The same threshold as the ops' DN_PARALLEL_MIN (ops/op.h), kept here so that the
+ * optimisers do not depend on the op layer. */
+#define OPTIM_PARALLEL_MIN 32768
 
 static const char *const kind_names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
 
 dn_optim_config dn_optim_defaults(dn_optim_kind kind)
 {
-    dn_optim_config c = { .kind = kind, .momentum = 0.9, .alpha = 0.99, .beta1 = 0.9,
-                          .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0 };
+    dn_optim_config c = { .kind = kind, .momentum = 0.9f, .alpha = 0.99f, .beta1 = 0.9f,
+                          .beta2 = 0.999f, .eps = 0.0f, .weight_decay = 0.0f };
     if (kind == DN_OPTIM_ADAGRAD)
-        c.eps = 1e-10;
+        c.eps = 1e-10f;
+    else if (kind == DN_OPTIM_RMSPROP || kind == DN_OPTIM_ADAM)
+        c.eps = 1e-8f;
     return c;
 }
 
 bool dn_optim_parse_kind(const char *name, dn_optim_kind *out)
 {
-    for (int i = 0; i <= DN_OPTIM_ADAM; i++)
+    for (int i = DN_OPTIM_SGD; i <= DN_OPTIM_ADAM; i++)
         if (strcmp(name, kind_names[i]) == 0) {
             *out = (dn_optim_kind)i;
             return true;
@@ -42,94 +66,168 @@ int dn_optim_state_slots(dn_optim_kind kind)
     }
 }
 
-/* Each rule is one loop over the elements; g folds in the weight decay. */
+/* ------------------------------------------------------------------ update rules */
 
-static void sgd(float lr, float wd, float *p, const float *grad, int64_t n, int threads)
+/* g = grad + wd·p as grad.add(param, alpha=wd); PyTorch skips it at wd = 0, which also keeps
+ * an infinite param from turning the gradient into NaN through 0·∞. */
+static inline float decayed(float grad, float p, float wd)
 {
-#pragma omp parallel for num_threads(threads) if (n >= PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float g = grad[i] + wd * p[i];
-        p[i] -= lr * g;
-    }
+    return wd != 0.0f ? fmaf(wd, p, grad) : grad;
 }
 
+/* 1 − x for a float hyper-parameter, as Python forms it (double) and a kernel takes it. */
+static float complement(float x)
+{
+    return (float)(1.0 - (double)x);
+}
+
+/* param.add_(g, alpha=−lr) */
+static void sgd(float lr, float wd, float *p, const float *grad, int64_t n, int threads)
+{
+#pragma omp parallel for num_threads(threads) if (n >= OPTIM_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        p[i] = fmaf(-lr, decayed(grad[i], p[i], wd), p[i]);
+}
+
+/* buf.mul_(μ).add_(g) (alpha 1: a plain sum); Nesterov: g.add(buf, alpha=μ); then
+ * param.add_(·, alpha=−lr). */
 static void momentum(float lr, float wd, float mu, bool nesterov, float *p, const float *grad,
                      float *buf, int64_t n, int threads)
 {
-#pragma omp parallel for num_threads(threads) if (n >= PARALLEL_MIN) schedule(static)
+#pragma omp parallel for num_threads(threads) if (n >= OPTIM_PARALLEL_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        float g = grad[i] + wd * p[i];
+        float g = decayed(grad[i], p[i], wd);
         buf[i] = mu * buf[i] + g;
-        p[i] -= lr * (nesterov ? g + mu * buf[i] : buf[i]);
+        float d = nesterov ? fmaf(mu, buf[i], g) : buf[i];
+        p[i] = fmaf(-lr, d, p[i]);
     }
 }
 
+/* sum.addcmul_(g, g, value=1); std = sum.sqrt().add_(ε); param.addcdiv_(g, std, value=−lr)
+ * (PyTorch's lr_decay is 0, so its clr is lr). */
 static void adagrad(float lr, float wd, float eps, float *p, const float *grad, float *sum,
                     int64_t n, int threads)
 {
-#pragma omp parallel for num_threads(threads) if (n >= PARALLEL_MIN) schedule(static)
+#pragma omp parallel for num_threads(threads) if (n >= OPTIM_PARALLEL_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        float g = grad[i] + wd * p[i];
-        sum[i] += g * g;
-        p[i] -= lr * (g / (sqrtf(sum[i]) + eps));
+        float g = decayed(grad[i], p[i], wd);
+        sum[i] = fmaf(g, g, sum[i]);
+        p[i] += (-lr * g) / (sqrtf(sum[i]) + eps);
     }
 }
 
-static void rmsprop(float lr, float wd, double alpha_d, float eps, float *p, const float *grad,
-                    float *avg, int64_t n, int threads)
+/* avg.mul_(α).addcmul_(g, g, value=1−α); param.addcdiv_(g, avg.sqrt().add_(ε), value=−lr) */
+static void rmsprop(const dn_optim_config *c, float lr, float *p, const float *grad, float *avg,
+                    int64_t n, int threads)
 {
-    float alpha = (float)alpha_d, rest = (float)(1.0 - alpha_d);
-#pragma omp parallel for num_threads(threads) if (n >= PARALLEL_MIN) schedule(static)
+    float alpha = c->alpha, rest = complement(c->alpha), wd = c->weight_decay, eps = c->eps;
+#pragma omp parallel for num_threads(threads) if (n >= OPTIM_PARALLEL_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        float g = grad[i] + wd * p[i];
-        avg[i] = alpha * avg[i] + rest * (g * g);
-        p[i] -= lr * (g / (sqrtf(avg[i]) + eps));
+        float g = decayed(grad[i], p[i], wd);
+        avg[i] = fmaf(rest * g, g, alpha * avg[i]);
+        p[i] += (-lr * g) / (sqrtf(avg[i]) + eps);
     }
 }
 
+/* m.mul_(β1).add_(g, alpha=1−β1); v.mul_(β2).addcmul_(g, g, value=1−β2);
+ * denom = (v.sqrt() / √bc2).add_(ε); param.addcdiv_(m, denom, value=−lr/bc1),
+ * with bc1 = 1 − β1^t and bc2 = 1 − β2^t in double (Python's ** is C's pow). */
 static void adam(const dn_optim_config *c, float lr, int64_t t, float *p, const float *grad,
                  float *m, float *v, int64_t n, int threads)
 {
-    /* As PyTorch: the bias corrections in double, folded into a step size and a divisor. */
-    double bc1 = 1.0 - pow(c->beta1, (double)t);
-    double bc2 = 1.0 - pow(c->beta2, (double)t);
-    float step = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    float b1 = (float)c->beta1, b2 = (float)c->beta2, rest1 = (float)(1.0 - c->beta1),
-          rest2 = (float)(1.0 - c->beta2), wd = (float)c->weight_decay, eps = (float)c->eps;
-#pragma omp parallel for num_threads(threads) if (n >= PARALLEL_MIN) schedule(static)
+    double bc1 = 1.0 - pow((double)c->beta1, (double)t);
+    double bc2 = 1.0 - pow((double)c->beta2, (double)t);
+    float neg_step = (float)(-((double)lr / bc1)), bc2_sqrt = (float)sqrt(bc2);
+    float b1 = c->beta1, b2 = c->beta2, rest1 = complement(c->beta1), rest2 = complement(c->beta2);
+    float wd = c->weight_decay, eps = c->eps;
+#pragma omp parallel for num_threads(threads) if (n >= OPTIM_PARALLEL_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        float g = grad[i] + wd * p[i];
-        m[i] = b1 * m[i] + rest1 * g;
-        v[i] = b2 * v[i] + rest2 * (g * g);
-        p[i] -= step * (m[i] / (sqrtf(v[i]) / bc2_sqrt + eps));
+        float g = decayed(grad[i], p[i], wd);
+        m[i] = fmaf(rest1, g, b1 * m[i]);
+        v[i] = fmaf(rest2 * g, g, b2 * v[i]);
+        p[i] += (neg_step * m[i]) / (sqrtf(v[i]) / bc2_sqrt + eps);
     }
 }
 
 void dn_optim_step(const dn_optim_config *c, float lr, int64_t t, float *param, const float *grad,
                    float *state, int64_t n, int threads)
 {
-    float wd = (float)c->weight_decay, mu = (float)c->momentum, eps = (float)c->eps;
+    float wd = c->weight_decay;
     switch (c->kind) {
     case DN_OPTIM_SGD: sgd(lr, wd, param, grad, n, threads); break;
-    case DN_OPTIM_MOMENTUM: momentum(lr, wd, mu, false, param, grad, state, n, threads); break;
-    case DN_OPTIM_NESTEROV: momentum(lr, wd, mu, true, param, grad, state, n, threads); break;
-    case DN_OPTIM_ADAGRAD: adagrad(lr, wd, eps, param, grad, state, n, threads); break;
-    case DN_OPTIM_RMSPROP: rmsprop(lr, wd, c->alpha, eps, param, grad, state, n, threads); break;
+    case DN_OPTIM_MOMENTUM: momentum(lr, wd, c->momentum, false, param, grad, state, n, threads); break;
+    case DN_OPTIM_NESTEROV: momentum(lr, wd, c->momentum, true, param, grad, state, n, threads); break;
+    case DN_OPTIM_ADAGRAD: adagrad(lr, wd, c->eps, param, grad, state, n, threads); break;
+    case DN_OPTIM_RMSPROP: rmsprop(c, lr, param, grad, state, n, threads); break;
     case DN_OPTIM_ADAM: adam(c, lr, t, param, grad, state, state + n, n, threads); break;
     }
 }
 
+/* ------------------------------------------------------------------ schedules */
+
+/* In double, rounded once: PyTorch keeps the rate as a Python float. */
 float dn_schedule_lr(const dn_schedule *s, float base_lr, int64_t epoch, int64_t epochs)
 {
+    const double pi = 3.14159265358979323846;
     switch (s->kind) {
     case DN_SCHEDULE_STEP:
+        if (s->step_size < 1)
+            return base_lr;
         return (float)((double)base_lr * pow((double)s->gamma, (double)(epoch / s->step_size)));
     case DN_SCHEDULE_COSINE:
-        if (epochs <= 0)
+        if (epochs < 1)
             return base_lr;
         return (float)((double)s->min_lr + ((double)base_lr - (double)s->min_lr) *
-                                                   (1.0 + cos(3.14159265358979323846 * (double)epoch / (double)epochs)) / 2.0);
-    default:
-        return base_lr;
+                                               (1.0 + cos(pi * (double)epoch / (double)epochs)) / 2.0);
+    case DN_SCHEDULE_CONSTANT:
+        break;
     }
+    return base_lr;
+}
+
+/* A whole string that is a finite number; strtod alone accepts a prefix, "nan" and "inf". */
+static bool parse_float(const char *text, float *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(text, &end);
+    if (end == text || *end != '\0' || errno == ERANGE || !isfinite(x) || fabs(x) > (double)FLT_MAX)
+        return false;
+    *out = (float)x;
+    return true;
+}
+
+/* "N" or "N:GAMMA" after "step:". */
+static bool parse_step(const char *text, dn_schedule *s)
+{
+    if (*text < '0' || *text > '9') /* strtoll would skip blanks and take a sign */
+        return false;
+    char *end;
+    errno = 0;
+    long long size = strtoll(text, &end, 10);
+    if (errno == ERANGE || size < 1)
+        return false;
+    s->step_size = size;
+    if (*end == '\0')
+        return true;
+    return *end == ':' && parse_float(end + 1, &s->gamma) && s->gamma > 0.0f;
+}
+
+bool dn_schedule_parse(const char *text, dn_schedule *out)
+{
+    dn_schedule s = { .kind = DN_SCHEDULE_CONSTANT, .step_size = 1, .gamma = 0.1f, .min_lr = 0.0f };
+    bool ok;
+    if (strcmp(text, "constant") == 0)
+        ok = true;
+    else if (strncmp(text, "step:", 5) == 0) {
+        s.kind = DN_SCHEDULE_STEP;
+        ok = parse_step(text + 5, &s);
+    } else if (strcmp(text, "cosine") == 0 || strncmp(text, "cosine:", 7) == 0) {
+        s.kind = DN_SCHEDULE_COSINE;
+        ok = text[6] == '\0' || (parse_float(text + 7, &s.min_lr) && s.min_lr >= 0.0f);
+    } else
+        ok = false;
+    if (ok)
+        *out = s;
+    return ok;
 }

@@ -1,60 +1,143 @@
 #!/usr/bin/python3
-"""Write tests/optim_reference.h, the reference values of tests/test_optim.c: 5 steps of each
-PyTorch 1.13 optimiser (float32) on a 7-element param with fixed gradients, and
-StepLR/CosineAnnealingLR learning rates.
-Run: /usr/bin/python3 tests/optim_reference.py > tests/optim_reference.h"""
+"""Reference values of tests/test_optim.c, computed by PyTorch 1.13 (Debian's python3-torch).
+
+Rewrites the block between the BEGIN GENERATED / END GENERATED lines of tests/test_optim.c:
+
+    /usr/bin/python3 tests/optim_reference.py
+
+Optimisers: float32 params, torch.optim.* (single-tensor code path), five steps from P0 with
+p.grad set to GRADS[step] before each step, for every kind with and without weight decay.
+Every hyper-parameter is handed to PyTorch as the float32 value the C code holds (0.9 becomes
+0.89999997615814208984375), so both sides compute with identical constants and any difference
+is arithmetic, not the rounding of the constants.
+
+Schedules: the learning rate PyTorch's StepLR and CosineAnnealingLR report at each epoch
+(read before each scheduler.step()), rounded to float32 as dn_schedule_lr returns it.
+"""
 import math
+import os
+import re
+import struct
+
 import torch
 
-P0 = [0.5, -1.25, 2.0, 0.0, -0.3, 1.7, -2.2]
-GRADS = [[0.1 * ((i * 7 + s * 3) % 11 - 5) + 0.01 * s for i in range(7)] for s in range(5)]
 
+def f32(x):
+    """The float32 nearest to x, as a Python float."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+P0 = [f32(x) for x in (0.5, -1.25, 2.0, 0.0, -0.3, 1.7, -2.2)]
+# Signs and magnitudes vary (1e-3 to 3), and one gradient is exactly zero.
+GRADS = [[f32(0.0 if (s, i) == (0, 3) else round(math.sin(1 + 7 * s + 3 * i) * 10.0 ** (i % 3 - 1), 6))
+          for i in range(7)] for s in range(5)]
+
+# The C defaults (dn_optim_defaults), as float32.
+MU, ALPHA, BETAS = f32(0.9), f32(0.99), (f32(0.9), f32(0.999))
+EPS = {"adagrad": f32(1e-10), "rmsprop": f32(1e-8), "adam": f32(1e-8)}
+
+# name, dn_optim_kind, lr, weight decay
 CASES = [
-    ("sgd", lambda p: torch.optim.SGD([p], lr=0.1), 0.1, 0.0),
-    ("sgd_wd", lambda p: torch.optim.SGD([p], lr=0.1, weight_decay=0.01), 0.1, 0.01),
-    ("momentum", lambda p: torch.optim.SGD([p], lr=0.05, momentum=0.9), 0.05, 0.0),
-    ("momentum_wd", lambda p: torch.optim.SGD([p], lr=0.05, momentum=0.9, weight_decay=0.001), 0.05, 0.001),
-    ("nesterov", lambda p: torch.optim.SGD([p], lr=0.05, momentum=0.9, nesterov=True), 0.05, 0.0),
-    ("adagrad", lambda p: torch.optim.Adagrad([p], lr=0.1), 0.1, 0.0),
-    ("rmsprop", lambda p: torch.optim.RMSprop([p], lr=0.01), 0.01, 0.0),
-    ("rmsprop_wd", lambda p: torch.optim.RMSprop([p], lr=0.01, weight_decay=0.1), 0.01, 0.1),
-    ("adam", lambda p: torch.optim.Adam([p], lr=0.001), 0.001, 0.0),
-    ("adam_wd", lambda p: torch.optim.Adam([p], lr=0.01, weight_decay=0.05), 0.01, 0.05),
+    ("sgd", "DN_OPTIM_SGD", 0.1, 0.0),
+    ("sgd_wd", "DN_OPTIM_SGD", 0.1, 0.01),
+    ("momentum", "DN_OPTIM_MOMENTUM", 0.05, 0.0),
+    ("momentum_wd", "DN_OPTIM_MOMENTUM", 0.05, 0.001),
+    ("nesterov", "DN_OPTIM_NESTEROV", 0.05, 0.0),
+    ("nesterov_wd", "DN_OPTIM_NESTEROV", 0.05, 0.001),
+    ("adagrad", "DN_OPTIM_ADAGRAD", 0.1, 0.0),
+    ("adagrad_wd", "DN_OPTIM_ADAGRAD", 0.1, 0.05),
+    ("rmsprop", "DN_OPTIM_RMSPROP", 0.01, 0.0),
+    ("rmsprop_wd", "DN_OPTIM_RMSPROP", 0.01, 0.1),
+    ("adam", "DN_OPTIM_ADAM", 0.001, 0.0),
+    ("adam_wd", "DN_OPTIM_ADAM", 0.01, 0.05),
 ]
+
+
+def make_optimizer(kind, p, lr, wd):
+    lr, wd = f32(lr), f32(wd)
+    if kind == "DN_OPTIM_SGD":
+        return torch.optim.SGD([p], lr=lr, weight_decay=wd, foreach=False)
+    if kind in ("DN_OPTIM_MOMENTUM", "DN_OPTIM_NESTEROV"):
+        return torch.optim.SGD([p], lr=lr, momentum=MU, weight_decay=wd,
+                               nesterov=kind == "DN_OPTIM_NESTEROV", foreach=False)
+    if kind == "DN_OPTIM_ADAGRAD":
+        return torch.optim.Adagrad([p], lr=lr, eps=EPS["adagrad"], weight_decay=wd, foreach=False)
+    if kind == "DN_OPTIM_RMSPROP":
+        return torch.optim.RMSprop([p], lr=lr, alpha=ALPHA, eps=EPS["rmsprop"], weight_decay=wd,
+                                   foreach=False)
+    return torch.optim.Adam([p], lr=lr, betas=BETAS, eps=EPS["adam"], weight_decay=wd, foreach=False)
+
+
+def run(kind, lr, wd):
+    p = torch.tensor(P0, dtype=torch.float32, requires_grad=True)
+    opt = make_optimizer(kind, p, lr, wd)
+    for g in GRADS:
+        p.grad = torch.tensor(g, dtype=torch.float32)
+        opt.step()
+    return p.detach().tolist()
+
+
+# dn_schedule_kind, step_size, gamma, min_lr, base lr, epochs (T_max), epochs reported
+SCHEDULES = [
+    ("DN_SCHEDULE_STEP", 3, 0.1, 0.0, 0.1, 10, 10),
+    ("DN_SCHEDULE_STEP", 2, 0.5, 0.0, 0.01, 10, 10),
+    ("DN_SCHEDULE_COSINE", 0, 0.0, 0.0, 0.1, 8, 9),
+    ("DN_SCHEDULE_COSINE", 0, 0.0, 1e-5, 0.05, 10, 11),
+]
+
+
+def schedule_lrs(kind, step_size, gamma, min_lr, base, epochs, count):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=f32(base))
+    if kind == "DN_SCHEDULE_STEP":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=f32(gamma))
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=f32(min_lr))
+    lrs = []
+    for _ in range(count):
+        lrs.append(f32(opt.param_groups[0]["lr"]))
+        opt.step()
+        sched.step()
+    return lrs
+
 
 def c_float(x):
     s = "%.9g" % x
     return s + ("f" if any(c in s for c in ".en") else ".0f")
 
+
 def c_floats(xs):
     return "{ " + ", ".join(c_float(x) for x in xs) + " }"
 
-print("/* Generated by tests/optim_reference.py from PyTorch %s: do not edit. */" % torch.__version__)
-print("static const float p0[7] = %s;" % c_floats(P0))
-print("static const float grads[5][7] = {")
-for g in GRADS:
-    print("    %s," % c_floats(torch.tensor(g, dtype=torch.float32).tolist()))
-print("};")
-for name, make, lr, wd in CASES:
-    p = torch.tensor(P0, dtype=torch.float32, requires_grad=True)
-    opt = make(p)
-    for g in GRADS:
-        p.grad = torch.tensor(g, dtype=torch.float32)
-        opt.step()
-    print("static const float want_%s[7] = %s; /* lr %g, weight decay %g */" % (name, c_floats(p.detach().tolist()), lr, wd))
 
-p = torch.zeros(1, requires_grad=True)
-opt = torch.optim.SGD([p], lr=0.1)
-step = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
-lrs = []
-for e in range(8):
-    lrs.append(opt.param_groups[0]["lr"])
-    opt.step(); step.step()
-print("static const float want_step_lr[8] = %s; /* StepLR(step_size 3, gamma 0.5), base 0.1 */" % c_floats(lrs))
-opt = torch.optim.SGD([p], lr=0.1)
-cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=8)
-lrs = []
-for e in range(8):
-    lrs.append(opt.param_groups[0]["lr"])
-    opt.step(); cos.step()
-print("static const float want_cosine_lr[8] = %s; /* CosineAnnealingLR(T_max 8), base 0.1 */" % c_floats(lrs))
+def block():
+    out = ["/* BEGIN GENERATED by tests/optim_reference.py from PyTorch %s: do not edit. */" % torch.__version__,
+           "static const float p0[7] = %s;" % c_floats(P0),
+           "static const float grads[5][7] = {"]
+    out += ["    %s," % c_floats(g) for g in GRADS]
+    out += ["};", "static const optim_case optim_cases[] = {"]
+    for name, kind, lr, wd in CASES:
+        out.append('    { "%s", %s, %s, %s,\n      %s },'
+                   % (name, kind, c_float(f32(lr)), c_float(f32(wd)), c_floats(run(kind, lr, wd))))
+    out += ["};", "static const schedule_case schedule_cases[] = {"]
+    for kind, step_size, gamma, min_lr, base, epochs, count in SCHEDULES:
+        lrs = schedule_lrs(kind, step_size, gamma, min_lr, base, epochs, count)
+        out.append("    { { %s, %d, %s, %s }, %s, %d, %d,\n      %s },"
+                   % (kind, step_size, c_float(f32(gamma)), c_float(f32(min_lr)), c_float(f32(base)),
+                      epochs, count, c_floats(lrs)))
+    out += ["};", "/* END GENERATED */"]
+    return "\n".join(out)
+
+
+def main():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_optim.c")
+    with open(path) as f:
+        text = f.read()
+    pattern = re.compile(r"/\* BEGIN GENERATED.*?/\* END GENERATED \*/", re.S)
+    if not pattern.search(text):
+        raise SystemExit("%s: no BEGIN GENERATED ... END GENERATED block" % path)
+    with open(path, "w") as f:
+        f.write(pattern.sub(lambda _: block(), text, count=1))
+
+
+if __name__ == "__main__":
+    main()
