@@ -9,13 +9,6 @@
  */
 #include "op.h"
 
-static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
-{
-    (void)attrs;
-    static const char *const allowed[] = { NULL };
-    return dn_attrs_only(c, allowed);
-}
-
 static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
                        dn_tensor_desc *out)
 {
@@ -47,26 +40,19 @@ static void forward(const dn_kernel *k)
         y[i] = a[i] + b[i];
 }
 
-static void accumulate(float *dx, const float *dy, int64_t n, int threads)
-{
-#pragma omp parallel for num_threads(threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += dy[i];
-}
-
 static void backward(const dn_kernel *k)
 {
     int64_t n = dn_shape_numel(&k->y->shape);
     for (int i = 0; i < 2; i++)
         if (k->dx[i].data)
-            accumulate(dn_f32(&k->dx[i]), dn_f32(k->dy), n, k->threads);
+            dn_add_into(dn_f32(&k->dx[i]), dn_f32(k->dy), n, k->threads);
 }
 
 const dn_op dn_op_add = {
     .name = "Add",
     .min_inputs = 2,
     .max_inputs = 2,
-    .parse_attrs = parse_attrs,
+    .parse_attrs = dn_attrs_none,
     .infer = infer,
     .flops = dn_flops_per_output,
     .forward = forward,

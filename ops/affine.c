@@ -21,12 +21,6 @@ typedef struct affine_attrs {
     dn_init init, bias_init;
 } affine_attrs;
 
-static int64_t mul_sat(int64_t a, int64_t b)
-{
-    int64_t r;
-    return dn_mul_ok(a, b, &r) ? r : INT64_MAX;
-}
-
 /* ---------------------------------------------------------------- attrs and shapes */
 
 static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
@@ -91,27 +85,6 @@ static dn_status check_weight(const dn_node_ctx *c, const affine_attrs *a,
     return DN_OK;
 }
 
-static dn_status check_bias(const dn_node_ctx *c, const affine_attrs *a,
-                            const dn_tensor_desc *in)
-{
-    if (c->n_inputs < 3)
-        return DN_OK;
-    char bs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];
-    dn_shape_str(&in[2].shape, bs, sizeof bs);
-    dn_shape_str(&in[1].shape, ws, sizeof ws);
-    if (!a->bias)
-        return dn_node_fail(c, DN_ERR_MODEL, "attrs/bias",
-                            "bias is false, but the node has a bias input \"%s\" %s",
-                            c->input_names[2], bs);
-    if (in[2].shape.d[0] != in[1].shape.d[1])
-        return dn_node_fail(c, DN_ERR_SHAPE, "inputs/2",
-                            "bias \"%s\" %s must hold one value per output feature of weight "
-                            "\"%s\" %s (%lld)",
-                            c->input_names[2], bs, c->input_names[1], ws,
-                            (long long)in[1].shape.d[1]);
-    return DN_OK;
-}
-
 static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
                        dn_tensor_desc *out)
 {
@@ -122,7 +95,8 @@ static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_
             return st;
     if ((st = check_data(c, in)) || (st = dn_expect_rank(c, in, 1, 2)) ||
         (c->n_inputs > 2 && (st = dn_expect_rank(c, in, 2, 1))) ||
-        (st = check_weight(c, a, in)) || (st = check_bias(c, a, in)))
+        (st = check_weight(c, a, in)) ||
+        (st = dn_check_bias(c, a->bias, in, 1, "output feature")))
         return st;
     int64_t dims[2] = { in[0].shape.d[0], in[1].shape.d[1] };
     *out = (dn_tensor_desc){ DN_F32, dn_shape_make(2, dims, in[0].shape.batched) };
@@ -134,7 +108,7 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
 {
     (void)attrs;
     int64_t outputs = dn_shape_numel(&out->shape);
-    int64_t total = mul_sat(mul_sat(outputs, in[1].shape.d[0]), 2);
+    int64_t total = dn_mul_sat(dn_mul_sat(outputs, in[1].shape.d[0]), 2);
     return n_in > 2 && total < INT64_MAX - outputs ? total + outputs : total;
 }
 

@@ -1,4 +1,5 @@
-/* common.c — what ops share: attr reading with messages that name the node and field, dtype/rank checks, window sizes (see op.h). */
+/* common.c — what ops share: attr reading with messages that name the node and field, dtype/rank
+ * and bias checks, window sizes, the pass-through gradient loop (see op.h). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +62,13 @@ dn_status dn_attrs_only(const dn_node_ctx *c, const char *const *allowed)
                             f->string, used ? list : "no attrs");
     }
     return DN_OK;
+}
+
+dn_status dn_attrs_none(const dn_node_ctx *c, void *attrs)
+{
+    (void)attrs;
+    static const char *const allowed[] = { NULL };
+    return dn_attrs_only(c, allowed);
 }
 
 static dn_status int_value(const dn_node_ctx *c, const char *field, const cJSON *v, int64_t min,
@@ -188,6 +196,26 @@ dn_status dn_expect_rank(const dn_node_ctx *c, const dn_tensor_desc *in, int i, 
                         c->input_names[i], rank, dn_shape_str(&in[i].shape, s, sizeof s));
 }
 
+dn_status dn_check_bias(const dn_node_ctx *c, bool bias, const dn_tensor_desc *in, int dim,
+                        const char *per)
+{
+    if (c->n_inputs < 3)
+        return DN_OK;
+    char bs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];
+    dn_shape_str(&in[2].shape, bs, sizeof bs);
+    dn_shape_str(&in[1].shape, ws, sizeof ws);
+    if (!bias)
+        return dn_node_fail(c, DN_ERR_MODEL, "attrs/bias",
+                            "bias is false, but the node has a bias input \"%s\" %s",
+                            c->input_names[2], bs);
+    if (in[2].shape.d[0] != in[1].shape.d[dim])
+        return dn_node_fail(c, DN_ERR_SHAPE, "inputs/2",
+                            "bias \"%s\" %s must hold one value per %s of weight \"%s\" %s (%lld)",
+                            c->input_names[2], bs, per, c->input_names[1], ws,
+                            (long long)in[1].shape.d[dim]);
+    return DN_OK;
+}
+
 int64_t dn_window_out(int64_t size, int64_t k, int64_t stride, int64_t pad)
 {
     int64_t span = size + 2 * pad - k;
@@ -212,4 +240,11 @@ int64_t dn_flops_per_output(const void *attrs, const dn_tensor_desc *in, int n_i
 {
     (void)attrs, (void)in, (void)n_in;
     return dn_shape_numel(&out->shape);
+}
+
+void dn_add_into(float *dst, const float *src, int64_t n, int threads)
+{
+#pragma omp parallel for num_threads(threads) if (n >= DN_PARALLEL_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        dst[i] += src[i];
 }

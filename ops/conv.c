@@ -51,13 +51,6 @@ static conv_geom geom(const conv_attrs *a, const dn_shape *x, const dn_shape *w,
     return g;
 }
 
-/* Flop counts of absurd (but loadable) shapes must not overflow. */
-static int64_t mul_sat(int64_t a, int64_t b)
-{
-    int64_t r;
-    return dn_mul_ok(a, b, &r) ? r : INT64_MAX;
-}
-
 /* ---------------------------------------------------------------- attrs and shapes */
 
 static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
@@ -120,26 +113,6 @@ static dn_status check_weight(const dn_node_ctx *c, const conv_attrs *a,
     return DN_OK;
 }
 
-static dn_status check_bias(const dn_node_ctx *c, const conv_attrs *a, const dn_tensor_desc *in)
-{
-    if (c->n_inputs < 3)
-        return DN_OK;
-    char bs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];
-    dn_shape_str(&in[2].shape, bs, sizeof bs);
-    dn_shape_str(&in[1].shape, ws, sizeof ws);
-    if (!a->bias)
-        return dn_node_fail(c, DN_ERR_MODEL, "attrs/bias",
-                            "bias is false, but the node has a bias input \"%s\" %s",
-                            c->input_names[2], bs);
-    if (in[2].shape.d[0] != in[1].shape.d[0])
-        return dn_node_fail(c, DN_ERR_SHAPE, "inputs/2",
-                            "bias \"%s\" %s must hold one value per filter of weight \"%s\" %s "
-                            "(%lld)",
-                            c->input_names[2], bs, c->input_names[1], ws,
-                            (long long)in[1].shape.d[0]);
-    return DN_OK;
-}
-
 static dn_status output_shape(const dn_node_ctx *c, const conv_attrs *a,
                               const dn_tensor_desc *in, dn_tensor_desc *out)
 {
@@ -179,7 +152,7 @@ static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_
     for (int i = 0; i < c->n_inputs; i++)
         if ((st = dn_expect_f32(c, in, i)) || (st = dn_expect_rank(c, in, i, i < 2 ? 4 : 1)))
             return st;
-    if ((st = check_weight(c, a, in)) || (st = check_bias(c, a, in)))
+    if ((st = check_weight(c, a, in)) || (st = dn_check_bias(c, a->bias, in, 0, "filter")))
         return st;
     return output_shape(c, a, in, out);
 }
@@ -192,13 +165,14 @@ static size_t workspace_size(const void *attrs, const dn_tensor_desc *in, int n_
     return (size_t)(g.k * g.p) * sizeof(float);
 }
 
+/* Saturating: flop counts of absurd (but loadable) shapes must not overflow. */
 static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
                      const dn_tensor_desc *out)
 {
     conv_geom g = geom(attrs, &in[0].shape, &in[1].shape, &out->shape);
-    int64_t outputs = mul_sat(mul_sat(g.n, g.f), g.p);
-    int64_t macs = mul_sat(outputs, g.k);
-    int64_t total = mul_sat(macs, 2);
+    int64_t outputs = dn_mul_sat(dn_mul_sat(g.n, g.f), g.p);
+    int64_t macs = dn_mul_sat(outputs, g.k);
+    int64_t total = dn_mul_sat(macs, 2);
     return n_in > 2 && total < INT64_MAX - outputs ? total + outputs : total;
 }
 

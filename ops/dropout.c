@@ -72,9 +72,7 @@ static void backward(const dn_kernel *k)
     float *dx = dn_f32(&k->dx[0]);
     int64_t n = dn_shape_numel(&k->y->shape);
     if (!k->training) {
-#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            dx[i] += dy[i];
+        dn_add_into(dx, dy, n, k->threads);
         return;
     }
 #pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)

@@ -8,13 +8,6 @@
  */
 #include "op.h"
 
-static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
-{
-    (void)attrs;
-    static const char *const allowed[] = { NULL };
-    return dn_attrs_only(c, allowed);
-}
-
 static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
                        dn_tensor_desc *out)
 {
@@ -46,19 +39,14 @@ static void forward(const dn_kernel *k)
 
 static void backward(const dn_kernel *k)
 {
-    const float *dy = dn_f32(k->dy);
-    float *dx = dn_f32(&k->dx[0]);
-    int64_t n = dn_shape_numel(&k->y->shape);
-#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += dy[i];
+    dn_add_into(dn_f32(&k->dx[0]), dn_f32(k->dy), dn_shape_numel(&k->y->shape), k->threads);
 }
 
 const dn_op dn_op_flatten = {
     .name = "Flatten",
     .min_inputs = 1,
     .max_inputs = 1,
-    .parse_attrs = parse_attrs,
+    .parse_attrs = dn_attrs_none,
     .infer = infer,
     .flops = dn_flops_per_output,
     .forward = forward,

@@ -107,8 +107,7 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
 {
     (void)in, (void)n_in;
     const lrn_attrs *a = attrs;
-    int64_t n = dn_shape_numel(&out->shape), per = 2 * a->size + 3, r;
-    return dn_mul_ok(n, per, &r) ? r : INT64_MAX;
+    return dn_mul_sat(dn_shape_numel(&out->shape), 2 * a->size + 3);
 }
 
 /* ---------------------------------------------------------------- kernels */

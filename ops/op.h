@@ -107,6 +107,8 @@ static inline bool dn_op_takes_grad(const dn_op *op, int i)
 
 /* Reject any attrs key not in `allowed` (NULL-terminated). */
 dn_status dn_attrs_only(const dn_node_ctx *c, const char *const *allowed);
+/* The parse_attrs of an op that takes no attrs: rejects every key. */
+dn_status dn_attrs_none(const dn_node_ctx *c, void *attrs);
 bool dn_attr_present(const dn_node_ctx *c, const char *key);
 /* An int in [min, max]; `def` when absent. */
 dn_status dn_attr_int(const dn_node_ctx *c, const char *key, int64_t def, int64_t min,
@@ -128,6 +130,12 @@ dn_status dn_expect_f32(const dn_node_ctx *c, const dn_tensor_desc *in, int i);
 /* Fail unless input i has the given rank. */
 dn_status dn_expect_rank(const dn_node_ctx *c, const dn_tensor_desc *in, int i, int rank);
 
+/* Conv, Affine: with a third input (the bias, rank 1), fail when the `bias` attr is false or
+ * the bias does not hold one value per dim `dim` of the weight (input 1); `per` names that
+ * dim in the message ("filter", "output feature"). */
+dn_status dn_check_bias(const dn_node_ctx *c, bool bias, const dn_tensor_desc *in, int dim,
+                        const char *per);
+
 /* Output size of a sliding window: floor((size + 2·pad − k) / stride) + 1, or -1 when the
  * window does not fit. */
 int64_t dn_window_out(int64_t size, int64_t k, int64_t stride, int64_t pad);
@@ -142,6 +150,10 @@ int64_t dn_flops_per_output(const void *attrs, const dn_tensor_desc *in, int n_i
 /* Loops over this many elements or more run in parallel (OpenMP); below it threads cost more
  * than they save. */
 #define DN_PARALLEL_MIN 32768
+
+/* dst[i] += src[i] for i < n (gradients that pass straight through), in parallel from
+ * DN_PARALLEL_MIN elements. */
+void dn_add_into(float *dst, const float *src, int64_t n, int threads);
 
 /* ---- the registry (ops/registry.c) ---- */
 

@@ -11,13 +11,6 @@
 
 #include "op.h"
 
-static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
-{
-    (void)attrs;
-    static const char *const allowed[] = { NULL };
-    return dn_attrs_only(c, allowed);
-}
-
 static inline float sigmoid(float x)
 {
     float e = expf(-fabsf(x)); /* in (0, 1]: never overflows */
@@ -48,7 +41,7 @@ const dn_op dn_op_sigmoid = {
     .name = "Sigmoid",
     .min_inputs = 1,
     .max_inputs = 1,
-    .parse_attrs = parse_attrs,
+    .parse_attrs = dn_attrs_none,
     .infer = dn_infer_unary,
     .flops = dn_flops_per_output,
     .forward = forward,

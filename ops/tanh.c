@@ -10,13 +10,6 @@
 
 #include "op.h"
 
-static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
-{
-    (void)attrs;
-    static const char *const allowed[] = { NULL };
-    return dn_attrs_only(c, allowed);
-}
-
 static void forward(const dn_kernel *k)
 {
     const float *x = dn_f32(&k->x[0]);
@@ -41,7 +34,7 @@ const dn_op dn_op_tanh = {
     .name = "Tanh",
     .min_inputs = 1,
     .max_inputs = 1,
-    .parse_attrs = parse_attrs,
+    .parse_attrs = dn_attrs_none,
     .infer = dn_infer_unary,
     .flops = dn_flops_per_output,
     .forward = forward,

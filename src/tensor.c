@@ -14,6 +14,12 @@ bool dn_mul_ok(int64_t a, int64_t b, int64_t *out)
     return true;
 }
 
+int64_t dn_mul_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return dn_mul_ok(a, b, &r) ? r : INT64_MAX;
+}
+
 int64_t dn_shape_numel_from(const dn_shape *s, int from)
 {
     int64_t n = 1;

@@ -47,6 +47,10 @@ dn_shape dn_shape_make(int rank, const int64_t *dims, bool batched);
 
 /* a*b, false when it would overflow int64 or either is negative. */
 bool dn_mul_ok(int64_t a, int64_t b, int64_t *out);
+/* a*b, or INT64_MAX when it would overflow int64 or either is negative (so an overflowed
+ * dn_shape_numel, -1, saturates too). For counts that may be absurd but must not wrap: flops
+ * of loadable shapes, a kernel area of 2^40 × 2^40. */
+int64_t dn_mul_sat(int64_t a, int64_t b);
 
 /* Writes e.g. "[N,256,5,5]" (batch dim as N) into buf; returns buf. */
 char *dn_shape_str(const dn_shape *s, char *buf, size_t size);

@@ -1,0 +1,61 @@
+/*
+ * pool.h — what MaxPool and AvgPool share (not an op: a helper of the pooling family, as
+ * common.c is of all ops).
+ *
+ * Both slide a kh×kw window with stride (sh, sw) and padding (ph, pw) over each [H, W] plane
+ * of an NCHW tensor, so they read the same attrs, infer the same output shape and clip their
+ * windows to the image the same way:
+ *
+ *   x [N, C, H, W]     y [N, C, OH, OW]     OH = floor((H + 2·pad_h − kh) / stride_h) + 1
+ *   output (p, q) covers rows [p·sh − ph, p·sh − ph + kh) and columns [q·sw − pw, q·sw − pw + kw)
+ *
+ * attrs: kernel (required), stride (= kernel), pad (0); each an int or [h, w]. pad ≤ kernel/2
+ * is required, as PyTorch does; it keeps at least one image pixel in every window.
+ *
+ * What each op does inside a window (max and argmax, or mean with padding as zeros), what it
+ * saves and how it counts flops stay in ops/maxpool.c and ops/avgpool.c.
+ */
+#ifndef DN_POOL_H
+#define DN_POOL_H
+
+#include "op.h"
+
+typedef struct dn_pool_attrs {
+    int64_t kernel[2], stride[2], pad[2];
+} dn_pool_attrs;
+
+/* Every size the kernels need, from the shapes of one run; planes = N·C. */
+typedef struct dn_pool_geom {
+    int64_t planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+} dn_pool_geom;
+
+/* Fills a dn_pool_attrs. `op` names the op in the message for a missing kernel
+ * ("MaxPool needs a kernel size ..."). */
+dn_status dn_pool_parse_attrs(const dn_node_ctx *c, const char *op, dn_pool_attrs *a);
+
+/* A dn_op infer: float32 [N, C, H, W] in, float32 [N, C, OH, OW] out, or a message when the
+ * window does not fit. */
+dn_status dn_pool_infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
+                        dn_tensor_desc *out);
+
+static inline dn_pool_geom dn_pool_geom_of(const dn_pool_attrs *a, const dn_shape *x,
+                                           const dn_shape *y)
+{
+    return (dn_pool_geom){ .planes = x->d[0] * x->d[1], .h = x->d[2], .w = x->d[3],
+                           .oh = y->d[2], .ow = y->d[3],
+                           .kh = a->kernel[0], .kw = a->kernel[1],
+                           .sh = a->stride[0], .sw = a->stride[1],
+                           .ph = a->pad[0], .pw = a->pad[1] };
+}
+
+/* The input rows (or columns) [*lo, *hi) of window o, with the padding cut away. Inline: the
+ * kernels call it once per output. */
+static inline void dn_pool_window(int64_t o, int64_t k, int64_t stride, int64_t pad,
+                                  int64_t size, int64_t *lo, int64_t *hi)
+{
+    int64_t start = o * stride - pad;
+    *lo = start > 0 ? start : 0;
+    *hi = start + k < size ? start + k : size;
+}
+
+#endif
