@@ -85,18 +85,6 @@ static dn_status fail(loader *L, dn_status st, const char *fmt, ...)
     return dn_err_set(L->err, st, "%s: %s", L->file, what);
 }
 
-static const char *json_kind(const cJSON *v)
-{
-    if (!v) return "nothing";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
-}
-
 static dn_status check_keys(loader *L, const cJSON *obj, const char *const *allowed,
                             const char *where, const char *loc)
 {
@@ -154,7 +142,7 @@ static dn_status parse_shape(loader *L, const cJSON *arr, bool allow_batch, cons
 {
     if (!cJSON_IsArray(arr))
         return fail(L, DN_ERR_MODEL, "%s(%s): expected an array of dimensions, found %s", where,
-                    loc, json_kind(arr));
+                    loc, dn_json_kind(arr));
     int rank = cJSON_GetArraySize(arr);
     if (rank > DN_MAX_RANK)
         return fail(L, DN_ERR_MODEL, "%s(%s): rank %d is above the limit of %d", where, loc, rank,
@@ -174,7 +162,7 @@ static dn_status parse_shape(loader *L, const cJSON *arr, bool allow_batch, cons
                         loc, i, allow_batch ? "" : " of a graph input");
         if (!cJSON_IsNumber(d) || !isfinite(d->valuedouble) || d->valuedouble != floor(d->valuedouble))
             return fail(L, DN_ERR_MODEL, "%s(%s/%d): expected a positive integer dimension, found %s",
-                        where, loc, i, cJSON_IsNumber(d) ? "a fraction" : json_kind(d));
+                        where, loc, i, cJSON_IsNumber(d) ? "a fraction" : dn_json_kind(d));
         if (d->valuedouble < 1)
             return fail(L, DN_ERR_SHAPE, "%s(%s/%d): dimension must be >= 1, found %.0f", where, loc,
                         i, d->valuedouble);
@@ -193,7 +181,7 @@ static dn_status parse_inputs(loader *L, const cJSON *inputs)
 {
     if (!cJSON_IsObject(inputs))
         return fail(L, DN_ERR_MODEL, "(/inputs): expected an object of graph inputs, found %s",
-                    json_kind(inputs));
+                    dn_json_kind(inputs));
     static const char *const allowed[] = { "shape", "dtype", NULL };
     for (const cJSON *in = inputs->child; in; in = in->next) {
         char where[300], loc[300];
@@ -201,7 +189,7 @@ static dn_status parse_inputs(loader *L, const cJSON *inputs)
         snprintf(loc, sizeof loc, "/inputs/%s", in->string);
         if (!cJSON_IsObject(in))
             return fail(L, DN_ERR_MODEL, "%s(%s): expected an object with \"shape\", found %s",
-                        where, loc, json_kind(in));
+                        where, loc, dn_json_kind(in));
         dn_status st = check_keys(L, in, allowed, where, loc);
         if (st)
             return st;
@@ -227,7 +215,7 @@ static dn_status parse_inputs(loader *L, const cJSON *inputs)
             else
                 return fail(L, DN_ERR_MODEL, "%s(%s/dtype): expected \"float32\" or \"int32\", found %s%s%s",
                             where, loc, cJSON_IsString(dtype) ? "\"" : "",
-                            cJSON_IsString(dtype) ? dtype->valuestring : json_kind(dtype),
+                            cJSON_IsString(dtype) ? dtype->valuestring : dn_json_kind(dtype),
                             cJSON_IsString(dtype) ? "\"" : "");
         }
     }
@@ -240,7 +228,7 @@ static dn_status parse_params(loader *L, const cJSON *params)
         return DN_OK;
     if (!cJSON_IsObject(params))
         return fail(L, DN_ERR_MODEL, "(/params): expected an object of params, found %s",
-                    json_kind(params));
+                    dn_json_kind(params));
     static const char *const allowed[] = { "shape", "init", NULL };
     int index = 0;
     for (const cJSON *p = params->child; p; p = p->next, index++) {
@@ -249,7 +237,7 @@ static dn_status parse_params(loader *L, const cJSON *params)
         snprintf(loc, sizeof loc, "/params/%s", p->string);
         if (!cJSON_IsObject(p))
             return fail(L, DN_ERR_MODEL, "%s(%s): expected an object, found %s", where, loc,
-                        json_kind(p));
+                        dn_json_kind(p));
         dn_status st = check_keys(L, p, allowed, where, loc);
         if (st)
             return st;
@@ -285,11 +273,11 @@ static dn_status declare_node(loader *L, const cJSON *jn, int index)
     char loc[64];
     snprintf(loc, sizeof loc, "/nodes/%d", index);
     if (!cJSON_IsObject(jn))
-        return fail(L, DN_ERR_MODEL, "(%s): expected a node object, found %s", loc, json_kind(jn));
+        return fail(L, DN_ERR_MODEL, "(%s): expected a node object, found %s", loc, dn_json_kind(jn));
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(jn, "name");
     if (!cJSON_IsString(name))
         return fail(L, DN_ERR_MODEL, "(%s/name): every node needs a string \"name\", found %s",
-                    loc, json_kind(name));
+                    loc, dn_json_kind(name));
     char where[300];
     snprintf(where, sizeof where, "node \"%s\" ", name->valuestring);
     static const char *const allowed[] = { "name", "op", "inputs", "attrs", NULL };
@@ -299,7 +287,7 @@ static dn_status declare_node(loader *L, const cJSON *jn, int index)
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(jn, "op");
     if (!cJSON_IsString(op))
         return fail(L, DN_ERR_MODEL, "%s(%s/op): expected the op name as a string, found %s",
-                    where, loc, json_kind(op));
+                    where, loc, dn_json_kind(op));
     n->op = dn_op_find(op->valuestring);
     if (!n->op) {
         char known[512] = "";
@@ -314,11 +302,11 @@ static dn_status declare_node(loader *L, const cJSON *jn, int index)
     const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(jn, "attrs");
     if (attrs && !cJSON_IsObject(attrs))
         return fail(L, DN_ERR_MODEL, "%s(%s/attrs): expected an object, found %s", where, loc,
-                    json_kind(attrs));
+                    dn_json_kind(attrs));
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(jn, "inputs");
     if (!cJSON_IsArray(inputs))
         return fail(L, DN_ERR_MODEL, "%s(%s/inputs): expected an array of tensor names, found %s",
-                    where, loc, json_kind(inputs));
+                    where, loc, dn_json_kind(inputs));
     n->name = strdup(name->valuestring);
     if (!n->name)
         return fail(L, DN_ERR_NOMEM, "out of memory");
@@ -343,7 +331,7 @@ static dn_status resolve_inputs(loader *L, const cJSON *jn, dn_node *n)
     for (const cJSON *in = inputs->child; in; in = in->next, i++) {
         if (!cJSON_IsString(in))
             return fail(L, DN_ERR_MODEL, "node \"%s\" (/nodes/%d/inputs/%d): expected a tensor name, found %s",
-                        n->name, n->json_index, i, json_kind(in));
+                        n->name, n->json_index, i, dn_json_kind(in));
         int v = names_lookup(L, in->valuestring);
         if (v < 0)
             return fail(L, DN_ERR_MODEL, "node \"%s\" (/nodes/%d/inputs/%d): input \"%s\" is not defined",
@@ -487,7 +475,7 @@ static dn_status parse_outputs(loader *L, const cJSON *outputs)
         return DN_OK;
     if (!cJSON_IsArray(outputs))
         return fail(L, DN_ERR_MODEL, "(/outputs): expected an array of tensor names, found %s",
-                    json_kind(outputs));
+                    dn_json_kind(outputs));
     int count = cJSON_GetArraySize(outputs);
     L->g->outputs = calloc((size_t)count + 1, sizeof *L->g->outputs);
     if (!L->g->outputs)
@@ -496,7 +484,7 @@ static dn_status parse_outputs(loader *L, const cJSON *outputs)
     for (const cJSON *o = outputs->child; o; o = o->next, i++) {
         if (!cJSON_IsString(o))
             return fail(L, DN_ERR_MODEL, "(/outputs/%d): expected a tensor name, found %s", i,
-                        json_kind(o));
+                        dn_json_kind(o));
         int v = names_lookup(L, o->valuestring);
         if (v < 0)
             return fail(L, DN_ERR_MODEL, "(/outputs/%d): output \"%s\" is not defined", i,
@@ -513,7 +501,7 @@ static dn_status parse_loss(loader *L, const cJSON *loss)
         return DN_OK;
     if (!cJSON_IsString(loss))
         return fail(L, DN_ERR_MODEL, "(/loss): expected the name of the loss tensor, found %s",
-                    json_kind(loss));
+                    dn_json_kind(loss));
     int v = names_lookup(L, loss->valuestring);
     if (v < 0)
         return fail(L, DN_ERR_MODEL, "(/loss): loss \"%s\" is not defined", loss->valuestring);
@@ -575,7 +563,7 @@ static dn_status parse_json(loader *L, const char *json, size_t len, cJSON **roo
 static dn_status check_top_level(loader *L, const cJSON *root)
 {
     if (!cJSON_IsObject(root))
-        return fail(L, DN_ERR_MODEL, "(/): a model is a JSON object, found %s", json_kind(root));
+        return fail(L, DN_ERR_MODEL, "(/): a model is a JSON object, found %s", dn_json_kind(root));
     static const char *const allowed[] = { "format", "name", "inputs", "params", "nodes",
                                            "outputs", "loss", "train", NULL };
     dn_status st = check_keys(L, root, allowed, "", "");
@@ -585,16 +573,16 @@ static dn_status check_top_level(loader *L, const cJSON *root)
     if (!cJSON_IsString(format) || strcmp(format->valuestring, "dagnet/1") != 0)
         return fail(L, DN_ERR_MODEL, "(/format): expected \"dagnet/1\", found %s%s%s",
                     cJSON_IsString(format) ? "\"" : "",
-                    cJSON_IsString(format) ? format->valuestring : json_kind(format),
+                    cJSON_IsString(format) ? format->valuestring : dn_json_kind(format),
                     cJSON_IsString(format) ? "\"" : "");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
     if (name && !cJSON_IsString(name))
-        return fail(L, DN_ERR_MODEL, "(/name): expected a string, found %s", json_kind(name));
+        return fail(L, DN_ERR_MODEL, "(/name): expected a string, found %s", dn_json_kind(name));
     L->g->name = strdup(name ? name->valuestring : "");
     const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes");
     if (!cJSON_IsArray(nodes) || cJSON_GetArraySize(nodes) == 0)
         return fail(L, DN_ERR_MODEL, "(/nodes): expected a non-empty array of nodes, found %s",
-                    json_kind(nodes));
+                    dn_json_kind(nodes));
     if (!cJSON_GetObjectItemCaseSensitive(root, "inputs"))
         return fail(L, DN_ERR_MODEL, "(/inputs): \"inputs\" is required");
     return L->g->name ? DN_OK : fail(L, DN_ERR_NOMEM, "out of memory");

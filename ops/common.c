@@ -29,15 +29,16 @@ static const cJSON *attr(const dn_node_ctx *c, const char *key)
 
 bool dn_attr_present(const dn_node_ctx *c, const char *key) { return attr(c, key) != NULL; }
 
-static const char *json_type_name(const cJSON *v)
+const char *dn_json_kind(const cJSON *v)
 {
+    if (!v) return "nothing";
     if (cJSON_IsNumber(v)) return "a number";
     if (cJSON_IsString(v)) return "a string";
     if (cJSON_IsBool(v)) return "a boolean";
     if (cJSON_IsNull(v)) return "null";
     if (cJSON_IsArray(v)) return "an array";
     if (cJSON_IsObject(v)) return "an object";
-    return "something else";
+    return "an invalid value";
 }
 
 dn_status dn_attrs_only(const dn_node_ctx *c, const char *const *allowed)
@@ -76,7 +77,7 @@ static dn_status int_value(const dn_node_ctx *c, const char *field, const cJSON 
 {
     if (!cJSON_IsNumber(v))
         return dn_node_fail(c, DN_ERR_MODEL, field, "expected an integer, found %s",
-                            json_type_name(v));
+                            dn_json_kind(v));
     double d = v->valuedouble;
     if (!isfinite(d) || d != floor(d))
         return dn_node_fail(c, DN_ERR_MODEL, field, "expected an integer, found %g", d);
@@ -115,7 +116,7 @@ dn_status dn_attr_int2(const dn_node_ctx *c, const char *key, int64_t def, int64
     }
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
         return dn_node_fail(c, DN_ERR_MODEL, field,
-                            "expected an integer or an [h, w] pair, found %s%s", json_type_name(v),
+                            "expected an integer or an [h, w] pair, found %s%s", dn_json_kind(v),
                             cJSON_IsArray(v) ? " of another length" : "");
     for (int i = 0; i < 2; i++) {
         char item[140];
@@ -138,7 +139,7 @@ dn_status dn_attr_number(const dn_node_ctx *c, const char *key, double def, doub
     snprintf(field, sizeof field, "attrs/%s", key);
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
         return dn_node_fail(c, DN_ERR_MODEL, field, "expected a finite number, found %s",
-                            json_type_name(v));
+                            dn_json_kind(v));
     if (v->valuedouble < min || v->valuedouble > max)
         return dn_node_fail(c, DN_ERR_MODEL, field, "expected a number in [%g, %g], found %g", min,
                             max, v->valuedouble);
@@ -156,7 +157,7 @@ dn_status dn_attr_bool(const dn_node_ctx *c, const char *key, bool def, bool *ou
         char field[128];
         snprintf(field, sizeof field, "attrs/%s", key);
         return dn_node_fail(c, DN_ERR_MODEL, field, "expected true or false, found %s",
-                            json_type_name(v));
+                            dn_json_kind(v));
     }
     *out = cJSON_IsTrue(v);
     return DN_OK;

@@ -1,8 +1,9 @@
 /*
  * op.h — the contract every op implements, and the helpers ops share.
  *
- * An op lives in one file, ops/<name>.c, and exports one `const dn_op` descriptor. The graph
- * layer never knows an op by anything but this descriptor:
+ * An op lives in one file, ops/<name>.c, and exports one `const dn_op` descriptor (a family
+ * of ops may share helpers, as MaxPool and AvgPool share ops/pool.h). The graph layer never
+ * knows an op by anything but this descriptor:
  *
  *   parse_attrs      JSON attrs → the op's attrs struct; rejects unknown or ill-typed keys
  *   implicit_params  (Conv, Affine) params the loader creates when the node names only its
@@ -105,6 +106,8 @@ static inline bool dn_op_takes_grad(const dn_op *op, int i)
 /* ---- attribute helpers (ops/common.c). Each fails through dn_node_fail with the field
  * "attrs/<key>" and what was expected and found. ---- */
 
+/* "a number", "a string", …, "nothing" for NULL: what a JSON value is, for messages. */
+const char *dn_json_kind(const cJSON *v);
 /* Reject any attrs key not in `allowed` (NULL-terminated). */
 dn_status dn_attrs_only(const dn_node_ctx *c, const char *const *allowed);
 /* The parse_attrs of an op that takes no attrs: rejects every key. */

@@ -21,12 +21,6 @@
 
 #include "op.h"
 
-static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
-{
-    (void)attrs;
-    static const char *const allowed[] = { NULL };
-    return dn_attrs_only(c, allowed);
-}
 
 static bool same_shape(const dn_shape *a, const dn_shape *b)
 {
@@ -200,7 +194,7 @@ const dn_op dn_op_softmax_cross_entropy = {
     .min_inputs = 2,
     .max_inputs = 2,
     .no_grad_inputs = 1u << 1,
-    .parse_attrs = parse_attrs,
+    .parse_attrs = dn_attrs_none,
     .infer = infer,
     .workspace_size = workspace_size,
     .saved_size = saved_size,
