@@ -11,14 +11,13 @@
  * gathering and the batch count.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
+#include "tmpdir.h"
 #include "dataset.h"
 #include "error.h"
 #include "idx.h"
@@ -26,42 +25,19 @@
 
 /* ---------------------------------------------------------------- fixtures and helpers */
 
-static char tmpdir[256];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dn_test_data_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
-}
-
-/* Remove every file in the test directory, then the directory. */
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
+static void make_tmpdir(void) { dn_test_dir_make("data"); }
+static void remove_tmpdir(void) { dn_test_dir_remove(); }
 
 TestSuite(idx, .init = make_tmpdir, .fini = remove_tmpdir);
 TestSuite(data, .init = make_tmpdir, .fini = remove_tmpdir);
 
-/* tmpdir/name in a static buffer per slot, so that two paths can be alive at once. */
+/* dn_test_dir/name in a static buffer per slot, so that two paths can be alive at once. */
 static const char *tmp_path(const char *name)
 {
     static char bufs[4][512];
     static int next;
     char *buf = bufs[next++ % 4];
-    snprintf(buf, sizeof bufs[0], "%s/%s", tmpdir, name);
+    snprintf(buf, sizeof bufs[0], "%s/%s", dn_test_dir, name);
     return buf;
 }
 
@@ -111,7 +87,7 @@ static void write_gz(const char *path, const void *data, size_t n)
     write_gz_mode(path, data, n, "wb");
 }
 
-/* An unsigned-byte IDX file at tmpdir/name, gzipped when gz. */
+/* An unsigned-byte IDX file at dn_test_dir/name, gzipped when gz. */
 static const char *write_idx(const char *name, bool gz, int rank, const uint32_t *dims,
                              const unsigned char *data, size_t n)
 {
@@ -147,7 +123,7 @@ static void check_msg(const dn_err *err, const char *label, const char *const *f
 }
 #define FRAGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
-/* Read tmpdir/name and expect the status and message fragments; the result stays empty. */
+/* Read dn_test_dir/name and expect the status and message fragments; the result stays empty. */
 static void expect_read_error(const char *path, size_t max_bytes, dn_status status,
                               const char *const *fragments)
 {
@@ -514,17 +490,17 @@ Test(data, load_dir_gz_and_plain)
     write_idx("t10k-labels-idx1-ubyte", false, 1, (const uint32_t[]){ 1 }, LAB_3 + 2, 1);
     dn_data d;
     dn_err err;
-    cr_assert_eq(dn_data_load_dir(tmpdir, true, &d, &err), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_data_load_dir(dn_test_dir, true, &d, &err), DN_OK, "%s", err.msg);
     check_3x2x2(&d);
     dn_data_free(&d);
-    cr_assert_eq(dn_data_load_dir(tmpdir, false, &d, &err), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_data_load_dir(dn_test_dir, false, &d, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(d.n, 1);
     cr_assert_eq(d.labels[0], 4);
     cr_assert_eq(d.classes, 5);
     dn_data_free(&d);
     /* A trailing slash on the directory is fine. */
     char slash[300];
-    snprintf(slash, sizeof slash, "%s/", tmpdir);
+    snprintf(slash, sizeof slash, "%s/", dn_test_dir);
     cr_assert_eq(dn_data_load_dir(slash, false, &d, &err), DN_OK, "%s", err.msg);
     dn_data_free(&d);
 }
@@ -537,7 +513,7 @@ Test(data, load_dir_prefers_plain)
     write_idx("t10k-labels-idx1-ubyte.gz", true, 1, (const uint32_t[]){ 1 }, LAB_3, 1);
     dn_data d;
     dn_err err;
-    cr_assert_eq(dn_data_load_dir(tmpdir, false, &d, &err), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_data_load_dir(dn_test_dir, false, &d, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(d.n, 1);
     dn_data_free(&d);
 }
@@ -546,12 +522,12 @@ Test(data, load_dir_missing_files)
 {
     dn_data d;
     dn_err err;
-    cr_assert_eq(dn_data_load_dir(tmpdir, true, &d, &err), DN_ERR_IO);
-    check_msg(&err, tmpdir, FRAGS("training images", "train-images-idx3-ubyte and "
+    cr_assert_eq(dn_data_load_dir(dn_test_dir, true, &d, &err), DN_ERR_IO);
+    check_msg(&err, dn_test_dir, FRAGS("training images", "train-images-idx3-ubyte and "
                                   "train-images-idx3-ubyte.gz", "in this directory"));
     write_idx("t10k-images-idx3-ubyte.gz", true, 3, (const uint32_t[]){ 1, 2, 2 }, IMG_3x2x2, 4);
-    cr_assert_eq(dn_data_load_dir(tmpdir, false, &d, &err), DN_ERR_IO);
-    check_msg(&err, tmpdir, FRAGS("test labels", "t10k-labels-idx1-ubyte and "
+    cr_assert_eq(dn_data_load_dir(dn_test_dir, false, &d, &err), DN_ERR_IO);
+    check_msg(&err, dn_test_dir, FRAGS("test labels", "t10k-labels-idx1-ubyte and "
                                   "t10k-labels-idx1-ubyte.gz"));
     cr_assert_null(d.images);
     const char *gone = tmp_path("no-such-dir");

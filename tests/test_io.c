@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "error.h"
 #include "fileio.h"
 #include "npy.h"
@@ -24,31 +25,8 @@
 
 /* ---------------------------------------------------------------- fixtures and helpers */
 
-static char tmpdir[256];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dn_test_io_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
-}
-
-/* Remove every file in the test directory, then the directory. */
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
+static void make_tmpdir(void) { dn_test_dir_make("io"); }
+static void remove_tmpdir(void) { dn_test_dir_remove(); }
 
 TestSuite(io_npy, .init = make_tmpdir, .fini = remove_tmpdir);
 TestSuite(io_safetensors, .init = make_tmpdir, .fini = remove_tmpdir);
@@ -56,14 +34,14 @@ TestSuite(io_atomic, .init = make_tmpdir, .fini = remove_tmpdir);
 
 static const char *tmp_path(const char *name, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s/%s", tmpdir, name);
+    snprintf(buf, size, "%s/%s", dn_test_dir, name);
     return buf;
 }
 
 /* Entries of the test directory other than . and .., to spot leftover temporary files. */
 static int count_dir_entries(void)
 {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(dn_test_dir);
     cr_assert_not_null(d);
     int n = 0;
     struct dirent *e;
@@ -710,8 +688,8 @@ Test(io_atomic, read_all_limits_and_empty_files)
     cr_assert_eq(dn_file_read_all(path, 10, &data, &size, &err), DN_OK, "%s", err.msg);
     cr_assert(size == 0 && data != NULL && data[0] == '\0');
     free(data);
-    cr_assert_eq(dn_file_read_all(tmpdir, 10, &data, &size, &err), DN_ERR_IO);
-    check_msg(&err, tmpdir, FRAGS("directory"));
+    cr_assert_eq(dn_file_read_all(dn_test_dir, 10, &data, &size, &err), DN_ERR_IO);
+    check_msg(&err, dn_test_dir, FRAGS("directory"));
 }
 
 Test(io_atomic, npy_write_failure_leaves_nothing)

@@ -319,10 +319,10 @@ int cmd_train(const dn_model *m, const options *o)
         r.earlier_log = earlier_rows(o->log);
     if (!rc) {
         static const char *const names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
-        printf("training %s: %lld images (%s), %s lr %g, batch %d, %d epochs, seed %llu%s\n",
+        printf("training %s: %lld images (%s), %s lr %g, batch %d, %d epoch%s, seed %llu%s\n",
                dn_model_file(m), (long long)dn_dataset_count(r.train),
                o->data ? o->data : DEFAULT_DATA_DIR, names[r.t.optimizer], (double)r.t.lr,
-               r.t.batch, r.t.epochs, (unsigned long long)r.t.seed,
+               r.t.batch, r.t.epochs, r.t.epochs == 1 ? "" : "s", (unsigned long long)r.t.seed,
                o->resume ? ", resumed" : "");
         signal(SIGINT, on_sigint);
     }
