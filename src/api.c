@@ -218,7 +218,11 @@ dn_status dn_session_forward(dn_session *s, dn_mode mode, const char *const *fet
     int targets[64];
     int n = 0;
     if (n_fetch == 0) {
-        for (int i = 0; i < g->n_outputs && n < 63; i++)
+        if (g->n_outputs > 63)
+            return dn_err_set(&s->err, DN_ERR_ARG,
+                              "%s: %d outputs; name at most 64 tensors to fetch instead", g->file,
+                              g->n_outputs);
+        for (int i = 0; i < g->n_outputs; i++)
             targets[n++] = g->outputs[i];
         if (mode == DN_TRAIN && g->loss >= 0)
             targets[n++] = g->loss;
