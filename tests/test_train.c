@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dagnet.h"
+#include "tmpdir.h"
 
 #define SIDE 12
 #define CLASSES 4
@@ -60,27 +60,15 @@ static void write_idx(const char *dir, const char *prefix, int n, unsigned seed)
     fclose(lab);
 }
 
-static char data_dir[64];
-
+/* The data set lives in the test's scratch directory (tests/tmpdir.h), as do checkpoints. */
 static void make_data(void)
 {
-    snprintf(data_dir, sizeof data_dir, "/tmp/dagnet-train-XXXXXX");
-    cr_assert_not_null(mkdtemp(data_dir));
-    write_idx(data_dir, "train", 2000, 1);
-    write_idx(data_dir, "t10k", 400, 2);
+    dn_test_dir_make("train");
+    write_idx(dn_test_dir, "train", 2000, 1);
+    write_idx(dn_test_dir, "t10k", 400, 2);
 }
 
-static void remove_data(void)
-{
-    const char *names[] = { "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" };
-    char path[512];
-    for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/%s", data_dir, names[i]);
-        remove(path);
-    }
-    rmdir(data_dir);
-}
+static void remove_data(void) { dn_test_dir_remove(); }
 
 TestSuite(train, .init = make_data, .fini = remove_data);
 
@@ -119,8 +107,8 @@ static void rig_open(rig *r, dn_optimizer opt)
     o.optimizer = opt;
     o.seed = 9;
     cr_assert_eq(dn_trainer_new(r->s, &o, NULL, &r->t), DN_OK, "%s", dn_trainer_errmsg(r->t));
-    cr_assert_eq(dn_dataset_load_dir(data_dir, true, &r->train), DN_OK, "%s", dn_dataset_errmsg(r->train));
-    cr_assert_eq(dn_dataset_load_dir(data_dir, false, &r->test), DN_OK, "%s", dn_dataset_errmsg(r->test));
+    cr_assert_eq(dn_dataset_load_dir(dn_test_dir, true, &r->train), DN_OK, "%s", dn_dataset_errmsg(r->train));
+    cr_assert_eq(dn_dataset_load_dir(dn_test_dir, false, &r->test), DN_OK, "%s", dn_dataset_errmsg(r->test));
 }
 
 static void rig_close(rig *r)
@@ -210,7 +198,7 @@ Test(train, same_seed_same_weights_bit_for_bit)
 static void check_resume(int first_steps, dn_optimizer opt)
 {
     char path[128];
-    snprintf(path, sizeof path, "%s/resume-%d.ckpt", data_dir, first_steps);
+    snprintf(path, sizeof path, "%s/resume-%d.ckpt", dn_test_dir, first_steps);
     rig straight, part, resumed;
     rig_open(&straight, opt);
     train_for(&straight, -2);
@@ -248,7 +236,7 @@ Test(train, resume_mid_epoch_is_bit_identical)
 Test(train, checkpoint_of_another_optimizer_is_refused)
 {
     char path[128];
-    snprintf(path, sizeof path, "%s/adam.ckpt", data_dir);
+    snprintf(path, sizeof path, "%s/adam.ckpt", dn_test_dir);
     rig a, b;
     rig_open(&a, DN_ADAM);
     train_for(&a, 3);

@@ -27,11 +27,13 @@ static void on_sigint(int sig)
 
 /* ------------------------------------------------------------------ options */
 
+/* Indexed by dn_optimizer. */
+static const char *const optimizer_names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
+
 static bool parse_optimizer(const char *name, dn_optimizer *out)
 {
-    static const char *const names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
-    for (int i = 0; i < 6; i++)
-        if (strcmp(name, names[i]) == 0) {
+    for (int i = 0; i <= DN_ADAM; i++)
+        if (strcmp(name, optimizer_names[i]) == 0) {
             *out = (dn_optimizer)i;
             return true;
         }
@@ -318,10 +320,9 @@ int cmd_train(const dn_model *m, const options *o)
     if (!rc && o->resume && o->log)
         r.earlier_log = earlier_rows(o->log);
     if (!rc) {
-        static const char *const names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
         printf("training %s: %lld images (%s), %s lr %g, batch %d, %d epoch%s, seed %llu%s\n",
                dn_model_file(m), (long long)dn_dataset_count(r.train),
-               o->data ? o->data : DEFAULT_DATA_DIR, names[r.t.optimizer], (double)r.t.lr,
+               o->data ? o->data : DEFAULT_DATA_DIR, optimizer_names[r.t.optimizer], (double)r.t.lr,
                r.t.batch, r.t.epochs, r.t.epochs == 1 ? "" : "s", (unsigned long long)r.t.seed,
                o->resume ? ", resumed" : "");
         signal(SIGINT, on_sigint);
