@@ -197,7 +197,7 @@ Test(train, same_seed_same_weights_bit_for_bit)
  * the rest. The weights must be identical byte for byte. */
 static void check_resume(int first_steps, dn_optimizer opt)
 {
-    char path[128];
+    char path[320];
     snprintf(path, sizeof path, "%s/resume-%d.ckpt", dn_test_dir, first_steps);
     rig straight, part, resumed;
     rig_open(&straight, opt);
@@ -235,7 +235,7 @@ Test(train, resume_mid_epoch_is_bit_identical)
 
 Test(train, checkpoint_of_another_optimizer_is_refused)
 {
-    char path[128];
+    char path[320];
     snprintf(path, sizeof path, "%s/adam.ckpt", dn_test_dir);
     rig a, b;
     rig_open(&a, DN_ADAM);
