@@ -165,6 +165,48 @@ dn_status dn_session_write_npy(dn_session *s, const char *tensor, const char *pa
  * command and parity checks. Needs a backward since the last forward. */
 dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors);
 
+/* ---------------------------------------------------------------- profiling */
+
+/* The thread count the session's kernels and BLIS use. */
+int dn_session_threads(const dn_session *s);
+
+/* Per-node timing for benchmarks (`dagnet bench`). Off by default; when on, each node's
+ * forward and backward is timed (two clock reads per node). Turning it on resets the
+ * counters. */
+dn_status dn_session_set_profiling(dn_session *s, bool on);
+
+typedef struct dn_node_profile {
+    const char *node;          /* borrowed: valid until the model is freed */
+    const char *op;            /* borrowed: likewise */
+    int64_t forward_calls, backward_calls;
+    double forward_seconds, backward_seconds; /* summed over the calls */
+    double forward_flops;      /* of one call, at the session's current batch size */
+    double backward_flops;     /* likewise, counting only the gradients the session computes */
+    bool has_gemm;             /* the op's work is matrix products (Conv, Affine) */
+} dn_node_profile;
+
+/* Node i's counters, i in [0, dn_model_node_count()), in the model's execution order. */
+dn_status dn_session_node_profile(dn_session *s, int i, dn_node_profile *out);
+
+/* BLIS's own sgemm speed on node i's matrix products at the session's current batch size and
+ * thread count: the products of one forward, and those of one backward (only the gradients
+ * the session computes), each run `repeats` times on scratch matrices; the median GFLOP/s of
+ * each. Both are 0 for nodes without matrix products. The reference a Conv's or Affine's
+ * achieved GFLOP/s reads against. */
+dn_status dn_session_gemm_reference(dn_session *s, int i, int repeats, double *forward_gflops,
+                                    double *backward_gflops);
+
+/* Bytes the session holds, as planned for its current batch size. */
+typedef struct dn_memory_info {
+    size_t params;        /* params, one contiguous buffer */
+    size_t param_grads;   /* their gradients, likewise */
+    size_t arena;         /* inputs, activations, gradients and saved state, by lifetime */
+    size_t arena_unshared;/* what the arena would take if no two buffers shared memory */
+    size_t workspace;     /* the kernels' scratch (im2col) */
+} dn_memory_info;
+
+dn_status dn_session_memory(const dn_session *s, dn_memory_info *out);
+
 /* ---------------------------------------------------------------- data sets */
 
 /* Labelled images in memory, pixels scaled to [0, 1], from IDX files (the MNIST format),
@@ -176,6 +218,11 @@ typedef struct dn_dataset dn_dataset;
  * that dn_dataset_errmsg explains. owned: free with dn_dataset_free. */
 dn_status dn_dataset_load_dir(const char *dir, bool train, dn_dataset **out);
 dn_status dn_dataset_load_idx(const char *images_path, const char *labels_path, dn_dataset **out);
+/* A data set copied from arrays: images [n, c, h, w] float32 and labels [n] int32, each in
+ * [0, classes). For synthetic data (benchmarks, tests) and callers with their own loaders.
+ * *out is set even on failure. owned: free with dn_dataset_free. */
+dn_status dn_dataset_from_arrays(int64_t n, int c, int h, int w, const float *images,
+                                 const int32_t *labels, int classes, dn_dataset **out);
 void dn_dataset_free(dn_dataset *d);
 /* borrowed: valid until the next call on d. Never NULL. */
 const char *dn_dataset_errmsg(const dn_dataset *d);

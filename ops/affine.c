@@ -156,6 +156,14 @@ static void backward(const dn_kernel *k)
         bias_grad(dy, rows, out, db);
 }
 
+static void gemm(const void *attrs, const dn_tensor_desc *in, int n_in, const dn_tensor_desc *out,
+                 dn_gemm_shape *g)
+{
+    (void)attrs, (void)n_in, (void)out;
+    *g = (dn_gemm_shape){ .m = in[0].shape.d[0], .n = in[1].shape.d[1], .k = in[1].shape.d[0],
+                          .a_input = 0, .b_input = 1 };
+}
+
 const dn_op dn_op_affine = {
     .name = "Affine",
     .min_inputs = 2,
@@ -167,4 +175,6 @@ const dn_op dn_op_affine = {
     .flops = flops,
     .forward = forward,
     .backward = backward,
+    .gemm = gemm,
+    .backward_reads_inputs = 0x3, /* x for dW, W for dx */
 };

@@ -312,4 +312,5 @@ const dn_op dn_op_conv = {
     .flops = flops,
     .forward = forward,
     .backward = backward,
+    .backward_reads_inputs = 0x3, /* x for dW (im2col again), W for dx */
 };

@@ -91,4 +91,5 @@ const dn_op dn_op_dropout = {
     .flops = dn_flops_per_output,
     .forward = forward,
     .backward = backward,
+    .inplace = true,
 };

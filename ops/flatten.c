@@ -51,4 +51,5 @@ const dn_op dn_op_flatten = {
     .flops = dn_flops_per_output,
     .forward = forward,
     .backward = backward,
+    .inplace = true,
 };

@@ -197,4 +197,5 @@ const dn_op dn_op_lrn = {
     .flops = flops,
     .forward = forward,
     .backward = backward,
+    .backward_reads_inputs = 0x1,
 };

@@ -17,6 +17,17 @@
  *   backward         dx[i] += ∂L/∂x[i] for every i whose dx[i].data is not NULL. Kernels
  *                    ACCUMULATE: the engine zeroes gradients once per step, so fan-out and
  *                    shared weights need no special case.
+ *   gemm             (Conv, Affine) the op's work as one matrix product, for the profiler
+ *
+ * Memory planning (graph/plan.c) shares buffers between tensors whose lifetimes do not
+ * overlap; three fields tell it what the kernels read and when:
+ *   inplace                the output may take input 0's buffer (y and x0 have the same
+ *                          size, forward reads each x0 element before writing that y element
+ *                          and backward never reads x0). The planner uses it only when
+ *                          nothing else reads x0 afterwards.
+ *   backward_reads_inputs  bit i: backward reads input i's values (Conv reads x and W)
+ *   backward_reads_output  backward reads y (ReLU's mask, Softmax's probabilities)
+ * Saved state (saved_size) always lives from the node's forward to its backward.
  *
  * Shapes handed to infer/workspace_size/saved_size/flops are those of one run: dim 0 holds
  * the real batch size (1 when the model is validated at load time). Outputs keep `batched`
@@ -73,6 +84,16 @@ typedef struct dn_kernel {
     int threads;          /* the session's thread count (OpenMP and BLIS) */
 } dn_kernel;
 
+/* Forward as C[m×n] = A[m×k]·B[k×n] over the whole batch, A being (built from) input
+ * a_input and B input b_input. Backward computes dA = dC·Bᵀ (m×k, inner n) when input
+ * a_input takes a gradient and dB = Aᵀ·dC (k×n, inner m) when b_input does.
+ *   Conv:   A = W [F, C·kh·kw], B = im2col(x) [C·kh·kw, N·OH·OW]
+ *   Affine: A = x [N, in],      B = W [in, out] */
+typedef struct dn_gemm_shape {
+    int64_t m, n, k;
+    int a_input, b_input;
+} dn_gemm_shape;
+
 typedef struct dn_op {
     const char *name;                 /* as written in "op" */
     int min_inputs, max_inputs;       /* max_inputs < 0: any number (Concat) */
@@ -95,6 +116,13 @@ typedef struct dn_op {
     dn_status (*check)(const dn_node_ctx *c, const void *attrs, const dn_tensor *x);
     void (*forward)(const dn_kernel *k);
     void (*backward)(const dn_kernel *k);
+    /* The op's matrix product at these shapes; NULL for ops that have none. */
+    void (*gemm)(const void *attrs, const dn_tensor_desc *in, int n_in, const dn_tensor_desc *out,
+                 dn_gemm_shape *g);
+
+    bool inplace;
+    unsigned backward_reads_inputs;
+    bool backward_reads_output;
 } dn_op;
 
 /* Whether input i of op can take a gradient (labels cannot). */

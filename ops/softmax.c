@@ -131,4 +131,5 @@ const dn_op dn_op_softmax = {
     .flops = flops,
     .forward = forward,
     .backward = backward,
+    .backward_reads_output = true,
 };

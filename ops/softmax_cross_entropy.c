@@ -202,4 +202,5 @@ const dn_op dn_op_softmax_cross_entropy = {
     .check = check,
     .forward = forward,
     .backward = backward,
+    .backward_reads_inputs = 0x2, /* the labels */
 };

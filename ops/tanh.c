@@ -39,4 +39,6 @@ const dn_op dn_op_tanh = {
     .flops = dn_flops_per_output,
     .forward = forward,
     .backward = backward,
+    .inplace = true,
+    .backward_reads_output = true,
 };
