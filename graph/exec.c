@@ -90,23 +90,33 @@ dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads
     e->grad = calloc(nv, sizeof *e->grad);
     e->computed = calloc(nv, sizeof *e->computed);
     e->input_set = calloc(nv, sizeof *e->input_set);
-    e->on_loss_path = calloc(nn, sizeof *e->on_loss_path);
+    e->grad_zeroed = calloc(nv, sizeof *e->grad_zeroed);
+    e->keep = calloc(nv, sizeof *e->keep);
+    e->wanted_keep = calloc(nv, sizeof *e->wanted_keep);
     e->wanted = calloc(nn, sizeof *e->wanted);
+    e->input_offset = calloc(nv, sizeof *e->input_offset);
+    e->on_loss_path = calloc(nn, sizeof *e->on_loss_path);
+    e->run_forward = calloc(nn, sizeof *e->run_forward);
+    e->run_backward = calloc(nn, sizeof *e->run_backward);
     e->saved = calloc(nn, sizeof *e->saved);
+    e->timing = calloc(nn, sizeof *e->timing);
     e->node_first = calloc(nn + 1, sizeof *e->node_first);
-    if (!e->val || !e->grad || !e->computed || !e->input_set || !e->on_loss_path || !e->wanted ||
-        !e->saved || !e->node_first)
+    if (!e->val || !e->grad || !e->computed || !e->input_set || !e->grad_zeroed || !e->keep ||
+        !e->wanted_keep || !e->wanted ||
+        !e->input_offset || !e->on_loss_path || !e->run_forward || !e->run_backward ||
+        !e->saved || !e->timing || !e->node_first)
         return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < nn; i++)
         e->node_first[i + 1] = e->node_first[i] + g->nodes[i].n_inputs;
     e->x_views = calloc((size_t)e->node_first[nn] + 1, sizeof *e->x_views);
     e->dx_views = calloc((size_t)e->node_first[nn] + 1, sizeof *e->dx_views);
     e->descs = calloc((size_t)e->node_first[nn] + 1, sizeof *e->descs);
-    e->lay.offset = calloc(nv, sizeof *e->lay.offset);
-    e->lay.grad_offset = calloc(nv, sizeof *e->lay.grad_offset);
-    e->lay.saved_offset = calloc(nn + 1, sizeof *e->lay.saved_offset);
-    if (!e->x_views || !e->dx_views || !e->descs || !e->lay.offset || !e->lay.grad_offset ||
-        !e->lay.saved_offset)
+    e->plan.offset = calloc(nv, sizeof *e->plan.offset);
+    e->plan.grad_offset = calloc(nv, sizeof *e->plan.grad_offset);
+    e->plan.saved_offset = calloc(nn + 1, sizeof *e->plan.saved_offset);
+    e->scratch = dn_plan_scratch_new(g);
+    if (!e->x_views || !e->dx_views || !e->descs || !e->plan.offset || !e->plan.grad_offset ||
+        !e->plan.saved_offset || !e->scratch)
         return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
     mark_loss_path(e);
     return init_params(e, seed, err);
@@ -120,17 +130,26 @@ void dn_exec_free(dn_exec *e)
     free(e->grad);
     free(e->computed);
     free(e->input_set);
-    free(e->on_loss_path);
+    free(e->grad_zeroed);
+    free(e->keep);
+    free(e->wanted_keep);
     free(e->wanted);
+    free(e->input_offset);
+    free(e->on_loss_path);
+    free(e->run_forward);
+    free(e->run_backward);
     free(e->saved);
+    free(e->timing);
     free(e->node_first);
     free(e->x_views);
     free(e->dx_views);
     free(e->descs);
-    free(e->lay.offset);
-    free(e->lay.grad_offset);
-    free(e->lay.saved_offset);
+    free(e->plan.offset);
+    free(e->plan.grad_offset);
+    free(e->plan.saved_offset);
+    dn_plan_scratch_free(e->scratch);
     free(e->arena);
+    free(e->inputs);
     free(e->work);
     memset(e, 0, sizeof *e);
 }
@@ -144,127 +163,48 @@ static dn_shape with_batch(dn_shape s, int64_t batch)
     return s;
 }
 
-/* Bytes of a value at this batch size, false on overflow. */
-static bool value_bytes(const dn_value *v, int64_t batch, size_t *bytes)
+/* Grow *buf to at least `size` bytes (contents are not kept). */
+static bool reserve(void **buf, size_t *have, size_t size)
 {
-    dn_shape s = with_batch(v->desc.shape, batch);
-    int64_t n = dn_shape_numel(&s), b;
-    if (n < 0 || !dn_mul_ok(n, (int64_t)dn_dtype_size(v->desc.dtype), &b) || (uint64_t)b > SIZE_MAX / 2)
-        return false;
-    *bytes = (size_t)b;
-    return true;
+    if (size <= *have)
+        return true;
+    free(*buf);
+    *buf = alloc_aligned(size);
+    *have = *buf ? size : 0;
+    return *buf != NULL;
 }
 
-static bool grows(size_t *total, size_t bytes, size_t *at)
-{
-    *at = *total;
-    return add_ok(*total, round_up(bytes), total) && bytes <= SIZE_MAX - ALIGN;
-}
-
-/* Descriptors of a node's inputs and output at this batch size. */
-static void node_descs(const dn_exec *e, const dn_node *n, int64_t batch, dn_tensor_desc *in,
-                       dn_tensor_desc *out)
-{
-    for (int j = 0; j < n->n_inputs; j++) {
-        in[j] = e->g->values[n->inputs[j]].desc;
-        in[j].shape = with_batch(in[j].shape, batch);
-    }
-    *out = e->g->values[n->output].desc;
-    out->shape = with_batch(out->shape, batch);
-}
-
-static dn_status compute_layout(dn_exec *e, int64_t batch, dn_layout *lay, dn_err *err)
+/* Offsets of the graph inputs and the largest workspace any node needs at this batch size. */
+static dn_status size_batch(dn_exec *e, int64_t batch, size_t *inputs, size_t *work,
+                            dn_err *err)
 {
     const dn_graph *g = e->g;
-    const char *why = NULL;
-    lay->total = lay->work = 0;
-    for (int v = 0; v < g->n_values; v++) {
-        lay->offset[v] = lay->grad_offset[v] = SIZE_MAX;
-        const dn_value *val = &g->values[v];
-        if (val->kind == DN_VALUE_PARAM)
-            continue;
-        size_t bytes;
-        if (!value_bytes(val, batch, &bytes) || !grows(&lay->total, bytes, &lay->offset[v])) {
-            why = val->name;
-            goto overflow;
-        }
-        bool grad = val->kind == DN_VALUE_NODE && val->needs_grad && e->on_loss_path[val->node];
-        if (grad && !grows(&lay->total, bytes, &lay->grad_offset[v])) {
-            why = val->name;
-            goto overflow;
-        }
+    *inputs = *work = 0;
+    for (int k = 0; k < g->n_inputs; k++) {
+        const dn_value *v = &g->values[g->input_values[k]];
+        dn_shape s = with_batch(v->desc.shape, batch);
+        int64_t n = dn_shape_numel(&s), bytes;
+        if (n < 0 || !dn_mul_ok(n, (int64_t)dn_dtype_size(v->desc.dtype), &bytes) ||
+            (uint64_t)bytes > SIZE_MAX / 4 || !add_ok(*inputs, round_up((size_t)bytes), inputs))
+            return dn_err_set(err, DN_ERR_NOMEM, "%s: batch %lld is too large for input \"%s\"",
+                              g->file, (long long)batch, v->name);
+        e->input_offset[g->input_values[k]] = *inputs - round_up((size_t)bytes);
     }
-    dn_tensor_desc *in = e->descs;
+    dn_tensor_desc *in = e->descs, out;
     for (int i = 0; i < g->n_nodes; i++) {
         const dn_node *n = &g->nodes[i];
-        dn_tensor_desc out;
-        node_descs(e, n, batch, in, &out);
-        size_t ss = n->op->saved_size ? n->op->saved_size(n->attrs, in, n->n_inputs, &out) : 0;
-        size_t ws = n->op->workspace_size
-                        ? n->op->workspace_size(n->attrs, in, n->n_inputs, &out, e->threads)
-                        : 0;
-        if (ws > lay->work)
-            lay->work = ws;
-        lay->saved_offset[i] = SIZE_MAX;
-        if (ss && !grows(&lay->total, ss, &lay->saved_offset[i])) {
-            why = n->name;
-            goto overflow;
-        }
-    }
-    return DN_OK;
-overflow:
-    return dn_err_set(err, DN_ERR_NOMEM,
-                      "%s: batch %lld is too large: the buffers for \"%s\" overflow the address space",
-                      g->file, (long long)batch, why);
-}
-
-/* Point every tensor view at its place in the arenas. */
-static void bind_views(dn_exec *e, const dn_layout *lay)
-{
-    const dn_graph *g = e->g;
-    unsigned char *base = e->arena;
-    for (int v = 0; v < g->n_values; v++) {
-        const dn_value *val = &g->values[v];
-        if (val->kind == DN_VALUE_PARAM)
+        if (!n->op->workspace_size)
             continue;
-        dn_shape s = with_batch(val->desc.shape, e->batch);
-        e->val[v] = (dn_tensor){ val->desc.dtype, s, base + lay->offset[v] };
-        e->grad[v] = (dn_tensor){ val->desc.dtype, s,
-                                  lay->grad_offset[v] == SIZE_MAX ? NULL : base + lay->grad_offset[v] };
-    }
-    for (int i = 0; i < g->n_nodes; i++) {
-        const dn_node *n = &g->nodes[i];
-        e->saved[i] = lay->saved_offset[i] == SIZE_MAX ? NULL : base + lay->saved_offset[i];
         for (int j = 0; j < n->n_inputs; j++) {
-            int v = n->inputs[j];
-            dn_tensor *x = &e->x_views[e->node_first[i] + j];
-            dn_tensor *dx = &e->dx_views[e->node_first[i] + j];
-            *x = e->val[v];
-            *dx = e->grad[v];
-            if (!dn_op_takes_grad(n->op, j) || !g->values[v].needs_grad)
-                dx->data = NULL;
+            in[j] = g->values[n->inputs[j]].desc;
+            in[j].shape = with_batch(in[j].shape, batch);
         }
+        out = g->values[n->output].desc;
+        out.shape = with_batch(out.shape, batch);
+        size_t ws = n->op->workspace_size(n->attrs, in, n->n_inputs, &out, e->threads);
+        if (ws > *work)
+            *work = ws;
     }
-}
-
-/* Replace the arenas with ones of the layout's sizes. */
-static dn_status grow_arenas(dn_exec *e, int64_t batch, dn_err *err)
-{
-    free(e->arena);
-    free(e->work);
-    e->arena = alloc_aligned(e->lay.total);
-    e->work = alloc_aligned(e->lay.work);
-    e->arena_size = e->work_size = 0;
-    if ((e->lay.total && !e->arena) || (e->lay.work && !e->work)) {
-        free(e->arena);
-        free(e->work);
-        e->arena = e->work = NULL;
-        return dn_err_set(err, DN_ERR_NOMEM,
-                          "%s: cannot allocate %zu bytes of buffers and %zu of workspace for batch %lld",
-                          e->g->file, e->lay.total, e->lay.work, (long long)batch);
-    }
-    e->arena_size = e->lay.total;
-    e->work_size = e->lay.work;
     return DN_OK;
 }
 
@@ -276,19 +216,98 @@ dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
     if (batch < 1 || batch > DN_MAX_DIM)
         return dn_err_set(err, DN_ERR_ARG, "%s: batch size must be in [1, %lld], found %lld",
                           g->file, (long long)DN_MAX_DIM, (long long)batch);
-    dn_status st = compute_layout(e, batch, &e->lay, err);
+    size_t inputs, work;
+    dn_status st = size_batch(e, batch, &inputs, &work, err);
     e->batch = 0;
-    /* A smaller batch (the last, partial one of an epoch) fits in the arenas already there:
-     * no allocation. */
-    if (!st && (e->lay.total > e->arena_size || e->lay.work > e->work_size))
-        st = grow_arenas(e, batch, err);
+    e->planned = false;
     if (st)
         return st;
+    if (!reserve(&e->inputs, &e->inputs_size, inputs) || !reserve(&e->work, &e->work_size, work))
+        return dn_err_set(err, DN_ERR_NOMEM,
+                          "%s: cannot allocate %zu bytes of inputs and %zu of workspace for batch %lld",
+                          g->file, inputs, work, (long long)batch);
     e->batch = batch;
-    bind_views(e, &e->lay);
+    e->work_used = work;
+    for (int k = 0; k < g->n_inputs; k++) {
+        int v = g->input_values[k];
+        e->val[v] = (dn_tensor){ g->values[v].desc.dtype, with_batch(g->values[v].desc.shape, batch),
+                                 (unsigned char *)e->inputs + e->input_offset[v] };
+    }
     memset(e->input_set, 0, (size_t)g->n_values * sizeof *e->input_set);
     memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
     e->loss_ready = e->grads_ready = false;
+    return DN_OK;
+}
+
+bool dn_exec_input_takes_grad(const dn_exec *e, int node, int j)
+{
+    const dn_node *n = &e->g->nodes[node];
+    return dn_op_takes_grad(n->op, j) && e->g->values[n->inputs[j]].needs_grad;
+}
+
+/* Point every activation, gradient, saved state and kernel view at its place in the arena. */
+static void bind_views(dn_exec *e)
+{
+    const dn_graph *g = e->g;
+    unsigned char *base = e->arena;
+    for (int v = 0; v < g->n_values; v++) {
+        const dn_value *val = &g->values[v];
+        if (val->kind != DN_VALUE_NODE)
+            continue;
+        dn_shape s = with_batch(val->desc.shape, e->batch);
+        size_t at = e->plan.offset[v], grad_at = e->plan.grad_offset[v];
+        e->val[v] = (dn_tensor){ val->desc.dtype, s, at == SIZE_MAX ? NULL : base + at };
+        e->grad[v] = (dn_tensor){ val->desc.dtype, s, grad_at == SIZE_MAX ? NULL : base + grad_at };
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dn_node *n = &g->nodes[i];
+        size_t at = e->plan.saved_offset[i];
+        e->saved[i] = at == SIZE_MAX ? NULL : base + at;
+        for (int j = 0; j < n->n_inputs; j++) {
+            int v = n->inputs[j];
+            dn_tensor *dx = &e->dx_views[e->node_first[i] + j];
+            e->x_views[e->node_first[i] + j] = e->val[v];
+            *dx = e->grad[v];
+            if (!dn_exec_input_takes_grad(e, i, j))
+                dx->data = NULL;
+        }
+    }
+}
+
+/* Which nodes run backward after a training forward that computes the loss. */
+static void mark_backward(dn_exec *e, bool training)
+{
+    const dn_graph *g = e->g;
+    bool loss = training && g->loss >= 0 && e->run_forward[g->values[g->loss].node];
+    for (int i = 0; i < g->n_nodes; i++)
+        e->run_backward[i] = loss && e->run_forward[i] && e->on_loss_path[i] &&
+                             g->values[g->nodes[i].output].needs_grad;
+}
+
+/* Plan the run that e->wanted and e->wanted_keep describe, unless the current plan is
+ * already for it. */
+static dn_status plan_run(dn_exec *e, bool training, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    size_t nn = (size_t)g->n_nodes, nv = (size_t)g->n_values;
+    if (e->planned && e->plan_training == training &&
+        !memcmp(e->wanted, e->run_forward, nn * sizeof *e->wanted) &&
+        !memcmp(e->wanted_keep, e->keep, nv * sizeof *e->keep))
+        return DN_OK;
+    memcpy(e->run_forward, e->wanted, nn * sizeof *e->wanted);
+    memcpy(e->keep, e->wanted_keep, nv * sizeof *e->keep);
+    mark_backward(e, training);
+    e->planned = false;
+    e->plan_training = training;
+    dn_plan_request r = { e->batch, e->run_forward, e->run_backward, e->keep };
+    dn_status st = dn_plan_make(g, &r, e->scratch, &e->plan, err);
+    if (st)
+        return st;
+    if (!reserve(&e->arena, &e->arena_size, e->plan.total))
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu bytes of buffers for batch %lld",
+                          g->file, e->plan.total, (long long)e->batch);
+    bind_views(e);
+    e->planned = true;
     return DN_OK;
 }
 
@@ -405,6 +424,40 @@ static dn_kernel kernel_for(const dn_exec *e, int i, bool training, uint64_t ste
                         .threads = e->threads };
 }
 
+/* The values the caller may read after this forward: the targets (every value with
+ * keep_all). */
+static void mark_kept(dn_exec *e, const int *targets, int n_targets)
+{
+    size_t nv = (size_t)e->g->n_values;
+    memset(e->wanted_keep, e->keep_all, nv * sizeof *e->wanted_keep);
+    for (int i = 0; i < n_targets; i++)
+        e->wanted_keep[targets[i]] = true;
+}
+
+static double seconds(void) { return omp_get_wtime(); }
+
+static dn_status run_node_forward(dn_exec *e, int i, bool training, uint64_t step_seed,
+                                  dn_err *err)
+{
+    const dn_node *n = &e->g->nodes[i];
+    dn_kernel k = kernel_for(e, i, training, step_seed);
+    if (n->op->check) {
+        dn_node_ctx c = dn_graph_node_ctx(e->g, n, err);
+        dn_status st = n->op->check(&c, n->attrs, k.x);
+        if (st)
+            return st;
+    }
+    if (!e->profiling) {
+        n->op->forward(&k);
+        return DN_OK;
+    }
+    double t0 = seconds();
+    n->op->forward(&k);
+    e->timing[i].forward_seconds += seconds() - t0;
+    e->timing[i].forward_calls++;
+    return DN_OK;
+}
+
 dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_targets, dn_err *err)
 {
     const dn_graph *g = e->g;
@@ -415,37 +468,49 @@ dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_t
     e->loss_ready = e->grads_ready = false;
     if (st)
         return st;
-    for (int v = 0; v < g->n_values; v++)
-        e->computed[v] = g->values[v].kind == DN_VALUE_PARAM || e->input_set[v];
+    mark_kept(e, targets, n_targets);
+    if ((st = plan_run(e, training, err)))
+        return st;
     uint64_t step_seed = dn_rng_next(&e->rng);
-    for (int i = 0; i < g->n_nodes; i++) {
-        if (!e->wanted[i])
-            continue;
-        const dn_node *n = &g->nodes[i];
-        dn_kernel k = kernel_for(e, i, training, step_seed);
-        if (n->op->check) {
-            dn_node_ctx c = dn_graph_node_ctx(g, n, err);
-            if ((st = n->op->check(&c, n->attrs, k.x)))
-                return st;
-        }
-        n->op->forward(&k);
-        e->computed[n->output] = true;
-    }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (e->run_forward[i] && (st = run_node_forward(e, i, training, step_seed, err)))
+            return st;
+    for (int v = 0; v < g->n_values; v++)
+        e->computed[v] = g->values[v].kind == DN_VALUE_PARAM || e->input_set[v] || e->keep[v];
     e->loss_ready = training && g->loss >= 0 && e->computed[g->loss];
     return DN_OK;
 }
 
 /* ------------------------------------------------------------------ backward */
 
-static void zero_gradients(dn_exec *e)
+/* Zero a value's gradient the first time backward touches it: until then its buffer may hold
+ * a tensor whose life has ended. */
+static void zero_on_first_touch(dn_exec *e, int v)
 {
-    const dn_graph *g = e->g;
-    memset(e->param_grad, 0, (size_t)e->param_count * sizeof(float));
-    for (int v = 0; v < g->n_values; v++) {
-        const dn_tensor *t = &e->grad[v];
-        if (g->values[v].kind == DN_VALUE_NODE && t->data)
-            memset(t->data, 0, (size_t)dn_shape_numel(&t->shape) * sizeof(float));
+    const dn_tensor *t = &e->grad[v];
+    if (e->grad_zeroed[v] || !t->data || e->g->values[v].kind != DN_VALUE_NODE)
+        return;
+    memset(t->data, 0, (size_t)dn_shape_numel(&t->shape) * dn_dtype_size(t->dtype));
+    e->grad_zeroed[v] = true;
+    if (v == e->g->loss)
+        dn_f32(t)[0] = 1.0f; /* ∂L/∂L */
+}
+
+static void run_node_backward(dn_exec *e, int i)
+{
+    const dn_node *n = &e->g->nodes[i];
+    zero_on_first_touch(e, n->output);
+    for (int j = 0; j < n->n_inputs; j++)
+        zero_on_first_touch(e, n->inputs[j]);
+    dn_kernel k = kernel_for(e, i, true, 0);
+    if (!e->profiling) {
+        n->op->backward(&k);
+        return;
     }
+    double t0 = seconds();
+    n->op->backward(&k);
+    e->timing[i].backward_seconds += seconds() - t0;
+    e->timing[i].backward_calls++;
 }
 
 dn_status dn_exec_backward(dn_exec *e, dn_err *err)
@@ -457,15 +522,11 @@ dn_status dn_exec_backward(dn_exec *e, dn_err *err)
         return dn_err_set(err, DN_ERR_ARG,
                           "%s: backward needs a forward in training mode that computed the loss \"%s\"",
                           g->file, g->values[g->loss].name);
-    zero_gradients(e);
-    dn_f32(&e->grad[g->loss])[0] = 1.0f;
-    for (int i = g->n_nodes - 1; i >= 0; i--) {
-        const dn_node *n = &g->nodes[i];
-        if (!e->on_loss_path[i] || !g->values[n->output].needs_grad)
-            continue;
-        dn_kernel k = kernel_for(e, i, true, 0);
-        n->op->backward(&k);
-    }
+    memset(e->param_grad, 0, (size_t)e->param_count * sizeof(float));
+    memset(e->grad_zeroed, 0, (size_t)g->n_values * sizeof *e->grad_zeroed);
+    for (int i = g->n_nodes - 1; i >= 0; i--)
+        if (e->run_backward[i])
+            run_node_backward(e, i);
     e->grads_ready = true;
     return DN_OK;
 }

@@ -3,16 +3,21 @@
  *
  * Memory: the params live in one contiguous float buffer and their gradients in another,
  * each param's tensor a view into it (optimisers can treat them as one vector). For a batch
- * size, dn_exec_plan lays out every graph input, node output, node gradient, saved state and
- * the shared kernel workspace in arenas allocated once; forward and backward then allocate
- * nothing. Planning again is needed only when the batch size changes, and allocates only when
- * the new size needs more room than any size before (so an epoch's last, partial batch
- * reuses the arenas).
+ * size, dn_exec_plan sizes the graph inputs and the kernels' shared workspace. Each forward
+ * then asks plan.c for a layout of the activations, gradients and saved state it and the
+ * following backward need, buffers sharing memory when their lifetimes do not overlap; the
+ * layout is reused while the request stays the same (a training loop plans once). Arenas
+ * only ever grow, so after the first steps forward and backward allocate nothing, and an
+ * epoch's last, partial batch reuses them.
+ *
+ * After a forward, the values it was asked for (the targets) stay readable until the next
+ * forward; other intermediate values may have been overwritten (keep_all keeps them all).
  *
  * Forward runs only the nodes the requested values need (their ancestors). Backward visits,
  * in reverse order, the nodes on the path to the loss whose output needs a gradient; it
- * zeroes all gradients once, seeds ∂L/∂loss = 1 and lets each kernel accumulate, so fan-out
- * and shared weights add up with no special case. Inputs that need no gradient (the image,
+ * zeroes each gradient once, when it is first written (its buffer may hold another tensor
+ * before that), seeds ∂L/∂loss = 1 and lets each kernel accumulate, so fan-out and shared
+ * weights add up with no special case. Inputs that need no gradient (the image,
  * the labels) are handed to kernels with dx.data == NULL, so no work is spent on them.
  */
 #ifndef DN_EXEC_H
@@ -22,19 +27,19 @@
 #include <stdint.h>
 
 #include "graph.h"
+#include "plan.h"
 #include "rng.h"
 
-/* Where each buffer sits in the arena for one batch size. */
-typedef struct dn_layout {
-    size_t *offset;       /* per value: activation offset, SIZE_MAX when none */
-    size_t *grad_offset;  /* per value: gradient offset, SIZE_MAX when none */
-    size_t *saved_offset; /* per node */
-    size_t total, work;   /* arena and workspace bytes */
-} dn_layout;
+/* Per-node timing, when profiling is on (dn_session_set_profiling). */
+typedef struct dn_node_timing {
+    double forward_seconds, backward_seconds;
+    int64_t forward_calls, backward_calls;
+} dn_node_timing;
 
 typedef struct dn_exec {
     const dn_graph *g;     /* borrowed */
     int threads;
+    bool keep_all;         /* every node output stays readable: no buffer sharing */
     dn_rng rng;            /* initialisers, then one draw per forward for Dropout */
 
     float *param_data;     /* every param, contiguous, in g->param_values order */
@@ -44,21 +49,36 @@ typedef struct dn_exec {
     dn_tensor *val;        /* per value: its data (params: views into param_data) */
     dn_tensor *grad;       /* per value: its gradient, data NULL when it takes none */
     bool *on_loss_path;    /* per node: the loss depends on it */
-    bool *wanted;          /* per node, scratch: the current forward runs it */
-    bool *computed;        /* per value: valid since the last forward / set_input */
+    bool *computed;        /* per value: readable since the last forward / set_input */
     bool *input_set;       /* per value: a graph input that has been fed */
+    bool *grad_zeroed;     /* per value, during backward: its gradient has been zeroed */
 
-    /* Planned for one batch size; the arenas keep the largest size planned so far. */
+    /* For one batch size: the graph inputs and the kernels' workspace. Each allocation keeps
+     * the largest size asked for so far, so a smaller batch (an epoch's last) allocates
+     * nothing. */
     int64_t batch;         /* 0: not planned */
-    dn_layout lay;
-    dn_tensor_desc *descs; /* scratch for planning: one node's input descriptors */
-    void *arena;           /* inputs, activations, gradients and saved state */
-    void *work;            /* the kernels' shared scratch */
-    size_t arena_size, work_size;
+    size_t *input_offset;  /* per value: offset in `inputs` (graph inputs only) */
+    void *inputs, *work;
+    size_t inputs_size, work_size, work_used;
+
+    /* For one run (batch, nodes run forward and backward, values kept): activations,
+     * gradients and saved state, sharing memory by lifetime (plan.h). Planned again only
+     * when the request changes. */
+    bool *run_forward, *run_backward, *keep; /* the request of the current plan */
+    bool plan_training, planned;
+    bool *wanted, *wanted_keep; /* scratch: the request of the forward being set up */
+    dn_plan_scratch *scratch;
+    dn_plan plan;
+    void *arena;
+    size_t arena_size;
     void **saved;          /* per node */
     dn_tensor *x_views;    /* per node, its inputs (node_first[i] .. + n_inputs) */
     dn_tensor *dx_views;   /* per node, their gradients (data NULL: not wanted) */
     int *node_first;
+    dn_tensor_desc *descs; /* scratch: one node's input descriptors */
+
+    bool profiling;
+    dn_node_timing *timing; /* per node */
 
     int rebatched_by;      /* the input whose batch size last dropped the others, or -1 */
     int64_t old_batch;     /* the batch size it replaced */
@@ -83,5 +103,8 @@ dn_status dn_exec_set_input(dn_exec *e, int value, dn_dtype dtype, int rank, con
 dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_targets,
                           dn_err *err);
 dn_status dn_exec_backward(dn_exec *e, dn_err *err);
+
+/* Whether node `node`'s input j takes a gradient in training (the image and labels do not). */
+bool dn_exec_input_takes_grad(const dn_exec *e, int node, int j);
 
 #endif

@@ -112,11 +112,15 @@ const char *dn_model_loss_name(const dn_model *m);
 typedef struct dn_session dn_session;
 
 typedef struct dn_session_options {
-    uint64_t seed;     /* initialisers and Dropout draw from a generator seeded here */
-    int threads;       /* 0: OMP_NUM_THREADS or the number of cores */
+    uint64_t seed;      /* initialisers and Dropout draw from a generator seeded here */
+    int threads;        /* 0: OMP_NUM_THREADS or the number of cores */
+    bool keep_tensors;  /* every node output stays readable after a forward (inspection,
+                           gradient dumps); otherwise only the fetched tensors do, and the
+                           others' memory is reused */
 } dn_session_options;
 
-#define DN_SESSION_OPTIONS_DEFAULT ((dn_session_options){ .seed = 0, .threads = 0 })
+#define DN_SESSION_OPTIONS_DEFAULT \
+    ((dn_session_options){ .seed = 0, .threads = 0, .keep_tensors = false })
 
 /* A session owns the params (initialised by their `init` from opts->seed), their gradients
  * and the buffers of one batch size. m is borrowed: it must outlive the session.
@@ -200,7 +204,7 @@ dn_status dn_session_gemm_reference(dn_session *s, int i, int repeats, double *f
 typedef struct dn_memory_info {
     size_t params;        /* params, one contiguous buffer */
     size_t param_grads;   /* their gradients, likewise */
-    size_t arena;         /* inputs, activations, gradients and saved state, by lifetime */
+    size_t arena;         /* activations, gradients and saved state, shared by lifetime */
     size_t arena_unshared;/* what the arena would take if no two buffers shared memory */
     size_t workspace;     /* the kernels' scratch (im2col) */
 } dn_memory_info;

@@ -153,7 +153,9 @@ dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_s
         return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_new: the model did not load");
     s->m = m;
     dn_session_options o = opts ? *opts : DN_SESSION_OPTIONS_DEFAULT;
-    return dn_exec_init(&s->e, m->g, o.seed, o.threads, &s->err);
+    dn_status st = dn_exec_init(&s->e, m->g, o.seed, o.threads, &s->err);
+    s->e.keep_all = o.keep_tensors;
+    return st;
 }
 
 void dn_session_free(dn_session *s)

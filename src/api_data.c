@@ -39,6 +39,58 @@ dn_status dn_dataset_load_idx(const char *images_path, const char *labels_path, 
     return dn_data_load_idx(images_path, labels_path, &d->data, &d->err);
 }
 
+/* The checks a loader makes of a file, made of the caller's arrays. */
+static dn_status check_arrays(dn_err *err, int64_t n, int c, int h, int w, const float *images,
+                              const int32_t *labels, int classes, int64_t *pixels)
+{
+    int64_t per, total;
+    if (n < 1 || c < 1 || h < 1 || w < 1 || classes < 1)
+        return dn_err_set(err, DN_ERR_ARG,
+                          "dn_dataset_from_arrays: n, c, h, w and classes must be positive, "
+                          "found %lld, %d, %d, %d, %d", (long long)n, c, h, w, classes);
+    if (!images || !labels)
+        return dn_err_set(err, DN_ERR_ARG, "dn_dataset_from_arrays: images or labels is NULL");
+    if (!dn_mul_ok((int64_t)c * h, w, &per) || !dn_mul_ok(per, n, &total) ||
+        (uint64_t)total > SIZE_MAX / sizeof(float))
+        return dn_err_set(err, DN_ERR_NOMEM,
+                          "dn_dataset_from_arrays: %lld images of %dx%dx%d do not fit in memory",
+                          (long long)n, c, h, w);
+    for (int64_t i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= classes)
+            return dn_err_set(err, DN_ERR_ARG,
+                              "dn_dataset_from_arrays: label %lld is %d, expected [0, %d)",
+                              (long long)i, (int)labels[i], classes);
+    *pixels = total;
+    return DN_OK;
+}
+
+dn_status dn_dataset_from_arrays(int64_t n, int c, int h, int w, const float *images,
+                                 const int32_t *labels, int classes, dn_dataset **out)
+{
+    dn_dataset *d = new_dataset(out);
+    if (!d)
+        return DN_ERR_NOMEM;
+    int64_t pixels = 0;
+    dn_status st = check_arrays(&d->err, n, c, h, w, images, labels, classes, &pixels);
+    if (st)
+        return st;
+    dn_data *data = &d->data;
+    data->images = malloc((size_t)pixels * sizeof(float));
+    data->labels = malloc((size_t)n * sizeof(int32_t));
+    if (!data->images || !data->labels) {
+        dn_data_free(data);
+        return dn_err_set(&d->err, DN_ERR_NOMEM, "dn_dataset_from_arrays: out of memory");
+    }
+    memcpy(data->images, images, (size_t)pixels * sizeof(float));
+    memcpy(data->labels, labels, (size_t)n * sizeof(int32_t));
+    data->n = n;
+    data->channels = c;
+    data->height = h;
+    data->width = w;
+    data->classes = classes;
+    return DN_OK;
+}
+
 void dn_dataset_free(dn_dataset *d)
 {
     if (!d)

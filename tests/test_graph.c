@@ -292,6 +292,9 @@ Test(exec, no_gradient_work_towards_inputs_or_off_the_loss_path)
     int image = dn_graph_find(g, "image"), label = dn_graph_find(g, "label");
     cr_assert_eq(dn_exec_set_input(&e, image, DN_F32, 4, ishape, f.image, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(dn_exec_set_input(&e, label, DN_I32, 1, lshape, f.label, &err), DN_OK, "%s", err.msg);
+    /* Buffers are planned for a run, so they exist once a forward has asked for one. */
+    int targets[1] = { g->loss };
+    cr_assert_eq(dn_exec_forward(&e, true, targets, 1, &err), DN_OK, "%s", err.msg);
     cr_assert_null(e.grad[image].data, "no gradient buffer for the image");
     cr_assert_null(e.grad[label].data, "none for the labels");
     cr_assert_null(e.grad[dn_graph_find(g, "prob")].data, "none off the loss path");
@@ -301,8 +304,6 @@ Test(exec, no_gradient_work_towards_inputs_or_off_the_loss_path)
     cr_assert_not_null(e.dx_views[e.node_first[conv] + 1].data, "but is for d(weight)");
     int loss = g->values[g->loss].node;
     cr_assert_null(e.dx_views[e.node_first[loss] + 1].data, "labels take no gradient");
-    int targets[1] = { g->loss };
-    cr_assert_eq(dn_exec_forward(&e, true, targets, 1, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(dn_exec_backward(&e, &err), DN_OK, "%s", err.msg);
     cr_assert_not(e.computed[dn_graph_find(g, "prob")], "prob was not needed for the loss");
     dn_exec_free(&e);
