@@ -7,20 +7,33 @@
  *   y[n,f,p,q] = b[f] + Σ_{c,i,j} W[f,c,i,j] · x[n, c, p·sh − ph + i, q·sw − pw + j]
  *   (x reads as zero outside the image)
  *
- * Per sample the sum is one matrix product. im2col lays the receptive fields out as
- * col [K = C·kh·kw, P = OH·OW] (row (c·kh + i)·kw + j, column p·OW + q), and with W read as
- * [F, K]:
- *   forward    y_n = W · col_n + b
- *   backward   dW += dy_n · col_nᵀ      db[f] += Σ_{n,p,q} dy[n,f,p,q]
- *              dcol = Wᵀ · dy_n, and col2im adds every dcol entry onto the pixel its col
- *              entry was read from (padding entries are dropped): dx_n += col2im(dcol)
- * The workspace holds one col (forward, dW), reused as dcol once dW is done. Nothing is saved:
- * backward rebuilds col from x rather than keeping N of them alive between passes.
+ * The sum is one matrix product over the whole batch. im2col lays the receptive fields of
+ * nc samples side by side as col [K = C·kh·kw, nc·P] (P = OH·OW; row (c·kh + i)·kw + j,
+ * column n·P + p·OW + q), and with W read as [F, K]:
+ *   forward    Y' = W · col              Y' [F, nc·P], then y[n, f, :] = Y'[f, n·P ..] + b[f]
+ *   backward   dY'[f, n·P ..] = dy[n, f, :]
+ *              dW += dY' · colᵀ          db[f] += Σ dY'[f, :]
+ *              dcol = Wᵀ · dY', and col2im adds every dcol entry onto the pixel its col
+ *              entry was read from (padding entries are dropped): dx += col2im(dcol)
+ * One large product per chunk instead of one small one per sample: BLIS runs it on all the
+ * session's threads at full speed, and the copies between y's [N, F, P] order and Y''s
+ * [F, N, P] are contiguous runs of P floats. The batch goes in chunks of nc samples, nc
+ * chosen so that col and Y' stay within CHUNK_BYTES (a few MB: they stay in cache between
+ * im2col and the product). The workspace holds col (reused as dcol) and Y' (or dY').
+ * Nothing is saved: backward rebuilds col from x rather than keeping it between passes.
+ *
+ * Thin kernels (K ≤ PER_SAMPLE_MAX_K, LeNet's and SimpleConvNet's convs) take another path:
+ * threads split the batch and run one product per sample on BLIS's micro-kernel
+ * (dn_gemm_packed), with operands packed by the thread itself. The products are too small
+ * to share between threads, but there are many; y_n is written in place (no copy between
+ * orders), and each thread adds dW and db into its own copy, summed in thread order at the
+ * end (the same result on every run with the same thread count).
  *
  * attrs: stride (1), pad (0), each an int or [h, w]. For implicit params (FORMAT.md):
  * filters and kernel (int or [h, w]) size the weight, bias (true), init, bias_init. When
  * filters or kernel is given alongside explicit params it must agree with W.
  */
+#include <omp.h>
 #include <string.h>
 
 #include "../src/gemm.h"
@@ -157,12 +170,69 @@ static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_
     return output_shape(c, a, in, out);
 }
 
+/* Samples per chunk: as many as fit CHUNK_BYTES of col and Y', at least one, and chunks of
+ * equal size (so that the last is not a sliver). */
+#define CHUNK_BYTES ((int64_t)8 << 20)
+
+static int64_t chunk_samples(const conv_geom *g)
+{
+    int64_t per_sample = (g->k + g->f) * g->p * (int64_t)sizeof(float);
+    int64_t most = CHUNK_BYTES / (per_sample > 0 ? per_sample : 1);
+    if (most < 1)
+        most = 1;
+    int64_t chunks = (g->n + most - 1) / most;
+    return (g->n + chunks - 1) / chunks;
+}
+
+/* ---- the per-sample path's workspace: packed weights shared by all threads, then one
+ * slot per thread ---- */
+#define PER_SAMPLE_MAX_K 512
+
+static bool per_sample(const conv_geom *g) { return g->k <= PER_SAMPLE_MAX_K; }
+
+static int team_size(const conv_geom *g, int threads)
+{
+    return g->n < threads ? (int)g->n : threads;
+}
+
+typedef struct slot_layout {
+    int64_t shared;             /* packed W (forward) or packed Wᵀ (backward) */
+    int64_t col, packed_col;    /* col_n [K, P] and its packing (as B, or as Bᵀ for dW) */
+    int64_t packed_dy_a, packed_dy_b, dw, db;
+    int64_t per_thread;         /* the sum of the above but `shared` (floats) */
+} slot_layout;
+
+/* Sizes rounded up to 16 floats keep every array 64-byte aligned. */
+static int64_t r16(int64_t n) { return (n + 15) / 16 * 16; }
+
+static slot_layout slots(const conv_geom *g, const dn_ukernel *u)
+{
+    slot_layout s;
+    int64_t fw = dn_packed_size(g->f, g->k, u->mr), wt = dn_packed_size(g->k, g->f, u->mr);
+    int64_t cb = dn_packed_size(g->p, g->k, u->nr), ct = dn_packed_size(g->k, g->p, u->nr);
+    s.shared = r16(fw > wt ? fw : wt);
+    s.col = r16(g->k * g->p);
+    s.packed_col = r16(cb > ct ? cb : ct);
+    s.packed_dy_a = r16(dn_packed_size(g->f, g->p, u->mr));
+    s.packed_dy_b = r16(dn_packed_size(g->p, g->f, u->nr));
+    s.dw = r16(g->f * g->k);
+    s.db = r16(g->f);
+    s.per_thread = s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db;
+    return s;
+}
+
 static size_t workspace_size(const void *attrs, const dn_tensor_desc *in, int n_in,
                              const dn_tensor_desc *out, int threads)
 {
-    (void)n_in, (void)threads;
+    (void)n_in;
     conv_geom g = geom(attrs, &in[0].shape, &in[1].shape, &out->shape);
-    return (size_t)(g.k * g.p) * sizeof(float);
+    if (per_sample(&g)) {
+        dn_ukernel u;
+        dn_ukernel_get(&u);
+        slot_layout s = slots(&g, &u);
+        return (size_t)(s.shared + team_size(&g, threads) * s.per_thread) * sizeof(float) + 64;
+    }
+    return (size_t)((g.k + g.f) * chunk_samples(&g) * g.p) * sizeof(float);
 }
 
 /* Saturating: flop counts of absurd (but loadable) shapes must not overflow. */
@@ -191,113 +261,316 @@ static void valid_span(int64_t off, int64_t stride, int64_t size, int64_t outs, 
         *lo = *hi;
 }
 
-/* col = im2col(x) for one sample x [C, H, W]. Rows are independent, so they split across
- * threads. */
-static void im2col(const conv_geom *g, const float *x, float *col, int threads)
+/* Rows of col for one sample x [C, H, W], written at column offset 0 of a col whose rows
+ * are `ld` floats apart. */
+static void im2col_sample(const conv_geom *g, const float *restrict x, float *restrict col,
+                          int64_t ld)
 {
-#pragma omp parallel for num_threads(threads) if (g->k * g->p >= DN_PARALLEL_MIN) schedule(static)
     for (int64_t r = 0; r < g->k; r++) {
         int64_t ch = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
         int64_t oh_lo, oh_hi, ow_lo, ow_hi;
         valid_span(i - g->ph, g->sh, g->h, g->oh, &oh_lo, &oh_hi);
         valid_span(j - g->pw, g->sw, g->w, g->ow, &ow_lo, &ow_hi);
+        float *row = col + r * ld;
         for (int64_t oh = 0; oh < g->oh; oh++) {
-            float *dst = col + r * g->p + oh * g->ow;
+            float *dst = row + oh * g->ow;
             if (oh < oh_lo || oh >= oh_hi) {
                 memset(dst, 0, (size_t)g->ow * sizeof *dst);
                 continue;
             }
-            const float *src = x + (ch * g->h + oh * g->sh - g->ph + i) * g->w;
+            const float *src = x + (ch * g->h + oh * g->sh - g->ph + i) * g->w + j - g->pw;
             for (int64_t ow = 0; ow < ow_lo; ow++)
                 dst[ow] = 0.0f;
-            for (int64_t ow = ow_lo; ow < ow_hi; ow++)
-                dst[ow] = src[ow * g->sw + j - g->pw];
+            if (g->sw == 1)
+                memcpy(dst + ow_lo, src + ow_lo, (size_t)(ow_hi - ow_lo) * sizeof *dst);
+            else
+                for (int64_t ow = ow_lo; ow < ow_hi; ow++)
+                    dst[ow] = src[ow * g->sw];
             for (int64_t ow = ow_hi; ow < g->ow; ow++)
                 dst[ow] = 0.0f;
         }
     }
 }
 
-/* dx += col2im(dcol) for one sample dx [C, H, W]. Overlapping windows add onto the same
- * pixel, so threads split by channel: each owns its plane of dx. */
-static void col2im_add(const conv_geom *g, const float *dcol, float *dx, int threads)
+/* dx += col2im(dcol) for one sample dx [C, H, W]; dcol's rows are `ld` floats apart. */
+static void col2im_sample(const conv_geom *g, const float *restrict dcol, int64_t ld,
+                          float *restrict dx)
 {
-#pragma omp parallel for num_threads(threads) if (g->k * g->p >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t ch = 0; ch < g->c; ch++)
-        for (int64_t i = 0; i < g->kh; i++)
-            for (int64_t j = 0; j < g->kw; j++) {
-                const float *row = dcol + ((ch * g->kh + i) * g->kw + j) * g->p;
-                int64_t oh_lo, oh_hi, ow_lo, ow_hi;
-                valid_span(i - g->ph, g->sh, g->h, g->oh, &oh_lo, &oh_hi);
-                valid_span(j - g->pw, g->sw, g->w, g->ow, &ow_lo, &ow_hi);
-                for (int64_t oh = oh_lo; oh < oh_hi; oh++) {
-                    float *dst = dx + (ch * g->h + oh * g->sh - g->ph + i) * g->w;
-                    for (int64_t ow = ow_lo; ow < ow_hi; ow++)
-                        dst[ow * g->sw + j - g->pw] += row[oh * g->ow + ow];
-                }
-            }
+    for (int64_t r = 0; r < g->k; r++) {
+        int64_t ch = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+        int64_t oh_lo, oh_hi, ow_lo, ow_hi;
+        valid_span(i - g->ph, g->sh, g->h, g->oh, &oh_lo, &oh_hi);
+        valid_span(j - g->pw, g->sw, g->w, g->ow, &ow_lo, &ow_hi);
+        const float *row = dcol + r * ld;
+        for (int64_t oh = oh_lo; oh < oh_hi; oh++) {
+            float *dst = dx + (ch * g->h + oh * g->sh - g->ph + i) * g->w + j - g->pw;
+            const float *src = row + oh * g->ow;
+            for (int64_t ow = ow_lo; ow < ow_hi; ow++)
+                dst[ow * g->sw] += src[ow];
+        }
+    }
 }
 
-/* ---------------------------------------------------------------- kernels */
-
-/* y_n [F, P] starts as the bias so that the product adds onto it (beta = 1). */
-static void fill_bias(const conv_geom *g, const float *b, float *y)
+/* Whether a loop over `samples` samples of `work` floats each is worth threads. */
+static bool worth_threads(int64_t samples, int64_t work)
 {
-    for (int64_t f = 0; f < g->f; f++)
+    return samples > 1 && samples * work >= DN_PARALLEL_MIN;
+}
+
+/* col [K, nc·P] from samples x [nc, C, H, W]; samples split across threads (each writes
+ * its own P-wide column block of every row). */
+static void im2col(const conv_geom *g, const float *x, int64_t nc, float *col, int threads)
+{
+    int64_t in = g->c * g->h * g->w, ld = nc * g->p;
+#pragma omp parallel for num_threads(threads) if (worth_threads(nc, g->k * g->p)) schedule(static)
+    for (int64_t n = 0; n < nc; n++)
+        im2col_sample(g, x + n * in, col + n * g->p, ld);
+}
+
+/* dx [nc, C, H, W] += col2im(dcol): one sample per iteration, so threads never add onto the
+ * same pixel. */
+static void col2im(const conv_geom *g, const float *dcol, int64_t nc, float *dx, int threads)
+{
+    int64_t in = g->c * g->h * g->w, ld = nc * g->p;
+#pragma omp parallel for num_threads(threads) if (worth_threads(nc, g->k * g->p)) schedule(static)
+    for (int64_t n = 0; n < nc; n++)
+        col2im_sample(g, dcol + n * g->p, ld, dx + n * in);
+}
+
+/* y [nc, F, P] = Y' [F, nc·P] + b, run by run. */
+static void scatter_output(const conv_geom *g, const float *yt, const float *b, int64_t nc,
+                           float *y, int threads)
+{
+#pragma omp parallel for num_threads(threads) if (worth_threads(nc, g->f * g->p)) schedule(static)
+    for (int64_t n = 0; n < nc; n++)
+        for (int64_t f = 0; f < g->f; f++) {
+            const float *restrict src = yt + f * nc * g->p + n * g->p;
+            float *restrict dst = y + (n * g->f + f) * g->p;
+            float bias = b ? b[f] : 0.0f;
+            for (int64_t p = 0; p < g->p; p++)
+                dst[p] = src[p] + bias;
+        }
+}
+
+/* dY' [F, nc·P] from dy [nc, F, P]. */
+static void gather_output_grad(const conv_geom *g, const float *dy, int64_t nc, float *dyt,
+                               int threads)
+{
+#pragma omp parallel for num_threads(threads) if (worth_threads(nc, g->f * g->p)) schedule(static)
+    for (int64_t n = 0; n < nc; n++)
+        for (int64_t f = 0; f < g->f; f++)
+            memcpy(dyt + f * nc * g->p + n * g->p, dy + (n * g->f + f) * g->p,
+                   (size_t)g->p * sizeof *dyt);
+}
+
+/* db[f] += Σ dY'[f, :], each filter's sum in double (nc·P terms can be many). */
+static void bias_grad(const conv_geom *g, const float *dyt, int64_t nc, float *db, int threads)
+{
+    int64_t len = nc * g->p;
+#pragma omp parallel for num_threads(threads) if (g->f > 1 && g->f * len >= DN_PARALLEL_MIN) schedule(static)
+    for (int64_t f = 0; f < g->f; f++) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < len; i++)
+            sum += dyt[f * len + i];
+        db[f] += (float)sum;
+    }
+}
+
+static void forward_batched(const dn_kernel *k)
+{
+    conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    int64_t per = chunk_samples(&g), in = g.c * g.h * g.w;
+    float *col = k->work;
+    for (int64_t n0 = 0; n0 < g.n; n0 += per) {
+        int64_t nc = g.n - n0 < per ? g.n - n0 : per;
+        float *yt = col + g.k * nc * g.p;
+        im2col(&g, x + n0 * in, nc, col, k->threads);
+        dn_sgemm(false, false, g.f, nc * g.p, g.k, 1.0f, w, g.k, col, nc * g.p, 0.0f, yt,
+                 nc * g.p, k->threads);
+        scatter_output(&g, yt, b, nc, dn_f32(k->y) + n0 * g.f * g.p, k->threads);
+    }
+}
+
+static void backward_batched(const dn_kernel *k)
+{
+    conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]), *dy = dn_f32(k->dy);
+    float *dx = dn_f32(&k->dx[0]), *dw = dn_f32(&k->dx[1]);
+    float *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
+    int64_t per = chunk_samples(&g), in = g.c * g.h * g.w;
+    float *col = k->work;
+    for (int64_t n0 = 0; n0 < g.n; n0 += per) {
+        int64_t nc = g.n - n0 < per ? g.n - n0 : per, len = nc * g.p;
+        float *dyt = col + g.k * len;
+        gather_output_grad(&g, dy + n0 * g.f * g.p, nc, dyt, k->threads);
+        if (db)
+            bias_grad(&g, dyt, nc, db, k->threads);
+        if (dw) {
+            im2col(&g, x + n0 * in, nc, col, k->threads);
+            dn_sgemm(false, true, g.f, g.k, len, 1.0f, dyt, len, col, len, 1.0f, dw, g.k,
+                     k->threads);
+        }
+        if (dx) {
+            dn_sgemm(true, false, g.k, len, g.f, 1.0f, w, g.k, dyt, len, 0.0f, col, len,
+                     k->threads);
+            col2im(&g, col, nc, dx + n0 * in, k->threads);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- per-sample path */
+
+/* BLIS's micro-kernels load packed B with aligned loads: the slots start 64-byte aligned
+ * (workspace_size adds the 64 bytes this may skip). */
+static float *aligned_work(void *work)
+{
+    uintptr_t at = ((uintptr_t)work + 63) / 64 * 64;
+    return (float *)at;
+}
+
+typedef struct slot {
+    float *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db;
+} slot;
+
+static slot slot_of(const slot_layout *l, float *work, int t)
+{
+    float *base = work + l->shared + t * l->per_thread;
+    slot s = { .col = base };
+    s.packed_col = s.col + l->col;
+    s.packed_dy_a = s.packed_col + l->packed_col;
+    s.packed_dy_b = s.packed_dy_a + l->packed_dy_a;
+    s.dw = s.packed_dy_b + l->packed_dy_b;
+    s.db = s.dw + l->dw;
+    return s;
+}
+
+/* y_n [F, P] = W · col_n + b, on the calling thread. */
+static void forward_sample(const conv_geom *g, const dn_ukernel *u, const float *packed_w,
+                           const float *b, const float *x, float *y, const slot *s)
+{
+    im2col_sample(g, x, s->col, g->p);
+    dn_pack_b(u, s->col, g->p, 1, g->k, g->p, s->packed_col);
+    for (int64_t f = 0; f < g->f; f++) {
+        float bias = b ? b[f] : 0.0f;
         for (int64_t p = 0; p < g->p; p++)
-            y[f * g->p + p] = b[f];
+            y[f * g->p + p] = bias;
+    }
+    dn_gemm_packed(u, g->f, g->p, g->k, packed_w, s->packed_col, 1.0f, y, g->p, 1);
+}
+
+static void forward_per_sample(const dn_kernel *k, const conv_geom *g)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    slot_layout l = slots(g, &u);
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    float *work = aligned_work(k->work), *y = dn_f32(k->y);
+    dn_pack_a(&u, w, g->k, 1, g->f, g->k, work);
+    int64_t in = g->c * g->h * g->w, out = g->f * g->p;
+#pragma omp parallel num_threads(team_size(g, k->threads)) if (team_size(g, k->threads) > 1)
+    {
+        slot s = slot_of(&l, work, omp_get_thread_num());
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < g->n; n++)
+            forward_sample(g, &u, work, b, x + n * in, y + n * out, &s);
+    }
+}
+
+/* Add sample n's share of dW and db into the thread's copies, and of dx into dx_n. */
+static void backward_sample(const conv_geom *g, const dn_ukernel *u, const float *packed_wt,
+                            const float *x, const float *dy, float *dx, const slot *s,
+                            bool dw, bool db)
+{
+    if (db)
+        for (int64_t f = 0; f < g->f; f++) {
+            float sum = 0.0f;
+            for (int64_t p = 0; p < g->p; p++)
+                sum += dy[f * g->p + p];
+            s->db[f] += sum;
+        }
+    if (dw) { /* dW [F, K] += dy_n [F, P] · col_nᵀ [P, K] */
+        im2col_sample(g, x, s->col, g->p);
+        dn_pack_a(u, dy, g->p, 1, g->f, g->p, s->packed_dy_a);
+        dn_pack_b(u, s->col, 1, g->p, g->p, g->k, s->packed_col);
+        dn_gemm_packed(u, g->f, g->k, g->p, s->packed_dy_a, s->packed_col, 1.0f, s->dw, g->k, 1);
+    }
+    if (dx) { /* dcol [K, P] = Wᵀ · dy_n, then dx_n += col2im(dcol) */
+        dn_pack_b(u, dy, g->p, 1, g->f, g->p, s->packed_dy_b);
+        dn_gemm_packed(u, g->k, g->p, g->f, packed_wt, s->packed_dy_b, 0.0f, s->col, g->p, 1);
+        col2im_sample(g, s->col, g->p, dx);
+    }
+}
+
+/* dst[i] += Σ_t (thread t's copy)[i], t in order; threads split i. */
+static void sum_copies(float *dst, const slot_layout *l, float *work, int team, int64_t len,
+                       bool bias)
+{
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < len; i++) {
+        float sum = 0.0f;
+        for (int t = 0; t < team; t++) {
+            slot s = slot_of(l, work, t);
+            sum += (bias ? s.db : s.dw)[i];
+        }
+        dst[i] += sum;
+    }
+}
+
+static void backward_per_sample(const dn_kernel *k, const conv_geom *g)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    slot_layout l = slots(g, &u);
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]), *dy = dn_f32(k->dy);
+    float *dx = dn_f32(&k->dx[0]), *dw = dn_f32(&k->dx[1]);
+    float *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
+    float *work = aligned_work(k->work);
+    if (dx)
+        dn_pack_a(&u, w, 1, g->k, g->k, g->f, work);
+    int64_t in = g->c * g->h * g->w, out = g->f * g->p;
+    int team = team_size(g, k->threads);
+#pragma omp parallel num_threads(team) if (team > 1)
+    {
+        slot s = slot_of(&l, work, omp_get_thread_num());
+        memset(s.dw, 0, (size_t)(l.dw + l.db) * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < g->n; n++)
+            backward_sample(g, &u, work, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s,
+                            dw != NULL, db != NULL);
+        if (dw)
+            sum_copies(dw, &l, work, team, g->f * g->k, false);
+        if (db)
+            sum_copies(db, &l, work, team, g->f, true);
+    }
 }
 
 static void forward(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
-    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
-    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
-    float *col = k->work;
-    for (int64_t n = 0; n < g.n; n++) {
-        float *y = dn_f32(k->y) + n * g.f * g.p;
-        im2col(&g, x + n * g.c * g.h * g.w, col, k->threads);
-        if (b)
-            fill_bias(&g, b, y);
-        dn_sgemm(false, false, g.f, g.p, g.k, 1.0f, w, g.k, col, g.p, b ? 1.0f : 0.0f, y, g.p,
-                 k->threads);
-    }
-}
-
-/* db[f] += Σ_{n,p} dy[n,f,p]. Summed in double: P·N terms can be many. */
-static void bias_grad(const conv_geom *g, const float *dy, float *db)
-{
-    for (int64_t f = 0; f < g->f; f++) {
-        double sum = 0.0;
-        for (int64_t n = 0; n < g->n; n++)
-            for (int64_t p = 0; p < g->p; p++)
-                sum += dy[(n * g->f + f) * g->p + p];
-        db[f] += (float)sum;
-    }
+    if (per_sample(&g))
+        forward_per_sample(k, &g);
+    else
+        forward_batched(k);
 }
 
 static void backward(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
-    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]), *dy_all = dn_f32(k->dy);
-    float *dx = dn_f32(&k->dx[0]), *dw = dn_f32(&k->dx[1]);
-    float *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
-    float *col = k->work;
-    if (db)
-        bias_grad(&g, dy_all, db);
-    for (int64_t n = 0; n < g.n && (dw || dx); n++) {
-        const float *dy = dy_all + n * g.f * g.p;
-        if (dw) {
-            im2col(&g, x + n * g.c * g.h * g.w, col, k->threads);
-            dn_sgemm(false, true, g.f, g.k, g.p, 1.0f, dy, g.p, col, g.p, 1.0f, dw, g.k,
-                     k->threads);
-        }
-        if (dx) {
-            dn_sgemm(true, false, g.k, g.p, g.f, 1.0f, w, g.k, dy, g.p, 0.0f, col, g.p,
-                     k->threads);
-            col2im_add(&g, col, dx + n * g.c * g.h * g.w, k->threads);
-        }
-    }
+    if (per_sample(&g))
+        backward_per_sample(k, &g);
+    else
+        backward_batched(k);
+}
+
+static void gemm(const void *attrs, const dn_tensor_desc *in, int n_in, const dn_tensor_desc *out,
+                 dn_gemm_shape *gs)
+{
+    (void)n_in;
+    conv_geom g = geom(attrs, &in[0].shape, &in[1].shape, &out->shape);
+    *gs = (dn_gemm_shape){ .m = g.f, .n = g.n * g.p, .k = g.k, .a_input = 1, .b_input = 0 };
 }
 
 const dn_op dn_op_conv = {
@@ -312,5 +585,6 @@ const dn_op dn_op_conv = {
     .flops = flops,
     .forward = forward,
     .backward = backward,
+    .gemm = gemm,
     .backward_reads_inputs = 0x3, /* x for dW (im2col again), W for dx */
 };

@@ -1,4 +1,5 @@
-/* gemm.c — row-major sgemm on BLIS's typed API with a per-call thread count (see gemm.h). */
+/* gemm.c — row-major sgemm on BLIS's typed API with a per-call thread count, and products
+ * on BLIS's micro-kernel from operands the caller packs (see gemm.h). */
 #include "gemm.h"
 
 #include <blis.h>
@@ -15,4 +16,66 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
     bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
                  trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, lda, 1,
                  (float *)b, ldb, 1, &beta, c, ldc, 1, NULL, &rntm);
+}
+
+void dn_ukernel_get(dn_ukernel *u)
+{
+    bli_init(); /* idempotent; the context is read-only once made */
+    cntx_t *cntx = bli_gks_query_cntx();
+    u->mr = (int)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_MR, cntx);
+    u->nr = (int)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_NR, cntx);
+    u->fn = (void *)bli_cntx_get_l3_nat_ukr_dt(BLIS_FLOAT, BLIS_GEMM_UKR, cntx);
+    u->cntx = cntx;
+}
+
+int64_t dn_packed_size(int64_t rows, int64_t k, int r) { return (rows + r - 1) / r * r * k; }
+
+/* Panels of r lines (rows of A, columns of B): line l of the source is src + l·ls, its
+ * k elements es apart. */
+static void pack_panels(const float *src, int64_t ls, int64_t es, int64_t lines, int64_t k,
+                        int r, float *restrict dst)
+{
+    for (int64_t q = 0; q < lines; q += r) {
+        int64_t full = lines - q < r ? lines - q : r;
+        for (int64_t p = 0; p < k; p++) {
+            float *restrict d = dst + p * r;
+            for (int64_t l = 0; l < full; l++)
+                d[l] = src[(q + l) * ls + p * es];
+            for (int64_t l = full; l < r; l++)
+                d[l] = 0.0f;
+        }
+        dst += r * k;
+    }
+}
+
+void dn_pack_a(const dn_ukernel *u, const float *a, int64_t rs, int64_t cs, int64_t m,
+               int64_t k, float *pa)
+{
+    pack_panels(a, rs, cs, m, k, u->mr, pa);
+}
+
+void dn_pack_b(const dn_ukernel *u, const float *b, int64_t rs, int64_t cs, int64_t k,
+               int64_t n, float *pb)
+{
+    pack_panels(b, cs, rs, n, k, u->nr, pb);
+}
+
+void dn_gemm_packed(const dn_ukernel *u, int64_t m, int64_t n, int64_t k, const float *pa,
+                    const float *pb, float beta, float *c, int64_t rs_c, int64_t cs_c)
+{
+    sgemm_ukr_ft kernel = (sgemm_ukr_ft)u->fn;
+    float one = 1.0f;
+    auxinfo_t aux = { 0 };
+    /* Column panels outside: one B panel stays in cache while every A panel passes. */
+    for (int64_t j = 0; j < n; j += u->nr) {
+        const float *b = pb + j * k;
+        for (int64_t i = 0; i < m; i += u->mr) {
+            const float *a = pa + i * k;
+            bli_auxinfo_set_next_a((void *)a, &aux);
+            bli_auxinfo_set_next_b((void *)b, &aux);
+            kernel(m - i < u->mr ? m - i : u->mr, n - j < u->nr ? n - j : u->nr, k, &one,
+                   (float *)a, (float *)b, &beta, c + i * rs_c + j * cs_c, rs_c, cs_c, &aux,
+                   u->cntx);
+        }
+    }
 }

@@ -18,4 +18,41 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
               int64_t ldc, int threads);
 
+/* ---- products run one per thread, inside the caller's OpenMP region ----
+ *
+ * A call to dn_sgemm opens BLIS's own thread team; many small products (one per sample)
+ * would pay that each time, and could not run side by side on different threads without
+ * nesting teams. For those, the caller packs the operands in BLIS's micro-panel format and
+ * dn_gemm_packed runs BLIS's micro-kernel over them, on the calling thread only:
+ *
+ *   packed A: ceil(m / mr) panels, panel q holds rows q·mr .. q·mr + mr − 1 of A [m×k] as
+ *             k columns of mr floats (pa[q·mr·k + p·mr + i] = A[q·mr + i][p]; zero past m)
+ *   packed B: ceil(n / nr) panels, panel q holds columns q·nr .. of B [k×n] as k rows of
+ *             nr floats (pb[q·nr·k + p·nr + j] = B[p][q·nr + j]; zero past n)
+ *
+ * mr and nr are the micro-kernel's (6 and 16 for AVX2 machines). Suited to k up to a few
+ * hundred: there is no blocking of k. */
+typedef struct dn_ukernel {
+    int mr, nr;
+    void *fn;    /* BLIS's sgemm micro-kernel */
+    void *cntx;  /* BLIS's context for this machine */
+} dn_ukernel;
+
+/* The micro-kernel BLIS chose for this machine. Thread-safe. */
+void dn_ukernel_get(dn_ukernel *u);
+
+/* Floats of a packed A [m×k] (or B [k×n] with nr) */
+int64_t dn_packed_size(int64_t rows, int64_t k, int r);
+
+/* pa = pack of A, element (i, p) at a[i·rs + p·cs]. */
+void dn_pack_a(const dn_ukernel *u, const float *a, int64_t rs, int64_t cs, int64_t m,
+               int64_t k, float *pa);
+/* pb = pack of B, element (p, j) at b[p·rs + j·cs]. */
+void dn_pack_b(const dn_ukernel *u, const float *b, int64_t rs, int64_t cs, int64_t k,
+               int64_t n, float *pb);
+
+/* C[m×n] = A·B + beta·C from packed operands; C's element (i, j) at c[i·rs_c + j·cs_c]. */
+void dn_gemm_packed(const dn_ukernel *u, int64_t m, int64_t n, int64_t k, const float *pa,
+                    const float *pb, float beta, float *c, int64_t rs_c, int64_t cs_c);
+
 #endif
