@@ -33,10 +33,10 @@
  * filters and kernel (int or [h, w]) size the weight, bias (true), init, bias_init. When
  * filters or kernel is given alongside explicit params it must agree with W.
  */
-#include <omp.h>
 #include <string.h>
 
 #include "../src/gemm.h"
+#include "../src/parallel.h"
 #include "op.h"
 
 typedef struct conv_attrs {
@@ -311,38 +311,46 @@ static void col2im_sample(const conv_geom *g, const float *restrict dcol, int64_
     }
 }
 
-/* Whether a loop over `samples` samples of `work` floats each is worth threads. */
-static bool worth_threads(int64_t samples, int64_t work)
+/* The team for a loop over `samples` samples of `work` floats each. */
+static int sample_team(int threads, int64_t samples, int64_t work)
 {
-    return samples > 1 && samples * work >= DN_PARALLEL_MIN;
+    return samples > 1 ? dn_team(threads, samples * work, DN_PARALLEL_MIN) : 1;
+}
+
+static void im2col_range(const conv_geom *g, const float *x, int64_t nc, float *col, int64_t lo,
+                         int64_t hi)
+{
+    for (int64_t n = lo; n < hi; n++)
+        im2col_sample(g, x + n * g->c * g->h * g->w, col + n * g->p, nc * g->p);
 }
 
 /* col [K, nc·P] from samples x [nc, C, H, W]; samples split across threads (each writes
  * its own P-wide column block of every row). */
 static void im2col(const conv_geom *g, const float *x, int64_t nc, float *col, int threads)
 {
-    int64_t in = g->c * g->h * g->w, ld = nc * g->p;
-#pragma omp parallel for num_threads(threads) if (worth_threads(nc, g->k * g->p)) schedule(static)
-    for (int64_t n = 0; n < nc; n++)
-        im2col_sample(g, x + n * in, col + n * g->p, ld);
+    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->k * g->p), lo, hi,
+                      im2col_range(g, x, nc, col, lo, hi));
 }
 
-/* dx [nc, C, H, W] += col2im(dcol): one sample per iteration, so threads never add onto the
- * same pixel. */
+static void col2im_range(const conv_geom *g, const float *dcol, int64_t nc, float *dx,
+                         int64_t lo, int64_t hi)
+{
+    for (int64_t n = lo; n < hi; n++)
+        col2im_sample(g, dcol + n * g->p, nc * g->p, dx + n * g->c * g->h * g->w);
+}
+
+/* dx [nc, C, H, W] += col2im(dcol), split by sample, so threads never add onto the same
+ * pixel. */
 static void col2im(const conv_geom *g, const float *dcol, int64_t nc, float *dx, int threads)
 {
-    int64_t in = g->c * g->h * g->w, ld = nc * g->p;
-#pragma omp parallel for num_threads(threads) if (worth_threads(nc, g->k * g->p)) schedule(static)
-    for (int64_t n = 0; n < nc; n++)
-        col2im_sample(g, dcol + n * g->p, ld, dx + n * in);
+    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->k * g->p), lo, hi,
+                      col2im_range(g, dcol, nc, dx, lo, hi));
 }
 
-/* y [nc, F, P] = Y' [F, nc·P] + b, run by run. */
-static void scatter_output(const conv_geom *g, const float *yt, const float *b, int64_t nc,
-                           float *y, int threads)
+static void scatter_range(const conv_geom *g, const float *yt, const float *b, int64_t nc,
+                          float *y, int64_t lo, int64_t hi)
 {
-#pragma omp parallel for num_threads(threads) if (worth_threads(nc, g->f * g->p)) schedule(static)
-    for (int64_t n = 0; n < nc; n++)
+    for (int64_t n = lo; n < hi; n++)
         for (int64_t f = 0; f < g->f; f++) {
             const float *restrict src = yt + f * nc * g->p + n * g->p;
             float *restrict dst = y + (n * g->f + f) * g->p;
@@ -352,28 +360,47 @@ static void scatter_output(const conv_geom *g, const float *yt, const float *b, 
         }
 }
 
-/* dY' [F, nc·P] from dy [nc, F, P]. */
-static void gather_output_grad(const conv_geom *g, const float *dy, int64_t nc, float *dyt,
-                               int threads)
+/* y [nc, F, P] = Y' [F, nc·P] + b, run by run. */
+static void scatter_output(const conv_geom *g, const float *yt, const float *b, int64_t nc,
+                           float *y, int threads)
 {
-#pragma omp parallel for num_threads(threads) if (worth_threads(nc, g->f * g->p)) schedule(static)
-    for (int64_t n = 0; n < nc; n++)
+    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->f * g->p), lo, hi,
+                      scatter_range(g, yt, b, nc, y, lo, hi));
+}
+
+static void gather_range(const conv_geom *g, const float *dy, int64_t nc, float *dyt,
+                         int64_t lo, int64_t hi)
+{
+    for (int64_t n = lo; n < hi; n++)
         for (int64_t f = 0; f < g->f; f++)
             memcpy(dyt + f * nc * g->p + n * g->p, dy + (n * g->f + f) * g->p,
                    (size_t)g->p * sizeof *dyt);
 }
 
-/* db[f] += Σ dY'[f, :], each filter's sum in double (nc·P terms can be many). */
-static void bias_grad(const conv_geom *g, const float *dyt, int64_t nc, float *db, int threads)
+/* dY' [F, nc·P] from dy [nc, F, P]. */
+static void gather_output_grad(const conv_geom *g, const float *dy, int64_t nc, float *dyt,
+                               int threads)
 {
-    int64_t len = nc * g->p;
-#pragma omp parallel for num_threads(threads) if (g->f > 1 && g->f * len >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t f = 0; f < g->f; f++) {
+    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->f * g->p), lo, hi,
+                      gather_range(g, dy, nc, dyt, lo, hi));
+}
+
+/* db[f] += Σ dY'[f, :] for f in [lo, hi), each sum in double (nc·P terms can be many). */
+static void bias_grad_range(const float *dyt, int64_t len, float *db, int64_t lo, int64_t hi)
+{
+    for (int64_t f = lo; f < hi; f++) {
         double sum = 0.0;
         for (int64_t i = 0; i < len; i++)
             sum += dyt[f * len + i];
         db[f] += (float)sum;
     }
+}
+
+static void bias_grad(const conv_geom *g, const float *dyt, int64_t nc, float *db, int threads)
+{
+    int64_t len = nc * g->p;
+    DN_PARALLEL_RANGE(g->f, sample_team(threads, g->f, len), lo, hi,
+                      bias_grad_range(dyt, len, db, lo, hi));
 }
 
 static void forward_batched(const dn_kernel *k)
@@ -460,23 +487,34 @@ static void forward_sample(const conv_geom *g, const dn_ukernel *u, const float 
     dn_gemm_packed(u, g->f, g->p, g->k, packed_w, s->packed_col, 1.0f, y, g->p, 1);
 }
 
+typedef struct pass {
+    const conv_geom *g;
+    const dn_ukernel *u;
+    const slot_layout *l;
+    float *work;        /* the aligned workspace: shared packing, then the slots */
+} pass;
+
+static void forward_range(const pass *ps, const float *x, const float *b, float *y, int64_t lo,
+                          int64_t hi)
+{
+    const conv_geom *g = ps->g;
+    slot s = slot_of(ps->l, ps->work, omp_get_thread_num());
+    for (int64_t n = lo; n < hi; n++)
+        forward_sample(g, ps->u, ps->work, b, x + n * g->c * g->h * g->w, y + n * g->f * g->p,
+                       &s);
+}
+
 static void forward_per_sample(const dn_kernel *k, const conv_geom *g)
 {
     dn_ukernel u;
     dn_ukernel_get(&u);
     slot_layout l = slots(g, &u);
+    pass ps = { g, &u, &l, aligned_work(k->work) };
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
-    float *work = aligned_work(k->work), *y = dn_f32(k->y);
-    dn_pack_a(&u, w, g->k, 1, g->f, g->k, work);
-    int64_t in = g->c * g->h * g->w, out = g->f * g->p;
-#pragma omp parallel num_threads(team_size(g, k->threads)) if (team_size(g, k->threads) > 1)
-    {
-        slot s = slot_of(&l, work, omp_get_thread_num());
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < g->n; n++)
-            forward_sample(g, &u, work, b, x + n * in, y + n * out, &s);
-    }
+    dn_pack_a(&u, w, g->k, 1, g->f, g->k, ps.work);
+    DN_PARALLEL_RANGE(g->n, team_size(g, k->threads), lo, hi,
+                      forward_range(&ps, x, b, dn_f32(k->y), lo, hi));
 }
 
 /* Add sample n's share of dW and db into the thread's copies, and of dx into dx_n. */
@@ -504,15 +542,27 @@ static void backward_sample(const conv_geom *g, const dn_ukernel *u, const float
     }
 }
 
-/* dst[i] += Σ_t (thread t's copy)[i], t in order; threads split i. */
-static void sum_copies(float *dst, const slot_layout *l, float *work, int team, int64_t len,
-                       bool bias)
+static void backward_range(const pass *ps, const dn_kernel *k, int64_t lo, int64_t hi)
 {
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < len; i++) {
+    const conv_geom *g = ps->g;
+    const float *x = dn_f32(&k->x[0]), *dy = dn_f32(k->dy);
+    float *dx = dn_f32(&k->dx[0]);
+    bool dw = k->dx[1].data, db = k->n_inputs > 2 && k->dx[2].data;
+    int64_t in = g->c * g->h * g->w, out = g->f * g->p;
+    slot s = slot_of(ps->l, ps->work, omp_get_thread_num());
+    memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
+    for (int64_t n = lo; n < hi; n++)
+        backward_sample(g, ps->u, ps->work, x + n * in, dy + n * out, dx ? dx + n * in : NULL,
+                        &s, dw, db);
+}
+
+/* dst[i] += Σ_t (thread t's copy)[i] for i in [lo, hi), t in order. */
+static void sum_copies(const pass *ps, int team, bool bias, float *dst, int64_t lo, int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++) {
         float sum = 0.0f;
         for (int t = 0; t < team; t++) {
-            slot s = slot_of(l, work, t);
+            slot s = slot_of(ps->l, ps->work, t);
             sum += (bias ? s.db : s.dw)[i];
         }
         dst[i] += sum;
@@ -524,27 +574,17 @@ static void backward_per_sample(const dn_kernel *k, const conv_geom *g)
     dn_ukernel u;
     dn_ukernel_get(&u);
     slot_layout l = slots(g, &u);
-    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]), *dy = dn_f32(k->dy);
-    float *dx = dn_f32(&k->dx[0]), *dw = dn_f32(&k->dx[1]);
-    float *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
-    float *work = aligned_work(k->work);
-    if (dx)
-        dn_pack_a(&u, w, 1, g->k, g->k, g->f, work);
-    int64_t in = g->c * g->h * g->w, out = g->f * g->p;
+    pass ps = { g, &u, &l, aligned_work(k->work) };
+    float *dw = dn_f32(&k->dx[1]), *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
+    if (k->dx[0].data)
+        dn_pack_a(&u, dn_f32(&k->x[1]), 1, g->k, g->k, g->f, ps.work);
     int team = team_size(g, k->threads);
-#pragma omp parallel num_threads(team) if (team > 1)
-    {
-        slot s = slot_of(&l, work, omp_get_thread_num());
-        memset(s.dw, 0, (size_t)(l.dw + l.db) * sizeof(float));
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < g->n; n++)
-            backward_sample(g, &u, work, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s,
-                            dw != NULL, db != NULL);
-        if (dw)
-            sum_copies(dw, &l, work, team, g->f * g->k, false);
-        if (db)
-            sum_copies(db, &l, work, team, g->f, true);
-    }
+    DN_PARALLEL_RANGE(g->n, team, lo, hi, backward_range(&ps, k, lo, hi));
+    if (dw)
+        DN_PARALLEL_RANGE(g->f * g->k, dn_team(team, g->f * g->k, DN_PARALLEL_MIN), lo, hi,
+                          sum_copies(&ps, team, false, dw, lo, hi));
+    if (db)
+        sum_copies(&ps, team, true, db, 0, g->f);
 }
 
 static void forward(const dn_kernel *k)

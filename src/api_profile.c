@@ -171,7 +171,7 @@ dn_status dn_session_gemm_reference(dn_session *s, int i, int repeats, double *f
         return DN_OK;
     product fwd = { g.m, g.n, g.k, false, false }, bwd[2];
     int n_bwd = backward_products(&s->e, i, &g, bwd);
-    double t;
+    double t = 0;
     dn_status st = time_products(s, &fwd, 1, repeats, &t);
     if (st)
         return st;
