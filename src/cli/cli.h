@@ -5,6 +5,7 @@
  *   main.c     usage, option parsing, dispatch
  *   inspect.c  summary, infer, grad, check
  *   train.c    train, eval
+ *   bench.c    bench
  */
 #ifndef DN_CLI_H
 #define DN_CLI_H
@@ -42,6 +43,11 @@ typedef struct options {
     double lr, weight_decay, momentum; /* < 0: not given */
     long long val;           /* examples held out for validation */
     long long limit;         /* train on the first N examples only (0: all) */
+    /* bench */
+    int iters;               /* timed steps (0: about a second's worth) */
+    int warmup;              /* -1: not given */
+    const char *mode;        /* "train" or "infer" (NULL: train) */
+    bool json;
 } options;
 
 int fail_model(const dn_model *m);
@@ -56,5 +62,6 @@ int cmd_grad(const dn_model *m, const options *o);
 int cmd_check(const dn_model *m, const options *o);
 int cmd_train(const dn_model *m, const options *o);
 int cmd_eval(const dn_model *m, const options *o);
+int cmd_bench(const dn_model *m, const options *o);
 
 #endif

@@ -26,6 +26,8 @@ static int usage(void)
           "               [--threads T] [--val N] [--limit N] [--weights W] [--save W.safetensors]\n"
           "               [--checkpoint DIR] [--resume CKPT] [--log FILE.csv]\n"
           "  dagnet eval  MODEL.json --weights W.safetensors [--data DIR] [--batch B]\n"
+          "  dagnet bench MODEL.json [--batch B] [--threads T] [--iters N] [--warmup W]\n"
+          "               [--mode train|infer] [--json] [--seed N]\n"
           "\n"
           "infer writes the model's first output (or --fetch TENSOR) as .npy.\n"
           "grad runs one forward and backward pass in training mode and writes the loss under\n"
@@ -36,7 +38,12 @@ static int usage(void)
           "Optimizers: sgd, momentum, nesterov, adagrad, rmsprop, adam. Schedules: constant,\n"
           "step:N[:GAMMA] (decay every N epochs), cosine. Defaults come from the model's \"train\"\n"
           "section, then from dagnet (adam, lr 0.001, batch 100, 3 epochs); flags override both.\n"
-          "Without --weights, params are initialised by their init from --seed (default 0).\n",
+          "Without --weights, params are initialised by their init from --seed (default 0).\n"
+          "bench times training steps (--mode train, the default: gather, forward, backward,\n"
+          "optimiser update) or inference forwards (--mode infer) on a synthetic batch, sized as\n"
+          "for train: W warm-up steps (default 5), N timed steps (default about a second's worth,\n"
+          "at least 10), then N profiled steps for a per-node table with BLIS's sgemm speed as the\n"
+          "reference; --json prints one JSON object instead of the tables.\n",
           stderr);
     return 2;
 }
@@ -58,6 +65,7 @@ int open_session(const dn_model *m, const options *o, dn_session **s)
     dn_session_options so = DN_SESSION_OPTIONS_DEFAULT;
     so.seed = o->seed;
     so.threads = o->threads;
+    so.keep_tensors = o->tensors; /* `grad --tensors` writes every activation */
     if (dn_session_new(m, &so, s))
         return fail_session(*s);
     if (o->weights && dn_session_load_weights(*s, o->weights))
@@ -144,6 +152,12 @@ static bool parse_flag(const char *a, const char *v, options *o)
         return o->val = n, true;
     if (strcmp(a, "--limit") == 0 && parse_count(v, 1, (long long)1e12, &n))
         return o->limit = n, true;
+    if (strcmp(a, "--iters") == 0 && parse_count(v, 1, 1000000, &n))
+        return o->iters = (int)n, true;
+    if (strcmp(a, "--warmup") == 0 && parse_count(v, 0, 1000000, &n))
+        return o->warmup = (int)n, true;
+    if (strcmp(a, "--mode") == 0 && (strcmp(v, "train") == 0 || strcmp(v, "infer") == 0))
+        return o->mode = v, true;
     if (strcmp(a, "--lr") == 0)
         return parse_real(v, 1e-30, &o->lr);
     if (strcmp(a, "--weight-decay") == 0)
@@ -153,15 +167,23 @@ static bool parse_flag(const char *a, const char *v, options *o)
     return false;
 }
 
+/* A flag without a value; false when `a` is not one. */
+static bool parse_switch(const char *a, options *o)
+{
+    if (strcmp(a, "--tensors") == 0)
+        return o->tensors = true;
+    if (strcmp(a, "--json") == 0)
+        return o->json = true;
+    return false;
+}
+
 /* Flags after the model path. Returns false on a usage error (already reported). */
 static bool parse_options(int argc, char **argv, options *o)
 {
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--tensors") == 0) {
-            o->tensors = true;
+        if (parse_switch(a, o))
             continue;
-        }
         if (!v) {
             fprintf(stderr, "dagnet: %s needs a value\n", a);
             return false;
@@ -198,6 +220,7 @@ static int run_summary(const dn_model *m, const options *o)
 static const command commands[] = {
     { "summary", run_summary, false }, { "infer", cmd_infer, true }, { "grad", cmd_grad, true },
     { "check", cmd_check, false },     { "train", cmd_train, false }, { "eval", cmd_eval, false },
+    { "bench", cmd_bench, false },
 };
 
 int main(int argc, char **argv)
@@ -210,7 +233,8 @@ int main(int argc, char **argv)
             cmd = &commands[i];
     if (!cmd)
         return usage();
-    options o = { .model = argv[2], .epochs = -1, .lr = -1, .weight_decay = -1, .momentum = -1 };
+    options o = { .model = argv[2], .epochs = -1, .lr = -1, .weight_decay = -1, .momentum = -1,
+                  .warmup = -1 };
     if (!parse_options(argc, argv, &o)) {
         free_options(&o);
         return 2;
