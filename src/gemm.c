@@ -4,11 +4,35 @@
 
 #include <blis.h>
 
+/* A product with one row or one column is a matrix-vector product: BLIS's gemv, which runs
+ * on the calling thread (BLIS threads only level-3 operations). For a batch of one that
+ * saves a thread team's start-up, which at that size costs more than the arithmetic. */
+static bool as_gemv(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                    float *c, int64_t ldc)
+{
+    if (m == 1) { /* c[1×n] = a[1×k]·op(B): c = op(B)ᵀ·a, op(B)ᵀ being B read as n×k or k×n */
+        bli_sgemv_ex(trans_b ? BLIS_NO_TRANSPOSE : BLIS_TRANSPOSE, BLIS_NO_CONJUGATE,
+                     trans_b ? n : k, trans_b ? k : n, &alpha, (float *)b, ldb, 1, (float *)a,
+                     trans_a ? lda : 1, &beta, c, 1, NULL, NULL);
+        return true;
+    }
+    if (n == 1) { /* c[m×1] = op(A)·b[k×1] */
+        bli_sgemv_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, BLIS_NO_CONJUGATE,
+                     trans_a ? k : m, trans_a ? m : k, &alpha, (float *)a, lda, 1, (float *)b,
+                     trans_b ? 1 : ldb, &beta, c, ldc, NULL, NULL);
+        return true;
+    }
+    return false;
+}
+
 void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
               int64_t ldc, int threads)
 {
     if (m == 0 || n == 0)
+        return;
+    if (k > 0 && as_gemv(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
         return;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(threads > 0 ? threads : 1, &rntm);

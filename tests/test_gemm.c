@@ -1,0 +1,98 @@
+/*
+ * test_gemm.c — src/gemm.c against a plain triple loop in double: dn_sgemm in every
+ * transposition, including the one-row and one-column products it hands to gemv, and
+ * dn_gemm_packed from operands packed by dn_pack_a/dn_pack_b, with sizes that leave partial
+ * micro-tiles on both edges.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gemm.h"
+
+static float *random_floats(int64_t n, unsigned seed)
+{
+    float *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    srand(seed);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    return v;
+}
+
+/* C = alpha·op(A)·op(B) + beta·C, row-major, in double. */
+static void reference(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                      float *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double sum = 0;
+            for (int64_t p = 0; p < k; p++)
+                sum += (double)(ta ? a[p * lda + i] : a[i * lda + p]) *
+                       (double)(tb ? b[j * ldb + p] : b[p * ldb + j]);
+            c[i * ldc + j] = (float)(alpha * sum + (double)beta * c[i * ldc + j]);
+        }
+}
+
+static void expect_close(const float *got, const float *want, int64_t n, const char *what)
+{
+    for (int64_t i = 0; i < n; i++)
+        cr_assert(fabsf(got[i] - want[i]) <= 1e-5f * (1.0f + fabsf(want[i])),
+                  "%s: element %lld is %g, expected %g", what, (long long)i, (double)got[i],
+                  (double)want[i]);
+}
+
+static void check_sgemm(int64_t m, int64_t n, int64_t k, int threads)
+{
+    for (int t = 0; t < 4; t++) {
+        bool ta = t & 1, tb = t & 2;
+        int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+        float *a = random_floats((ta ? k : m) * lda, 1), *b = random_floats((tb ? n : k) * ldb, 2);
+        float *c = random_floats(m * ldc, 3), *want = random_floats(m * ldc, 3);
+        dn_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, c, ldc, threads);
+        reference(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, want, ldc);
+        char what[96];
+        snprintf(what, sizeof what, "dn_sgemm %lldx%lldx%lld ta=%d tb=%d threads=%d",
+                 (long long)m, (long long)n, (long long)k, ta, tb, threads);
+        expect_close(c, want, m * ldc, what);
+        free(a), free(b), free(c), free(want);
+    }
+}
+
+Test(gemm, sgemm_in_every_transposition) { check_sgemm(7, 19, 13, 2); }
+Test(gemm, one_row_goes_through_gemv) { check_sgemm(1, 37, 23, 2); }
+Test(gemm, one_column_goes_through_gemv) { check_sgemm(29, 1, 17, 1); }
+Test(gemm, one_by_one) { check_sgemm(1, 1, 9, 2); }
+
+static void check_packed(int64_t m, int64_t n, int64_t k, float beta)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    cr_assert(u.mr > 0 && u.nr > 0 && u.fn);
+    float *a = random_floats(m * k, 4), *b = random_floats(k * n, 5);
+    float *c = random_floats(m * n, 6), *want = random_floats(m * n, 6);
+    int64_t most = m > n ? m : n; /* both packings below use each buffer */
+    float *pa = aligned_alloc(64, (size_t)(dn_packed_size(most, k, u.mr) * 4 + 64) / 64 * 64);
+    float *pb = aligned_alloc(64, (size_t)(dn_packed_size(most, k, u.nr) * 4 + 64) / 64 * 64);
+    if (beta == 0.0f) /* C must then be written, never read */
+        for (int64_t i = 0; i < m * n; i++)
+            c[i] = NAN;
+    dn_pack_a(&u, a, k, 1, m, k, pa);
+    dn_pack_b(&u, b, n, 1, k, n, pb);
+    dn_gemm_packed(&u, m, n, k, pa, pb, beta, c, n, 1);
+    reference(false, false, m, n, k, 1.0f, a, k, b, n, beta, want, n);
+    expect_close(c, want, m * n, "dn_gemm_packed");
+    /* Packing a transposed view: C = Aᵀ·Bᵀ from the same arrays read column-wise. */
+    dn_pack_a(&u, b, 1, n, n, k, pa);
+    dn_pack_b(&u, a, 1, k, k, m, pb);
+    float *ct = random_floats(n * m, 7), *want_t = random_floats(n * m, 7);
+    dn_gemm_packed(&u, n, m, k, pa, pb, beta, ct, m, 1);
+    reference(true, true, n, m, k, 1.0f, b, n, a, k, beta, want_t, m);
+    expect_close(ct, want_t, n * m, "dn_gemm_packed, transposed packing");
+    free(a), free(b), free(c), free(want), free(pa), free(pb), free(ct), free(want_t);
+}
+
+Test(gemm, packed_with_partial_tiles_on_both_edges) { check_packed(13, 37, 21, 1.0f); }
+Test(gemm, packed_overwrites_with_beta_zero) { check_packed(6, 16, 5, 0.0f); }
+Test(gemm, packed_smaller_than_one_tile) { check_packed(2, 3, 4, 1.0f); }
