@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -29,6 +28,22 @@
 #define TARGET_MS 1000.0       /* the default timed run lasts about this long */
 #define GEMM_REPEATS 5         /* runs per BLIS reference product */
 #define MIB (1024.0 * 1024.0)
+
+/* The process's peak resident set (VmHWM) in MiB, 0 when unknown. Not getrusage's
+ * ru_maxrss: Linux carries that over fork and exec, so a bench started by a large process
+ * (a Python script with PyTorch loaded) would report its parent's peak. */
+static double peak_rss_mb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lf kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib / 1024.0;
+}
 
 typedef struct spread {
     double median, q1, q3, min, max;
@@ -320,9 +335,7 @@ static int profile(bench *b)
     if (!rc)
         b->profiled_median = summarise(b->ms, b->iters).median;
     /* Measured before the BLIS references, whose scratch matrices are no part of the run. */
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    b->peak_rss_mb = (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+    b->peak_rss_mb = peak_rss_mb();
     if (!rc && dn_session_memory(b->s, &b->mem))
         rc = fail_session(b->s);
     b->n_rows = dn_model_node_count(b->m);
