@@ -184,11 +184,15 @@ static int64_t chunk_samples(const conv_geom *g)
     return (g->n + chunks - 1) / chunks;
 }
 
-/* ---- the per-sample path's workspace: packed weights shared by all threads, then one
- * slot per thread ---- */
+/* ---- the per-sample path's workspace: shared by all threads, the packed weights and an
+ * index table; then one slot per thread ---- */
 #define PER_SAMPLE_MAX_K 512
 
-static bool per_sample(const conv_geom *g) { return g->k <= PER_SAMPLE_MAX_K; }
+/* Table entries are int32 offsets into one sample. */
+static bool per_sample(const conv_geom *g)
+{
+    return g->k <= PER_SAMPLE_MAX_K && g->c * g->h * g->w < INT32_MAX;
+}
 
 static int team_size(const conv_geom *g, int threads)
 {
@@ -196,28 +200,35 @@ static int team_size(const conv_geom *g, int threads)
 }
 
 typedef struct slot_layout {
-    int64_t shared;             /* packed W (forward) or packed Wᵀ (backward) */
-    int64_t col, packed_col;    /* col_n [K, P] and its packing (as B, or as Bᵀ for dW) */
+    int64_t weights;            /* packed W (forward) or packed Wᵀ (backward) */
+    int64_t table;              /* where each packed col entry comes from (int32) */
+    int64_t shared;             /* the two above */
+    int64_t sample;             /* x_n [C, H, W] and one 0 after it, for padding */
+    int64_t col, packed_col;    /* dcol [K, P]; col_n packed as B (forward) or Bᵀ (dW) */
     int64_t packed_dy_a, packed_dy_b, dw, db;
-    int64_t per_thread;         /* the sum of the above but `shared` (floats) */
+    int64_t per_thread;         /* the sum of the slot's arrays (floats) */
 } slot_layout;
 
 /* Sizes rounded up to 16 floats keep every array 64-byte aligned. */
 static int64_t r16(int64_t n) { return (n + 15) / 16 * 16; }
 
+static int64_t larger(int64_t a, int64_t b) { return a > b ? a : b; }
+
 static slot_layout slots(const conv_geom *g, const dn_ukernel *u)
 {
     slot_layout s;
-    int64_t fw = dn_packed_size(g->f, g->k, u->mr), wt = dn_packed_size(g->k, g->f, u->mr);
     int64_t cb = dn_packed_size(g->p, g->k, u->nr), ct = dn_packed_size(g->k, g->p, u->nr);
-    s.shared = r16(fw > wt ? fw : wt);
+    s.weights = r16(larger(dn_packed_size(g->f, g->k, u->mr), dn_packed_size(g->k, g->f, u->mr)));
+    s.table = r16(larger(cb, ct)); /* int32 entries, the size of floats */
+    s.shared = s.weights + s.table;
+    s.sample = r16(g->c * g->h * g->w + 1);
     s.col = r16(g->k * g->p);
-    s.packed_col = r16(cb > ct ? cb : ct);
+    s.packed_col = r16(larger(cb, ct));
     s.packed_dy_a = r16(dn_packed_size(g->f, g->p, u->mr));
     s.packed_dy_b = r16(dn_packed_size(g->p, g->f, u->nr));
     s.dw = r16(g->f * g->k);
     s.db = r16(g->f);
-    s.per_thread = s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db;
+    s.per_thread = s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db;
     return s;
 }
 
@@ -458,13 +469,14 @@ static float *aligned_work(void *work)
 }
 
 typedef struct slot {
-    float *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db;
+    float *sample, *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db;
 } slot;
 
 static slot slot_of(const slot_layout *l, float *work, int t)
 {
     float *base = work + l->shared + t * l->per_thread;
-    slot s = { .col = base };
+    slot s = { .sample = base };
+    s.col = s.sample + l->sample;
     s.packed_col = s.col + l->col;
     s.packed_dy_a = s.packed_col + l->packed_col;
     s.packed_dy_b = s.packed_dy_a + l->packed_dy_a;
@@ -473,26 +485,84 @@ static slot slot_of(const slot_layout *l, float *work, int t)
     return s;
 }
 
-/* y_n [F, P] = W · col_n + b, on the calling thread. */
-static void forward_sample(const conv_geom *g, const dn_ukernel *u, const float *packed_w,
-                           const float *b, const float *x, float *y, const slot *s)
+/* Packing col_n straight from the image: im2col and packing in one gather through a table
+ * built once per pass. Entry t of the table is the offset in x_n [C, H, W] that packed
+ * entry t reads, or C·H·W — the zero stored after the sample's copy — for padding. */
+static int32_t col_source(const conv_geom *g, int64_t r, int64_t p)
 {
-    im2col_sample(g, x, s->col, g->p);
-    dn_pack_b(u, s->col, g->p, 1, g->k, g->p, s->packed_col);
-    for (int64_t f = 0; f < g->f; f++) {
-        float bias = b ? b[f] : 0.0f;
+    int64_t pad = g->c * g->h * g->w;
+    if (r >= g->k || p >= g->p)
+        return (int32_t)pad;
+    int64_t ch = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+    int64_t ih = p / g->ow * g->sh - g->ph + i, iw = p % g->ow * g->sw - g->pw + j;
+    if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
+        return (int32_t)pad;
+    return (int32_t)((ch * g->h + ih) * g->w + iw);
+}
+
+/* The table for col_n packed as B [K×P] (forward: panels of nr positions). */
+static void table_for_b(const conv_geom *g, int nr, int32_t *tab)
+{
+    for (int64_t q = 0; q < g->p; q += nr)
+        for (int64_t r = 0; r < g->k; r++)
+            for (int64_t l = 0; l < nr; l++)
+                *tab++ = col_source(g, r, q + l);
+}
+
+/* The table for col_nᵀ packed as B [P×K] (dW: panels of nr rows of col). */
+static void table_for_bt(const conv_geom *g, int nr, int32_t *tab)
+{
+    for (int64_t q = 0; q < g->k; q += nr)
         for (int64_t p = 0; p < g->p; p++)
-            y[f * g->p + p] = bias;
-    }
-    dn_gemm_packed(u, g->f, g->p, g->k, packed_w, s->packed_col, 1.0f, y, g->p, 1);
+            for (int64_t l = 0; l < nr; l++)
+                *tab++ = col_source(g, q + l, p);
+}
+
+static void gather(const int32_t *restrict tab, int64_t n, const float *restrict src,
+                   float *restrict dst)
+{
+    for (int64_t t = 0; t < n; t++)
+        dst[t] = src[tab[t]];
+}
+
+/* Pack sample x_n through the table into `packed` (entries entries). */
+static void pack_sample(const conv_geom *g, const int32_t *tab, int64_t entries, const float *x,
+                        const slot *s, float *packed)
+{
+    int64_t size = g->c * g->h * g->w;
+    memcpy(s->sample, x, (size_t)size * sizeof *x);
+    s->sample[size] = 0.0f;
+    gather(tab, entries, s->sample, packed);
 }
 
 typedef struct pass {
     const conv_geom *g;
     const dn_ukernel *u;
     const slot_layout *l;
-    float *work;        /* the aligned workspace: shared packing, then the slots */
+    float *work;        /* the aligned workspace: packed weights, table, then the slots */
+    const int32_t *table;
+    int64_t entries;    /* of the table */
 } pass;
+
+static pass pass_of(const conv_geom *g, const dn_ukernel *u, const slot_layout *l, void *work)
+{
+    float *w = aligned_work(work);
+    return (pass){ g, u, l, w, (const int32_t *)(w + l->weights), 0 };
+}
+
+/* y_n [F, P] = W · col_n + b, on the calling thread. */
+static void forward_sample(const pass *ps, const float *b, const float *x, float *y,
+                           const slot *s)
+{
+    const conv_geom *g = ps->g;
+    pack_sample(g, ps->table, ps->entries, x, s, s->packed_col);
+    for (int64_t f = 0; f < g->f; f++) {
+        float bias = b ? b[f] : 0.0f;
+        for (int64_t p = 0; p < g->p; p++)
+            y[f * g->p + p] = bias;
+    }
+    dn_gemm_packed(ps->u, g->f, g->p, g->k, ps->work, s->packed_col, 1.0f, y, g->p, 1);
+}
 
 static void forward_range(const pass *ps, const float *x, const float *b, float *y, int64_t lo,
                           int64_t hi)
@@ -500,8 +570,7 @@ static void forward_range(const pass *ps, const float *x, const float *b, float 
     const conv_geom *g = ps->g;
     slot s = slot_of(ps->l, ps->work, omp_get_thread_num());
     for (int64_t n = lo; n < hi; n++)
-        forward_sample(g, ps->u, ps->work, b, x + n * g->c * g->h * g->w, y + n * g->f * g->p,
-                       &s);
+        forward_sample(ps, b, x + n * g->c * g->h * g->w, y + n * g->f * g->p, &s);
 }
 
 static void forward_per_sample(const dn_kernel *k, const conv_geom *g)
@@ -509,7 +578,9 @@ static void forward_per_sample(const dn_kernel *k, const conv_geom *g)
     dn_ukernel u;
     dn_ukernel_get(&u);
     slot_layout l = slots(g, &u);
-    pass ps = { g, &u, &l, aligned_work(k->work) };
+    pass ps = pass_of(g, &u, &l, k->work);
+    ps.entries = dn_packed_size(g->p, g->k, u.nr);
+    table_for_b(g, u.nr, (int32_t *)ps.table);
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
     dn_pack_a(&u, w, g->k, 1, g->f, g->k, ps.work);
@@ -518,10 +589,10 @@ static void forward_per_sample(const dn_kernel *k, const conv_geom *g)
 }
 
 /* Add sample n's share of dW and db into the thread's copies, and of dx into dx_n. */
-static void backward_sample(const conv_geom *g, const dn_ukernel *u, const float *packed_wt,
-                            const float *x, const float *dy, float *dx, const slot *s,
-                            bool dw, bool db)
+static void backward_sample(const pass *ps, const float *x, const float *dy, float *dx,
+                            const slot *s, bool dw, bool db)
 {
+    const conv_geom *g = ps->g;
     if (db)
         for (int64_t f = 0; f < g->f; f++) {
             float sum = 0.0f;
@@ -530,14 +601,14 @@ static void backward_sample(const conv_geom *g, const dn_ukernel *u, const float
             s->db[f] += sum;
         }
     if (dw) { /* dW [F, K] += dy_n [F, P] · col_nᵀ [P, K] */
-        im2col_sample(g, x, s->col, g->p);
-        dn_pack_a(u, dy, g->p, 1, g->f, g->p, s->packed_dy_a);
-        dn_pack_b(u, s->col, 1, g->p, g->p, g->k, s->packed_col);
-        dn_gemm_packed(u, g->f, g->k, g->p, s->packed_dy_a, s->packed_col, 1.0f, s->dw, g->k, 1);
+        pack_sample(g, ps->table, ps->entries, x, s, s->packed_col);
+        dn_pack_a(ps->u, dy, g->p, 1, g->f, g->p, s->packed_dy_a);
+        dn_gemm_packed(ps->u, g->f, g->k, g->p, s->packed_dy_a, s->packed_col, 1.0f, s->dw, g->k,
+                       1);
     }
     if (dx) { /* dcol [K, P] = Wᵀ · dy_n, then dx_n += col2im(dcol) */
-        dn_pack_b(u, dy, g->p, 1, g->f, g->p, s->packed_dy_b);
-        dn_gemm_packed(u, g->k, g->p, g->f, packed_wt, s->packed_dy_b, 0.0f, s->col, g->p, 1);
+        dn_pack_b(ps->u, dy, g->p, 1, g->f, g->p, s->packed_dy_b);
+        dn_gemm_packed(ps->u, g->k, g->p, g->f, ps->work, s->packed_dy_b, 0.0f, s->col, g->p, 1);
         col2im_sample(g, s->col, g->p, dx);
     }
 }
@@ -552,8 +623,7 @@ static void backward_range(const pass *ps, const dn_kernel *k, int64_t lo, int64
     slot s = slot_of(ps->l, ps->work, omp_get_thread_num());
     memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
     for (int64_t n = lo; n < hi; n++)
-        backward_sample(g, ps->u, ps->work, x + n * in, dy + n * out, dx ? dx + n * in : NULL,
-                        &s, dw, db);
+        backward_sample(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s, dw, db);
 }
 
 /* dst[i] += Σ_t (thread t's copy)[i] for i in [lo, hi), t in order. */
@@ -574,8 +644,12 @@ static void backward_per_sample(const dn_kernel *k, const conv_geom *g)
     dn_ukernel u;
     dn_ukernel_get(&u);
     slot_layout l = slots(g, &u);
-    pass ps = { g, &u, &l, aligned_work(k->work) };
+    pass ps = pass_of(g, &u, &l, k->work);
     float *dw = dn_f32(&k->dx[1]), *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
+    if (dw) {
+        ps.entries = dn_packed_size(g->k, g->p, u.nr);
+        table_for_bt(g, u.nr, (int32_t *)ps.table);
+    }
     if (k->dx[0].data)
         dn_pack_a(&u, dn_f32(&k->x[1]), 1, g->k, g->k, g->f, ps.work);
     int team = team_size(g, k->threads);
