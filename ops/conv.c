@@ -525,10 +525,26 @@ static void gather(const int32_t *restrict tab, int64_t n, const float *restrict
         dst[t] = src[tab[t]];
 }
 
-/* Pack sample x_n through the table into `packed` (entries entries). */
-static void pack_sample(const conv_geom *g, const int32_t *tab, int64_t entries, const float *x,
-                        const slot *s, float *packed)
+/* Building a table costs about what packing one sample the plain way (im2col, then pack)
+ * does; below this many samples a pass packs the plain way. */
+#define TABLE_MIN_BATCH 4
+
+static bool use_table(const conv_geom *g) { return g->n >= TABLE_MIN_BATCH; }
+
+/* Pack sample x_n into `packed`: as B [K×P] (forward) or as Bᵀ [P×K] (transposed, for dW);
+ * through the table when the pass has one (entries > 0). */
+static void pack_sample(const conv_geom *g, const dn_ukernel *u, const int32_t *tab,
+                        int64_t entries, bool transposed, const float *x, const slot *s,
+                        float *packed)
 {
+    if (entries == 0) {
+        im2col_sample(g, x, s->col, g->p);
+        if (transposed)
+            dn_pack_b(u, s->col, 1, g->p, g->p, g->k, packed);
+        else
+            dn_pack_b(u, s->col, g->p, 1, g->k, g->p, packed);
+        return;
+    }
     int64_t size = g->c * g->h * g->w;
     memcpy(s->sample, x, (size_t)size * sizeof *x);
     s->sample[size] = 0.0f;
@@ -541,7 +557,7 @@ typedef struct pass {
     const slot_layout *l;
     float *work;        /* the aligned workspace: packed weights, table, then the slots */
     const int32_t *table;
-    int64_t entries;    /* of the table */
+    int64_t entries;    /* of the table; 0: no table, pack the plain way */
 } pass;
 
 static pass pass_of(const conv_geom *g, const dn_ukernel *u, const slot_layout *l, void *work)
@@ -555,7 +571,7 @@ static void forward_sample(const pass *ps, const float *b, const float *x, float
                            const slot *s)
 {
     const conv_geom *g = ps->g;
-    pack_sample(g, ps->table, ps->entries, x, s, s->packed_col);
+    pack_sample(g, ps->u, ps->table, ps->entries, false, x, s, s->packed_col);
     for (int64_t f = 0; f < g->f; f++) {
         float bias = b ? b[f] : 0.0f;
         for (int64_t p = 0; p < g->p; p++)
@@ -579,8 +595,10 @@ static void forward_per_sample(const dn_kernel *k, const conv_geom *g)
     dn_ukernel_get(&u);
     slot_layout l = slots(g, &u);
     pass ps = pass_of(g, &u, &l, k->work);
-    ps.entries = dn_packed_size(g->p, g->k, u.nr);
-    table_for_b(g, u.nr, (int32_t *)ps.table);
+    if (use_table(g)) {
+        ps.entries = dn_packed_size(g->p, g->k, u.nr);
+        table_for_b(g, u.nr, (int32_t *)ps.table);
+    }
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
     dn_pack_a(&u, w, g->k, 1, g->f, g->k, ps.work);
@@ -601,7 +619,7 @@ static void backward_sample(const pass *ps, const float *x, const float *dy, flo
             s->db[f] += sum;
         }
     if (dw) { /* dW [F, K] += dy_n [F, P] · col_nᵀ [P, K] */
-        pack_sample(g, ps->table, ps->entries, x, s, s->packed_col);
+        pack_sample(g, ps->u, ps->table, ps->entries, true, x, s, s->packed_col);
         dn_pack_a(ps->u, dy, g->p, 1, g->f, g->p, s->packed_dy_a);
         dn_gemm_packed(ps->u, g->f, g->k, g->p, s->packed_dy_a, s->packed_col, 1.0f, s->dw, g->k,
                        1);
@@ -646,7 +664,7 @@ static void backward_per_sample(const dn_kernel *k, const conv_geom *g)
     slot_layout l = slots(g, &u);
     pass ps = pass_of(g, &u, &l, k->work);
     float *dw = dn_f32(&k->dx[1]), *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
-    if (dw) {
+    if (dw && use_table(g)) {
         ps.entries = dn_packed_size(g->k, g->p, u.nr);
         table_for_bt(g, u.nr, (int32_t *)ps.table);
     }

@@ -180,6 +180,23 @@ Test(conv_grad, parallel_im2col)
     expect_grad(&dn_op_conv, "{\"pad\": 1}", 3, in);
 }
 
+/* Conv has two paths (ops/conv.c): thin kernels run per sample on the micro-kernel, packing
+ * col through an index table from TABLE_MIN_BATCH samples on (plain im2col below); kernels
+ * wider than PER_SAMPLE_MAX_K (512) values run one BLIS product per chunk of the batch. */
+Test(conv_grad, per_sample_path_with_table_rectangular_stride_pad)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(5, 2, 6, 7)),
+                         gc_in(DN_GC_UNIFORM, DIMS(3, 2, 3, 2)), gc_in(DN_GC_UNIFORM, DIMS(3)) };
+    expect_grad(&dn_op_conv, "{\"stride\": [2, 1], \"pad\": [1, 2]}", 3, in);
+}
+
+Test(conv_grad, wide_kernel_takes_the_batched_path)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(3, 60, 4, 4)),
+                         gc_in(DN_GC_UNIFORM, DIMS(2, 60, 3, 3)), gc_in(DN_GC_UNIFORM, DIMS(2)) };
+    expect_grad(&dn_op_conv, "{\"pad\": 1, \"stride\": [1, 2]}", 3, in);
+}
+
 /* ---------------------------------------------------------------- Conv: forward values */
 
 typedef struct conv_case {
@@ -229,6 +246,19 @@ Test(conv_forward, matches_direct_loops_with_pad_and_stride)
                     .ph = 1, .pw = 0, .oh = 4, .ow = 5 };
     check_conv_forward(&k, "{\"stride\": [2, 1], \"pad\": [1, 0]}", true, 1);
     check_conv_forward(&k, "{\"stride\": [2, 1], \"pad\": [1, 0]}", false, 2);
+}
+
+Test(conv_forward, matches_direct_loops_on_every_path)
+{
+    /* Batch 6 packs through the index table; 60·3·3 = 540 kernel values take the batched
+     * path. OH = (5 + 2 − 3) / 1 + 1 = 5, OW = (6 + 4 − 2) / 2 + 1 = 5. */
+    conv_case thin = { .n = 6, .c = 3, .h = 5, .w = 6, .f = 7, .kh = 3, .kw = 2, .sh = 1,
+                       .sw = 2, .ph = 1, .pw = 2, .oh = 5, .ow = 5 };
+    check_conv_forward(&thin, "{\"stride\": [1, 2], \"pad\": [1, 2]}", true, 2);
+    check_conv_forward(&thin, "{\"stride\": [1, 2], \"pad\": [1, 2]}", false, 1);
+    conv_case wide = { .n = 5, .c = 60, .h = 5, .w = 6, .f = 7, .kh = 3, .kw = 3, .sh = 1,
+                       .sw = 1, .ph = 1, .pw = 0, .oh = 5, .ow = 4 };
+    check_conv_forward(&wide, "{\"pad\": [1, 0]}", true, 2);
 }
 
 Test(conv_forward, matches_direct_loops_in_parallel)
