@@ -4,20 +4,81 @@
 
 #include <blis.h>
 
+#include "parallel.h"
+
+/* Matrix-vector products split across threads from this many matrix elements (about what
+ * one core streams from cache in 10 µs): below it a second thread costs more than it saves. */
+#define GEMV_PARALLEL_MIN 131072
+/* The partial sums of a split over k live on the stack: outputs up to this many. */
+#define GEMV_SPLIT_MAX_N 4096
+
+/* c[lo..hi) = alpha · (rows [lo, hi) of B [n×k]) · a + beta · c[lo..hi) */
+static void rows_times_vector(int64_t k, float alpha, const float *b, int64_t ldb,
+                              const float *a, int64_t inc_a, float beta, float *c, int64_t lo,
+                              int64_t hi)
+{
+    if (hi > lo)
+        bli_sgemv_ex(BLIS_NO_TRANSPOSE, BLIS_NO_CONJUGATE, hi - lo, k, &alpha,
+                     (float *)b + lo * ldb, ldb, 1, (float *)a, inc_a, &beta, c + lo, 1, NULL,
+                     NULL);
+}
+
+/* out[0..n) = alpha · a[lo..hi) · (rows [lo, hi) of B [k×n]) + beta · out: one thread's share
+ * of a product split over k, each thread reading its own contiguous rows of B. */
+static void vector_times_rows(int64_t n, float alpha, const float *a, int64_t inc_a,
+                              const float *b, int64_t ldb, float beta, float *out, int64_t lo,
+                              int64_t hi)
+{
+    bli_sgemv_ex(BLIS_TRANSPOSE, BLIS_NO_CONJUGATE, hi - lo, n, &alpha, (float *)b + lo * ldb,
+                 ldb, 1, (float *)a + lo * inc_a, inc_a, &beta, out, 1, NULL, NULL);
+}
+
+/* Halves [lo, hi) of the split over k: half 0 into c (with beta), half 1 into partial. */
+static void halves(int64_t n, int64_t k, float alpha, const float *a, int64_t inc_a,
+                   const float *b, int64_t ldb, float beta, float *c, float *partial, int64_t lo,
+                   int64_t hi)
+{
+    for (int64_t h = lo; h < hi; h++)
+        vector_times_rows(n, alpha, a, inc_a, b, ldb, h == 0 ? beta : 0.0f,
+                          h == 0 ? c : partial, h == 0 ? 0 : k / 2, h == 0 ? k / 2 : k);
+}
+
+/* c[1×n] = alpha · a[1×k] · B[k×n] + beta · c. Two threads each sum half of k; the second
+ * half's partial sums are added after. */
+static void row_times_matrix(int64_t n, int64_t k, float alpha, const float *a, int64_t inc_a,
+                             const float *b, int64_t ldb, float beta, float *c, int threads)
+{
+    float partial[GEMV_SPLIT_MAX_N];
+    if (n > GEMV_SPLIT_MAX_N || k < 2 || dn_team(threads, n * k, GEMV_PARALLEL_MIN) == 1) {
+        vector_times_rows(n, alpha, a, inc_a, b, ldb, beta, c, 0, k);
+        return;
+    }
+    DN_PARALLEL_RANGE(2, 2, lo, hi, halves(n, k, alpha, a, inc_a, b, ldb, beta, c, partial, lo, hi));
+    for (int64_t j = 0; j < n; j++)
+        c[j] += partial[j];
+}
+
 /* A product with one row or one column is a matrix-vector product: BLIS's gemv, which runs
- * on the calling thread (BLIS threads only level-3 operations). For a batch of one that
- * saves a thread team's start-up, which at that size costs more than the arithmetic. */
+ * on the calling thread (BLIS threads only level-3 operations), split across our threads
+ * when the matrix is large. For a batch of one that avoids a BLIS thread team's start-up,
+ * which at that size costs more than the arithmetic. */
 static bool as_gemv(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                    float *c, int64_t ldc)
+                    float *c, int64_t ldc, int threads)
 {
-    if (m == 1) { /* c[1×n] = a[1×k]·op(B): c = op(B)ᵀ·a, op(B)ᵀ being B read as n×k or k×n */
-        bli_sgemv_ex(trans_b ? BLIS_NO_TRANSPOSE : BLIS_TRANSPOSE, BLIS_NO_CONJUGATE,
-                     trans_b ? n : k, trans_b ? k : n, &alpha, (float *)b, ldb, 1, (float *)a,
-                     trans_a ? lda : 1, &beta, c, 1, NULL, NULL);
+    if (m == 1 && trans_b) { /* c = B·a, B stored n×k: threads split B's rows */
+        int team = dn_team(threads, n * k, GEMV_PARALLEL_MIN);
+        DN_PARALLEL_RANGE(n, team, lo, hi,
+                          rows_times_vector(k, alpha, b, ldb, a, trans_a ? lda : 1, beta, c, lo,
+                                            hi));
         return true;
     }
-    if (n == 1) { /* c[m×1] = op(A)·b[k×1] */
+    if (m == 1) {
+        row_times_matrix(n, k, alpha, a, trans_a ? lda : 1, b, ldb, beta, c, threads);
+        return true;
+    }
+    if (n == 1) { /* c[m×1] = op(A)·b[k×1], on one thread: only the weight gradient of a
+                   * one-unit Affine at batch 1 takes this path */
         bli_sgemv_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, BLIS_NO_CONJUGATE,
                      trans_a ? k : m, trans_a ? m : k, &alpha, (float *)a, lda, 1, (float *)b,
                      trans_b ? 1 : ldb, &beta, c, ldc, NULL, NULL);
@@ -32,7 +93,7 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
 {
     if (m == 0 || n == 0)
         return;
-    if (k > 0 && as_gemv(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+    if (k > 0 && as_gemv(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))
         return;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(threads > 0 ? threads : 1, &rntm);

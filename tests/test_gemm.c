@@ -64,6 +64,8 @@ Test(gemm, sgemm_in_every_transposition) { check_sgemm(7, 19, 13, 2); }
 Test(gemm, one_row_goes_through_gemv) { check_sgemm(1, 37, 23, 2); }
 Test(gemm, one_column_goes_through_gemv) { check_sgemm(29, 1, 17, 1); }
 Test(gemm, one_by_one) { check_sgemm(1, 1, 9, 2); }
+/* Large enough for the threads to split a one-row product (over k, or over B's rows). */
+Test(gemm, one_row_split_across_threads) { check_sgemm(1, 301, 700, 2); }
 
 static void check_packed(int64_t m, int64_t n, int64_t k, float beta)
 {
