@@ -15,10 +15,12 @@
  *
  * attrs: kernel (required), stride (= kernel), pad (0); each an int or [h, w]. Those attrs, the
  * output shape and the window clipping are shared with AvgPool (pool.h); the plane-size limit
- * of the int32 argmax is checked here.
+ * of the int32 argmax is checked here. The 2×2, stride-2 window of LeNet and SimpleConvNet
+ * has a loop of its own, with no window arithmetic.
  */
 #include <math.h>
 
+#include "../src/parallel.h"
 #include "pool.h"
 
 /* ---------------------------------------------------------------- attrs and shapes */
@@ -68,6 +70,15 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
 
 /* ---------------------------------------------------------------- kernels */
 
+/* Input pixels read per thread below which one thread pools faster than two can be woken:
+ * the 2×2 path takes well under a ns per pixel. */
+#define MAXPOOL_PARALLEL_MIN 65536
+
+/* Whether pixel value v, later in row-major order than the current winner m, takes its place:
+ * larger, or NaN (the last NaN wins, so divergence shows downstream). */
+static inline bool wins(float v, float m) { return v > m || v != v; }
+
+/* Any window: the winner of each, in row-major order, its index in the plane saved. */
 static void max_plane(const dn_pool_geom *g, const float *x, float *y, int32_t *arg)
 {
     for (int64_t p = 0; p < g->oh; p++) {
@@ -77,14 +88,59 @@ static void max_plane(const dn_pool_geom *g, const float *x, float *y, int32_t *
             int64_t w0, w1;
             dn_pool_window(q, g->kw, g->sw, g->pw, g->w, &w0, &w1);
             int64_t best = h0 * g->w + w0;
+            float m = x[best];
             for (int64_t h = h0; h < h1; h++)
                 for (int64_t w = w0; w < w1; w++)
-                    if (x[h * g->w + w] > x[best] || isnan(x[h * g->w + w]))
-                        best = h * g->w + w;
-            y[p * g->ow + q] = x[best];
+                    if (wins(x[h * g->w + w], m))
+                        best = h * g->w + w, m = x[best];
+            y[p * g->ow + q] = m;
             arg[p * g->ow + q] = (int32_t)best;
         }
     }
+}
+
+/* The common 2×2 window, stride 2, no padding: one output row from input rows r0 and r1
+ * (row r0 starts at plane index `base`, rows are w apart). The four candidates meet in
+ * row-major order with selects, not branches, so the loop vectorises; combining pairwise in
+ * that order picks the same winner as max_plane (the first maximum, or the last NaN). */
+static void max_row_2x2(const float *restrict r0, const float *restrict r1, float *restrict y,
+                        int32_t *restrict arg, int64_t ow, int32_t base, int32_t w)
+{
+    for (int64_t q = 0; q < ow; q++) {
+        float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
+        int32_t i = base + 2 * (int32_t)q;
+        bool tb = wins(b, a);
+        float m = tb ? b : a;
+        int32_t im = tb ? i + 1 : i;
+        bool tc = wins(c, m);
+        m = tc ? c : m;
+        im = tc ? i + w : im;
+        bool td = wins(d, m);
+        y[q] = td ? d : m;
+        arg[q] = td ? i + w + 1 : im;
+    }
+}
+
+static void max_plane_2x2(const dn_pool_geom *g, const float *x, float *y, int32_t *arg)
+{
+    for (int64_t p = 0; p < g->oh; p++) {
+        const float *r0 = x + 2 * p * g->w;
+        max_row_2x2(r0, r0 + g->w, y + p * g->ow, arg + p * g->ow, g->ow,
+                    (int32_t)(2 * p * g->w), (int32_t)g->w);
+    }
+}
+
+static bool is_2x2(const dn_pool_geom *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0;
+}
+
+/* Threads split the N·C planes: whole planes each, so no two write one output or one dx. */
+static int team(const dn_pool_geom *g, int threads)
+{
+    return threads > 1 && g->planes > 1 && g->planes * g->h * g->w >= MAXPOOL_PARALLEL_MIN
+               ? threads
+               : 1;
 }
 
 static void forward(const dn_kernel *k)
@@ -94,14 +150,28 @@ static void forward(const dn_kernel *k)
     float *y = dn_f32(k->y);
     int32_t *arg = k->saved;
     int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-#pragma omp parallel for num_threads(k->threads) \
-    if (g.planes * out_plane >= DN_PARALLEL_MIN) schedule(static)
+    void (*plane)(const dn_pool_geom *, const float *, float *, int32_t *) =
+        is_2x2(&g) ? max_plane_2x2 : max_plane;
+    int t = team(&g, k->threads);
+    if (t == 1) {
+        for (int64_t i = 0; i < g.planes; i++)
+            plane(&g, x + i * in_plane, y + i * out_plane, arg + i * out_plane);
+        return;
+    }
+#pragma omp parallel for num_threads(t) schedule(static)
     for (int64_t i = 0; i < g.planes; i++)
-        max_plane(&g, x + i * in_plane, y + i * out_plane, arg + i * out_plane);
+        plane(&g, x + i * in_plane, y + i * out_plane, arg + i * out_plane);
 }
 
-/* Windows overlap when stride < kernel, so two outputs may share an argmax: threads split by
- * plane, never inside one. */
+/* dy of each output onto its winner. Windows overlap when stride < kernel, so two outputs
+ * may share a winner: a plane is one thread's, never split. */
+static void scatter_plane(const float *restrict dy, const int32_t *restrict arg,
+                          float *restrict dx, int64_t out_plane)
+{
+    for (int64_t o = 0; o < out_plane; o++)
+        dx[arg[o]] += dy[o];
+}
+
 static void backward(const dn_kernel *k)
 {
     dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
@@ -111,11 +181,15 @@ static void backward(const dn_kernel *k)
     int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
     if (!dx)
         return;
-#pragma omp parallel for num_threads(k->threads) \
-    if (g.planes * out_plane >= DN_PARALLEL_MIN) schedule(static)
+    int t = team(&g, k->threads);
+    if (t == 1) {
+        for (int64_t i = 0; i < g.planes; i++)
+            scatter_plane(dy + i * out_plane, arg + i * out_plane, dx + i * in_plane, out_plane);
+        return;
+    }
+#pragma omp parallel for num_threads(t) schedule(static)
     for (int64_t i = 0; i < g.planes; i++)
-        for (int64_t o = 0; o < out_plane; o++)
-            dx[i * in_plane + arg[i * out_plane + o]] += dy[i * out_plane + o];
+        scatter_plane(dy + i * out_plane, arg + i * out_plane, dx + i * in_plane, out_plane);
 }
 
 const dn_op dn_op_maxpool = {

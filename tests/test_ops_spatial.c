@@ -489,6 +489,43 @@ Test(maxpool_forward, matches_direct_loops_in_parallel)
     free(x), free(y), free(want);
 }
 
+/* The 2×2 stride-2 loop of its own (ops/maxpool.c) against the rule, on odd sizes (the last
+ * row and column are dropped), with ties (the first in row-major order wins) and a NaN (it
+ * wins): values and argmax. */
+Test(maxpool_forward, two_by_two_path_keeps_the_rules)
+{
+    enum { N = 2, C = 3, H = 7, W = 9, OH = 3, OW = 4 };
+    float x[N * C * H * W];
+    for (int i = 0; i < N * C * H * W; i++)
+        x[i] = (float)((i * 7) % 5); /* many ties */
+    x[1 * W + 3] = NAN;                /* plane 0, row 1, column 3 */
+    dn_tensor in[] = { tensor(x, DIMS(N, C, H, W)) };
+    probe p = run_infer(&dn_op_maxpool, "n", "{\"kernel\": 2}", 1,
+                        (dn_tensor_desc[]){ { DN_F32, in[0].shape } }, (const char *[]){ "x" });
+    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
+    float y[N * C * OH * OW];
+    int32_t arg[N * C * OH * OW];
+    dn_tensor yt = { DN_F32, p.out.shape, y };
+    dn_kernel k = { .attrs = p.attrs, .n_inputs = 1, .x = in, .y = &yt, .saved = arg,
+                    .threads = 2 };
+    dn_op_maxpool.forward(&k);
+    for (int pl = 0; pl < N * C; pl++)
+        for (int o = 0; o < OH * OW; o++) {
+            int r0 = o / OW * 2, c0 = o % OW * 2, best = r0 * W + c0;
+            const float *plane = x + pl * H * W;
+            for (int i = 0; i < 4; i++) {
+                int at = (r0 + i / 2) * W + c0 + i % 2;
+                if (plane[at] > plane[best] || isnan(plane[at]))
+                    best = at;
+            }
+            int out = pl * OH * OW + o;
+            cr_assert_eq(arg[out], best, "plane %d output %d: argmax %d, expected %d", pl, o,
+                         arg[out], best);
+            cr_assert(y[out] == plane[best] || (isnan(y[out]) && isnan(plane[best])));
+        }
+    cr_assert(isnan(y[1]), "the window holding the NaN gives NaN");
+}
+
 /* Backward sends each dy to its window's max, adding where windows share one, on top of what
  * dx already held. */
 Test(maxpool_backward, scatters_onto_argmax_and_accumulates)
