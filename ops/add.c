@@ -7,6 +7,7 @@
  * The batch marker must agree too: a batched [N, 4] and a fixed [1, 4] look equal when the
  * model is validated with N = 1 but not at run time. No attrs.
  */
+#include "../src/parallel.h"
 #include "op.h"
 
 static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
@@ -30,14 +31,18 @@ static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_
     return DN_OK;
 }
 
+static void add(const float *restrict a, const float *restrict b, float *restrict y, int64_t lo,
+                int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++)
+        y[i] = a[i] + b[i];
+}
+
 static void forward(const dn_kernel *k)
 {
-    const float *a = dn_f32(&k->x[0]), *b = dn_f32(&k->x[1]);
-    float *y = dn_f32(k->y);
     int64_t n = dn_shape_numel(&k->y->shape);
-#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        y[i] = a[i] + b[i];
+    DN_PARALLEL_RANGE(n, dn_team(k->threads, n, DN_PARALLEL_MIN), lo, hi,
+                      add(dn_f32(&k->x[0]), dn_f32(&k->x[1]), dn_f32(k->y), lo, hi));
 }
 
 static void backward(const dn_kernel *k)

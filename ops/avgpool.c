@@ -14,6 +14,7 @@
  * attrs: kernel (required), stride (= kernel), pad (0); each an int or [h, w]. Those attrs, the
  * output shape and the window clipping are shared with MaxPool (pool.h).
  */
+#include "../src/parallel.h"
 #include "pool.h"
 
 /* ---------------------------------------------------------------- attrs and shapes */
@@ -70,31 +71,38 @@ static void avg_plane_grad(const dn_pool_geom *g, const float *dy, float *dx)
     }
 }
 
+static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int64_t lo,
+                           int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++)
+        avg_plane(g, x + i * g->h * g->w, y + i * g->oh * g->ow);
+}
+
+static void backward_planes(const dn_pool_geom *g, const float *dy, float *dx, int64_t lo,
+                            int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++)
+        avg_plane_grad(g, dy + i * g->oh * g->ow, dx + i * g->h * g->w);
+}
+
 static void forward(const dn_kernel *k)
 {
     dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
-    const float *x = dn_f32(&k->x[0]);
-    float *y = dn_f32(k->y);
-    int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-#pragma omp parallel for num_threads(k->threads) \
-    if (g.planes * out_plane >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < g.planes; i++)
-        avg_plane(&g, x + i * in_plane, y + i * out_plane);
+    int64_t out_plane = g.oh * g.ow;
+    DN_PARALLEL_RANGE(g.planes, dn_team(k->threads, g.planes * out_plane, DN_PARALLEL_MIN), lo, hi,
+                      forward_planes(&g, dn_f32(&k->x[0]), dn_f32(k->y), lo, hi));
 }
 
 /* Overlapping windows add onto shared pixels: threads split by plane, never inside one. */
 static void backward(const dn_kernel *k)
 {
     dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
-    const float *dy = dn_f32(k->dy);
     float *dx = dn_f32(&k->dx[0]);
-    int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+    int64_t out_plane = g.oh * g.ow;
     if (!dx)
         return;
-#pragma omp parallel for num_threads(k->threads) \
-    if (g.planes * out_plane >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < g.planes; i++)
-        avg_plane_grad(&g, dy + i * out_plane, dx + i * in_plane);
+    DN_PARALLEL_RANGE(g.planes, dn_team(k->threads, g.planes * out_plane, DN_PARALLEL_MIN), lo, hi,
+                      backward_planes(&g, dn_f32(k->dy), dx, lo, hi));
 }
 
 const dn_op dn_op_avgpool = {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../src/parallel.h"
 #include "op.h"
 
 dn_status dn_node_fail(const dn_node_ctx *c, dn_status status, const char *field,
@@ -243,9 +244,14 @@ int64_t dn_flops_per_output(const void *attrs, const dn_tensor_desc *in, int n_i
     return dn_shape_numel(&out->shape);
 }
 
+static void add_range(float *restrict dst, const float *restrict src, int64_t lo, int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++)
+        dst[i] += src[i];
+}
+
 void dn_add_into(float *dst, const float *src, int64_t n, int threads)
 {
-#pragma omp parallel for num_threads(threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dst[i] += src[i];
+    DN_PARALLEL_RANGE(n, dn_team(threads, n, DN_PARALLEL_MIN), lo, hi,
+                      add_range(dst, src, lo, hi));
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../src/parallel.h"
 #include "op.h"
 
 typedef struct concat_attrs {
@@ -101,13 +102,11 @@ static span span_of(const dn_kernel *k)
     return sp;
 }
 
-static void forward(const dn_kernel *k)
+static void forward_rows(const dn_kernel *k, const span *s, int64_t lo, int64_t hi)
 {
-    span sp = span_of(k);
+    span sp = *s;
     float *y = dn_f32(k->y);
-#pragma omp parallel for num_threads(k->threads) if (sp.outer * sp.row >= DN_PARALLEL_MIN) \
-    schedule(static)
-    for (int64_t o = 0; o < sp.outer; o++) {
+    for (int64_t o = lo; o < hi; o++) {
         float *dst = y + o * sp.row;
         for (int i = 0; i < k->n_inputs; i++) {
             int64_t width = k->x[i].shape.d[sp.axis] * sp.after;
@@ -117,12 +116,17 @@ static void forward(const dn_kernel *k)
     }
 }
 
-static void backward(const dn_kernel *k)
+static void forward(const dn_kernel *k)
 {
     span sp = span_of(k);
-#pragma omp parallel for num_threads(k->threads) if (sp.outer * sp.row >= DN_PARALLEL_MIN) \
-    schedule(static)
-    for (int64_t o = 0; o < sp.outer; o++) {
+    DN_PARALLEL_RANGE(sp.outer, dn_team(k->threads, sp.outer * sp.row, DN_PARALLEL_MIN), lo, hi,
+                      forward_rows(k, &sp, lo, hi));
+}
+
+static void backward_rows(const dn_kernel *k, const span *s, int64_t lo, int64_t hi)
+{
+    span sp = *s;
+    for (int64_t o = lo; o < hi; o++) {
         const float *src = dn_f32(k->dy) + o * sp.row;
         for (int i = 0; i < k->n_inputs; i++) {
             int64_t width = k->x[i].shape.d[sp.axis] * sp.after;
@@ -133,6 +137,13 @@ static void backward(const dn_kernel *k)
             src += width;
         }
     }
+}
+
+static void backward(const dn_kernel *k)
+{
+    span sp = span_of(k);
+    DN_PARALLEL_RANGE(sp.outer, dn_team(k->threads, sp.outer * sp.row, DN_PARALLEL_MIN), lo, hi,
+                      backward_rows(k, &sp, lo, hi));
 }
 
 const dn_op dn_op_concat = {

@@ -11,7 +11,9 @@
  * split; scaling at training time means inference needs no correction.
  */
 #include <float.h>
+#include <string.h>
 
+#include "../src/parallel.h"
 #include "op.h"
 #include "rng.h"
 
@@ -47,23 +49,35 @@ static size_t saved_size(const void *attrs, const dn_tensor_desc *in, int n_in,
     return (size_t)dn_shape_numel(&out->shape) * sizeof(float);
 }
 
-static void forward(const dn_kernel *k)
+/* Elements [lo, hi): y = x · mask, the mask drawn from (seed, element). In place, y may be x. */
+static void drop(const dropout_attrs *a, uint64_t seed, const float *x, float *y,
+                 float *restrict mask, int64_t lo, int64_t hi)
 {
-    const dropout_attrs *a = k->attrs;
-    const float *x = dn_f32(&k->x[0]);
-    float *y = dn_f32(k->y), *mask = k->saved;
-    int64_t n = dn_shape_numel(&k->y->shape);
-    if (!k->training) {
-#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i];
-        return;
-    }
-#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        mask[i] = dn_rng_hash_uniform(k->seed, (uint64_t)i) >= a->ratio ? a->scale : 0.0f;
+    for (int64_t i = lo; i < hi; i++) {
+        mask[i] = dn_rng_hash_uniform(seed, (uint64_t)i) >= a->ratio ? a->scale : 0.0f;
         y[i] = x[i] * mask[i];
     }
+}
+
+static void mask_grad(const float *restrict dy, const float *restrict mask, float *restrict dx,
+                      int64_t lo, int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++)
+        dx[i] += dy[i] * mask[i];
+}
+
+static void forward(const dn_kernel *k)
+{
+    const float *x = dn_f32(&k->x[0]);
+    float *y = dn_f32(k->y);
+    int64_t n = dn_shape_numel(&k->y->shape);
+    if (!k->training) {
+        if (y != x) /* in place, inference has nothing to do */
+            memcpy(y, x, (size_t)n * sizeof *y);
+        return;
+    }
+    DN_PARALLEL_RANGE(n, dn_team(k->threads, n, DN_PARALLEL_MIN), lo, hi,
+                      drop(k->attrs, k->seed, x, y, k->saved, lo, hi));
 }
 
 static void backward(const dn_kernel *k)
@@ -75,9 +89,8 @@ static void backward(const dn_kernel *k)
         dn_add_into(dx, dy, n, k->threads);
         return;
     }
-#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += dy[i] * mask[i];
+    DN_PARALLEL_RANGE(n, dn_team(k->threads, n, DN_PARALLEL_MIN), lo, hi,
+                      mask_grad(dy, mask, dx, lo, hi));
 }
 
 const dn_op dn_op_dropout = {

@@ -6,6 +6,8 @@
  *
  * Row-major order makes this a plain copy; the loops also work when y overwrites x. No attrs.
  */
+#include <string.h>
+
 #include "op.h"
 
 static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
@@ -31,10 +33,8 @@ static void forward(const dn_kernel *k)
 {
     const float *x = dn_f32(&k->x[0]);
     float *y = dn_f32(k->y);
-    int64_t n = dn_shape_numel(&k->y->shape);
-#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        y[i] = x[i];
+    if (y != x) /* in place (the planner's usual choice), the data are already there */
+        memcpy(y, x, (size_t)dn_shape_numel(&k->y->shape) * sizeof *y);
 }
 
 static void backward(const dn_kernel *k)

@@ -25,6 +25,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../src/parallel.h"
 #include "op.h"
 
 typedef struct lrn_attrs {
@@ -134,17 +135,20 @@ static void forward_plane(const lrn_attrs *a, const lrn_geom *g, int64_t plane, 
     }
 }
 
+static void forward_planes(const lrn_attrs *a, const lrn_geom *g, const float *x, float *s,
+                           float *y, int64_t lo, int64_t hi)
+{
+    for (int64_t p = lo; p < hi; p++)
+        forward_plane(a, g, p, x, s, y);
+}
+
 static void forward(const dn_kernel *k)
 {
-    const lrn_attrs *a = k->attrs;
     lrn_geom g = geom(&k->x[0].shape);
-    const float *x = dn_f32(&k->x[0]);
-    float *y = dn_f32(k->y), *s = k->saved;
     int64_t planes = g.n * g.c;
-#pragma omp parallel for num_threads(k->threads) \
-    if (planes * g.inner >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t p = 0; p < planes; p++)
-        forward_plane(a, &g, p, x, s, y);
+    DN_PARALLEL_RANGE(planes, dn_team(k->threads, planes * g.inner, DN_PARALLEL_MIN), lo, hi,
+                      forward_planes(k->attrs, &g, dn_f32(&k->x[0]), k->saved, dn_f32(k->y), lo,
+                                     hi));
 }
 
 /* dx for plane (n, j), given t for every plane of sample n. */
@@ -163,6 +167,22 @@ static void backward_plane(const lrn_attrs *a, const lrn_geom *g, int64_t plane,
     }
 }
 
+/* t = dy · x · s^(−β−1), elements [lo, hi). */
+static void scaled_grad(float beta, const float *x, const float *s, const float *dy, float *t,
+                        int64_t lo, int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++)
+        t[i] = dy[i] * x[i] * powf(s[i], -beta - 1.0f);
+}
+
+static void backward_planes(const lrn_attrs *a, const lrn_geom *g, const float *x,
+                            const float *s, const float *dy, const float *t, float *dx,
+                            int64_t lo, int64_t hi)
+{
+    for (int64_t p = lo; p < hi; p++)
+        backward_plane(a, g, p, x, s, dy, t, dx);
+}
+
 static void backward(const dn_kernel *k)
 {
     const lrn_attrs *a = k->attrs;
@@ -173,16 +193,10 @@ static void backward(const dn_kernel *k)
     float beta = (float)a->beta;
     if (!dx)
         return;
-#pragma omp parallel num_threads(k->threads) if (total >= DN_PARALLEL_MIN)
-    {
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < total; i++)
-            t[i] = dy[i] * x[i] * powf(s[i], -beta - 1.0f);
-        /* The implicit barrier: every plane's t is complete before any dx sums across them. */
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < planes; p++)
-            backward_plane(a, &g, p, x, s, dy, t, dx);
-    }
+    int team = dn_team(k->threads, total, DN_PARALLEL_MIN);
+    DN_PARALLEL_RANGE(total, team, lo, hi, scaled_grad(beta, x, s, dy, t, lo, hi));
+    /* Every plane's t is complete (the region has ended) before any dx sums across them. */
+    DN_PARALLEL_RANGE(planes, team, lo, hi, backward_planes(a, &g, x, s, dy, t, dx, lo, hi));
 }
 
 const dn_op dn_op_lrn = {

@@ -18,8 +18,6 @@
  * of the int32 argmax is checked here. The 2×2, stride-2 window of LeNet and SimpleConvNet
  * has a loop of its own, with no window arithmetic.
  */
-#include <math.h>
-
 #include "../src/parallel.h"
 #include "pool.h"
 
@@ -138,9 +136,17 @@ static bool is_2x2(const dn_pool_geom *g)
 /* Threads split the N·C planes: whole planes each, so no two write one output or one dx. */
 static int team(const dn_pool_geom *g, int threads)
 {
-    return threads > 1 && g->planes > 1 && g->planes * g->h * g->w >= MAXPOOL_PARALLEL_MIN
-               ? threads
-               : 1;
+    return g->planes > 1 ? dn_team(threads, g->planes * g->h * g->w, MAXPOOL_PARALLEL_MIN) : 1;
+}
+
+static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int32_t *arg,
+                           int64_t lo, int64_t hi)
+{
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    bool fast = is_2x2(g);
+    for (int64_t i = lo; i < hi; i++)
+        (fast ? max_plane_2x2 : max_plane)(g, x + i * in_plane, y + i * out_plane,
+                                           arg + i * out_plane);
 }
 
 static void forward(const dn_kernel *k)
@@ -149,18 +155,8 @@ static void forward(const dn_kernel *k)
     const float *x = dn_f32(&k->x[0]);
     float *y = dn_f32(k->y);
     int32_t *arg = k->saved;
-    int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-    void (*plane)(const dn_pool_geom *, const float *, float *, int32_t *) =
-        is_2x2(&g) ? max_plane_2x2 : max_plane;
-    int t = team(&g, k->threads);
-    if (t == 1) {
-        for (int64_t i = 0; i < g.planes; i++)
-            plane(&g, x + i * in_plane, y + i * out_plane, arg + i * out_plane);
-        return;
-    }
-#pragma omp parallel for num_threads(t) schedule(static)
-    for (int64_t i = 0; i < g.planes; i++)
-        plane(&g, x + i * in_plane, y + i * out_plane, arg + i * out_plane);
+    DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
+                      forward_planes(&g, x, y, arg, lo, hi));
 }
 
 /* dy of each output onto its winner. Windows overlap when stride < kernel, so two outputs
@@ -172,24 +168,24 @@ static void scatter_plane(const float *restrict dy, const int32_t *restrict arg,
         dx[arg[o]] += dy[o];
 }
 
+static void backward_planes(const dn_pool_geom *g, const float *dy, const int32_t *arg,
+                            float *dx, int64_t lo, int64_t hi)
+{
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    for (int64_t i = lo; i < hi; i++)
+        scatter_plane(dy + i * out_plane, arg + i * out_plane, dx + i * in_plane, out_plane);
+}
+
 static void backward(const dn_kernel *k)
 {
     dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
     const float *dy = dn_f32(k->dy);
     const int32_t *arg = k->saved;
     float *dx = dn_f32(&k->dx[0]);
-    int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
     if (!dx)
         return;
-    int t = team(&g, k->threads);
-    if (t == 1) {
-        for (int64_t i = 0; i < g.planes; i++)
-            scatter_plane(dy + i * out_plane, arg + i * out_plane, dx + i * in_plane, out_plane);
-        return;
-    }
-#pragma omp parallel for num_threads(t) schedule(static)
-    for (int64_t i = 0; i < g.planes; i++)
-        scatter_plane(dy + i * out_plane, arg + i * out_plane, dx + i * in_plane, out_plane);
+    DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
+                      backward_planes(&g, dy, arg, dx, lo, hi));
 }
 
 const dn_op dn_op_maxpool = {

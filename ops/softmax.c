@@ -12,6 +12,7 @@
  */
 #include <math.h>
 
+#include "../src/parallel.h"
 #include "op.h"
 
 typedef struct softmax_attrs {
@@ -83,18 +84,24 @@ static void softmax_lane(const float *x, float *y, int64_t n, int64_t stride)
         y[j * stride] *= r;
 }
 
+/* Lanes [lo, hi): lane t runs along the softmax axis from t's outer and inner position. */
+static int64_t lane_base(const lanes *l, int64_t t)
+{
+    return t / l->inner * l->n * l->inner + t % l->inner;
+}
+
+static void forward_lanes(const lanes *l, const float *x, float *y, int64_t lo, int64_t hi)
+{
+    for (int64_t t = lo; t < hi; t++)
+        softmax_lane(x + lane_base(l, t), y + lane_base(l, t), l->n, l->inner);
+}
+
 static void forward(const dn_kernel *k)
 {
-    const softmax_attrs *a = k->attrs;
-    const float *x = dn_f32(&k->x[0]);
-    float *y = dn_f32(k->y);
-    lanes l = lanes_of(a, &k->y->shape);
+    lanes l = lanes_of(k->attrs, &k->y->shape);
     int64_t count = l.outer * l.inner, n = l.outer * l.n * l.inner;
-#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t t = 0; t < count; t++) {
-        int64_t base = t / l.inner * l.n * l.inner + t % l.inner;
-        softmax_lane(x + base, y + base, l.n, l.inner);
-    }
+    DN_PARALLEL_RANGE(count, dn_team(k->threads, n, DN_PARALLEL_MIN), lo, hi,
+                      forward_lanes(&l, dn_f32(&k->x[0]), dn_f32(k->y), lo, hi));
 }
 
 static void backward_lane(const float *y, const float *dy, float *dx, int64_t n, int64_t stride)
@@ -107,18 +114,21 @@ static void backward_lane(const float *y, const float *dy, float *dx, int64_t n,
         dx[j * stride] += y[j * stride] * (dy[j * stride] - d);
 }
 
+static void backward_lanes(const lanes *l, const float *y, const float *dy, float *dx,
+                           int64_t lo, int64_t hi)
+{
+    for (int64_t t = lo; t < hi; t++) {
+        int64_t base = lane_base(l, t);
+        backward_lane(y + base, dy + base, dx + base, l->n, l->inner);
+    }
+}
+
 static void backward(const dn_kernel *k)
 {
-    const softmax_attrs *a = k->attrs;
-    const float *y = dn_f32(k->y), *dy = dn_f32(k->dy);
-    float *dx = dn_f32(&k->dx[0]);
-    lanes l = lanes_of(a, &k->y->shape);
+    lanes l = lanes_of(k->attrs, &k->y->shape);
     int64_t count = l.outer * l.inner, n = l.outer * l.n * l.inner;
-#pragma omp parallel for num_threads(k->threads) if (n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t t = 0; t < count; t++) {
-        int64_t base = t / l.inner * l.n * l.inner + t % l.inner;
-        backward_lane(y + base, dy + base, dx + base, l.n, l.inner);
-    }
+    DN_PARALLEL_RANGE(count, dn_team(k->threads, n, DN_PARALLEL_MIN), lo, hi,
+                      backward_lanes(&l, dn_f32(k->y), dn_f32(k->dy), dn_f32(&k->dx[0]), lo, hi));
 }
 
 const dn_op dn_op_softmax = {

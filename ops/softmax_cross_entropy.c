@@ -19,6 +19,7 @@
  */
 #include <math.h>
 
+#include "../src/parallel.h"
 #include "op.h"
 
 
@@ -138,17 +139,23 @@ static double row_loss(const dn_tensor *labels, int64_t r, const float *x, doubl
     return loss;
 }
 
-static void forward(const dn_kernel *k)
+/* Rows [lo, hi): probabilities into p, each row's loss into loss[r]. */
+static void forward_rows(const dn_kernel *k, int64_t n, float *p, double *loss, int64_t lo,
+                         int64_t hi)
 {
     const float *x = dn_f32(&k->x[0]);
-    float *p = k->saved;
-    double *loss = k->work;
-    int64_t rows = k->x[0].shape.d[0], n = k->x[0].shape.d[1];
-#pragma omp parallel for num_threads(k->threads) if (rows * n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = lo; r < hi; r++) {
         double lse = softmax_row(x + r * n, p + r * n, n);
         loss[r] = row_loss(&k->x[1], r, x + r * n, lse, n);
     }
+}
+
+static void forward(const dn_kernel *k)
+{
+    double *loss = k->work;
+    int64_t rows = k->x[0].shape.d[0], n = k->x[0].shape.d[1];
+    DN_PARALLEL_RANGE(rows, dn_team(k->threads, rows * n, DN_PARALLEL_MIN), lo, hi,
+                      forward_rows(k, n, k->saved, loss, lo, hi));
     double total = 0;
     for (int64_t r = 0; r < rows; r++)
         total += loss[r];
@@ -165,15 +172,13 @@ static float target_mass(const float *t, int64_t n)
     return (float)mass;
 }
 
-static void backward(const dn_kernel *k)
+/* Rows [lo, hi) of dx += g · (p − t), g = dL/dloss / rows. */
+static void backward_rows(const dn_kernel *k, int64_t n, float g, int64_t lo, int64_t hi)
 {
     const float *p = k->saved;
     const dn_tensor *labels = &k->x[1];
     float *dx = dn_f32(&k->dx[0]);
-    int64_t rows = k->x[0].shape.d[0], n = k->x[0].shape.d[1];
-    float g = dn_f32(k->dy)[0] / (float)rows;
-#pragma omp parallel for num_threads(k->threads) if (rows * n >= DN_PARALLEL_MIN) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = lo; r < hi; r++) {
         float *dxr = dx + r * n;
         const float *pr = p + r * n;
         if (labels->dtype == DN_I32) {
@@ -187,6 +192,14 @@ static void backward(const dn_kernel *k)
                 dxr[j] += g * (mass * pr[j] - t[j]);
         }
     }
+}
+
+static void backward(const dn_kernel *k)
+{
+    int64_t rows = k->x[0].shape.d[0], n = k->x[0].shape.d[1];
+    float g = dn_f32(k->dy)[0] / (float)rows;
+    DN_PARALLEL_RANGE(rows, dn_team(k->threads, rows * n, DN_PARALLEL_MIN), lo, hi,
+                      backward_rows(k, n, g, lo, hi));
 }
 
 const dn_op dn_op_softmax_cross_entropy = {
