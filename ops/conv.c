@@ -33,6 +33,7 @@
  * filters and kernel (int or [h, w]) size the weight, bias (true), init, bias_init. When
  * filters or kernel is given alongside explicit params it must agree with W.
  */
+#include <math.h>
 #include <string.h>
 
 #include "../src/gemm.h"
@@ -189,6 +190,25 @@ static int64_t chunk_samples(const conv_geom *g)
 #define PER_SAMPLE_MAX_K 512
 
 /* Table entries are int32 offsets into one sample. */
+/* Few input values per output and stride 1 (the first conv of LeNet and SimpleConvNet: one
+ * channel, 5×5): im2col would copy each pixel K times to feed a product too thin to pay for
+ * it. The direct loops read a zero-padded copy of the sample instead (see "direct path"). */
+#define DIRECT_MAX_K 32
+
+static bool direct(const conv_geom *g)
+{
+    return g->k <= DIRECT_MAX_K && g->sh == 1 && g->sw == 1;
+}
+
+/* The direct loops' register blocks: FB filters × QB outputs (forward), TB taps × QB
+ * columns (dW). */
+enum { FB = 3, QB = 16, TB = 5 };
+
+static int64_t padded_w(const conv_geom *g) { return g->w + 2 * g->pw; }
+static int64_t padded_h(const conv_geom *g) { return g->h + 2 * g->ph; }
+/* Floats of the padded copy, with QB of slack for the lanes that run past a row's end. */
+static int64_t padded_size(const conv_geom *g) { return g->c * padded_h(g) * padded_w(g) + QB; }
+
 static bool per_sample(const conv_geom *g)
 {
     return g->k <= PER_SAMPLE_MAX_K && g->c * g->h * g->w < INT32_MAX;
@@ -206,6 +226,7 @@ typedef struct slot_layout {
     int64_t sample;             /* x_n [C, H, W] and one 0 after it, for padding */
     int64_t col, packed_col;    /* dcol [K, P]; col_n packed as B (forward) or Bᵀ (dW) */
     int64_t packed_dy_a, packed_dy_b, dw, db;
+    int64_t padded;             /* the direct path's padded sample (0 otherwise) */
     int64_t per_thread;         /* the sum of the slot's arrays (floats) */
 } slot_layout;
 
@@ -228,7 +249,9 @@ static slot_layout slots(const conv_geom *g, const dn_ukernel *u)
     s.packed_dy_b = r16(dn_packed_size(g->p, g->f, u->nr));
     s.dw = r16(g->f * g->k);
     s.db = r16(g->f);
-    s.per_thread = s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db;
+    s.padded = direct(g) ? r16(padded_size(g)) : 0;
+    s.per_thread = s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db +
+                   s.padded;
     return s;
 }
 
@@ -469,7 +492,7 @@ static float *aligned_work(void *work)
 }
 
 typedef struct slot {
-    float *sample, *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db;
+    float *sample, *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db, *padded;
 } slot;
 
 static slot slot_of(const slot_layout *l, float *work, int t)
@@ -482,6 +505,7 @@ static slot slot_of(const slot_layout *l, float *work, int t)
     s.packed_dy_b = s.packed_dy_a + l->packed_dy_a;
     s.dw = s.packed_dy_b + l->packed_dy_b;
     s.db = s.dw + l->dw;
+    s.padded = s.db + l->db;
     return s;
 }
 
@@ -631,6 +655,206 @@ static void backward_sample(const pass *ps, const float *x, const float *dy, flo
     }
 }
 
+/* ---------------------------------------------------------------- direct path
+ *
+ *   y[f, p, q]  = b[f] + Σ_{c,i,j} W[f,c,i,j] · xp[c, p + i, q + j]       (stride 1)
+ *   dW[f,c,i,j] += Σ_p Σ_q dy[f,p,q] · xp[c, p + i, q + j]
+ * with xp the sample zero-padded to [C, H + 2·ph, W + 2·pw]. On AVX2 machines the loops are
+ * blocked for registers: forward keeps FB filters × QB outputs of a row in accumulators while
+ * every tap passes; dW keeps TB taps × QB columns while every row passes, then sums the
+ * columns. Elsewhere plain loops compute the same sums. dx, when wanted, takes the
+ * per-sample product path. */
+
+static void pad_sample(const conv_geom *g, const float *x, float *xp)
+{
+    int64_t pw = padded_w(g), ph = padded_h(g);
+    memset(xp, 0, (size_t)padded_size(g) * sizeof *xp);
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t h = 0; h < g->h; h++)
+            memcpy(xp + (c * ph + h + g->ph) * pw + g->pw, x + (c * g->h + h) * g->w,
+                   (size_t)g->w * sizeof *xp);
+}
+
+/* Where tap r = (c·kh + i)·kw + j of output row 0 reads in the padded sample. */
+static void tap_offsets(const conv_geom *g, int64_t *off)
+{
+    for (int64_t r = 0; r < g->k; r++) {
+        int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+        off[r] = (c * padded_h(g) + i) * padded_w(g) + j;
+    }
+}
+
+static void forward_plain(const conv_geom *g, const float *w, const float *b, const float *xp,
+                          const int64_t *off, float *y)
+{
+    for (int64_t f = 0; f < g->f; f++)
+        for (int64_t p = 0; p < g->oh; p++)
+            for (int64_t q = 0; q < g->ow; q++) {
+                float sum = b ? b[f] : 0.0f;
+                for (int64_t r = 0; r < g->k; r++)
+                    sum = fmaf(w[f * g->k + r], xp[p * padded_w(g) + q + off[r]], sum);
+                y[(f * g->oh + p) * g->ow + q] = sum;
+            }
+}
+
+static void dw_plain(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,
+                     float *dw)
+{
+    for (int64_t f = 0; f < g->f; f++)
+        for (int64_t r = 0; r < g->k; r++) {
+            float sum = 0.0f;
+            for (int64_t p = 0; p < g->oh; p++)
+                for (int64_t q = 0; q < g->ow; q++)
+                    sum = fmaf(dy[(f * g->oh + p) * g->ow + q], xp[p * padded_w(g) + q + off[r]],
+                               sum);
+            dw[f * g->k + r] += sum;
+        }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* Lanes [0, len) of a vector (len ≤ 8): a maskload mask. */
+AVX2 static __m256i lanes_below(int64_t len)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)len),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Outputs q0 .. q0 + len of row p (len ≤ QB = 16) for filters f0 .. f0 + nf (nf ≤ FB). */
+AVX2 static void forward_block(const conv_geom *g, const float *w, const float *b,
+                               const float *in, const int64_t *off, int64_t f0, int64_t nf,
+                               int64_t len, float *y0)
+{
+    static const float zeros[DIRECT_MAX_K];
+    const float *wt[FB];
+    __m256 acc[FB][2];
+    for (int t = 0; t < FB; t++) {
+        wt[t] = t < nf ? w + (f0 + t) * g->k : zeros;
+        acc[t][0] = acc[t][1] = _mm256_set1_ps(t < nf && b ? b[f0 + t] : 0.0f);
+    }
+    for (int64_t r = 0; r < g->k; r++) {
+        __m256 x0 = _mm256_loadu_ps(in + off[r]), x1 = _mm256_loadu_ps(in + off[r] + 8);
+        for (int t = 0; t < FB; t++) {
+            __m256 wv = _mm256_broadcast_ss(wt[t] + r);
+            acc[t][0] = _mm256_fmadd_ps(wv, x0, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(wv, x1, acc[t][1]);
+        }
+    }
+    for (int64_t t = 0; t < nf; t++) {
+        float out[16];
+        _mm256_storeu_ps(out, acc[t][0]);
+        _mm256_storeu_ps(out + 8, acc[t][1]);
+        memcpy(y0 + t * g->oh * g->ow, out, (size_t)len * sizeof(float));
+    }
+}
+
+AVX2 static void forward_avx2(const conv_geom *g, const float *w, const float *b,
+                              const float *xp, const int64_t *off, float *y)
+{
+    for (int64_t p = 0; p < g->oh; p++)
+        for (int64_t q0 = 0; q0 < g->ow; q0 += QB)
+            for (int64_t f0 = 0; f0 < g->f; f0 += FB)
+                forward_block(g, w, b, xp + p * padded_w(g) + q0, off, f0,
+                              g->f - f0 < FB ? g->f - f0 : FB, g->ow - q0 < QB ? g->ow - q0 : QB,
+                              y + (f0 * g->oh + p) * g->ow + q0);
+}
+
+/* dw[r0 .. r0 + nt] += Σ_p Σ_{q ∈ [q0, q0 + len)} dy[p, q] · xp[p, q + tap offset]; lanes past
+ * len are masked out of both loads (0 · inf would be NaN). */
+AVX2 static void dw_block(const conv_geom *g, const float *dy, const float *xp,
+                          const int64_t *off, int64_t r0, int64_t nt, int64_t q0, int64_t len,
+                          float *dw)
+{
+    __m256 acc[TB][2];
+    __m256i m0 = lanes_below(len), m1 = lanes_below(len - 8);
+    int64_t at[TB];
+    for (int t = 0; t < TB; t++) {
+        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+        at[t] = off[r0 + (t < nt ? t : 0)] + q0;
+    }
+    for (int64_t p = 0; p < g->oh; p++) {
+        const float *d = dy + p * g->ow + q0, *row = xp + p * padded_w(g);
+        __m256 d0 = _mm256_maskload_ps(d, m0), d1 = _mm256_maskload_ps(d + 8, m1);
+        for (int t = 0; t < TB; t++) {
+            __m256 x0 = _mm256_maskload_ps(row + at[t], m0);
+            __m256 x1 = _mm256_maskload_ps(row + at[t] + 8, m1);
+            acc[t][0] = _mm256_fmadd_ps(d0, x0, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(d1, x1, acc[t][1]);
+        }
+    }
+    for (int64_t t = 0; t < nt; t++) {
+        float lane[8];
+        _mm256_storeu_ps(lane, _mm256_add_ps(acc[t][0], acc[t][1]));
+        float sum = 0.0f;
+        for (int l = 0; l < 8; l++)
+            sum += lane[l];
+        dw[r0 + t] += sum;
+    }
+}
+
+AVX2 static void dw_avx2(const conv_geom *g, const float *dy, const float *xp,
+                         const int64_t *off, float *dw)
+{
+    for (int64_t f = 0; f < g->f; f++)
+        for (int64_t q0 = 0; q0 < g->ow; q0 += QB)
+            for (int64_t r0 = 0; r0 < g->k; r0 += TB)
+                dw_block(g, dy + f * g->oh * g->ow, xp, off, r0,
+                         g->k - r0 < TB ? g->k - r0 : TB, q0, g->ow - q0 < QB ? g->ow - q0 : QB,
+                         dw + f * g->k);
+}
+
+static bool has_avx2(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#else
+static bool has_avx2(void) { return false; }
+#endif
+
+static void direct_forward_sample(const conv_geom *g, const float *w, const float *b,
+                                  const float *x, float *y, const slot *s)
+{
+    int64_t off[DIRECT_MAX_K];
+    tap_offsets(g, off);
+    pad_sample(g, x, s->padded);
+#if defined(__x86_64__)
+    if (has_avx2()) {
+        forward_avx2(g, w, b, s->padded, off, y);
+        return;
+    }
+#endif
+    forward_plain(g, w, b, s->padded, off, y);
+}
+
+/* The thread's dW copy += sample n's share. */
+static void direct_dw_sample(const conv_geom *g, const float *x, const float *dy, const slot *s)
+{
+    int64_t off[DIRECT_MAX_K];
+    tap_offsets(g, off);
+    pad_sample(g, x, s->padded);
+#if defined(__x86_64__)
+    if (has_avx2()) {
+        dw_avx2(g, dy, s->padded, off, s->dw);
+        return;
+    }
+#endif
+    dw_plain(g, dy, s->padded, off, s->dw);
+}
+
+static void direct_forward_range(const pass *ps, const dn_kernel *k, int64_t lo, int64_t hi)
+{
+    const conv_geom *g = ps->g;
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    slot s = slot_of(ps->l, ps->work, omp_get_thread_num());
+    for (int64_t n = lo; n < hi; n++)
+        direct_forward_sample(g, w, b, x + n * g->c * g->h * g->w,
+                              dn_f32(k->y) + n * g->f * g->p, &s);
+}
+
 static void backward_range(const pass *ps, const dn_kernel *k, int64_t lo, int64_t hi)
 {
     const conv_geom *g = ps->g;
@@ -638,10 +862,15 @@ static void backward_range(const pass *ps, const dn_kernel *k, int64_t lo, int64
     float *dx = dn_f32(&k->dx[0]);
     bool dw = k->dx[1].data, db = k->n_inputs > 2 && k->dx[2].data;
     int64_t in = g->c * g->h * g->w, out = g->f * g->p;
+    bool dw_direct = dw && direct(g);
     slot s = slot_of(ps->l, ps->work, omp_get_thread_num());
     memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
-    for (int64_t n = lo; n < hi; n++)
-        backward_sample(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s, dw, db);
+    for (int64_t n = lo; n < hi; n++) {
+        if (dw_direct)
+            direct_dw_sample(g, x + n * in, dy + n * out, &s);
+        backward_sample(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s,
+                        dw && !dw_direct, db);
+    }
 }
 
 /* dst[i] += Σ_t (thread t's copy)[i] for i in [lo, hi), t in order. */
@@ -664,7 +893,7 @@ static void backward_per_sample(const dn_kernel *k, const conv_geom *g)
     slot_layout l = slots(g, &u);
     pass ps = pass_of(g, &u, &l, k->work);
     float *dw = dn_f32(&k->dx[1]), *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
-    if (dw && use_table(g)) {
+    if (dw && use_table(g) && !direct(g)) {
         ps.entries = dn_packed_size(g->k, g->p, u.nr);
         table_for_bt(g, u.nr, (int32_t *)ps.table);
     }
@@ -679,10 +908,22 @@ static void backward_per_sample(const dn_kernel *k, const conv_geom *g)
         sum_copies(&ps, team, true, db, 0, g->f);
 }
 
+static void forward_direct(const dn_kernel *k, const conv_geom *g)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    slot_layout l = slots(g, &u);
+    pass ps = pass_of(g, &u, &l, k->work);
+    DN_PARALLEL_RANGE(g->n, team_size(g, k->threads), lo, hi,
+                      direct_forward_range(&ps, k, lo, hi));
+}
+
 static void forward(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
-    if (per_sample(&g))
+    if (direct(&g))
+        forward_direct(k, &g);
+    else if (per_sample(&g))
         forward_per_sample(k, &g);
     else
         forward_batched(k);
