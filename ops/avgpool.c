@@ -12,7 +12,8 @@
  * PyTorch; it also keeps at least one pixel in every window.
  *
  * attrs: kernel (required), stride (= kernel), pad (0); each an int or [h, w]. Those attrs, the
- * output shape and the window clipping are shared with MaxPool (pool.h).
+ * output shape and the window clipping are shared with MaxPool (pool.h). The 2×2, stride-2
+ * window of the classic LeNet has loops of its own, with no window arithmetic.
  */
 #include "../src/parallel.h"
 #include "pool.h"
@@ -71,25 +72,74 @@ static void avg_plane_grad(const dn_pool_geom *g, const float *dy, float *dx)
     }
 }
 
+/* The 2×2, stride-2 window: one output row from input rows r0 and r1, summed in the order
+ * avg_plane sums (from 0, row-major) so the results are the same to the bit. */
+static void avg_row_2x2(const float *restrict r0, const float *restrict r1, float *restrict y,
+                        int64_t ow)
+{
+    for (int64_t q = 0; q < ow; q++)
+        y[q] = (0.0f + r0[2 * q] + r0[2 * q + 1] + r1[2 * q] + r1[2 * q + 1]) * 0.25f;
+}
+
+/* Each input pixel lies in one window at most: its rows d0 and d1 take a quarter of dy. */
+static void avg_row_grad_2x2(const float *restrict dy, float *restrict d0, float *restrict d1,
+                             int64_t ow)
+{
+    for (int64_t q = 0; q < ow; q++) {
+        float share = dy[q] * 0.25f;
+        d0[2 * q] += share;
+        d0[2 * q + 1] += share;
+        d1[2 * q] += share;
+        d1[2 * q + 1] += share;
+    }
+}
+
+/* Two threads measured 1.2–1.7× faster from 32 Ki input pixels. */
+#define AVGPOOL_PARALLEL_MIN 32768
+
+/* Threads split the N·C planes: whole planes each, so no two write one output or one dx. */
+static int team(const dn_pool_geom *g, int threads)
+{
+    return g->planes > 1 ? dn_team(threads, g->planes * g->h * g->w, AVGPOOL_PARALLEL_MIN) : 1;
+}
+
 static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int64_t lo,
                            int64_t hi)
 {
-    for (int64_t i = lo; i < hi; i++)
-        avg_plane(g, x + i * g->h * g->w, y + i * g->oh * g->ow);
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    for (int64_t i = lo; i < hi; i++) {
+        const float *xp = x + i * in_plane;
+        float *yp = y + i * out_plane;
+        if (!dn_pool_is_2x2(g)) {
+            avg_plane(g, xp, yp);
+            continue;
+        }
+        for (int64_t p = 0; p < g->oh; p++)
+            avg_row_2x2(xp + 2 * p * g->w, xp + (2 * p + 1) * g->w, yp + p * g->ow, g->ow);
+    }
 }
 
 static void backward_planes(const dn_pool_geom *g, const float *dy, float *dx, int64_t lo,
                             int64_t hi)
 {
-    for (int64_t i = lo; i < hi; i++)
-        avg_plane_grad(g, dy + i * g->oh * g->ow, dx + i * g->h * g->w);
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    for (int64_t i = lo; i < hi; i++) {
+        const float *dyp = dy + i * out_plane;
+        float *dxp = dx + i * in_plane;
+        if (!dn_pool_is_2x2(g)) {
+            avg_plane_grad(g, dyp, dxp);
+            continue;
+        }
+        for (int64_t p = 0; p < g->oh; p++)
+            avg_row_grad_2x2(dyp + p * g->ow, dxp + 2 * p * g->w, dxp + (2 * p + 1) * g->w,
+                             g->ow);
+    }
 }
 
 static void forward(const dn_kernel *k)
 {
     dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
-    int64_t out_plane = g.oh * g.ow;
-    DN_PARALLEL_RANGE(g.planes, dn_team(k->threads, g.planes * out_plane, DN_PARALLEL_MIN), lo, hi,
+    DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
                       forward_planes(&g, dn_f32(&k->x[0]), dn_f32(k->y), lo, hi));
 }
 
@@ -98,10 +148,9 @@ static void backward(const dn_kernel *k)
 {
     dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
     float *dx = dn_f32(&k->dx[0]);
-    int64_t out_plane = g.oh * g.ow;
     if (!dx)
         return;
-    DN_PARALLEL_RANGE(g.planes, dn_team(k->threads, g.planes * out_plane, DN_PARALLEL_MIN), lo, hi,
+    DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
                       backward_planes(&g, dn_f32(k->dy), dx, lo, hi));
 }
 

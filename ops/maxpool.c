@@ -15,8 +15,13 @@
  *
  * attrs: kernel (required), stride (= kernel), pad (0); each an int or [h, w]. Those attrs, the
  * output shape and the window clipping are shared with AvgPool (pool.h); the plane-size limit
- * of the int32 argmax is checked here. The 2×2, stride-2 window of LeNet and SimpleConvNet
- * has a loop of its own, with no window arithmetic.
+ * of the int32 argmax is checked here.
+ *
+ * Speed: the 2×2, stride-2 window of LeNet and SimpleConvNet has a loop of its own, with no
+ * window arithmetic. Other windows go a row of outputs at a time: each pass brings one pixel
+ * of every window in the row against its running winner, so the compares are independent
+ * vector selects rather than a chain of mispredicted branches. Both vectorise; backward
+ * scatters dy through the saved argmax.
  */
 #include "../src/parallel.h"
 #include "pool.h"
@@ -76,25 +81,68 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
  * larger, or NaN (the last NaN wins, so divergence shows downstream). */
 static inline bool wins(float v, float m) { return v > m || v != v; }
 
-/* Any window: the winner of each, in row-major order, its index in the plane saved. */
+/* Output (p, q) of any window, rows [h0, h1) of it already clipped: the winner in row-major
+ * order, its index in the plane saved. For the columns the padding clips. */
+static void max_window(const dn_pool_geom *g, const float *x, int64_t p, int64_t q, int64_t h0,
+                       int64_t h1, float *y, int32_t *arg)
+{
+    int64_t w0, w1;
+    dn_pool_window(q, g->kw, g->sw, g->pw, g->w, &w0, &w1);
+    int64_t best = h0 * g->w + w0;
+    for (int64_t h = h0; h < h1; h++)
+        for (int64_t w = w0; w < w1; w++)
+            if (wins(x[h * g->w + w], x[best]))
+                best = h * g->w + w;
+    y[p * g->ow + q] = x[best];
+    arg[p * g->ow + q] = (int32_t)best;
+}
+
+/* One window pixel, at plane index at + q·sw for output q, against the running winners m and
+ * best of n outputs side by side. Selects, not branches (a new max is a coin toss), and the
+ * outputs are independent, so the loop vectorises. */
+static void visit(const float *restrict x, int64_t at, int64_t sw, int64_t n, float *restrict m,
+                  int32_t *restrict best)
+{
+    for (int64_t q = 0; q < n; q++) {
+        float v = x[at + q * sw];
+        bool t = wins(v, m[q]);
+        m[q] = t ? v : m[q];
+        best[q] = t ? (int32_t)(at + q * sw) : best[q];
+    }
+}
+
+/* Any window: output row p. Columns whose window the padding clips go one by one; the rest
+ * meet their window's pixels in row-major order, one pixel of every window per pass, with y
+ * and arg holding the running winners. */
+static void max_row(const dn_pool_geom *g, const float *x, int64_t p, float *y, int32_t *arg)
+{
+    int64_t h0, h1;
+    dn_pool_window(p, g->kh, g->sh, g->ph, g->h, &h0, &h1);
+    /* Window q lies inside the image from q·sw ≥ pw to q·sw − pw + kw ≤ W. */
+    int64_t lo = (g->pw + g->sw - 1) / g->sw, room = g->w - g->kw + g->pw;
+    int64_t hi = room < 0 ? 0 : room / g->sw + 1;
+    hi = hi < g->ow ? hi : g->ow;
+    lo = lo < hi ? lo : hi;
+    for (int64_t q = 0; q < lo; q++)
+        max_window(g, x, p, q, h0, h1, y, arg);
+    for (int64_t q = hi; q < g->ow; q++)
+        max_window(g, x, p, q, h0, h1, y, arg);
+    float *m = y + p * g->ow + lo;
+    int32_t *best = arg + p * g->ow + lo;
+    int64_t start = lo * g->sw - g->pw; /* the first column of window lo */
+    for (int64_t q = 0; q < hi - lo; q++) {
+        best[q] = (int32_t)(h0 * g->w + start + q * g->sw);
+        m[q] = x[best[q]];
+    }
+    for (int64_t h = h0; h < h1; h++)
+        for (int64_t j = 0; j < g->kw; j++)
+            visit(x, h * g->w + start + j, g->sw, hi - lo, m, best);
+}
+
 static void max_plane(const dn_pool_geom *g, const float *x, float *y, int32_t *arg)
 {
-    for (int64_t p = 0; p < g->oh; p++) {
-        int64_t h0, h1;
-        dn_pool_window(p, g->kh, g->sh, g->ph, g->h, &h0, &h1);
-        for (int64_t q = 0; q < g->ow; q++) {
-            int64_t w0, w1;
-            dn_pool_window(q, g->kw, g->sw, g->pw, g->w, &w0, &w1);
-            int64_t best = h0 * g->w + w0;
-            float m = x[best];
-            for (int64_t h = h0; h < h1; h++)
-                for (int64_t w = w0; w < w1; w++)
-                    if (wins(x[h * g->w + w], m))
-                        best = h * g->w + w, m = x[best];
-            y[p * g->ow + q] = m;
-            arg[p * g->ow + q] = (int32_t)best;
-        }
-    }
+    for (int64_t p = 0; p < g->oh; p++)
+        max_row(g, x, p, y, arg);
 }
 
 /* The common 2×2 window, stride 2, no padding: one output row from input rows r0 and r1
@@ -128,11 +176,6 @@ static void max_plane_2x2(const dn_pool_geom *g, const float *x, float *y, int32
     }
 }
 
-static bool is_2x2(const dn_pool_geom *g)
-{
-    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0;
-}
-
 /* Threads split the N·C planes: whole planes each, so no two write one output or one dx. */
 static int team(const dn_pool_geom *g, int threads)
 {
@@ -143,7 +186,7 @@ static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int3
                            int64_t lo, int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
-    bool fast = is_2x2(g);
+    bool fast = dn_pool_is_2x2(g);
     for (int64_t i = lo; i < hi; i++)
         (fast ? max_plane_2x2 : max_plane)(g, x + i * in_plane, y + i * out_plane,
                                            arg + i * out_plane);

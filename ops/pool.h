@@ -58,4 +58,11 @@ static inline void dn_pool_window(int64_t o, int64_t k, int64_t stride, int64_t 
     *hi = start + k < size ? start + k : size;
 }
 
+/* The 2×2 window with stride 2 and no padding of LeNet and SimpleConvNet: each op has a loop of
+ * its own for it, with no window arithmetic. */
+static inline bool dn_pool_is_2x2(const dn_pool_geom *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0;
+}
+
 #endif

@@ -69,38 +69,48 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
     return 5 * dn_shape_numel(&out->shape);
 }
 
+/* Two threads measured 1.7× faster from 2 Ki elements forward (an expf each, ~5 ns), 1.6×
+ * from 4 Ki backward (two cheap passes); the margin keeps a batch of 100 × 10 on one. */
+#define FORWARD_PARALLEL_MIN 2048
+#define BACKWARD_PARALLEL_MIN 8192
+
+/* The exponentials are all taken before they are summed: back-to-back calls to expf overlap,
+ * where a sum waiting on each would not. */
 static void softmax_lane(const float *x, float *y, int64_t n, int64_t stride)
 {
     float m = -INFINITY;
     for (int64_t j = 0; j < n; j++)
         m = x[j * stride] > m ? x[j * stride] : m;
-    double sum = 0;
-    for (int64_t j = 0; j < n; j++) {
+    for (int64_t j = 0; j < n; j++)
         y[j * stride] = expf(x[j * stride] - m);
+    double sum = 0;
+    for (int64_t j = 0; j < n; j++)
         sum += y[j * stride];
-    }
     float r = (float)(1.0 / sum);
     for (int64_t j = 0; j < n; j++)
         y[j * stride] *= r;
 }
 
-/* Lanes [lo, hi): lane t runs along the softmax axis from t's outer and inner position. */
+/* Where lane t starts: its outer and inner position. The usual softmax over the last axis
+ * (inner = 1) has contiguous lanes and needs no division. */
 static int64_t lane_base(const lanes *l, int64_t t)
 {
-    return t / l->inner * l->n * l->inner + t % l->inner;
+    return l->inner == 1 ? t * l->n : t / l->inner * l->n * l->inner + t % l->inner;
 }
 
 static void forward_lanes(const lanes *l, const float *x, float *y, int64_t lo, int64_t hi)
 {
-    for (int64_t t = lo; t < hi; t++)
-        softmax_lane(x + lane_base(l, t), y + lane_base(l, t), l->n, l->inner);
+    for (int64_t t = lo; t < hi; t++) {
+        int64_t base = lane_base(l, t);
+        softmax_lane(x + base, y + base, l->n, l->inner);
+    }
 }
 
 static void forward(const dn_kernel *k)
 {
     lanes l = lanes_of(k->attrs, &k->y->shape);
     int64_t count = l.outer * l.inner, n = l.outer * l.n * l.inner;
-    DN_PARALLEL_RANGE(count, dn_team(k->threads, n, DN_PARALLEL_MIN), lo, hi,
+    DN_PARALLEL_RANGE(count, dn_team(k->threads, n, FORWARD_PARALLEL_MIN), lo, hi,
                       forward_lanes(&l, dn_f32(&k->x[0]), dn_f32(k->y), lo, hi));
 }
 
@@ -127,7 +137,7 @@ static void backward(const dn_kernel *k)
 {
     lanes l = lanes_of(k->attrs, &k->y->shape);
     int64_t count = l.outer * l.inner, n = l.outer * l.n * l.inner;
-    DN_PARALLEL_RANGE(count, dn_team(k->threads, n, DN_PARALLEL_MIN), lo, hi,
+    DN_PARALLEL_RANGE(count, dn_team(k->threads, n, BACKWARD_PARALLEL_MIN), lo, hi,
                       backward_lanes(&l, dn_f32(k->y), dn_f32(k->dy), dn_f32(&k->dx[0]), lo, hi));
 }
 

@@ -117,11 +117,11 @@ static double softmax_row(const float *x, float *p, int64_t n)
     float m = -INFINITY;
     for (int64_t j = 0; j < n; j++)
         m = x[j] > m ? x[j] : m;
-    double sum = 0;
-    for (int64_t j = 0; j < n; j++) {
+    for (int64_t j = 0; j < n; j++) /* back-to-back expf calls overlap; summing each would not */
         p[j] = expf(x[j] - m);
+    double sum = 0;
+    for (int64_t j = 0; j < n; j++)
         sum += p[j];
-    }
     float r = (float)(1.0 / sum);
     for (int64_t j = 0; j < n; j++)
         p[j] *= r;
@@ -139,6 +139,11 @@ static double row_loss(const dn_tensor *labels, int64_t r, const float *x, doubl
     return loss;
 }
 
+/* Two threads measured 1.7× faster from 2 Ki logits forward (an expf each, ~5 ns), 1.4× from
+ * 16 Ki backward (a cheap stream); a batch of 100 × 10 stays on one. */
+#define FORWARD_PARALLEL_MIN 2048
+#define BACKWARD_PARALLEL_MIN 16384
+
 /* Rows [lo, hi): probabilities into p, each row's loss into loss[r]. */
 static void forward_rows(const dn_kernel *k, int64_t n, float *p, double *loss, int64_t lo,
                          int64_t hi)
@@ -154,7 +159,7 @@ static void forward(const dn_kernel *k)
 {
     double *loss = k->work;
     int64_t rows = k->x[0].shape.d[0], n = k->x[0].shape.d[1];
-    DN_PARALLEL_RANGE(rows, dn_team(k->threads, rows * n, DN_PARALLEL_MIN), lo, hi,
+    DN_PARALLEL_RANGE(rows, dn_team(k->threads, rows * n, FORWARD_PARALLEL_MIN), lo, hi,
                       forward_rows(k, n, k->saved, loss, lo, hi));
     double total = 0;
     for (int64_t r = 0; r < rows; r++)
@@ -198,7 +203,7 @@ static void backward(const dn_kernel *k)
 {
     int64_t rows = k->x[0].shape.d[0], n = k->x[0].shape.d[1];
     float g = dn_f32(k->dy)[0] / (float)rows;
-    DN_PARALLEL_RANGE(rows, dn_team(k->threads, rows * n, DN_PARALLEL_MIN), lo, hi,
+    DN_PARALLEL_RANGE(rows, dn_team(k->threads, rows * n, BACKWARD_PARALLEL_MIN), lo, hi,
                       backward_rows(k, n, g, lo, hi));
 }
 

@@ -3,21 +3,12 @@
 
 #include <math.h>
 
-#define GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
-
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-void dn_rng_seed(dn_rng *r, uint64_t seed) { r->state = mix64(seed + GOLDEN_GAMMA); }
+void dn_rng_seed(dn_rng *r, uint64_t seed) { r->state = dn_rng_mix(seed + DN_RNG_GAMMA); }
 
 uint64_t dn_rng_next(dn_rng *r)
 {
-    r->state += GOLDEN_GAMMA;
-    return mix64(r->state);
+    r->state += DN_RNG_GAMMA;
+    return dn_rng_mix(r->state);
 }
 
 float dn_rng_uniform(dn_rng *r) { return (float)(dn_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
@@ -45,4 +36,3 @@ uint64_t dn_rng_below(dn_rng *r, uint64_t n)
     return x % n;
 }
 
-uint64_t dn_rng_hash(uint64_t key, uint64_t i) { return mix64(mix64(key) + (i + 1) * GOLDEN_GAMMA); }

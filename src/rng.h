@@ -25,12 +25,27 @@ double dn_rng_normal(dn_rng *r);
 /* A uniform integer in [0, n); n > 0. Unbiased (rejection). */
 uint64_t dn_rng_below(dn_rng *r, uint64_t n);
 
-/* Counter-based draw: a 64-bit mix of (key, i). Pure function. */
-uint64_t dn_rng_hash(uint64_t key, uint64_t i);
+#define DN_RNG_GAMMA 0x9E3779B97F4A7C15ull /* SplitMix64's increment: 2^64 / φ */
+
+/* SplitMix64's output function: a bijective mix of 64 bits. */
+static inline uint64_t dn_rng_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Counter-based draw: a 64-bit mix of (key, i). Pure; inline so that a loop over i computes
+ * dn_rng_mix(key) once. */
+static inline uint64_t dn_rng_hash(uint64_t key, uint64_t i)
+{
+    return dn_rng_mix(dn_rng_mix(key) + (i + 1) * DN_RNG_GAMMA);
+}
+
 /* Uniform in [0, 1) from dn_rng_hash(key, i). */
 static inline float dn_rng_hash_uniform(uint64_t key, uint64_t i)
 {
-    return (float)(dn_rng_hash(key, i) >> 40) * (1.0f / 16777216.0f);
+    return (float)(int64_t)(dn_rng_hash(key, i) >> 40) * (1.0f / 16777216.0f);
 }
 
 #endif
