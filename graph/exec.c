@@ -3,6 +3,8 @@
  */
 #include "exec.h"
 
+#include "parallel.h"
+
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -483,6 +485,18 @@ dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_t
 
 /* ------------------------------------------------------------------ backward */
 
+static void zero_range(unsigned char *p, int64_t lo, int64_t hi)
+{
+    memset(p + lo, 0, (size_t)(hi - lo));
+}
+
+/* Zero `bytes` bytes, on the session's threads when there are enough of them to share. */
+static void zero(const dn_exec *e, void *p, int64_t bytes)
+{
+    DN_PARALLEL_RANGE(bytes, dn_team(e->threads, bytes / 4, DN_PARALLEL_MIN), lo, hi,
+                      zero_range(p, lo, hi));
+}
+
 /* Zero a value's gradient the first time backward touches it: until then its buffer may hold
  * a tensor whose life has ended. */
 static void zero_on_first_touch(dn_exec *e, int v)
@@ -490,7 +504,7 @@ static void zero_on_first_touch(dn_exec *e, int v)
     const dn_tensor *t = &e->grad[v];
     if (e->grad_zeroed[v] || !t->data || e->g->values[v].kind != DN_VALUE_NODE)
         return;
-    memset(t->data, 0, (size_t)dn_shape_numel(&t->shape) * dn_dtype_size(t->dtype));
+    zero(e, t->data, dn_shape_numel(&t->shape) * (int64_t)dn_dtype_size(t->dtype));
     e->grad_zeroed[v] = true;
     if (v == e->g->loss)
         dn_f32(t)[0] = 1.0f; /* ∂L/∂L */
@@ -522,7 +536,7 @@ dn_status dn_exec_backward(dn_exec *e, dn_err *err)
         return dn_err_set(err, DN_ERR_ARG,
                           "%s: backward needs a forward in training mode that computed the loss \"%s\"",
                           g->file, g->values[g->loss].name);
-    memset(e->param_grad, 0, (size_t)e->param_count * sizeof(float));
+    zero(e, e->param_grad, e->param_count * (int64_t)sizeof(float));
     memset(e->grad_zeroed, 0, (size_t)g->n_values * sizeof *e->grad_zeroed);
     for (int i = g->n_nodes - 1; i >= 0; i--)
         if (e->run_backward[i])

@@ -524,22 +524,36 @@ static int32_t col_source(const conv_geom *g, int64_t r, int64_t p)
     return (int32_t)((ch * g->h + ih) * g->w + iw);
 }
 
-/* The table for col_n packed as B [K×P] (forward: panels of nr positions). */
-static void table_for_b(const conv_geom *g, int nr, int32_t *tab)
+/* Panels [lo, hi) of the table for col_n packed as B [K×P] (forward: panels of nr
+ * positions). */
+static void table_for_b(const conv_geom *g, int nr, int32_t *tab, int64_t lo, int64_t hi)
 {
-    for (int64_t q = 0; q < g->p; q += nr)
+    tab += lo * nr * g->k;
+    for (int64_t q = lo * nr; q < hi * nr; q += nr)
         for (int64_t r = 0; r < g->k; r++)
             for (int64_t l = 0; l < nr; l++)
                 *tab++ = col_source(g, r, q + l);
 }
 
-/* The table for col_nᵀ packed as B [P×K] (dW: panels of nr rows of col). */
-static void table_for_bt(const conv_geom *g, int nr, int32_t *tab)
+/* Panels [lo, hi) of the table for col_nᵀ packed as B [P×K] (dW: panels of nr rows of col). */
+static void table_for_bt(const conv_geom *g, int nr, int32_t *tab, int64_t lo, int64_t hi)
 {
-    for (int64_t q = 0; q < g->k; q += nr)
+    tab += lo * nr * g->p;
+    for (int64_t q = lo * nr; q < hi * nr; q += nr)
         for (int64_t p = 0; p < g->p; p++)
             for (int64_t l = 0; l < nr; l++)
                 *tab++ = col_source(g, q + l, p);
+}
+
+/* Tables take a division or two per entry: threads split the panels. */
+static void build_table(const conv_geom *g, int nr, bool transposed, int32_t *tab, int threads)
+{
+    int64_t panels = ((transposed ? g->k : g->p) + nr - 1) / nr;
+    int team = dn_team(threads, panels * nr * (transposed ? g->p : g->k), DN_PARALLEL_MIN / 4);
+    if (transposed)
+        DN_PARALLEL_RANGE(panels, team, lo, hi, table_for_bt(g, nr, tab, lo, hi));
+    else
+        DN_PARALLEL_RANGE(panels, team, lo, hi, table_for_b(g, nr, tab, lo, hi));
 }
 
 static void gather(const int32_t *restrict tab, int64_t n, const float *restrict src,
@@ -621,7 +635,7 @@ static void forward_per_sample(const dn_kernel *k, const conv_geom *g)
     pass ps = pass_of(g, &u, &l, k->work);
     if (use_table(g)) {
         ps.entries = dn_packed_size(g->p, g->k, u.nr);
-        table_for_b(g, u.nr, (int32_t *)ps.table);
+        build_table(g, u.nr, false, (int32_t *)ps.table, k->threads);
     }
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
@@ -895,7 +909,7 @@ static void backward_per_sample(const dn_kernel *k, const conv_geom *g)
     float *dw = dn_f32(&k->dx[1]), *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
     if (dw && use_table(g) && !direct(g)) {
         ps.entries = dn_packed_size(g->k, g->p, u.nr);
-        table_for_bt(g, u.nr, (int32_t *)ps.table);
+        build_table(g, u.nr, true, (int32_t *)ps.table, k->threads);
     }
     if (k->dx[0].data)
         dn_pack_a(&u, dn_f32(&k->x[1]), 1, g->k, g->k, g->f, ps.work);
