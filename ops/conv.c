@@ -264,7 +264,9 @@ static size_t workspace_size(const void *attrs, const dn_tensor_desc *in, int n_
         dn_ukernel u;
         dn_ukernel_get(&u);
         slot_layout s = slots(&g, &u);
-        return (size_t)(s.shared + team_size(&g, threads) * s.per_thread) * sizeof(float) + 64;
+        /* The direct path splits rows when the batch is smaller than the team. */
+        int team = direct(&g) ? threads : team_size(&g, threads);
+        return (size_t)(s.shared + team * s.per_thread) * sizeof(float) + 64;
     }
     return (size_t)((g.k + g.f) * chunk_samples(&g) * g.p) * sizeof(float);
 }
@@ -698,11 +700,12 @@ static void tap_offsets(const conv_geom *g, int64_t *off)
     }
 }
 
+/* Output rows [p0, p1) of every filter. */
 static void forward_plain(const conv_geom *g, const float *w, const float *b, const float *xp,
-                          const int64_t *off, float *y)
+                          const int64_t *off, float *y, int64_t p0, int64_t p1)
 {
     for (int64_t f = 0; f < g->f; f++)
-        for (int64_t p = 0; p < g->oh; p++)
+        for (int64_t p = p0; p < p1; p++)
             for (int64_t q = 0; q < g->ow; q++) {
                 float sum = b ? b[f] : 0.0f;
                 for (int64_t r = 0; r < g->k; r++)
@@ -766,9 +769,10 @@ AVX2 static void forward_block(const conv_geom *g, const float *w, const float *
 }
 
 AVX2 static void forward_avx2(const conv_geom *g, const float *w, const float *b,
-                              const float *xp, const int64_t *off, float *y)
+                              const float *xp, const int64_t *off, float *y, int64_t p0,
+                              int64_t p1)
 {
-    for (int64_t p = 0; p < g->oh; p++)
+    for (int64_t p = p0; p < p1; p++)
         for (int64_t q0 = 0; q0 < g->ow; q0 += QB)
             for (int64_t f0 = 0; f0 < g->f; f0 += FB)
                 forward_block(g, w, b, xp + p * padded_w(g) + q0, off, f0,
@@ -828,19 +832,20 @@ static bool has_avx2(void)
 static bool has_avx2(void) { return false; }
 #endif
 
-static void direct_forward_sample(const conv_geom *g, const float *w, const float *b,
-                                  const float *x, float *y, const slot *s)
+/* Output rows [p0, p1) of one sample. */
+static void direct_forward_rows(const conv_geom *g, const float *w, const float *b,
+                                const float *x, float *y, const slot *s, int64_t p0, int64_t p1)
 {
     int64_t off[DIRECT_MAX_K];
     tap_offsets(g, off);
     pad_sample(g, x, s->padded);
 #if defined(__x86_64__)
     if (has_avx2()) {
-        forward_avx2(g, w, b, s->padded, off, y);
+        forward_avx2(g, w, b, s->padded, off, y, p0, p1);
         return;
     }
 #endif
-    forward_plain(g, w, b, s->padded, off, y);
+    forward_plain(g, w, b, s->padded, off, y, p0, p1);
 }
 
 /* The thread's dW copy += sample n's share. */
@@ -858,15 +863,21 @@ static void direct_dw_sample(const conv_geom *g, const float *x, const float *dy
     dw_plain(g, dy, s->padded, off, s->dw);
 }
 
+/* Items [lo, hi) of the batch's N·OH output rows (item n·OH + p: row p of sample n, every
+ * filter), so that threads split the batch, or the rows of a batch smaller than the team. */
 static void direct_forward_range(const pass *ps, const dn_kernel *k, int64_t lo, int64_t hi)
 {
     const conv_geom *g = ps->g;
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
     slot s = slot_of(ps->l, ps->work, omp_get_thread_num());
-    for (int64_t n = lo; n < hi; n++)
-        direct_forward_sample(g, w, b, x + n * g->c * g->h * g->w,
-                              dn_f32(k->y) + n * g->f * g->p, &s);
+    for (int64_t it = lo; it < hi;) {
+        int64_t n = it / g->oh, p0 = it % g->oh;
+        int64_t p1 = g->oh - p0 < hi - it ? g->oh : p0 + (hi - it);
+        direct_forward_rows(g, w, b, x + n * g->c * g->h * g->w, dn_f32(k->y) + n * g->f * g->p,
+                            &s, p0, p1);
+        it += p1 - p0;
+    }
 }
 
 static void backward_range(const pass *ps, const dn_kernel *k, int64_t lo, int64_t hi)
@@ -928,7 +939,9 @@ static void forward_direct(const dn_kernel *k, const conv_geom *g)
     dn_ukernel_get(&u);
     slot_layout l = slots(g, &u);
     pass ps = pass_of(g, &u, &l, k->work);
-    DN_PARALLEL_RANGE(g->n, team_size(g, k->threads), lo, hi,
+    int64_t rows = g->n * g->oh;
+    int team = dn_team(k->threads, rows * g->ow * g->f * g->k, 8 * DN_PARALLEL_MIN);
+    DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
                       direct_forward_range(&ps, k, lo, hi));
 }
 

@@ -256,6 +256,10 @@ Test(conv_forward, matches_direct_loops_on_every_path)
                        .sw = 2, .ph = 1, .pw = 2, .oh = 5, .ow = 5 };
     check_conv_forward(&thin, "{\"stride\": [1, 2], \"pad\": [1, 2]}", true, 2);
     check_conv_forward(&thin, "{\"stride\": [1, 2], \"pad\": [1, 2]}", false, 1);
+    /* One sample, large enough for the direct path to split its rows across 2 threads. */
+    conv_case rows = { .n = 1, .c = 3, .h = 40, .w = 37, .f = 8, .kh = 3, .kw = 3, .sh = 1,
+                       .sw = 1, .ph = 1, .pw = 1, .oh = 40, .ow = 37 };
+    check_conv_forward(&rows, "{\"pad\": 1}", true, 2);
     conv_case wide = { .n = 5, .c = 60, .h = 5, .w = 6, .f = 7, .kh = 3, .kw = 3, .sh = 1,
                        .sw = 1, .ph = 1, .pw = 0, .oh = 5, .ow = 4 };
     check_conv_forward(&wide, "{\"pad\": [1, 0]}", true, 2);
