@@ -200,9 +200,9 @@ static bool direct(const conv_geom *g)
     return g->k <= DIRECT_MAX_K && g->sh == 1 && g->sw == 1;
 }
 
-/* The direct loops' register blocks: FB filters × QB outputs (forward), TB taps × QB
- * columns (dW). */
-enum { FB = 3, QB = 16, TB = 5 };
+/* The direct loops' register blocks: FB filters × QB outputs (forward), DW_TAPS taps × 8
+ * columns (dW); QB floats of slack after the padded copy for lanes past a row's end. */
+enum { FB = 3, QB = 16, DW_TAPS = 10 };
 
 static int64_t padded_w(const conv_geom *g) { return g->w + 2 * g->pw; }
 static int64_t padded_h(const conv_geom *g) { return g->h + 2 * g->ph; }
@@ -677,7 +677,7 @@ static void backward_sample(const pass *ps, const float *x, const float *dy, flo
  *   dW[f,c,i,j] += Σ_p Σ_q dy[f,p,q] · xp[c, p + i, q + j]
  * with xp the sample zero-padded to [C, H + 2·ph, W + 2·pw]. On AVX2 machines the loops are
  * blocked for registers: forward keeps FB filters × QB outputs of a row in accumulators while
- * every tap passes; dW keeps TB taps × QB columns while every row passes, then sums the
+ * every tap passes; dW keeps DW_TAPS taps × 8 columns while every row passes, then sums the
  * columns. Elsewhere plain loops compute the same sums. dx, when wanted, takes the
  * per-sample product path. */
 
@@ -780,32 +780,36 @@ AVX2 static void forward_avx2(const conv_geom *g, const float *w, const float *b
                               y + (f0 * g->oh + p) * g->ow + q0);
 }
 
-/* dw[r0 .. r0 + nt] += Σ_p Σ_{q ∈ [q0, q0 + len)} dy[p, q] · xp[p, q + tap offset]; lanes past
- * len are masked out of both loads (0 · inf would be NaN). */
+/* dw[r0 .. r0 + nt] += Σ_p Σ_{q ∈ [q0, q0 + len)} dy[p, q] · xp[p, q + tap offset], one
+ * vector of columns (len ≤ 8) and up to DW_TAPS taps at a time. A partial vector masks the
+ * lanes past len out of both loads (0 · inf would be NaN). */
 AVX2 static void dw_block(const conv_geom *g, const float *dy, const float *xp,
                           const int64_t *off, int64_t r0, int64_t nt, int64_t q0, int64_t len,
                           float *dw)
 {
-    __m256 acc[TB][2];
-    __m256i m0 = lanes_below(len), m1 = lanes_below(len - 8);
-    int64_t at[TB];
-    for (int t = 0; t < TB; t++) {
-        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-        at[t] = off[r0 + (t < nt ? t : 0)] + q0;
+    __m256 acc[DW_TAPS];
+    __m256i mask = lanes_below(len);
+    const float *at[DW_TAPS];
+    for (int t = 0; t < DW_TAPS; t++) {
+        acc[t] = _mm256_setzero_ps();
+        at[t] = xp + off[r0 + (t < nt ? t : 0)] + q0;
     }
-    for (int64_t p = 0; p < g->oh; p++) {
-        const float *d = dy + p * g->ow + q0, *row = xp + p * padded_w(g);
-        __m256 d0 = _mm256_maskload_ps(d, m0), d1 = _mm256_maskload_ps(d + 8, m1);
-        for (int t = 0; t < TB; t++) {
-            __m256 x0 = _mm256_maskload_ps(row + at[t], m0);
-            __m256 x1 = _mm256_maskload_ps(row + at[t] + 8, m1);
-            acc[t][0] = _mm256_fmadd_ps(d0, x0, acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(d1, x1, acc[t][1]);
+    int64_t pw = padded_w(g);
+    if (len == 8)
+        for (int64_t p = 0; p < g->oh; p++) {
+            __m256 d = _mm256_loadu_ps(dy + p * g->ow + q0);
+            for (int t = 0; t < DW_TAPS; t++)
+                acc[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(at[t] + p * pw), acc[t]);
         }
-    }
+    else
+        for (int64_t p = 0; p < g->oh; p++) {
+            __m256 d = _mm256_maskload_ps(dy + p * g->ow + q0, mask);
+            for (int t = 0; t < DW_TAPS; t++)
+                acc[t] = _mm256_fmadd_ps(d, _mm256_maskload_ps(at[t] + p * pw, mask), acc[t]);
+        }
     for (int64_t t = 0; t < nt; t++) {
         float lane[8];
-        _mm256_storeu_ps(lane, _mm256_add_ps(acc[t][0], acc[t][1]));
+        _mm256_storeu_ps(lane, acc[t]);
         float sum = 0.0f;
         for (int l = 0; l < 8; l++)
             sum += lane[l];
@@ -817,11 +821,11 @@ AVX2 static void dw_avx2(const conv_geom *g, const float *dy, const float *xp,
                          const int64_t *off, float *dw)
 {
     for (int64_t f = 0; f < g->f; f++)
-        for (int64_t q0 = 0; q0 < g->ow; q0 += QB)
-            for (int64_t r0 = 0; r0 < g->k; r0 += TB)
+        for (int64_t q0 = 0; q0 < g->ow; q0 += 8)
+            for (int64_t r0 = 0; r0 < g->k; r0 += DW_TAPS)
                 dw_block(g, dy + f * g->oh * g->ow, xp, off, r0,
-                         g->k - r0 < TB ? g->k - r0 : TB, q0, g->ow - q0 < QB ? g->ow - q0 : QB,
-                         dw + f * g->k);
+                         g->k - r0 < DW_TAPS ? g->k - r0 : DW_TAPS, q0,
+                         g->ow - q0 < 8 ? g->ow - q0 : 8, dw + f * g->k);
 }
 
 static bool has_avx2(void)
