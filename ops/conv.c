@@ -7,7 +7,7 @@
  *   y[n,f,p,q] = b[f] + Σ_{c,i,j} W[f,c,i,j] · x[n, c, p·sh − ph + i, q·sw − pw + j]
  *   (x reads as zero outside the image)
  *
- * The sum is one matrix product over the whole batch. im2col lays the receptive fields of
+ * The sum is one matrix product over the whole batch (the batched path). im2col lays the receptive fields of
  * nc samples side by side as col [K = C·kh·kw, nc·P] (P = OH·OW; row (c·kh + i)·kw + j,
  * column n·P + p·OW + q), and with W read as [F, K]:
  *   forward    Y' = W · col              Y' [F, nc·P], then y[n, f, :] = Y'[f, n·P ..] + b[f]
@@ -22,12 +22,18 @@
  * im2col and the product). The workspace holds col (reused as dcol) and Y' (or dY').
  * Nothing is saved: backward rebuilds col from x rather than keeping it between passes.
  *
- * Thin kernels (K ≤ PER_SAMPLE_MAX_K, LeNet's and SimpleConvNet's convs) take another path:
- * threads split the batch and run one product per sample on BLIS's micro-kernel
- * (dn_gemm_packed), with operands packed by the thread itself. The products are too small
- * to share between threads, but there are many; y_n is written in place (no copy between
- * orders), and each thread adds dW and db into its own copy, summed in thread order at the
- * end (the same result on every run with the same thread count).
+ * Three paths, by the shape of the product (the same sums, in other orders):
+ *   direct      (K ≤ DIRECT_MAX_K, stride 1: the first conv of LeNet and SimpleConvNet, one
+ *               channel 5×5) loops over a zero-padded copy of each sample, vectorised along
+ *               output rows; threads split the batch's output rows, so batch 1 splits too.
+ *               im2col would copy every pixel K times for a product too thin to pay for it.
+ *   per sample  (K ≤ PER_SAMPLE_MAX_K: LeNet's second conv) threads split the batch and run
+ *               one product per sample on BLIS's micro-kernel (dn_gemm_packed), packing col
+ *               straight from the image through an index table built once per pass. y_n is
+ *               written in place, and each thread adds dW and db into its own copy, summed in
+ *               thread order at the end (the same bits on every run with the same threads).
+ *   batched     (wider kernels: AlexNet) the chunked im2col products above, BLIS threading.
+ * dx always comes from the per-sample or the batched products (the direct path delegates it).
  *
  * attrs: stride (1), pad (0), each an int or [h, w]. For implicit params (FORMAT.md):
  * filters and kernel (int or [h, w]) size the weight, bias (true), init, bias_init. When
