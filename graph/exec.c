@@ -158,13 +158,6 @@ void dn_exec_free(dn_exec *e)
 
 /* ------------------------------------------------------------------ planning */
 
-static dn_shape with_batch(dn_shape s, int64_t batch)
-{
-    if (s.batched)
-        s.d[0] = batch;
-    return s;
-}
-
 /* Grow *buf to at least `size` bytes (contents are not kept). */
 static bool reserve(void **buf, size_t *have, size_t size)
 {
@@ -184,7 +177,7 @@ static dn_status size_batch(dn_exec *e, int64_t batch, size_t *inputs, size_t *w
     *inputs = *work = 0;
     for (int k = 0; k < g->n_inputs; k++) {
         const dn_value *v = &g->values[g->input_values[k]];
-        dn_shape s = with_batch(v->desc.shape, batch);
+        dn_shape s = dn_shape_at_batch(v->desc.shape, batch);
         int64_t n = dn_shape_numel(&s), bytes;
         if (n < 0 || !dn_mul_ok(n, (int64_t)dn_dtype_size(v->desc.dtype), &bytes) ||
             (uint64_t)bytes > SIZE_MAX / 4 || !add_ok(*inputs, round_up((size_t)bytes), inputs))
@@ -199,10 +192,10 @@ static dn_status size_batch(dn_exec *e, int64_t batch, size_t *inputs, size_t *w
             continue;
         for (int j = 0; j < n->n_inputs; j++) {
             in[j] = g->values[n->inputs[j]].desc;
-            in[j].shape = with_batch(in[j].shape, batch);
+            in[j].shape = dn_shape_at_batch(in[j].shape, batch);
         }
         out = g->values[n->output].desc;
-        out.shape = with_batch(out.shape, batch);
+        out.shape = dn_shape_at_batch(out.shape, batch);
         size_t ws = n->op->workspace_size(n->attrs, in, n->n_inputs, &out, e->threads);
         if (ws > *work)
             *work = ws;
@@ -232,7 +225,7 @@ dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
     e->work_used = work;
     for (int k = 0; k < g->n_inputs; k++) {
         int v = g->input_values[k];
-        e->val[v] = (dn_tensor){ g->values[v].desc.dtype, with_batch(g->values[v].desc.shape, batch),
+        e->val[v] = (dn_tensor){ g->values[v].desc.dtype, dn_shape_at_batch(g->values[v].desc.shape, batch),
                                  (unsigned char *)e->inputs + e->input_offset[v] };
     }
     memset(e->input_set, 0, (size_t)g->n_values * sizeof *e->input_set);
@@ -256,7 +249,7 @@ static void bind_views(dn_exec *e)
         const dn_value *val = &g->values[v];
         if (val->kind != DN_VALUE_NODE)
             continue;
-        dn_shape s = with_batch(val->desc.shape, e->batch);
+        dn_shape s = dn_shape_at_batch(val->desc.shape, e->batch);
         size_t at = e->plan.offset[v], grad_at = e->plan.grad_offset[v];
         e->val[v] = (dn_tensor){ val->desc.dtype, s, at == SIZE_MAX ? NULL : base + at };
         e->grad[v] = (dn_tensor){ val->desc.dtype, s, grad_at == SIZE_MAX ? NULL : base + grad_at };

@@ -66,13 +66,6 @@ void dn_plan_scratch_free(dn_plan_scratch *s)
 
 /* ------------------------------------------------------------------ sizes */
 
-static dn_shape with_batch(dn_shape s, int64_t batch)
-{
-    if (s.batched)
-        s.d[0] = batch;
-    return s;
-}
-
 /* Bytes rounded up to ALIGN, false on overflow (sizes stay far below SIZE_MAX / 4, so that
  * sums of a few thousand of them cannot overflow either). */
 static bool aligned_bytes(int64_t n, size_t elem, size_t *out)
@@ -85,7 +78,7 @@ static bool aligned_bytes(int64_t n, size_t elem, size_t *out)
 
 static bool value_size(const dn_value *v, int64_t batch, size_t *out)
 {
-    dn_shape s = with_batch(v->desc.shape, batch);
+    dn_shape s = dn_shape_at_batch(v->desc.shape, batch);
     return aligned_bytes(dn_shape_numel(&s), dn_dtype_size(v->desc.dtype), out);
 }
 
@@ -97,10 +90,10 @@ static bool saved_size(const dn_graph *g, const dn_node *n, int64_t batch, dn_te
         return true;
     for (int j = 0; j < n->n_inputs; j++) {
         in[j] = g->values[n->inputs[j]].desc;
-        in[j].shape = with_batch(in[j].shape, batch);
+        in[j].shape = dn_shape_at_batch(in[j].shape, batch);
     }
     dn_tensor_desc y = g->values[n->output].desc;
-    y.shape = with_batch(y.shape, batch);
+    y.shape = dn_shape_at_batch(y.shape, batch);
     size_t bytes = n->op->saved_size(n->attrs, in, n->n_inputs, &y);
     return bytes == 0 || aligned_bytes((int64_t)bytes, 1, out);
 }

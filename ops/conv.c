@@ -71,6 +71,16 @@ static conv_geom geom(const conv_attrs *a, const dn_shape *x, const dn_shape *w,
     return g;
 }
 
+/* Row r = (c·kh + i)·kw + j of col: the channel and the kernel position it reads. */
+typedef struct tap {
+    int64_t c, i, j;
+} tap;
+
+static tap tap_of(const conv_geom *g, int64_t r)
+{
+    return (tap){ r / (g->kh * g->kw), r / g->kw % g->kh, r % g->kw };
+}
+
 /* ---------------------------------------------------------------- attrs and shapes */
 
 static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
@@ -309,7 +319,8 @@ static void im2col_sample(const conv_geom *g, const float *restrict x, float *re
                           int64_t ld)
 {
     for (int64_t r = 0; r < g->k; r++) {
-        int64_t ch = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+        tap t = tap_of(g, r);
+        int64_t ch = t.c, i = t.i, j = t.j;
         int64_t oh_lo, oh_hi, ow_lo, ow_hi;
         valid_span(i - g->ph, g->sh, g->h, g->oh, &oh_lo, &oh_hi);
         valid_span(j - g->pw, g->sw, g->w, g->ow, &ow_lo, &ow_hi);
@@ -339,7 +350,8 @@ static void col2im_sample(const conv_geom *g, const float *restrict dcol, int64_
                           float *restrict dx)
 {
     for (int64_t r = 0; r < g->k; r++) {
-        int64_t ch = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+        tap t = tap_of(g, r);
+        int64_t ch = t.c, i = t.i, j = t.j;
         int64_t oh_lo, oh_hi, ow_lo, ow_hi;
         valid_span(i - g->ph, g->sh, g->h, g->oh, &oh_lo, &oh_hi);
         valid_span(j - g->pw, g->sw, g->w, g->ow, &ow_lo, &ow_hi);
@@ -525,7 +537,8 @@ static int32_t col_source(const conv_geom *g, int64_t r, int64_t p)
     int64_t pad = g->c * g->h * g->w;
     if (r >= g->k || p >= g->p)
         return (int32_t)pad;
-    int64_t ch = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+    tap t = tap_of(g, r);
+    int64_t ch = t.c, i = t.i, j = t.j;
     int64_t ih = p / g->ow * g->sh - g->ph + i, iw = p % g->ow * g->sw - g->pw + j;
     if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
         return (int32_t)pad;
@@ -701,8 +714,8 @@ static void pad_sample(const conv_geom *g, const float *x, float *xp)
 static void tap_offsets(const conv_geom *g, int64_t *off)
 {
     for (int64_t r = 0; r < g->k; r++) {
-        int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
-        off[r] = (c * padded_h(g) + i) * padded_w(g) + j;
+        tap t = tap_of(g, r);
+        off[r] = (t.c * padded_h(g) + t.i) * padded_w(g) + t.j;
     }
 }
 

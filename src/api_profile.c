@@ -36,12 +36,10 @@ static void node_descs(const dn_exec *e, int i, dn_tensor_desc *in, dn_tensor_de
     int64_t batch = e->batch ? e->batch : 1;
     for (int j = 0; j < n->n_inputs; j++) {
         in[j] = e->g->values[n->inputs[j]].desc;
-        if (in[j].shape.batched)
-            in[j].shape.d[0] = batch;
+        in[j].shape = dn_shape_at_batch(in[j].shape, batch);
     }
     *out = e->g->values[n->output].desc;
-    if (out->shape.batched)
-        out->shape.d[0] = batch;
+    out->shape = dn_shape_at_batch(out->shape, batch);
 }
 
 /* The matrix products of node i's backward: dA and/or dB, as (m, n, k, transposed operand)

@@ -44,6 +44,13 @@ int64_t dn_shape_numel(const dn_shape *s);
 int64_t dn_shape_numel_from(const dn_shape *s, int from);
 bool dn_shape_equal(const dn_shape *a, const dn_shape *b);
 dn_shape dn_shape_make(int rank, const int64_t *dims, bool batched);
+/* s with its batch dimension (when it has one) set to `batch`: a shape of one run. */
+static inline dn_shape dn_shape_at_batch(dn_shape s, int64_t batch)
+{
+    if (s.batched)
+        s.d[0] = batch;
+    return s;
+}
 
 /* a*b, false when it would overflow int64 or either is negative. */
 bool dn_mul_ok(int64_t a, int64_t b, int64_t *out);

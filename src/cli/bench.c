@@ -101,25 +101,6 @@ static int image_input(const dn_model *m, dn_tensor_info *out)
     return 0;
 }
 
-/* The class count as the trainer sees it: the last dim of the prediction, the model's first
- * output. 0 when there is none. */
-static int output_classes(const dn_model *m)
-{
-    const char *pred = dn_model_output_name(m, 0);
-    dn_node_info n;
-    for (int i = 0; pred && i < dn_model_node_count(m); i++)
-        if (dn_model_node_info(m, i, &n) == DN_OK && strcmp(n.name, pred) == 0 && n.rank >= 1)
-            return (int)n.shape[n.rank - 1];
-    return 0;
-}
-
-/* The same small LCG as `dagnet check`: reproducible from --seed, no dependency. */
-static uint32_t next_random(uint64_t *state)
-{
-    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(*state >> 33);
-}
-
 static int64_t per_example(const dn_tensor_info *img)
 {
     int64_t n = 1;
@@ -139,11 +120,11 @@ static int make_data(const bench *b, const dn_tensor_info *img, int classes, uin
         fprintf(stderr, "dagnet: out of memory for %d synthetic examples\n", b->batch);
         return 1;
     }
-    uint64_t state = seed * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t state = synthetic_start(seed);
     for (int64_t k = 0; k < pixels; k++)
-        (*images)[k] = (float)(next_random(&state) >> 8) / 16777216.0f;
+        (*images)[k] = synthetic_uniform(&state);
     for (int i = 0; i < b->batch; i++)
-        (*labels)[i] = classes > 0 ? (int32_t)(next_random(&state) % (uint32_t)classes) : 0;
+        (*labels)[i] = classes > 0 ? (int32_t)(synthetic_next(&state) % (uint32_t)classes) : 0;
     return 0;
 }
 
@@ -191,11 +172,11 @@ static int setup_infer(bench *b, const dn_tensor_info *img, const float *images)
 static int setup(bench *b, const options *o)
 {
     dn_tensor_info img;
-    int classes = b->train ? output_classes(b->m) : 0;
+    int classes = b->train ? (int)loss_classes(b->m) : 0;
     if (image_input(b->m, &img))
         return 1;
     if (b->train && classes < 1) {
-        fprintf(stderr, "dagnet: %s has no prediction output to take the class count from\n",
+        fprintf(stderr, "dagnet: %s has no loss to train (bench --mode infer times inference)\n",
                 dn_model_file(b->m));
         return 1;
     }

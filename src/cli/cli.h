@@ -56,6 +56,14 @@ int fail_session(const dn_session *s);
 int open_session(const dn_model *m, const options *o, dn_session **s);
 double now_ms(void);
 
+/* Synthetic data for `check` and `bench` (inspect.c). The class count the loss compares
+ * labels against (0 without a loss); a small LCG reproducible from --seed, its next 31 bits
+ * and a float in [0, 1) with 24 random bits. */
+int64_t loss_classes(const dn_model *m);
+uint64_t synthetic_start(unsigned long long seed);
+uint32_t synthetic_next(uint64_t *state);
+float synthetic_uniform(uint64_t *state);
+
 int cmd_summary(const dn_model *m);
 int cmd_infer(const dn_model *m, const options *o);
 int cmd_grad(const dn_model *m, const options *o);

@@ -122,8 +122,9 @@ int cmd_grad(const dn_model *m, const options *o)
 
 /* ------------------------------------------------------------------ check */
 
-/* The class count the loss compares labels against: the last dim of its first input. */
-static int64_t loss_classes(const dn_model *m)
+/* The class count the loss compares labels against: the last dim of its first input; 0 when
+ * the model has no loss. */
+int64_t loss_classes(const dn_model *m)
 {
     const char *loss = dn_model_loss_name(m);
     dn_node_info n, logits;
@@ -135,14 +136,30 @@ static int64_t loss_classes(const dn_model *m)
                 logits.rank >= 1)
                 return logits.shape[logits.rank - 1];
     }
-    return 1;
+    return 0;
 }
 
-/* Uniform [0, 1) images and labels in [0, classes), from a small LCG seeded by --seed. */
+uint64_t synthetic_start(unsigned long long seed)
+{
+    return seed * 6364136223846793005ull + 1442695040888963407ull;
+}
+
+uint32_t synthetic_next(uint64_t *state)
+{
+    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*state >> 33);
+}
+
+float synthetic_uniform(uint64_t *state)
+{
+    return (float)(synthetic_next(state) >> 7) / 16777216.0f;
+}
+
+/* Uniform [0, 1) images and labels in [0, classes), from --seed. */
 static int feed_synthetic(const dn_model *m, dn_session *s, int64_t batch, unsigned long long seed)
 {
-    uint64_t state = seed * 6364136223846793005ull + 1442695040888963407ull;
-    int64_t classes = loss_classes(m);
+    uint64_t state = synthetic_start(seed);
+    int64_t classes = loss_classes(m) > 0 ? loss_classes(m) : 1;
     for (int i = 0; i < dn_model_input_count(m); i++) {
         dn_tensor_info t;
         dn_model_input_info(m, i, &t);
@@ -157,12 +174,10 @@ static int feed_synthetic(const dn_model *m, dn_session *s, int64_t batch, unsig
             return 1;
         }
         for (int64_t k = 0; k < n; k++) {
-            state = state * 6364136223846793005ull + 1442695040888963407ull;
-            uint32_t r = (uint32_t)(state >> 33);
             if (t.dtype == DN_I32)
-                ((int32_t *)data)[k] = (int32_t)(r % (uint32_t)classes);
+                ((int32_t *)data)[k] = (int32_t)(synthetic_next(&state) % (uint32_t)classes);
             else
-                ((float *)data)[k] = (float)(r >> 7) / 16777216.0f;
+                ((float *)data)[k] = synthetic_uniform(&state);
         }
         dn_status st = dn_session_set_input(s, t.name, t.dtype, t.rank, t.shape, data);
         free(data);
@@ -171,7 +186,6 @@ static int feed_synthetic(const dn_model *m, dn_session *s, int64_t batch, unsig
     }
     return 0;
 }
-
 
 int cmd_check(const dn_model *m, const options *o)
 {
