@@ -1,9 +1,9 @@
 /*
  * exec.c — buffer planning, forward and backward over a sorted graph (see exec.h).
  */
-#include "exec.h"
+#include "graph/exec.h"
 
-#include "parallel.h"
+#include "runtime/parallel.h"
 
 #include <omp.h>
 #include <stdio.h>

@@ -26,9 +26,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "graph.h"
-#include "plan.h"
-#include "rng.h"
+#include "graph/graph.h"
+#include "graph/plan.h"
+#include "runtime/rng.h"
 
 /* Per-node timing, when profiling is on (dn_session_set_profiling). */
 typedef struct dn_node_timing {

@@ -17,10 +17,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "init.h"
-#include "op.h"
-#include "tensor.h"
+#include "runtime/error.h"
+#include "runtime/init.h"
+#include "ops/op.h"
+#include "runtime/tensor.h"
 
 typedef enum dn_value_kind { DN_VALUE_INPUT, DN_VALUE_PARAM, DN_VALUE_NODE } dn_value_kind;
 

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
-#include "train_section.h"
+#include "graph/graph.h"
+#include "graph/train_section.h"
 
 /* ------------------------------------------------------------------ name table */
 

@@ -1,7 +1,7 @@
 /*
  * plan.c — lifetimes of a run's buffers and their placement in one arena (see plan.h).
  */
-#include "plan.h"
+#include "graph/plan.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "graph.h"
+#include "graph/graph.h"
 
 /* What one run needs: which nodes run forward and backward, and which values the caller
  * reads afterwards. Arrays are per node / per value of the graph. */

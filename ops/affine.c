@@ -15,8 +15,8 @@
  */
 #include <string.h>
 
-#include "../src/gemm.h"
-#include "op.h"
+#include "runtime/gemm.h"
+#include "ops/op.h"
 
 typedef struct affine_attrs {
     int64_t units; /* read only when has_units */

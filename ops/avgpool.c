@@ -15,8 +15,8 @@
  * output shape and the window clipping are shared with MaxPool (pool.h). The 2×2, stride-2
  * window of the classic LeNet has loops of its own, with no window arithmetic.
  */
-#include "../src/parallel.h"
-#include "pool.h"
+#include "runtime/parallel.h"
+#include "ops/pool.h"
 
 /* ---------------------------------------------------------------- attrs and shapes */
 

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../src/parallel.h"
-#include "op.h"
+#include "runtime/parallel.h"
+#include "ops/op.h"
 
 dn_status dn_node_fail(const dn_node_ctx *c, dn_status status, const char *field,
                        const char *fmt, ...)

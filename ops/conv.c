@@ -42,9 +42,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "../src/gemm.h"
-#include "../src/parallel.h"
-#include "op.h"
+#include "runtime/gemm.h"
+#include "runtime/parallel.h"
+#include "ops/op.h"
 
 typedef struct conv_attrs {
     int64_t stride[2], pad[2];

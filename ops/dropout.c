@@ -13,9 +13,9 @@
 #include <float.h>
 #include <string.h>
 
-#include "../src/parallel.h"
-#include "op.h"
-#include "rng.h"
+#include "runtime/parallel.h"
+#include "ops/op.h"
+#include "runtime/rng.h"
 
 typedef struct dropout_attrs {
     float ratio;

@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "op.h"
+#include "ops/op.h"
 
 static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
                        dn_tensor_desc *out)

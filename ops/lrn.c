@@ -36,8 +36,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "../src/parallel.h"
-#include "op.h"
+#include "runtime/parallel.h"
+#include "ops/op.h"
 
 typedef struct lrn_attrs {
     int64_t size;

@@ -23,8 +23,8 @@
  * vector selects rather than a chain of mispredicted branches. Both vectorise; backward
  * scatters dy through the saved argmax.
  */
-#include "../src/parallel.h"
-#include "pool.h"
+#include "runtime/parallel.h"
+#include "ops/pool.h"
 
 /* ---------------------------------------------------------------- attrs and shapes */
 

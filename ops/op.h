@@ -41,9 +41,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../src/error.h"
-#include "../src/init.h"
-#include "../src/tensor.h"
+#include "runtime/error.h"
+#include "runtime/init.h"
+#include "runtime/tensor.h"
 
 #define DN_MAX_IMPLICIT_PARAMS 2
 

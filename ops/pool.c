@@ -1,5 +1,5 @@
 /* pool.c — attrs and shape inference shared by MaxPool and AvgPool (see pool.h). */
-#include "pool.h"
+#include "ops/pool.h"
 
 dn_status dn_pool_parse_attrs(const dn_node_ctx *c, const char *op, dn_pool_attrs *a)
 {

@@ -18,7 +18,7 @@
 #ifndef DN_POOL_H
 #define DN_POOL_H
 
-#include "op.h"
+#include "ops/op.h"
 
 typedef struct dn_pool_attrs {
     int64_t kernel[2], stride[2], pad[2];

@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "op.h"
+#include "ops/op.h"
 
 #define DN_OP_COUNT 14
 

@@ -13,8 +13,8 @@
  */
 #include <math.h>
 
-#include "../src/parallel.h"
-#include "op.h"
+#include "runtime/parallel.h"
+#include "ops/op.h"
 
 /* Two threads measured 1.7× faster from 2 Ki elements forward (~8 µs of expf), from 16 Ki
  * backward (a vectorised stream, 0.2 ns an element). */

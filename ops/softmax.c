@@ -12,8 +12,8 @@
  */
 #include <math.h>
 
-#include "../src/parallel.h"
-#include "op.h"
+#include "runtime/parallel.h"
+#include "ops/op.h"
 
 typedef struct softmax_attrs {
     int64_t axis; /* as written; may be negative, resolved against the rank */

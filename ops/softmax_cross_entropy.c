@@ -19,8 +19,8 @@
  */
 #include <math.h>
 
-#include "../src/parallel.h"
-#include "op.h"
+#include "runtime/parallel.h"
+#include "ops/op.h"
 
 
 static bool same_shape(const dn_shape *a, const dn_shape *b)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "runtime/rng.h"
 
 #define EPS 1e-3
 #define ATOL 2e-3

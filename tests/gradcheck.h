@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "op.h"
+#include "ops/op.h"
 
 typedef enum dn_gc_fill {
     DN_GC_UNIFORM = 0, /* U(-1, 1) */

@@ -18,10 +18,10 @@
 #include <zlib.h>
 
 #include "tmpdir.h"
-#include "dataset.h"
-#include "error.h"
-#include "idx.h"
-#include "rng.h"
+#include "train/dataset.h"
+#include "runtime/error.h"
+#include "io/idx.h"
+#include "runtime/rng.h"
 
 /* ---------------------------------------------------------------- fixtures and helpers */
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "gemm.h"
+#include "runtime/gemm.h"
 
 static float *random_floats(int64_t n, unsigned seed)
 {

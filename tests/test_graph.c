@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "dagnet.h"
-#include "exec.h"
-#include "graph.h"
+#include "graph/exec.h"
+#include "graph/graph.h"
 
 static dn_model *parse_ok(const char *json)
 {

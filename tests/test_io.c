@@ -17,11 +17,11 @@
 #include <unistd.h>
 
 #include "tmpdir.h"
-#include "error.h"
-#include "fileio.h"
-#include "npy.h"
-#include "safetensors.h"
-#include "tensor.h"
+#include "runtime/error.h"
+#include "io/fileio.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "runtime/tensor.h"
 
 /* ---------------------------------------------------------------- fixtures and helpers */
 

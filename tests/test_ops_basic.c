@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "gradcheck.h"
-#include "rng.h"
+#include "runtime/rng.h"
 
 extern const dn_op dn_op_relu, dn_op_sigmoid, dn_op_tanh, dn_op_softmax,
     dn_op_softmax_cross_entropy, dn_op_dropout, dn_op_flatten, dn_op_add, dn_op_concat;

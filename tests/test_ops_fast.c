@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "op.h"
-#include "rng.h"
+#include "ops/op.h"
+#include "runtime/rng.h"
 
 extern const dn_op dn_op_relu, dn_op_sigmoid, dn_op_tanh, dn_op_dropout, dn_op_flatten,
     dn_op_maxpool, dn_op_avgpool, dn_op_lrn, dn_op_softmax, dn_op_softmax_cross_entropy,

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "gradcheck.h"
-#include "rng.h"
+#include "runtime/rng.h"
 
 extern const dn_op dn_op_conv, dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn;
 

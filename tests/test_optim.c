@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "optim.h"
+#include "graph/train_section.h"
+#include "train/optim.h"
 
 #define SHORT_N 7
 #define LONG_N 70000 /* above optim.c's parallel threshold (32768) */
@@ -212,7 +213,7 @@ static void expect_sign_steps(dn_optim_kind kind)
     for (int i = 0; i < N; i++) {
         float want = g[i] > 0 ? -lr : g[i] < 0 ? lr : 0.0f;
         cr_expect(fabsf(p[i] - want) <= 1e-5f * lr, "%s, g = %g: moved by %.9g, want %.9g",
-                  dn_optim_kind_name(kind), (double)g[i], (double)p[i], (double)want);
+                  dn_optimizer_name((dn_optimizer)kind), (double)g[i], (double)p[i], (double)want);
     }
 }
 
@@ -240,18 +241,19 @@ Test(optim, state_slots)
 
 Test(optim, names)
 {
-    for (int k = DN_OPTIM_SGD; k <= DN_OPTIM_ADAM; k++) {
-        dn_optim_kind back = DN_OPTIM_SGD;
-        cr_expect(dn_optim_parse_kind(dn_optim_kind_name((dn_optim_kind)k), &back) && back == (dn_optim_kind)k,
+    for (int k = DN_SGD; k <= DN_ADAM; k++) {
+        dn_optimizer back = DN_SGD;
+        cr_expect(dn_optimizer_parse(dn_optimizer_name((dn_optimizer)k), &back) &&
+                      back == (dn_optimizer)k,
                   "kind %d", k);
     }
-    cr_expect_str_eq(dn_optim_kind_name(DN_OPTIM_RMSPROP), "rmsprop");
-    cr_expect_str_eq(dn_optim_kind_name((dn_optim_kind)42), "unknown");
-    dn_optim_kind k;
-    cr_expect_not(dn_optim_parse_kind("Adam", &k), "names are lower case");
-    cr_expect_not(dn_optim_parse_kind("sgd ", &k));
-    cr_expect_not(dn_optim_parse_kind("", &k));
-    cr_expect_not(dn_optim_parse_kind("lbfgs", &k));
+    cr_expect_str_eq(dn_optimizer_name(DN_RMSPROP), "rmsprop");
+    cr_expect_str_eq(dn_optimizer_name((dn_optimizer)42), "unknown");
+    dn_optimizer k;
+    cr_expect_not(dn_optimizer_parse("Adam", &k), "names are lower case");
+    cr_expect_not(dn_optimizer_parse("sgd ", &k));
+    cr_expect_not(dn_optimizer_parse("", &k));
+    cr_expect_not(dn_optimizer_parse("lbfgs", &k));
 }
 
 /* ------------------------------------------------------------------ schedules */

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "dagnet.h"
-#include "exec.h"
-#include "session.h"
+#include "graph/exec.h"
+#include "api/session.h"
 
 #define BRANCHY                                                                                 \
     "{\"format\": \"dagnet/1\", \"name\": \"branchy\","                                        \

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "dagnet.h"
-#include "error.h"
-#include "safetensors.h"
+#include "runtime/error.h"
+#include "io/safetensors.h"
 
 #ifndef DAGNET_SOURCE_DIR
 #error "DAGNET_SOURCE_DIR must name the source tree (CMake defines it)"

@@ -2,7 +2,8 @@
  * cli.h — what the `dagnet` command's files share: the parsed options and small helpers.
  * The command uses the public API (include/dagnet.h) only.
  *
- *   main.c     usage, option parsing, dispatch
+ *   main.c     usage, option parsing, dispatch (nothing includes its internals)
+ *   common.c   what the commands share: failure reports, sessions, clock, synthetic data
  *   inspect.c  summary, infer, grad, check
  *   train.c    train, eval
  *   bench.c    bench
@@ -56,7 +57,7 @@ int fail_session(const dn_session *s);
 int open_session(const dn_model *m, const options *o, dn_session **s);
 double now_ms(void);
 
-/* Synthetic data for `check` and `bench` (inspect.c). The class count the loss compares
+/* Synthetic data for `check` and `bench` (common.c). The class count the loss compares
  * labels against (0 without a loss); a small LCG reproducible from --seed, its next 31 bits
  * and a float in [0, 1) with 24 random bits. */
 int64_t loss_classes(const dn_model *m);

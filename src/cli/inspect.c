@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 /* 1234567 → "1,234,567" */
 static const char *grouped(long long n, char *buf, size_t size)
@@ -121,39 +121,6 @@ int cmd_grad(const dn_model *m, const options *o)
 }
 
 /* ------------------------------------------------------------------ check */
-
-/* The class count the loss compares labels against: the last dim of its first input; 0 when
- * the model has no loss. */
-int64_t loss_classes(const dn_model *m)
-{
-    const char *loss = dn_model_loss_name(m);
-    dn_node_info n, logits;
-    for (int i = 0; loss && i < dn_model_node_count(m); i++) {
-        if (dn_model_node_info(m, i, &n) || strcmp(n.name, loss) != 0 || n.n_inputs == 0)
-            continue;
-        for (int j = 0; j < dn_model_node_count(m); j++)
-            if (!dn_model_node_info(m, j, &logits) && strcmp(logits.name, n.inputs[0]) == 0 &&
-                logits.rank >= 1)
-                return logits.shape[logits.rank - 1];
-    }
-    return 0;
-}
-
-uint64_t synthetic_start(unsigned long long seed)
-{
-    return seed * 6364136223846793005ull + 1442695040888963407ull;
-}
-
-uint32_t synthetic_next(uint64_t *state)
-{
-    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(*state >> 33);
-}
-
-float synthetic_uniform(uint64_t *state)
-{
-    return (float)(synthetic_next(state) >> 7) / 16777216.0f;
-}
 
 /* Uniform [0, 1) images and labels in [0, classes), from --seed. */
 static int feed_synthetic(const dn_model *m, dn_session *s, int64_t batch, unsigned long long seed)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 static int usage(void)
 {
@@ -46,41 +46,6 @@ static int usage(void)
           "reference; --json prints one JSON object instead of the tables.\n",
           stderr);
     return 2;
-}
-
-int fail_model(const dn_model *m)
-{
-    fprintf(stderr, "dagnet: %s\n", dn_model_errmsg(m));
-    return 1;
-}
-
-int fail_session(const dn_session *s)
-{
-    fprintf(stderr, "dagnet: %s\n", dn_session_errmsg(s));
-    return 1;
-}
-
-int open_session(const dn_model *m, const options *o, dn_session **s)
-{
-    dn_session_options so = DN_SESSION_OPTIONS_DEFAULT;
-    so.seed = o->seed;
-    so.threads = o->threads;
-    so.keep_tensors = o->tensors; /* `grad --tensors` writes every activation */
-    if (dn_session_new(m, &so, s))
-        return fail_session(*s);
-    if (o->weights && dn_session_load_weights(*s, o->weights))
-        return fail_session(*s);
-    for (int i = 0; i < o->n_feeds; i++)
-        if (dn_session_set_input_npy(*s, o->feed_name[i], o->feed_path[i]))
-            return fail_session(*s);
-    return 0;
-}
-
-double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* ------------------------------------------------------------------ options */

@@ -10,20 +10,33 @@
  * current epoch's shuffle, so a resumed trainer redraws the same permutation and continues
  * at the same position; the session's generator (Dropout), the optimiser's moments and step
  * count, and the epoch's running statistics are restored as they were.
+ *
+ * The trainer drives the session's executor directly; dn_trainer_new (api/api.c) unwraps the
+ * session handle and calls dn_trainer_open.
  */
+#include "train/trainer.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "optim.h"
-#include "safetensors.h"
-#include "session.h"
+#include "graph/train_section.h"
+#include "io/safetensors.h"
+#include "train/feed.h"
+#include "train/optim.h"
+
+/* The public enum and the optimiser's are the same list in the same order. */
+_Static_assert((int)DN_SGD == (int)DN_OPTIM_SGD && (int)DN_MOMENTUM == (int)DN_OPTIM_MOMENTUM &&
+                   (int)DN_NESTEROV == (int)DN_OPTIM_NESTEROV &&
+                   (int)DN_ADAGRAD == (int)DN_OPTIM_ADAGRAD &&
+                   (int)DN_RMSPROP == (int)DN_OPTIM_RMSPROP && (int)DN_ADAM == (int)DN_OPTIM_ADAM,
+               "dn_optimizer and dn_optim_kind disagree");
 
 /* Checkpoint layout version, the first element of "trainer.state". */
 #define CHECKPOINT_VERSION 1
 
 struct dn_trainer {
-    dn_session *s;            /* borrowed */
+    dn_exec *e;               /* borrowed: the session's executor */
     dn_train_options o;
     dn_optim_config optim;
     dn_schedule schedule;
@@ -74,21 +87,21 @@ static dn_status check_options(dn_trainer *t, const dn_train_options *o)
     return DN_OK;
 }
 
-dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_binding *bind,
-                         dn_trainer **out)
+dn_status dn_trainer_open(dn_exec *e, const dn_train_options *o, const dn_binding *bind,
+                          dn_trainer **out)
 {
     dn_trainer *t = calloc(1, sizeof *t);
     *out = t;
     if (!t)
         return DN_ERR_NOMEM;
-    if (!s || !s->e.g)
+    if (!e || !e->g)
         return dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_new: the session is not usable");
-    t->s = s;
+    t->e = e;
     t->o = o ? *o : DN_TRAIN_OPTIONS_DEFAULT;
     dn_status st = check_options(t, &t->o);
     if (st)
         return st;
-    const dn_graph *g = s->e.g;
+    const dn_graph *g = e->g;
     if (g->loss < 0)
         return dn_err_set(&t->err, DN_ERR_ARG, "%s: the model has no \"loss\" to train", g->file);
     if ((st = dn_bind(g, bind, true, &t->b, &t->err)))
@@ -98,7 +111,7 @@ dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_bind
     t->optim.weight_decay = t->o.weight_decay;
     t->schedule = schedule_of(&t->o);
     dn_rng_seed(&t->rng, t->o.seed);
-    t->state_count = (int64_t)dn_optim_state_slots(t->optim.kind) * s->e.param_count;
+    t->state_count = (int64_t)dn_optim_state_slots(t->optim.kind) * e->param_count;
     t->state = calloc((size_t)t->state_count + 1, sizeof *t->state);
     if (!t->state)
         return dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory for the optimiser's state");
@@ -175,7 +188,7 @@ static dn_status begin_epoch(dn_trainer *t, const dn_data *d)
 
 static int64_t count_correct(const dn_trainer *t, int64_t n)
 {
-    const dn_tensor *p = &t->s->e.val[t->b.prediction];
+    const dn_tensor *p = &t->e->val[t->b.prediction];
     int64_t width = p->shape.d[1], correct = 0;
     for (int64_t i = 0; i < n; i++)
         correct += dn_argmax(dn_f32(p) + i * width, width) == t->labels[i];
@@ -184,10 +197,10 @@ static int64_t count_correct(const dn_trainer *t, int64_t n)
 
 dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats *stats)
 {
-    if (!t || !t->s || !train)
+    if (!t || !t->e || !train)
         return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_step: bad arguments") : DN_ERR_ARG;
     const dn_data *d = &train->data;
-    dn_session *s = t->s;
+    dn_exec *e = t->e;
     dn_status st = DN_OK;
     if (!t->in_epoch && (st = begin_epoch(t, d)))
         return st;
@@ -195,19 +208,16 @@ dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats 
         return dn_err_set(&t->err, DN_ERR_ARG, "the training set changed size in the middle of an epoch");
     int64_t n = d->n - t->pos < t->o.batch ? d->n - t->pos : t->o.batch;
     dn_data_gather(d, t->perm + t->pos, n, t->images, t->labels);
-    int targets[2] = { t->b.prediction, s->e.g->loss };
-    if ((st = dn_feed_batch(s, &t->b, d, t->images, t->labels, n)) ||
-        (st = dn_exec_forward(&s->e, true, targets, 2, &s->err)) ||
-        (st = dn_exec_backward(&s->e, &s->err))) {
-        dn_err_set(&t->err, st, "%s", s->err.msg);
+    int targets[2] = { t->b.prediction, e->g->loss };
+    if ((st = dn_feed_batch(e, &t->b, d, t->images, t->labels, n, &t->err)) ||
+        (st = dn_exec_forward(e, true, targets, 2, &t->err)) || (st = dn_exec_backward(e, &t->err)))
         return st;
-    }
     t->t++;
-    dn_optim_step(&t->optim, t->stats.lr, t->t, s->e.param_data, s->e.param_grad, t->state,
-                  s->e.param_count, s->e.threads);
+    dn_optim_step(&t->optim, t->stats.lr, t->t, e->param_data, e->param_grad, t->state,
+                  e->param_count, e->threads);
     /* The params changed: what the forward computed is stale. */
-    memset(s->e.computed, 0, (size_t)s->e.g->n_values * sizeof *s->e.computed);
-    t->stats.loss_sum += (double)dn_f32(&s->e.val[s->e.g->loss])[0] * (double)n;
+    memset(e->computed, 0, (size_t)e->g->n_values * sizeof *e->computed);
+    t->stats.loss_sum += (double)dn_f32(&e->val[e->g->loss])[0] * (double)n;
     t->stats.correct += count_correct(t, n);
     t->stats.seen += n;
     t->stats.step++;
@@ -245,9 +255,9 @@ static double double_of_bits(int64_t i)
 
 dn_status dn_trainer_save_checkpoint(dn_trainer *t, const char *path)
 {
-    if (!t || !t->s || !path)
+    if (!t || !t->e || !path)
         return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_save_checkpoint: bad arguments") : DN_ERR_ARG;
-    const dn_exec *e = &t->s->e;
+    const dn_exec *e = t->e;
     const dn_graph *g = e->g;
     int64_t meta[CK_COUNT] = {
         [CK_VERSION] = CHECKPOINT_VERSION,  [CK_OPTIMIZER] = t->optim.kind,
@@ -313,7 +323,7 @@ static const dn_st_entry *entry(dn_trainer *t, const dn_st_file *f, const char *
 
 static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
 {
-    dn_exec *e = &t->s->e;
+    dn_exec *e = t->e;
     const dn_graph *g = e->g;
     dn_shape meta_shape = { .rank = 1, .d = { CK_COUNT } };
     const dn_st_entry *me = entry(t, f, path, "trainer.state", DN_I64, &meta_shape);
@@ -329,9 +339,9 @@ static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
                           "trainer (version %d, optimizer %s, %lld params) or is inconsistent",
                           path, (long long)meta[CK_VERSION],
                           meta[CK_OPTIMIZER] >= 0 && meta[CK_OPTIMIZER] <= DN_OPTIM_ADAM
-                              ? dn_optim_kind_name((dn_optim_kind)meta[CK_OPTIMIZER]) : "?",
+                              ? dn_optimizer_name((dn_optimizer)meta[CK_OPTIMIZER]) : "?",
                           (long long)meta[CK_PARAMS], CHECKPOINT_VERSION,
-                          dn_optim_kind_name(t->optim.kind), (long long)e->param_count);
+                          dn_optimizer_name((dn_optimizer)t->optim.kind), (long long)e->param_count);
     dn_shape state_shape = { .rank = 1, .d = { t->state_count } };
     const dn_st_entry *se = t->state_count ? entry(t, f, path, "optim.state", DN_F32, &state_shape) : NULL;
     if (t->state_count && !se)
@@ -371,7 +381,7 @@ static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
 
 dn_status dn_trainer_load_checkpoint(dn_trainer *t, const char *path)
 {
-    if (!t || !t->s || !path)
+    if (!t || !t->e || !path)
         return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_load_checkpoint: bad arguments") : DN_ERR_ARG;
     dn_st_file f;
     dn_status st = dn_st_read(path, &f, &t->err);

@@ -5,7 +5,7 @@
  * allocation for regular files, and enforced while reading for pipes and devices whose size
  * fstat cannot tell. Atomic writes go to "<path>.tmp.<pid>.<n>" created with O_EXCL.
  */
-#include "fileio.h"
+#include "io/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>

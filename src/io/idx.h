@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "runtime/error.h"
 
 #define DN_IDX_MAX_RANK 4
 

@@ -15,8 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "rng.h"
-#include "tensor.h"
+#include "runtime/rng.h"
+#include "runtime/tensor.h"
 
 typedef enum dn_init_type {
     DN_INIT_DEFAULT = 0, /* decided by rank when the shape is known */

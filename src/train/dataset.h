@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "rng.h"
+#include "runtime/error.h"
+#include "runtime/rng.h"
 
 typedef struct dn_data {
     int64_t n, channels, height, width;
@@ -58,5 +58,11 @@ void dn_data_gather(const dn_data *d, const int64_t *idx, int64_t count, float *
 /* The number of mini-batches of `batch` examples covering n, the last one partial:
  * ceil(n / batch); 0 when n <= 0 or batch <= 0. */
 int64_t dn_data_batches(int64_t n, int64_t batch);
+
+/* The public handle of a data set (dagnet.h): the examples and the handle's message. */
+struct dn_dataset {
+    dn_data data;
+    dn_err err;
+};
 
 #endif

@@ -1,5 +1,5 @@
 /* init.c — parsing of init specs and filling params from the generator (see init.h). */
-#include "init.h"
+#include "runtime/init.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -24,8 +24,8 @@
 
 #include <stddef.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "runtime/error.h"
+#include "runtime/tensor.h"
 
 /* Headers larger than this are rejected before parsing (the JSON of a model with thousands
  * of tensors is a few hundred kB). */

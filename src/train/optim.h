@@ -54,12 +54,6 @@ typedef struct dn_optim_config {
 /* PyTorch's default hyper-parameters for the kind. */
 dn_optim_config dn_optim_defaults(dn_optim_kind kind);
 
-/* "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" (lower case); false otherwise. */
-bool dn_optim_parse_kind(const char *name, dn_optim_kind *out);
-
-/* The name dn_optim_parse_kind accepts, or "unknown" for a value outside the enum. */
-const char *dn_optim_kind_name(dn_optim_kind kind);
-
 /* How many n-float state vectors the kind keeps: SGD 0, Adam 2, the others 1. */
 int dn_optim_state_slots(dn_optim_kind kind);
 

@@ -7,7 +7,7 @@
  * bomb costs at most the caller's cap, whatever its header claims. zlib counts in 32-bit
  * uInt, so input and output are handed to inflate in slices of at most UINT_MAX bytes.
  */
-#include "idx.h"
+#include "io/idx.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -16,8 +16,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "fileio.h"
-#include "tensor.h"
+#include "io/fileio.h"
+#include "runtime/tensor.h"
 
 #define IDX_TYPE_UBYTE 0x08
 #define GZIP_MAGIC0 0x1f

@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "error.h"
+#include "runtime/error.h"
 
 /* A default limit for files read whole: 1 TiB where size_t allows, else half the space. */
 #define DN_FILE_MAX                                                                       \

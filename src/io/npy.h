@@ -21,8 +21,8 @@
 
 #include <stddef.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "runtime/error.h"
+#include "runtime/tensor.h"
 
 /* An array read from a file. data is malloc'ed and owned (free with dn_array_free); it is
  * never NULL after a successful read, even for zero elements. shape.batched is false. */

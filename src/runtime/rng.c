@@ -1,5 +1,5 @@
 /* rng.c — SplitMix64 generator, uniform and normal draws (see rng.h). */
-#include "rng.h"
+#include "runtime/rng.h"
 
 #include <math.h>
 

@@ -16,7 +16,7 @@
  * compiler must not contract into FMAs of its own: ISO C mode (-std=c11, as the build uses)
  * keeps GCC from doing so, and -ffast-math would break it.
  */
-#include "optim.h"
+#include "train/optim.h"
 
 #include <errno.h>
 #include <float.h>
@@ -24,14 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parallel.h"
+#include "runtime/parallel.h"
 
 /* Loops over this many elements or more run in parallel; below it threads cost more than
  * they save. The same threshold as the ops' DN_PARALLEL_MIN (ops/op.h), kept here so that the
  * optimisers do not depend on the op layer. */
 #define OPTIM_PARALLEL_MIN 32768
-
-static const char *const kind_names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
 
 dn_optim_config dn_optim_defaults(dn_optim_kind kind)
 {
@@ -42,21 +40,6 @@ dn_optim_config dn_optim_defaults(dn_optim_kind kind)
     else if (kind == DN_OPTIM_RMSPROP || kind == DN_OPTIM_ADAM)
         c.eps = 1e-8f;
     return c;
-}
-
-bool dn_optim_parse_kind(const char *name, dn_optim_kind *out)
-{
-    for (int i = DN_OPTIM_SGD; i <= DN_OPTIM_ADAM; i++)
-        if (strcmp(name, kind_names[i]) == 0) {
-            *out = (dn_optim_kind)i;
-            return true;
-        }
-    return false;
-}
-
-const char *dn_optim_kind_name(dn_optim_kind kind)
-{
-    return kind >= DN_OPTIM_SGD && kind <= DN_OPTIM_ADAM ? kind_names[kind] : "unknown";
 }
 
 int dn_optim_state_slots(dn_optim_kind kind)

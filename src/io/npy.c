@@ -10,7 +10,7 @@
  * length is checked against the bytes really present and every size product for overflow
  * before anything is allocated.
  */
-#include "npy.h"
+#include "io/npy.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 
 /* Data are copied as raw bytes; a big-endian host would need byte swaps that are not here. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm.h"
-#include "session.h"
+#include "runtime/gemm.h"
+#include "api/session.h"
 
 static bool ready(const dn_session *s) { return s && s->m && s->e.g; }
 

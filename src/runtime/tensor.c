@@ -1,5 +1,5 @@
 /* tensor.c — shape arithmetic with overflow checks and shape formatting (see tensor.h). */
-#include "tensor.h"
+#include "runtime/tensor.h"
 
 #include <stdio.h>
 #include <string.h>

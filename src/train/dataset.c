@@ -6,7 +6,7 @@
  * rounded, so 255 gives exactly 1.0f (a multiplication by 1/255 need not), and the table
  * makes the conversion of 47 million pixels a lookup each.
  */
-#include "dataset.h"
+#include "train/dataset.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,9 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
-#include "idx.h"
-#include "tensor.h"
+#include "io/fileio.h"
+#include "io/idx.h"
+#include "runtime/tensor.h"
 
 /* ---------------------------------------------------------------- loading an IDX pair */
 

@@ -1,10 +1,10 @@
 /* gemm.c — row-major sgemm on BLIS's typed API with a per-call thread count, and products
  * on BLIS's micro-kernel from operands the caller packs (see gemm.h). */
-#include "gemm.h"
+#include "runtime/gemm.h"
 
 #include <blis.h>
 
-#include "parallel.h"
+#include "runtime/parallel.h"
 
 /* Matrix-vector products split across threads from this many matrix elements (about what
  * one core streams from cache in 10 µs): below it a second thread costs more than it saves. */

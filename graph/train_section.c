@@ -1,11 +1,29 @@
 /* train_section.c — parsing of a model file's "train" section (see train_section.h). */
-#include "train_section.h"
+#include "graph/train_section.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "optim.h"
+static const char *const optimizer_names[] = { "sgd",     "momentum", "nesterov",
+                                                "adagrad", "rmsprop",  "adam" };
+_Static_assert(sizeof optimizer_names / sizeof optimizer_names[0] == DN_ADAM + 1,
+               "one name per dn_optimizer");
+
+bool dn_optimizer_parse(const char *name, dn_optimizer *out)
+{
+    for (int i = DN_SGD; i <= DN_ADAM; i++)
+        if (strcmp(name, optimizer_names[i]) == 0) {
+            *out = (dn_optimizer)i;
+            return true;
+        }
+    return false;
+}
+
+const char *dn_optimizer_name(dn_optimizer kind)
+{
+    return kind >= DN_SGD && kind <= DN_ADAM ? optimizer_names[kind] : "unknown";
+}
 
 static const char *const keys[] = { "epochs", "batch",    "optimizer", "lr",   "momentum",
                                     "weight_decay", "schedule", "step_size", "gamma", "seed" };
@@ -52,10 +70,8 @@ static dn_status parse_key(const cJSON *v, const char *file, dn_train_options *o
     const char *k = v->string;
     double x;
     if (strcmp(k, "optimizer") == 0) {
-        dn_optim_kind kind;
-        if (!cJSON_IsString(v) || !dn_optim_parse_kind(v->valuestring, &kind))
+        if (!cJSON_IsString(v) || !dn_optimizer_parse(v->valuestring, &out->optimizer))
             return bad(err, file, k, "one of sgd, momentum, nesterov, adagrad, rmsprop, adam", v);
-        out->optimizer = (dn_optimizer)kind;
     } else if (strcmp(k, "schedule") == 0) {
         return parse_schedule(v, file, out, err);
     } else if (strcmp(k, "epochs") == 0) {

@@ -9,7 +9,7 @@
  * with numbers inserted as raw decimal text so that large offsets are never printed in
  * exponent notation, padded with spaces to a multiple of 8, and written atomically.
  */
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 
 /* Data are handed out as raw bytes; a big-endian host would need byte swaps. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

@@ -1,5 +1,5 @@
 /* error.c — formatting of dn_err messages (see error.h). */
-#include "error.h"
+#include "runtime/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

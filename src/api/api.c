@@ -1,7 +1,8 @@
 /*
  * api.c — the public API of include/dagnet.h for models and sessions, over the graph layer
- * (graph/) and the file formats (npy.c, safetensors.c). Data sets and evaluation are in
- * api_data.c, training in trainer.c.
+ * (graph/) and the file formats (io/npy.c, io/safetensors.c). Data sets and evaluation are in
+ * api_data.c, profiling in api_profile.c; the trainer is train/trainer.c, which
+ * dn_trainer_new below hands the session's executor.
  *
  * A dn_model wraps a loaded dn_graph; a dn_session wraps a dn_exec (params, buffers, RNG).
  * Each handle keeps the message of its last failure, like sqlite3_errmsg.
@@ -10,14 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dagnet.h"
-#include "error.h"
-#include "exec.h"
-#include "fileio.h"
-#include "graph.h"
-#include "npy.h"
-#include "safetensors.h"
-#include "session.h"
+#include "api/session.h"
+#include "graph/exec.h"
+#include "graph/graph.h"
+#include "io/fileio.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "runtime/error.h"
+#include "train/trainer.h"
 
 /* Model files larger than this are refused before parsing. */
 #define MAX_MODEL_BYTES ((size_t)64 << 20)
@@ -167,6 +168,12 @@ void dn_session_free(dn_session *s)
 }
 
 const char *dn_session_errmsg(const dn_session *s) { return s ? s->err.msg : out_of_memory; }
+
+dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_binding *bind,
+                         dn_trainer **out)
+{
+    return dn_trainer_open(s ? &s->e : NULL, o, bind, out);
+}
 
 static bool session_ready(const dn_session *s) { return s && s->m && s->e.g; }
 

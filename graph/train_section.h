@@ -13,11 +13,18 @@
 #include <cjson/cJSON.h>
 
 #include "dagnet.h"
-#include "error.h"
+#include "runtime/error.h"
 
 /* Fill *out (already holding the defaults) from the section; messages name the file and the
  * JSON location (/train/<key>). */
 dn_status dn_train_section_parse(const cJSON *train, const char *file, dn_train_options *out,
                                  dn_err *err);
+
+/* The model file's and checkpoints' names of the optimisers: "sgd", "momentum", "nesterov",
+ * "adagrad", "rmsprop", "adam" (lower case). false for any other name. */
+bool dn_optimizer_parse(const char *name, dn_optimizer *out);
+
+/* The name dn_optimizer_parse accepts, or "unknown" for a value outside the enum. */
+const char *dn_optimizer_name(dn_optimizer kind);
 
 #endif

@@ -1,0 +1,26 @@
+/*
+ * session.h — what the public handles hold, shared by the files that implement the API
+ * (api.c: models and sessions; api_data.c: data sets and evaluation; api_profile.c:
+ * profiling). A data set's handle is train/dataset.h's, the trainer's train/trainer.c's.
+ */
+#ifndef DN_SESSION_H
+#define DN_SESSION_H
+
+#include "dagnet.h"
+#include "train/feed.h"
+#include "runtime/error.h"
+#include "graph/exec.h"
+#include "graph/graph.h"
+
+struct dn_model {
+    dn_graph *g;
+    dn_err err;
+};
+
+struct dn_session {
+    const dn_model *m;
+    dn_exec e;
+    dn_err err;
+};
+
+#endif
