@@ -166,7 +166,7 @@ def run_dagnet(dagnet, cfg, threads):
 # --------------------------------------------------------------------------- PyTorch
 
 def init_param(w, spec):
-    """Fill w (in PyTorch's layout) as the model's init spec says (see FORMAT.md)."""
+    """Fill w (in PyTorch's layout) as the model's init spec says (see docs/format.md)."""
     kind = spec["type"]
     if kind == "zeros":
         nn.init.zeros_(w)

@@ -3,7 +3,8 @@
  * inference path of dagnet's public API (include/dagnet.h).
  *
  *   classify MODEL.json WEIGHTS.safetensors IMAGES.npy [--top K] [--show N]
- *   classify MODEL.json WEIGHTS.safetensors IMAGES-idx3-ubyte[.gz] LABELS-idx1-ubyte[.gz] [--top K] [--show N]
+ *   classify MODEL.json WEIGHTS.safetensors IMAGES-idx3-ubyte[.gz] LABELS-idx1-ubyte[.gz]
+ *            [--top K] [--show N]
  *
  * A .npy holds float32 images shaped as the model's image input (e.g. [n,1,28,28], pixels in
  * [0, 1]); IDX files are read as the training data is (pixels / 255), and with their labels
@@ -83,7 +84,8 @@ static int classify(dn_session *s, const dn_model *m, const float *images, const
         int64_t count = n - first < 100 ? n - first : 100;
         in.shape[0] = count;
         dn_view scores;
-        if (dn_session_set_input(s, in.name, DN_F32, in.rank, in.shape, images + first * per_image) ||
+        if (dn_session_set_input(s, in.name, DN_F32, in.rank, in.shape,
+                                 images + first * per_image) ||
             dn_session_forward(s, DN_INFER, &output, 1) || dn_session_tensor(s, output, &scores)) {
             fprintf(stderr, "classify: %s\n", dn_session_errmsg(s));
             return 1;
@@ -111,8 +113,10 @@ int main(int argc, char **argv)
 {
     args a;
     if (!parse_args(argc, argv, &a)) {
-        fprintf(stderr, "usage: classify MODEL.json WEIGHTS.safetensors (IMAGES.npy | IMAGES.idx LABELS.idx) "
-                        "[--top K] [--show N]\n");
+        fprintf(
+            stderr,
+            "usage: classify MODEL.json WEIGHTS.safetensors (IMAGES.npy | IMAGES.idx LABELS.idx) "
+            "[--top K] [--show N]\n");
         return 2;
     }
     dn_model *m = NULL;
@@ -144,13 +148,14 @@ int main(int argc, char **argv)
         for (int i = 0; i < dn_model_input_count(m); i++)
             if (dn_model_input_info(m, i, &in) == DN_OK && in.dtype == DN_F32)
                 break;
-        if (dn_session_set_input_npy(s, in.name, a.images) || dn_session_forward(s, DN_INFER, &output, 1) ||
-            dn_session_tensor(s, output, &scores)) {
+        if (dn_session_set_input_npy(s, in.name, a.images) ||
+            dn_session_forward(s, DN_INFER, &output, 1) || dn_session_tensor(s, output, &scores)) {
             fprintf(stderr, "classify: %s\n", dn_session_errmsg(s));
             goto out;
         }
         for (int64_t i = 0; i < scores.shape[0] && i < a.show; i++)
-            print_top(i, (const float *)scores.data + i * scores.shape[1], scores.shape[1], a.top, -1);
+            print_top(i, (const float *)scores.data + i * scores.shape[1], scores.shape[1], a.top,
+                      -1);
         rc = 0;
     }
 out:

@@ -54,8 +54,8 @@ int main(int argc, char **argv)
         rc = fail("trainer", dn_trainer_errmsg(trainer));
         goto out;
     }
-    printf("%s: %lld training images, %d epochs\n", model_path,
-           (long long)dn_dataset_count(train), opts.epochs);
+    printf("%s: %lld training images, %d epochs\n", model_path, (long long)dn_dataset_count(train),
+           opts.epochs);
     for (int epoch = 0; epoch < opts.epochs; epoch++) {
         dn_step_stats st = { 0 };
         while (!st.epoch_done)

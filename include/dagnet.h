@@ -32,12 +32,12 @@ extern "C" {
 
 typedef enum dn_status {
     DN_OK = 0,
-    DN_ERR_IO,        /* a file could not be opened, read or written */
-    DN_ERR_PARSE,     /* malformed JSON, safetensors, .npy or IDX content */
-    DN_ERR_MODEL,     /* the model breaks the format contract (FORMAT.md) */
-    DN_ERR_SHAPE,     /* shapes or dtypes that do not fit together */
-    DN_ERR_NOMEM,     /* an allocation failed or a size overflowed */
-    DN_ERR_ARG,       /* a bad argument from the caller (unknown name, NULL, wrong mode) */
+    DN_ERR_IO,    /* a file could not be opened, read or written */
+    DN_ERR_PARSE, /* malformed JSON, safetensors, .npy or IDX content */
+    DN_ERR_MODEL, /* the model breaks the format contract (docs/format.md) */
+    DN_ERR_SHAPE, /* shapes or dtypes that do not fit together */
+    DN_ERR_NOMEM, /* an allocation failed or a size overflowed */
+    DN_ERR_ARG,   /* a bad argument from the caller (unknown name, NULL, wrong mode) */
 } dn_status;
 
 /* A short English name for a status, e.g. "model error". Static storage. */
@@ -78,12 +78,12 @@ typedef struct dn_node_info {
     const char *name;
     const char *op;
     int n_inputs;
-    const char *const *inputs;   /* names of the tensors it reads */
-    int rank;                    /* output shape; dim 0 is the batch when `batched` */
+    const char *const *inputs; /* names of the tensors it reads */
+    int rank;                  /* output shape; dim 0 is the batch when `batched` */
     int64_t shape[DN_MAX_RANK];
     bool batched;
-    int64_t params;              /* elements of the params this node reads */
-    int64_t flops;               /* forward floating-point operations for one sample */
+    int64_t params; /* elements of the params this node reads */
+    int64_t flops;  /* forward floating-point operations for one sample */
 } dn_node_info;
 
 /* Nodes in execution (topological) order. */
@@ -95,7 +95,7 @@ typedef struct dn_tensor_info {
     dn_dtype dtype;
     int rank;
     int64_t shape[DN_MAX_RANK];
-    bool batched;                /* dim 0 is the batch (null in the file) */
+    bool batched; /* dim 0 is the batch (null in the file) */
 } dn_tensor_info;
 
 int dn_model_input_count(const dn_model *m);
@@ -112,11 +112,11 @@ const char *dn_model_loss_name(const dn_model *m);
 typedef struct dn_session dn_session;
 
 typedef struct dn_session_options {
-    uint64_t seed;      /* initialisers and Dropout draw from a generator seeded here */
-    int threads;        /* 0: OMP_NUM_THREADS or the number of cores */
-    bool keep_tensors;  /* every node output stays readable after a forward (inspection,
-                           gradient dumps); otherwise only the fetched tensors do, and the
-                           others' memory is reused */
+    uint64_t seed;     /* initialisers and Dropout draw from a generator seeded here */
+    int threads;       /* 0: OMP_NUM_THREADS or the number of cores */
+    bool keep_tensors; /* every node output stays readable after a forward (inspection,
+                          gradient dumps); otherwise only the fetched tensors do, and the
+                          others' memory is reused */
 } dn_session_options;
 
 #define DN_SESSION_OPTIONS_DEFAULT \
@@ -151,7 +151,7 @@ dn_status dn_session_backward(dn_session *s);
 
 /* borrowed: valid until the next forward/backward/set_input/load on s. */
 dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out);
-dn_status dn_session_param(dn_session *s, const char *name, dn_view *out);      /* writable */
+dn_status dn_session_param(dn_session *s, const char *name, dn_view *out); /* writable */
 dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out);
 
 /* Weights as safetensors keyed by param name (F32). Loading checks every name, dtype and
@@ -180,13 +180,13 @@ int dn_session_threads(const dn_session *s);
 dn_status dn_session_set_profiling(dn_session *s, bool on);
 
 typedef struct dn_node_profile {
-    const char *node;          /* borrowed: valid until the model is freed */
-    const char *op;            /* borrowed: likewise */
+    const char *node; /* borrowed: valid until the model is freed */
+    const char *op;   /* borrowed: likewise */
     int64_t forward_calls, backward_calls;
     double forward_seconds, backward_seconds; /* summed over the calls */
-    double forward_flops;      /* of one call, at the session's current batch size */
-    double backward_flops;     /* likewise, counting only the gradients the session computes */
-    bool has_gemm;             /* the op's work is matrix products (Conv, Affine) */
+    double forward_flops;                     /* of one call, at the session's current batch size */
+    double backward_flops; /* likewise, counting only the gradients the session computes */
+    bool has_gemm;         /* the op's work is matrix products (Conv, Affine) */
 } dn_node_profile;
 
 /* Node i's counters, i in [0, dn_model_node_count()), in the model's execution order. */
@@ -202,11 +202,11 @@ dn_status dn_session_gemm_reference(dn_session *s, int i, int repeats, double *f
 
 /* Bytes the session holds, as planned for its current batch size. */
 typedef struct dn_memory_info {
-    size_t params;        /* params, one contiguous buffer */
-    size_t param_grads;   /* their gradients, likewise */
-    size_t arena;         /* activations, gradients and saved state, shared by lifetime */
-    size_t arena_unshared;/* what the arena would take if no two buffers shared memory */
-    size_t workspace;     /* the kernels' scratch (im2col) */
+    size_t params;         /* params, one contiguous buffer */
+    size_t param_grads;    /* their gradients, likewise */
+    size_t arena;          /* activations, gradients and saved state, shared by lifetime */
+    size_t arena_unshared; /* what the arena would take if no two buffers shared memory */
+    size_t workspace;      /* the kernels' scratch (im2col) */
 } dn_memory_info;
 
 dn_status dn_session_memory(const dn_session *s, dn_memory_info *out);
@@ -244,12 +244,12 @@ dn_status dn_dataset_labels(const dn_dataset *d, dn_view *out);
 /* ---------------------------------------------------------------- evaluation */
 
 typedef struct dn_eval_result {
-    int64_t count;        /* examples seen */
-    int64_t correct;      /* argmax of the prediction equals the label */
-    double loss;          /* mean loss, when the model has one (else 0) */
+    int64_t count;   /* examples seen */
+    int64_t correct; /* argmax of the prediction equals the label */
+    double loss;     /* mean loss, when the model has one (else 0) */
     int classes;
-    int64_t *confusion;   /* classes × classes, row = true label, column = predicted; owned by
-                             the result: free with dn_eval_result_free */
+    int64_t *confusion; /* classes × classes, row = true label, column = predicted; owned by
+                           the result: free with dn_eval_result_free */
 } dn_eval_result;
 
 /* Which tensors carry the data: NULL names are found automatically (the model's only float
@@ -263,8 +263,8 @@ typedef struct dn_binding {
 #define DN_BINDING_DEFAULT ((dn_binding){ NULL, NULL, NULL })
 
 /* Inference over the whole data set in batches of `batch` (Dropout off). */
-dn_status dn_session_evaluate(dn_session *s, const dn_dataset *d, const dn_binding *bind,
-                              int batch, dn_eval_result *out);
+dn_status dn_session_evaluate(dn_session *s, const dn_dataset *d, const dn_binding *bind, int batch,
+                              dn_eval_result *out);
 void dn_eval_result_free(dn_eval_result *r);
 
 /* ---------------------------------------------------------------- training */
@@ -282,21 +282,28 @@ typedef enum dn_lr_schedule { DN_LR_CONSTANT = 0, DN_LR_STEP, DN_LR_COSINE } dn_
 
 typedef struct dn_train_options {
     dn_optimizer optimizer;
-    float lr;             /* base learning rate */
-    float momentum;       /* Momentum, Nesterov */
-    float weight_decay;   /* L2, added to the gradient as PyTorch does */
+    float lr;           /* base learning rate */
+    float momentum;     /* Momentum, Nesterov */
+    float weight_decay; /* L2, added to the gradient as PyTorch does */
     dn_lr_schedule schedule;
-    int step_size;        /* DN_LR_STEP: epochs between decays */
-    float gamma;          /* DN_LR_STEP: decay factor */
+    int step_size; /* DN_LR_STEP: epochs between decays */
+    float gamma;   /* DN_LR_STEP: decay factor */
     int epochs;
     int batch;
-    uint64_t seed;        /* shuffling; the session's own seed drives inits and Dropout */
+    uint64_t seed; /* shuffling; the session's own seed drives inits and Dropout */
 } dn_train_options;
 
-#define DN_TRAIN_OPTIONS_DEFAULT                                                            \
-    ((dn_train_options){ .optimizer = DN_ADAM, .lr = 0.001f, .momentum = 0.9f,              \
-                         .weight_decay = 0.0f, .schedule = DN_LR_CONSTANT, .step_size = 10, \
-                         .gamma = 0.1f, .epochs = 3, .batch = 100, .seed = 0 })
+#define DN_TRAIN_OPTIONS_DEFAULT                     \
+    ((dn_train_options){ .optimizer = DN_ADAM,       \
+                         .lr = 0.001f,               \
+                         .momentum = 0.9f,           \
+                         .weight_decay = 0.0f,       \
+                         .schedule = DN_LR_CONSTANT, \
+                         .step_size = 10,            \
+                         .gamma = 0.1f,              \
+                         .epochs = 3,                \
+                         .batch = 100,               \
+                         .seed = 0 })
 
 /* The defaults, overridden by the model file's optional "train" section. */
 void dn_model_train_options(const dn_model *m, dn_train_options *out);
@@ -311,14 +318,14 @@ void dn_trainer_free(dn_trainer *t);
 const char *dn_trainer_errmsg(const dn_trainer *t);
 
 typedef struct dn_step_stats {
-    int epoch;            /* 0-based */
-    int64_t step;         /* mini-batches done in this epoch */
-    int64_t steps;        /* mini-batches in the epoch (the last may be partial) */
-    int64_t seen;         /* examples done in this epoch */
-    double loss_sum;      /* Σ batch loss × batch size, this epoch */
-    int64_t correct;      /* correct predictions, this epoch */
-    float lr;             /* learning rate of this epoch */
-    bool epoch_done;      /* the step just taken finished the epoch */
+    int epoch;       /* 0-based */
+    int64_t step;    /* mini-batches done in this epoch */
+    int64_t steps;   /* mini-batches in the epoch (the last may be partial) */
+    int64_t seen;    /* examples done in this epoch */
+    double loss_sum; /* Σ batch loss × batch size, this epoch */
+    int64_t correct; /* correct predictions, this epoch */
+    float lr;        /* learning rate of this epoch */
+    bool epoch_done; /* the step just taken finished the epoch */
 } dn_step_stats;
 
 /* Train one mini-batch of `train` (shuffling at each epoch's start). Call until

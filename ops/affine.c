@@ -10,7 +10,7 @@
  * is a single dn_sgemm call over the whole batch; x is already contiguous in C order, so
  * flattening costs nothing.
  *
- * attrs, all for implicit params (FORMAT.md): units (the weight's out), bias (true), init,
+ * attrs, all for implicit params (docs/format.md): units (the weight's out), bias (true), init,
  * bias_init. units given alongside explicit params must agree with W.
  */
 #include <string.h>

@@ -36,7 +36,8 @@ dn_status dn_model_parse(const char *json, size_t len, const char *file_name, dn
     if (!m)
         return DN_ERR_NOMEM;
     if (!json)
-        return dn_err_set(&m->err, DN_ERR_ARG, "%s: no JSON text given", file_name ? file_name : "<model>");
+        return dn_err_set(&m->err, DN_ERR_ARG, "%s: no JSON text given",
+                          file_name ? file_name : "<model>");
     return dn_graph_parse(json, len, file_name, &m->g, &m->err);
 }
 
@@ -266,7 +267,8 @@ dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out)
     if (v < 0)
         return DN_ERR_ARG;
     if (!s->e.computed[v])
-        return dn_err_set(&s->err, DN_ERR_ARG, "%s: tensor \"%s\" has not been computed (run a forward that needs it)",
+        return dn_err_set(&s->err, DN_ERR_ARG,
+                          "%s: tensor \"%s\" has not been computed (run a forward that needs it)",
                           s->e.g->file, name);
     to_view(&s->e.val[v], out);
     return DN_OK;
@@ -291,7 +293,8 @@ dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out)
     if (v < 0)
         return DN_ERR_ARG;
     if (!s->e.grads_ready)
-        return dn_err_set(&s->err, DN_ERR_ARG, "%s: no gradients yet (run backward after a training forward)",
+        return dn_err_set(&s->err, DN_ERR_ARG,
+                          "%s: no gradients yet (run backward after a training forward)",
                           s->e.g->file);
     to_view(&s->e.grad[v], out);
     return DN_OK;
@@ -308,21 +311,23 @@ static dn_status check_weights(dn_session *s, const dn_st_file *f, const char *p
         const dn_value *p = &g->values[g->param_values[i]];
         const dn_st_entry *e = dn_st_find(f, p->name);
         if (!e)
-            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: param \"%s\" of %s is missing",
-                              path, p->name, g->file);
+            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: param \"%s\" of %s is missing", path,
+                              p->name, g->file);
         if (e->dtype != DN_F32)
-            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: param \"%s\": expected dtype F32, found %s",
-                              path, p->name, dn_dtype_name(e->dtype));
+            return dn_err_set(&s->err, DN_ERR_SHAPE,
+                              "%s: param \"%s\": expected dtype F32, found %s", path, p->name,
+                              dn_dtype_name(e->dtype));
         if (!dn_shape_equal(&e->shape, &p->desc.shape))
-            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: param \"%s\": expected shape %s, found %s",
-                              path, p->name, dn_shape_str(&p->desc.shape, want, sizeof want),
+            return dn_err_set(&s->err, DN_ERR_SHAPE,
+                              "%s: param \"%s\": expected shape %s, found %s", path, p->name,
+                              dn_shape_str(&p->desc.shape, want, sizeof want),
                               dn_shape_str(&e->shape, got, sizeof got));
     }
     for (int i = 0; i < f->n; i++) {
         int v = dn_graph_find(g, f->entries[i].name);
         if (v < 0 || g->values[v].kind != DN_VALUE_PARAM)
-            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: tensor \"%s\" is not a param of %s",
-                              path, f->entries[i].name, g->file);
+            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: tensor \"%s\" is not a param of %s", path,
+                              f->entries[i].name, g->file);
     }
     return DN_OK;
 }
@@ -394,8 +399,8 @@ dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_t
         return DN_ERR_ARG;
     const dn_graph *g = s->e.g;
     if (!s->e.grads_ready)
-        return dn_err_set(&s->err, DN_ERR_ARG, "%s: no gradients yet (run backward after a training forward)",
-                          g->file);
+        return dn_err_set(&s->err, DN_ERR_ARG,
+                          "%s: no gradients yet (run backward after a training forward)", g->file);
     int cap = 1 + 2 * g->n_params + g->n_nodes;
     dn_st_tensor *t = calloc((size_t)cap, sizeof *t);
     char **names = calloc((size_t)cap, sizeof *names);

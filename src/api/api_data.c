@@ -47,7 +47,8 @@ static dn_status check_arrays(dn_err *err, int64_t n, int c, int h, int w, const
     if (n < 1 || c < 1 || h < 1 || w < 1 || classes < 1)
         return dn_err_set(err, DN_ERR_ARG,
                           "dn_dataset_from_arrays: n, c, h, w and classes must be positive, "
-                          "found %lld, %d, %d, %d, %d", (long long)n, c, h, w, classes);
+                          "found %lld, %d, %d, %d, %d",
+                          (long long)n, c, h, w, classes);
     if (!images || !labels)
         return dn_err_set(err, DN_ERR_ARG, "dn_dataset_from_arrays: images or labels is NULL");
     if (!dn_mul_ok((int64_t)c * h, w, &per) || !dn_mul_ok(per, n, &total) ||
@@ -123,7 +124,9 @@ dn_status dn_dataset_images(const dn_dataset *d, dn_view *out)
 {
     if (!d || !out)
         return DN_ERR_ARG;
-    *out = (dn_view){ .dtype = DN_F32, .rank = 4, .data = d->data.images,
+    *out = (dn_view){ .dtype = DN_F32,
+                      .rank = 4,
+                      .data = d->data.images,
                       .shape = { d->data.n, d->data.channels, d->data.height, d->data.width } };
     return DN_OK;
 }
@@ -171,7 +174,8 @@ dn_status dn_session_evaluate(dn_session *s, const dn_dataset *ds, const dn_bind
 {
     memset(out, 0, sizeof *out);
     if (!s || !s->e.g || !ds || batch < 1)
-        return s ? dn_err_set(&s->err, DN_ERR_ARG, "dn_session_evaluate: bad arguments") : DN_ERR_ARG;
+        return s ? dn_err_set(&s->err, DN_ERR_ARG, "dn_session_evaluate: bad arguments")
+                 : DN_ERR_ARG;
     const dn_graph *g = s->e.g;
     const dn_data *d = &ds->data;
     dn_bound b;
@@ -181,8 +185,10 @@ dn_status dn_session_evaluate(dn_session *s, const dn_dataset *ds, const dn_bind
     int64_t width = g->values[b.prediction].desc.shape.d[1];
     int classes = (int)(width > d->classes ? width : d->classes);
     bool with_loss = b.label >= 0 && g->loss >= 0;
-    eval_batch buf = { malloc((size_t)batch * (size_t)(d->channels * d->height * d->width) * sizeof(float)),
-                       malloc((size_t)batch * sizeof(int32_t)), malloc((size_t)batch * sizeof(int64_t)) };
+    eval_batch buf = {
+        malloc((size_t)batch * (size_t)(d->channels * d->height * d->width) * sizeof(float)),
+        malloc((size_t)batch * sizeof(int32_t)), malloc((size_t)batch * sizeof(int64_t))
+    };
     out->confusion = calloc((size_t)classes * (size_t)classes, sizeof *out->confusion);
     out->classes = classes;
     if (!buf.images || !buf.labels || !buf.index || !out->confusion)

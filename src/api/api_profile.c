@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/gemm.h"
 #include "api/session.h"
+#include "runtime/gemm.h"
 
 static bool ready(const dn_session *s) { return s && s->m && s->e.g; }
 
@@ -83,12 +83,14 @@ dn_status dn_session_node_profile(dn_session *s, int i, dn_node_profile *out)
     dn_tensor_desc o;
     node_descs(e, i, e->descs, &o);
     double fwd = (double)n->op->flops(n->attrs, e->descs, n->n_inputs, &o);
-    *out = (dn_node_profile){ .node = n->name, .op = n->op->name,
+    *out = (dn_node_profile){ .node = n->name,
+                              .op = n->op->name,
                               .forward_calls = t->forward_calls,
                               .backward_calls = t->backward_calls,
                               .forward_seconds = t->forward_seconds,
                               .backward_seconds = t->backward_seconds,
-                              .forward_flops = fwd, .backward_flops = fwd };
+                              .forward_flops = fwd,
+                              .backward_flops = fwd };
     dn_gemm_shape g;
     if (node_gemm(e, i, &g)) {
         product p[2];

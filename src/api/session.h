@@ -7,10 +7,10 @@
 #define DN_SESSION_H
 
 #include "dagnet.h"
-#include "train/feed.h"
-#include "runtime/error.h"
 #include "graph/exec.h"
 #include "graph/graph.h"
+#include "runtime/error.h"
+#include "train/feed.h"
 
 struct dn_model {
     dn_graph *g;

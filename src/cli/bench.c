@@ -25,8 +25,8 @@
 #define DEFAULT_WARMUP 5
 #define MIN_ITERS 10
 #define MAX_ITERS 1000000
-#define TARGET_MS 1000.0       /* the default timed run lasts about this long */
-#define GEMM_REPEATS 5         /* runs per BLIS reference product */
+#define TARGET_MS 1000.0 /* the default timed run lasts about this long */
+#define GEMM_REPEATS 5   /* runs per BLIS reference product */
 #define MIB (1024.0 * 1024.0)
 
 /* The process's peak resident set (VmHWM) in MiB, 0 when unknown. Not getrusage's
@@ -54,7 +54,7 @@ typedef struct node_row {
     dn_node_profile p;
     double fwd_ms, bwd_ms, share;
     double fwd_gflops, bwd_gflops;
-    double blis_fwd, blis_bwd;    /* 0 without matrix products */
+    double blis_fwd, blis_bwd; /* 0 without matrix products */
 } node_row;
 
 typedef struct bench {
@@ -62,12 +62,12 @@ typedef struct bench {
     bool train;
     int batch, warmup, iters;
     dn_session *s;
-    dn_trainer *tr;                /* train mode */
-    dn_dataset *data;              /* train mode: exactly one batch */
-    double *ms;                    /* step times: the timed run's, then the profiled run's */
+    dn_trainer *tr;   /* train mode */
+    dn_dataset *data; /* train mode: exactly one batch */
+    double *ms;       /* step times: the timed run's, then the profiled run's */
     spread step;
-    double profiled_median;        /* of the profiled run: far above step.median, the table
-                                      is suspect (a busy machine, a costly profiler) */
+    double profiled_median; /* of the profiled run: far above step.median, the table
+                               is suspect (a busy machine, a costly profiler) */
     node_row *rows;
     int n_rows;
     double peak_rss_mb;
@@ -95,7 +95,8 @@ static int image_input(const dn_model *m, dn_tensor_info *out)
         return 1;
     }
     if (!out->batched) {
-        fprintf(stderr, "dagnet: %s: input \"%s\" has no batch dimension\n", dn_model_file(m), out->name);
+        fprintf(stderr, "dagnet: %s: input \"%s\" has no batch dimension\n", dn_model_file(m),
+                out->name);
         return 1;
     }
     return 0;
@@ -186,7 +187,8 @@ static int setup(bench *b, const options *o)
     if (!rc)
         rc = make_data(b, &img, classes, o->seed, &images, &labels);
     if (!rc)
-        rc = b->train ? setup_train(b, &img, images, labels, classes, o) : setup_infer(b, &img, images);
+        rc = b->train ? setup_train(b, &img, images, labels, classes, o)
+                      : setup_infer(b, &img, images);
     free(images);
     free(labels);
     return rc;
@@ -234,8 +236,11 @@ static double quantile(const double *x, int n, double p)
 static spread summarise(double *ms, int n)
 {
     qsort(ms, (size_t)n, sizeof *ms, by_value);
-    return (spread){ .median = quantile(ms, n, 0.5), .q1 = quantile(ms, n, 0.25),
-                     .q3 = quantile(ms, n, 0.75), .min = ms[0], .max = ms[n - 1] };
+    return (spread){ .median = quantile(ms, n, 0.5),
+                     .q1 = quantile(ms, n, 0.25),
+                     .q3 = quantile(ms, n, 0.75),
+                     .min = ms[0],
+                     .max = ms[n - 1] };
 }
 
 /* Warm-up (which also sizes the default run: about TARGET_MS of steps), then the timed steps. */
@@ -272,10 +277,7 @@ static double per_call_ms(double seconds, int64_t calls)
     return calls ? seconds * 1e3 / (double)calls : 0;
 }
 
-static double gflops(double flops, double ms)
-{
-    return ms > 0 ? flops / ms / 1e6 : 0;
-}
+static double gflops(double flops, double ms) { return ms > 0 ? flops / ms / 1e6 : 0; }
 
 /* Node i's row, with BLIS's reference on its products when it has any. */
 static int node_row_of(bench *b, int i, node_row *r)
@@ -287,7 +289,8 @@ static int node_row_of(bench *b, int i, node_row *r)
     r->share = (r->fwd_ms + r->bwd_ms) / b->step.median;
     r->fwd_gflops = gflops(r->p.forward_flops, r->fwd_ms);
     r->bwd_gflops = gflops(r->p.backward_flops, r->bwd_ms);
-    if (r->p.has_gemm && dn_session_gemm_reference(b->s, i, GEMM_REPEATS, &r->blis_fwd, &r->blis_bwd))
+    if (r->p.has_gemm &&
+        dn_session_gemm_reference(b->s, i, GEMM_REPEATS, &r->blis_fwd, &r->blis_bwd))
         return fail_session(b->s);
     /* Inference runs no backward: a reference for it would compare with nothing. */
     if (!b->train)
@@ -376,9 +379,10 @@ static void print_row(const node_row *r, int nw, int ow)
 static void print_table(const bench *b)
 {
     int nw = name_width(b, false), ow = name_width(b, true);
-    printf("\nper node, from %d profiled steps (their median %.3f ms)\n"
-           "ms per step; share of the median unprofiled step; GFLOP/s; eff = achieved / BLIS sgemm\n",
-           b->iters, b->profiled_median);
+    printf(
+        "\nper node, from %d profiled steps (their median %.3f ms)\n"
+        "ms per step; share of the median unprofiled step; GFLOP/s; eff = achieved / BLIS sgemm\n",
+        b->iters, b->profiled_median);
     printf("%-*s %-*s %8s %8s %6s %9s %9s %9s %9s %8s %8s\n", nw, "node", ow, "op", "fwd ms",
            "bwd ms", "share", "fwd GF/s", "bwd GF/s", "BLIS fwd", "BLIS bwd", "eff fwd", "eff bwd");
     double fwd = 0, bwd = 0;
@@ -390,10 +394,10 @@ static void print_table(const bench *b)
     double rest = b->step.median - fwd - bwd;
     char total_bwd[32];
     printf("%-*s %8.3f %8s %5.1f%%\n", nw + 1 + ow, "total", fwd,
-           figure(bwd, "%.3f", b->train, total_bwd, sizeof total_bwd), 100 * (fwd + bwd) / b->step.median);
-    printf("%-*s %17.3f %5.1f%%  (the median step less the nodes: %s)\n", nw + 1 + ow, "rest",
-           rest, 100 * rest / b->step.median,
-           b->train ? "data, optimiser, overhead" : "overhead");
+           figure(bwd, "%.3f", b->train, total_bwd, sizeof total_bwd),
+           100 * (fwd + bwd) / b->step.median);
+    printf("%-*s %17.3f %5.1f%%  (the median step less the nodes: %s)\n", nw + 1 + ow, "rest", rest,
+           100 * rest / b->step.median, b->train ? "data, optimiser, overhead" : "overhead");
 }
 
 static void print_human(const bench *b)
@@ -492,8 +496,10 @@ static int print_json(const bench *b)
 
 int cmd_bench(const dn_model *m, const options *o)
 {
-    bench b = { .m = m, .train = !o->mode || strcmp(o->mode, "train") == 0,
-                .batch = o->batch, .warmup = o->warmup >= 0 ? o->warmup : DEFAULT_WARMUP };
+    bench b = { .m = m,
+                .train = !o->mode || strcmp(o->mode, "train") == 0,
+                .batch = o->batch,
+                .warmup = o->warmup >= 0 ? o->warmup : DEFAULT_WARMUP };
     if (!b.batch) {
         dn_train_options t;
         dn_model_train_options(m, &t);

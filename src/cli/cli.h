@@ -30,7 +30,7 @@ typedef struct options {
     unsigned long long seed;
     bool seed_set;
     int threads;
-    int batch;               /* 0: not given */
+    int batch; /* 0: not given */
     bool tensors;
     /* train and eval */
     const char *data;
@@ -40,14 +40,14 @@ typedef struct options {
     const char *checkpoint;
     const char *resume;
     const char *log;
-    int epochs;              /* -1: not given */
+    int epochs;                        /* -1: not given */
     double lr, weight_decay, momentum; /* < 0: not given */
-    long long val;           /* examples held out for validation */
-    long long limit;         /* train on the first N examples only (0: all) */
+    long long val;                     /* examples held out for validation */
+    long long limit;                   /* train on the first N examples only (0: all) */
     /* bench */
-    int iters;               /* timed steps (0: about a second's worth) */
-    int warmup;              /* -1: not given */
-    const char *mode;        /* "train" or "infer" (NULL: train) */
+    int iters;        /* timed steps (0: about a second's worth) */
+    int warmup;       /* -1: not given */
+    const char *mode; /* "train" or "infer" (NULL: train) */
     bool json;
 } options;
 

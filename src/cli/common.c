@@ -80,4 +80,3 @@ float synthetic_uniform(uint64_t *state)
 {
     return (float)(synthetic_next(state) >> 7) / 16777216.0f;
 }
-

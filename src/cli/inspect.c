@@ -33,8 +33,9 @@ static const char *shape_text(int rank, const int64_t *shape, bool batched, char
 {
     size_t o = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < rank && o < size; i++) {
-        int w = (i == 0 && batched) ? snprintf(buf + o, size - o, "%sN", i ? "," : "")
-                                    : snprintf(buf + o, size - o, "%s%lld", i ? "," : "", (long long)shape[i]);
+        int w = (i == 0 && batched)
+                    ? snprintf(buf + o, size - o, "%sN", i ? "," : "")
+                    : snprintf(buf + o, size - o, "%s%lld", i ? "," : "", (long long)shape[i]);
         o += w > 0 ? (size_t)w : 0;
     }
     if (o < size)
@@ -58,8 +59,8 @@ int cmd_summary(const dn_model *m)
         dn_node_info n;
         dn_model_node_info(m, i, &n);
         printf("%-16s %-20s %-20s %14s %18s\n", n.name, n.op,
-               shape_text(n.rank, n.shape, n.batched, shape, sizeof shape), grouped(n.params, a, sizeof a),
-               grouped(n.flops, b, sizeof b));
+               shape_text(n.rank, n.shape, n.batched, shape, sizeof shape),
+               grouped(n.params, a, sizeof a), grouped(n.flops, b, sizeof b));
         flops += n.flops;
     }
     for (int i = 0; i < dn_model_param_count(m); i++) {
@@ -73,18 +74,19 @@ int cmd_summary(const dn_model *m)
     printf("%-16s %-20s %-20s %14s %18s\n", "total", "", "", grouped(params, a, sizeof a),
            grouped(flops, b, sizeof b));
     printf("\n%d nodes, %d params tensors, %s parameters, %.2f MFLOPs forward per sample\n",
-           dn_model_node_count(m), dn_model_param_count(m), grouped(params, a, sizeof a), flops / 1e6);
+           dn_model_node_count(m), dn_model_param_count(m), grouped(params, a, sizeof a),
+           flops / 1e6);
     return 0;
 }
 
 /* ------------------------------------------------------------------ infer, grad */
 
-
 int cmd_infer(const dn_model *m, const options *o)
 {
     const char *target = o->fetch ? o->fetch : dn_model_output_name(m, 0);
     if (!target) {
-        fprintf(stderr, "dagnet: %s has no outputs; name a tensor with --fetch\n", dn_model_file(m));
+        fprintf(stderr, "dagnet: %s has no outputs; name a tensor with --fetch\n",
+                dn_model_file(m));
         return 2;
     }
     dn_session *s = NULL;

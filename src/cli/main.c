@@ -14,37 +14,39 @@
 
 static int usage(void)
 {
-    fputs("usage:\n"
-          "  dagnet summary MODEL.json\n"
-          "  dagnet infer MODEL.json [--weights W.safetensors] [--seed N] [--threads T]\n"
-          "               --feed NAME=FILE.npy ... --out OUT.npy [--fetch TENSOR]\n"
-          "  dagnet grad  MODEL.json [--weights W.safetensors] [--seed N] [--threads T]\n"
-          "               --feed NAME=FILE.npy ... --out G.safetensors [--tensors]\n"
-          "  dagnet check MODEL.json [--batch B] [--seed N] [--threads T]\n"
-          "  dagnet train MODEL.json [--data DIR] [--epochs E] [--batch B] [--optimizer NAME]\n"
-          "               [--lr LR] [--momentum M] [--weight-decay WD] [--schedule S] [--seed N]\n"
-          "               [--threads T] [--val N] [--limit N] [--weights W] [--save W.safetensors]\n"
-          "               [--checkpoint DIR] [--resume CKPT] [--log FILE.csv]\n"
-          "  dagnet eval  MODEL.json --weights W.safetensors [--data DIR] [--batch B]\n"
-          "  dagnet bench MODEL.json [--batch B] [--threads T] [--iters N] [--warmup W]\n"
-          "               [--mode train|infer] [--json] [--seed N]\n"
-          "\n"
-          "infer writes the model's first output (or --fetch TENSOR) as .npy.\n"
-          "grad runs one forward and backward pass in training mode and writes the loss under\n"
-          "\"loss\" and each param's gradient under \"grad.<param>\"; --tensors adds the params\n"
-          "(\"param.<name>\") and every computed node output (\"act.<node>\").\n"
-          "check runs one forward and backward pass on a synthetic batch (default 2).\n"
-          "train and eval read the four MNIST-format files in --data (default " DEFAULT_DATA_DIR ").\n"
-          "Optimizers: sgd, momentum, nesterov, adagrad, rmsprop, adam. Schedules: constant,\n"
-          "step:N[:GAMMA] (decay every N epochs), cosine. Defaults come from the model's \"train\"\n"
-          "section, then from dagnet (adam, lr 0.001, batch 100, 3 epochs); flags override both.\n"
-          "Without --weights, params are initialised by their init from --seed (default 0).\n"
-          "bench times training steps (--mode train, the default: gather, forward, backward,\n"
-          "optimiser update) or inference forwards (--mode infer) on a synthetic batch, sized as\n"
-          "for train: W warm-up steps (default 5), N timed steps (default about a second's worth,\n"
-          "at least 10), then N profiled steps for a per-node table with BLIS's sgemm speed as the\n"
-          "reference; --json prints one JSON object instead of the tables.\n",
-          stderr);
+    fputs(
+        "usage:\n"
+        "  dagnet summary MODEL.json\n"
+        "  dagnet infer MODEL.json [--weights W.safetensors] [--seed N] [--threads T]\n"
+        "               --feed NAME=FILE.npy ... --out OUT.npy [--fetch TENSOR]\n"
+        "  dagnet grad  MODEL.json [--weights W.safetensors] [--seed N] [--threads T]\n"
+        "               --feed NAME=FILE.npy ... --out G.safetensors [--tensors]\n"
+        "  dagnet check MODEL.json [--batch B] [--seed N] [--threads T]\n"
+        "  dagnet train MODEL.json [--data DIR] [--epochs E] [--batch B] [--optimizer NAME]\n"
+        "               [--lr LR] [--momentum M] [--weight-decay WD] [--schedule S] [--seed N]\n"
+        "               [--threads T] [--val N] [--limit N] [--weights W] [--save W.safetensors]\n"
+        "               [--checkpoint DIR] [--resume CKPT] [--log FILE.csv]\n"
+        "  dagnet eval  MODEL.json --weights W.safetensors [--data DIR] [--batch B]\n"
+        "  dagnet bench MODEL.json [--batch B] [--threads T] [--iters N] [--warmup W]\n"
+        "               [--mode train|infer] [--json] [--seed N]\n"
+        "\n"
+        "infer writes the model's first output (or --fetch TENSOR) as .npy.\n"
+        "grad runs one forward and backward pass in training mode and writes the loss under\n"
+        "\"loss\" and each param's gradient under \"grad.<param>\"; --tensors adds the params\n"
+        "(\"param.<name>\") and every computed node output (\"act.<node>\").\n"
+        "check runs one forward and backward pass on a synthetic batch (default 2).\n"
+        "train and eval read the four MNIST-format files in --data (default " DEFAULT_DATA_DIR
+        ").\n"
+        "Optimizers: sgd, momentum, nesterov, adagrad, rmsprop, adam. Schedules: constant,\n"
+        "step:N[:GAMMA] (decay every N epochs), cosine. Defaults come from the model's \"train\"\n"
+        "section, then from dagnet (adam, lr 0.001, batch 100, 3 epochs); flags override both.\n"
+        "Without --weights, params are initialised by their init from --seed (default 0).\n"
+        "bench times training steps (--mode train, the default: gather, forward, backward,\n"
+        "optimiser update) or inference forwards (--mode infer) on a synthetic batch, sized as\n"
+        "for train: W warm-up steps (default 5), N timed steps (default about a second's worth,\n"
+        "at least 10), then N profiled steps for a per-node table with BLIS's sgemm speed as the\n"
+        "reference; --json prints one JSON object instead of the tables.\n",
+        stderr);
     return 2;
 }
 
@@ -90,12 +92,20 @@ static bool parse_feed(const char *v, options *o)
 /* One flag with a value; false when the flag is unknown or the value bad. */
 static bool parse_flag(const char *a, const char *v, options *o)
 {
-    static const struct { const char *flag; size_t offset; } strings[] = {
-        { "--weights", offsetof(options, weights) },       { "--out", offsetof(options, out) },
-        { "--fetch", offsetof(options, fetch) },           { "--data", offsetof(options, data) },
-        { "--optimizer", offsetof(options, optimizer) },   { "--schedule", offsetof(options, schedule) },
-        { "--save", offsetof(options, save) },             { "--checkpoint", offsetof(options, checkpoint) },
-        { "--resume", offsetof(options, resume) },         { "--log", offsetof(options, log) },
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } strings[] = {
+        { "--weights", offsetof(options, weights) },
+        { "--out", offsetof(options, out) },
+        { "--fetch", offsetof(options, fetch) },
+        { "--data", offsetof(options, data) },
+        { "--optimizer", offsetof(options, optimizer) },
+        { "--schedule", offsetof(options, schedule) },
+        { "--save", offsetof(options, save) },
+        { "--checkpoint", offsetof(options, checkpoint) },
+        { "--resume", offsetof(options, resume) },
+        { "--log", offsetof(options, log) },
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
         if (strcmp(a, strings[i].flag) == 0) {
@@ -183,7 +193,7 @@ static int run_summary(const dn_model *m, const options *o)
 }
 
 static const command commands[] = {
-    { "summary", run_summary, false }, { "infer", cmd_infer, true }, { "grad", cmd_grad, true },
+    { "summary", run_summary, false }, { "infer", cmd_infer, true },  { "grad", cmd_grad, true },
     { "check", cmd_check, false },     { "train", cmd_train, false }, { "eval", cmd_eval, false },
     { "bench", cmd_bench, false },
 };
@@ -198,8 +208,9 @@ int main(int argc, char **argv)
             cmd = &commands[i];
     if (!cmd)
         return usage();
-    options o = { .model = argv[2], .epochs = -1, .lr = -1, .weight_decay = -1, .momentum = -1,
-                  .warmup = -1 };
+    options o = {
+        .model = argv[2], .epochs = -1, .lr = -1, .weight_decay = -1, .momentum = -1, .warmup = -1
+    };
     if (!parse_options(argc, argv, &o)) {
         free_options(&o);
         return 2;

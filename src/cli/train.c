@@ -28,7 +28,8 @@ static void on_sigint(int sig)
 /* ------------------------------------------------------------------ options */
 
 /* Indexed by dn_optimizer. */
-static const char *const optimizer_names[] = { "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam" };
+static const char *const optimizer_names[] = { "sgd",     "momentum", "nesterov",
+                                               "adagrad", "rmsprop",  "adam" };
 
 static bool parse_optimizer(const char *name, dn_optimizer *out)
 {
@@ -82,12 +83,15 @@ static bool train_options(const dn_model *m, const options *o, dn_train_options 
     if (o->seed_set)
         t->seed = o->seed;
     if (o->optimizer && !parse_optimizer(o->optimizer, &t->optimizer)) {
-        fprintf(stderr, "dagnet: unknown optimizer \"%s\" (sgd, momentum, nesterov, adagrad, rmsprop, adam)\n",
-                o->optimizer);
+        fprintf(
+            stderr,
+            "dagnet: unknown optimizer \"%s\" (sgd, momentum, nesterov, adagrad, rmsprop, adam)\n",
+            o->optimizer);
         return false;
     }
     if (o->schedule && !parse_schedule(o->schedule, t)) {
-        fprintf(stderr, "dagnet: bad schedule \"%s\" (constant, step:N[:GAMMA], cosine)\n", o->schedule);
+        fprintf(stderr, "dagnet: bad schedule \"%s\" (constant, step:N[:GAMMA], cosine)\n",
+                o->schedule);
         return false;
     }
     return true;
@@ -154,7 +158,8 @@ static char *earlier_rows(const char *path)
 
 /* The whole CSV rewritten under a temporary name and renamed: a crash never leaves half a log.
  * `earlier` holds the rows of the run this one resumed. */
-static int write_log(const char *path, const char *earlier, const epoch_row *rows, int n, bool has_val)
+static int write_log(const char *path, const char *earlier, const epoch_row *rows, int n,
+                     bool has_val)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -193,11 +198,11 @@ static void show_progress(const dn_step_stats *st, int epochs, double ms, bool t
         for (int i = 0; i < width; i++)
             bar[i] = i < done ? '=' : i == done ? '>' : ' ';
         bar[width] = '\0';
-        printf("\repoch %d/%d [%s] %lld/%lld loss %.4f acc %.2f%% %.0f img/s ", st->epoch + 1, epochs,
-               bar, (long long)st->step, (long long)st->steps, loss, acc, rate);
+        printf("\repoch %d/%d [%s] %lld/%lld loss %.4f acc %.2f%% %.0f img/s ", st->epoch + 1,
+               epochs, bar, (long long)st->step, (long long)st->steps, loss, acc, rate);
     } else {
-        printf("epoch %d/%d step %lld/%lld loss %.4f acc %.2f%% %.0f img/s\n", st->epoch + 1, epochs,
-               (long long)st->step, (long long)st->steps, loss, acc, rate);
+        printf("epoch %d/%d step %lld/%lld loss %.4f acc %.2f%% %.0f img/s\n", st->epoch + 1,
+               epochs, (long long)st->step, (long long)st->steps, loss, acc, rate);
     }
     fflush(stdout);
 }
@@ -274,7 +279,8 @@ static int train_epoch(run *r)
         printf("\n");
     bool ok = true;
     epoch_row *row = &r->rows[r->n_rows < 1024 ? r->n_rows++ : 1023];
-    *row = (epoch_row){ .epoch = st.epoch + 1, .lr = st.lr,
+    *row = (epoch_row){ .epoch = st.epoch + 1,
+                        .lr = st.lr,
                         .train_loss = st.loss_sum / (double)st.seen,
                         .train_acc = 100.0 * (double)st.correct / (double)st.seen };
     double train_ms = now_ms() - start;
@@ -356,7 +362,8 @@ static void print_confusion(const dn_eval_result *r)
         for (int p = 0; p < r->classes; p++)
             row += r->confusion[(int64_t)c * r->classes + p];
         if (row)
-            printf("%5d  %7.2f%%  %6lld\n", c, 100.0 * (double)r->confusion[(int64_t)c * r->classes + c] / (double)row,
+            printf("%5d  %7.2f%%  %6lld\n", c,
+                   100.0 * (double)r->confusion[(int64_t)c * r->classes + c] / (double)row,
                    (long long)row);
     }
     printf("\nconfusion matrix (row: true class, column: predicted)\n     ");
@@ -390,7 +397,8 @@ int cmd_eval(const dn_model *m, const options *o)
         rc = fail_session(s);
     if (!rc) {
         printf("test accuracy: %.2f%% (%lld of %lld), loss %.4f\n",
-               100.0 * (double)r.correct / (double)r.count, (long long)r.correct, (long long)r.count, r.loss);
+               100.0 * (double)r.correct / (double)r.count, (long long)r.correct,
+               (long long)r.count, r.loss);
         print_confusion(&r);
         dn_eval_result_free(&r);
     }

@@ -36,8 +36,8 @@ static dn_status io_error(dn_err *err, const char *path, const char *what, int e
                       dn_errno_str(errnum, reason, sizeof reason));
 }
 
-static dn_status too_large(dn_err *err, const char *path, unsigned long long found,
-                           size_t max_size, bool at_least)
+static dn_status too_large(dn_err *err, const char *path, unsigned long long found, size_t max_size,
+                           bool at_least)
 {
     return dn_err_set(err, DN_ERR_IO, "%s: file is %s%llu bytes, larger than the limit of %zu",
                       path, at_least ? "at least " : "", found, max_size);
@@ -100,8 +100,8 @@ static dn_status read_stream(int fd, const char *path, size_t max_size, size_t h
         unsigned char *nbuf = realloc(buf, ncap + 1);
         if (!nbuf) {
             free(buf);
-            return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it",
-                              path, ncap + 1);
+            return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it", path,
+                              ncap + 1);
         }
         buf = nbuf;
         buf[used++] = extra;
@@ -113,8 +113,8 @@ static dn_status read_stream(int fd, const char *path, size_t max_size, size_t h
     return DN_OK;
 }
 
-dn_status dn_file_read_all(const char *path, size_t max_size, unsigned char **data,
-                           size_t *size, dn_err *err)
+dn_status dn_file_read_all(const char *path, size_t max_size, unsigned char **data, size_t *size,
+                           dn_err *err)
 {
     *data = NULL;
     *size = 0;
@@ -196,8 +196,10 @@ static dn_status create_tmp(dn_atomic_file *f, int *fd_out, dn_err *err)
         if (errno != EEXIST)
             return io_error(err, f->tmp_path, "cannot create temporary file", errno);
     }
-    return dn_err_set(err, DN_ERR_IO, "%s: cannot create a temporary file beside it: %d names "
-                      "were taken", f->path, TMP_ATTEMPTS);
+    return dn_err_set(err, DN_ERR_IO,
+                      "%s: cannot create a temporary file beside it: %d names "
+                      "were taken",
+                      f->path, TMP_ATTEMPTS);
 }
 
 dn_status dn_atomic_open(dn_atomic_file *f, const char *path, dn_err *err)
@@ -288,8 +290,8 @@ dn_status dn_atomic_commit(dn_atomic_file *f, dn_err *err)
     }
     if (rename(f->tmp_path, f->path) != 0) {
         char reason[256];
-        dn_status s = dn_err_set(err, DN_ERR_IO, "%s: cannot rename %s into place: %s",
-                                 f->path, f->tmp_path, dn_errno_str(errno, reason, sizeof reason));
+        dn_status s = dn_err_set(err, DN_ERR_IO, "%s: cannot rename %s into place: %s", f->path,
+                                 f->tmp_path, dn_errno_str(errno, reason, sizeof reason));
         atomic_discard(f);
         return s;
     }

@@ -31,21 +31,21 @@
 #include "runtime/error.h"
 
 /* A default limit for files read whole: 1 TiB where size_t allows, else half the space. */
-#define DN_FILE_MAX                                                                       \
-    ((uint64_t)SIZE_MAX / 2 < ((uint64_t)1 << 40) ? (size_t)(SIZE_MAX / 2)                 \
+#define DN_FILE_MAX                                                        \
+    ((uint64_t)SIZE_MAX / 2 < ((uint64_t)1 << 40) ? (size_t)(SIZE_MAX / 2) \
                                                   : (size_t)((uint64_t)1 << 40))
 
 /* Read all of `path` into *data (malloc'ed; free it) and its length into *size. The buffer
  * has one extra '\0' byte after the data so that text can be parsed in place; it is never
  * NULL on success, even for an empty file. A file larger than max_size is rejected.
  * Errors: DN_ERR_IO (message names the path and the system's reason), DN_ERR_NOMEM. */
-dn_status dn_file_read_all(const char *path, size_t max_size, unsigned char **data,
-                           size_t *size, dn_err *err);
+dn_status dn_file_read_all(const char *path, size_t max_size, unsigned char **data, size_t *size,
+                           dn_err *err);
 
 typedef struct dn_atomic_file {
-    FILE *fp;        /* the open temporary file; NULL when nothing is pending */
-    char *path;      /* the target */
-    char *tmp_path;  /* the temporary file beside it */
+    FILE *fp;       /* the open temporary file; NULL when nothing is pending */
+    char *path;     /* the target */
+    char *tmp_path; /* the temporary file beside it */
 } dn_atomic_file;
 
 /* Create the temporary file for `path`. On failure *f is left so that abort is a no-op. */

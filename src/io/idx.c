@@ -57,13 +57,14 @@ static dn_status check_magic(const unsigned char *buf, size_t size, const char *
                           label, size);
     if (buf[0] != 0 || buf[1] != 0)
         return dn_err_set(err, DN_ERR_PARSE,
-                          "%s: not an IDX file: expected magic bytes 00 00, found %02x %02x",
-                          label, buf[0], buf[1]);
+                          "%s: not an IDX file: expected magic bytes 00 00, found %02x %02x", label,
+                          buf[0], buf[1]);
     if (buf[2] != IDX_TYPE_UBYTE) {
         const char *name = type_name(buf[2]);
         return dn_err_set(err, DN_ERR_PARSE,
                           "%s: IDX element type 0x%02x (%s) is not supported: expected 0x08 "
-                          "(unsigned byte)", label, buf[2], name ? name : "unknown type");
+                          "(unsigned byte)",
+                          label, buf[2], name ? name : "unknown type");
     }
     if (buf[3] < 1 || buf[3] > DN_IDX_MAX_RANK)
         return dn_err_set(err, DN_ERR_PARSE,
@@ -77,16 +78,16 @@ static void dims_str(const int64_t *dims, int rank, char *buf, size_t size)
 {
     size_t used = 0;
     for (int i = 0; i < rank && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "," : "[",
-                                 (long long)dims[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "," : "[", (long long)dims[i]);
     if (used < size)
         snprintf(buf + used, size - used, "]");
 }
 
 /* Validate the header and the data length; fills rank, dims and size of *out (not data) and
  * the header length. */
-static dn_status parse_header(const unsigned char *buf, size_t size, const char *label,
-                              dn_idx *out, size_t *header_len, dn_err *err)
+static dn_status parse_header(const unsigned char *buf, size_t size, const char *label, dn_idx *out,
+                              size_t *header_len, dn_err *err)
 {
     dn_status st = check_magic(buf, size, label, err);
     if (st != DN_OK)
@@ -96,14 +97,14 @@ static dn_status parse_header(const unsigned char *buf, size_t size, const char 
     if (size < header)
         return dn_err_set(err, DN_ERR_PARSE,
                           "%s: truncated IDX header: expected %zu bytes for %d dimensions, "
-                          "found %zu", label, header, rank, size);
+                          "found %zu",
+                          label, header, rank, size);
     int64_t count = 1;
     for (int i = 0; i < rank; i++) {
         out->dims[i] = be32(buf + 4 + 4 * (size_t)i);
         if (out->dims[i] < 1)
             return dn_err_set(err, DN_ERR_PARSE,
-                              "%s: IDX dimension %d is 0: expected every dimension >= 1", label,
-                              i);
+                              "%s: IDX dimension %d is 0: expected every dimension >= 1", label, i);
         if (!dn_mul_ok(count, out->dims[i], &count) || (uint64_t)count > SIZE_MAX) {
             char shape[DN_SHAPE_STR_MAX];
             dims_str(out->dims, i + 1, shape, sizeof shape);
@@ -166,8 +167,8 @@ static size_t first_capacity(const unsigned char *in, size_t in_size, size_t lim
     size_t cap = INFLATE_MIN_CAP;
     if (in_size >= 18) { /* gzip header 10 + trailer 8 */
         const unsigned char *t = in + in_size - 4;
-        uint64_t isize = (uint64_t)t[0] | (uint64_t)t[1] << 8 | (uint64_t)t[2] << 16 |
-                         (uint64_t)t[3] << 24;
+        uint64_t isize =
+            (uint64_t)t[0] | (uint64_t)t[1] << 8 | (uint64_t)t[2] << 16 | (uint64_t)t[3] << 24;
         uint64_t bound = (uint64_t)in_size > UINT64_MAX / DEFLATE_MAX_RATIO
                              ? UINT64_MAX
                              : (uint64_t)in_size * DEFLATE_MAX_RATIO;
@@ -178,14 +179,13 @@ static size_t first_capacity(const unsigned char *in, size_t in_size, size_t lim
 }
 
 /* Make room for more output: double, up to `limit`. */
-static dn_status grow(unsigned char **buf, size_t *cap, size_t limit, const char *path,
-                      dn_err *err)
+static dn_status grow(unsigned char **buf, size_t *cap, size_t limit, const char *path, dn_err *err)
 {
     size_t ncap = *cap > limit / 2 ? limit : *cap * 2;
     unsigned char *nbuf = realloc(*buf, ncap);
     if (!nbuf)
-        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu bytes to decompress it",
-                          path, ncap);
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu bytes to decompress it", path,
+                          ncap);
     *buf = nbuf;
     *cap = ncap;
     return DN_OK;
@@ -232,8 +232,8 @@ static dn_status after_member(inflater *f, const char *path, bool *done, dn_err 
     }
     return dn_err_set(err, DN_ERR_PARSE,
                       "%s: %zu trailing bytes after the gzip data (at byte %zu): expected the "
-                      "end of the file or another gzip member", path, f->in_size - f->in_pos,
-                      f->in_pos);
+                      "end of the file or another gzip member",
+                      path, f->in_size - f->in_pos, f->in_pos);
 }
 
 static dn_status inflate_loop(inflater *f, size_t limit, size_t max_bytes, const char *path,
@@ -249,8 +249,8 @@ static dn_status inflate_loop(inflater *f, size_t limit, size_t max_bytes, const
         /* The buffer holds at most limit = max_bytes + 1 bytes, so this ends every bomb. */
         if (f->used > max_bytes)
             return dn_err_set(err, DN_ERR_IO,
-                              "%s: gzip data decompress to more than the limit of %zu bytes",
-                              path, max_bytes);
+                              "%s: gzip data decompress to more than the limit of %zu bytes", path,
+                              max_bytes);
         if (ret == Z_STREAM_END) {
             bool done = false;
             dn_status st = after_member(f, path, &done, err);
@@ -260,19 +260,20 @@ static dn_status inflate_loop(inflater *f, size_t limit, size_t max_bytes, const
             /* No progress possible although there is room: the stream wants more input. */
             return dn_err_set(err, DN_ERR_PARSE,
                               "%s: truncated gzip data: the stream ends early, after %zu "
-                              "compressed bytes", path, f->in_size);
+                              "compressed bytes",
+                              path, f->in_size);
         } else if (ret == Z_MEM_ERROR) {
             return dn_err_set(err, DN_ERR_NOMEM, "%s: zlib is out of memory", path);
         } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
-            return dn_err_set(err, DN_ERR_PARSE, "%s: corrupt gzip data: %s (at byte %zu)",
-                              path, f->zs.msg ? f->zs.msg : "inflate failed", f->in_pos);
+            return dn_err_set(err, DN_ERR_PARSE, "%s: corrupt gzip data: %s (at byte %zu)", path,
+                              f->zs.msg ? f->zs.msg : "inflate failed", f->in_pos);
         }
     }
 }
 
 /* Decompress a whole gzip file image into a new buffer of at most max_bytes. */
-static dn_status gunzip(const unsigned char *in, size_t in_size, size_t max_bytes,
-                        const char *path, unsigned char **out, size_t *out_size, dn_err *err)
+static dn_status gunzip(const unsigned char *in, size_t in_size, size_t max_bytes, const char *path,
+                        unsigned char **out, size_t *out_size, dn_err *err)
 {
     *out = NULL;
     *out_size = 0;
@@ -282,10 +283,10 @@ static dn_status gunzip(const unsigned char *in, size_t in_size, size_t max_byte
         return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot start zlib decompression", path);
     f.cap = first_capacity(in, in_size, limit);
     f.out = malloc(f.cap);
-    dn_status st = f.out ? inflate_loop(&f, limit, max_bytes, path, err)
-                         : dn_err_set(err, DN_ERR_NOMEM,
-                                      "%s: cannot allocate %zu bytes to decompress it", path,
-                                      f.cap);
+    dn_status st = f.out
+                       ? inflate_loop(&f, limit, max_bytes, path, err)
+                       : dn_err_set(err, DN_ERR_NOMEM,
+                                    "%s: cannot allocate %zu bytes to decompress it", path, f.cap);
     inflateEnd(&f.zs);
     if (st != DN_OK) {
         free(f.out);

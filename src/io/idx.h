@@ -28,8 +28,8 @@
 
 /* A default cap on an IDX file's (decompressed) size: 2 GiB, or half the address space
  * where that is smaller. MNIST's largest file is 47 MB; its pixels become 4-byte floats. */
-#define DN_IDX_MAX_BYTES                                                                  \
-    ((uint64_t)SIZE_MAX / 2 < ((uint64_t)1 << 31) ? (size_t)(SIZE_MAX / 2)                 \
+#define DN_IDX_MAX_BYTES                                                   \
+    ((uint64_t)SIZE_MAX / 2 < ((uint64_t)1 << 31) ? (size_t)(SIZE_MAX / 2) \
                                                   : (size_t)((uint64_t)1 << 31))
 
 /* An IDX array of unsigned bytes. data (owned, malloc'ed) holds size = product of dims

@@ -199,18 +199,28 @@ static dn_status parse_shape(cursor *c, dn_shape *shape)
 static dn_status dtype_from_descr(cursor *c, const char *s, size_t len, dn_dtype *out)
 {
     if (len == 3 && s[0] == '<') {
-        if (memcmp(s + 1, "f4", 2) == 0) { *out = DN_F32; return DN_OK; }
-        if (memcmp(s + 1, "i4", 2) == 0) { *out = DN_I32; return DN_OK; }
-        if (memcmp(s + 1, "i8", 2) == 0) { *out = DN_I64; return DN_OK; }
+        if (memcmp(s + 1, "f4", 2) == 0) {
+            *out = DN_F32;
+            return DN_OK;
+        }
+        if (memcmp(s + 1, "i4", 2) == 0) {
+            *out = DN_I32;
+            return DN_OK;
+        }
+        if (memcmp(s + 1, "i8", 2) == 0) {
+            *out = DN_I64;
+            return DN_OK;
+        }
     }
     int n = len > 40 ? 40 : (int)len;
     if (len > 0 && s[0] == '>')
-        return dn_err_set(c->err, DN_ERR_PARSE,
-                          "%s: big-endian dtype '%.*s' is not supported: expected little-endian "
-                          SUPPORTED_DTYPES " (convert with a.astype(a.dtype.newbyteorder('<')))",
-                          c->label, n, s);
-    return dn_err_set(c->err, DN_ERR_PARSE, "%s: unsupported dtype '%.*s': expected "
-                      SUPPORTED_DTYPES, c->label, n, s);
+        return dn_err_set(
+            c->err, DN_ERR_PARSE,
+            "%s: big-endian dtype '%.*s' is not supported: expected little-endian " SUPPORTED_DTYPES
+            " (convert with a.astype(a.dtype.newbyteorder('<')))",
+            c->label, n, s);
+    return dn_err_set(c->err, DN_ERR_PARSE,
+                      "%s: unsupported dtype '%.*s': expected " SUPPORTED_DTYPES, c->label, n, s);
 }
 
 static dn_status parse_value(cursor *c, const char *key, size_t klen, header_fields *h)
@@ -218,8 +228,10 @@ static dn_status parse_value(cursor *c, const char *key, size_t klen, header_fie
     if (klen == 5 && memcmp(key, "descr", 5) == 0) {
         skip_ws(c);
         if (c->p < c->end && *c->p == '[')
-            return dn_err_set(c->err, DN_ERR_PARSE, "%s: structured dtype (a list 'descr') is "
-                              "not supported: expected " SUPPORTED_DTYPES, c->label);
+            return dn_err_set(c->err, DN_ERR_PARSE,
+                              "%s: structured dtype (a list 'descr') is "
+                              "not supported: expected " SUPPORTED_DTYPES,
+                              c->label);
         const char *s;
         size_t len;
         dn_status st = parse_string(c, &s, &len);
@@ -236,9 +248,10 @@ static dn_status parse_value(cursor *c, const char *key, size_t klen, header_fie
         h->has_shape = true;
         return parse_shape(c, &h->shape);
     }
-    return dn_err_set(c->err, DN_ERR_PARSE, "%s: .npy header has an unknown key '%.*s' (expected "
-                      "'descr', 'fortran_order' and 'shape')", c->label,
-                      klen > 40 ? 40 : (int)klen, key);
+    return dn_err_set(c->err, DN_ERR_PARSE,
+                      "%s: .npy header has an unknown key '%.*s' (expected "
+                      "'descr', 'fortran_order' and 'shape')",
+                      c->label, klen > 40 ? 40 : (int)klen, key);
 }
 
 static bool already_seen(const header_fields *h, const char *key, size_t klen)
@@ -293,12 +306,18 @@ static dn_status parse_header(const char *text, size_t len, const char *label, h
     if (c.p != c.end)
         return syntax_error(&c, "only spaces and a newline after the header dict");
     if (!h->has_descr || !h->has_fortran || !h->has_shape)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: .npy header lacks the key '%s' (expected "
-                          "'descr', 'fortran_order' and 'shape')", label,
-                          !h->has_descr ? "descr" : !h->has_fortran ? "fortran_order" : "shape");
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: .npy header lacks the key '%s' (expected "
+                          "'descr', 'fortran_order' and 'shape')",
+                          label,
+                          !h->has_descr     ? "descr"
+                          : !h->has_fortran ? "fortran_order"
+                                            : "shape");
     if (h->fortran_order)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: fortran_order is True: only C-order arrays are "
-                          "supported (save np.ascontiguousarray(a) instead)", label);
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: fortran_order is True: only C-order arrays are "
+                          "supported (save np.ascontiguousarray(a) instead)",
+                          label);
     return DN_OK;
 }
 
@@ -321,26 +340,35 @@ static dn_status parse_prefix(const unsigned char *buf, size_t size, const char 
         size_t n = size < NPY_MAGIC_LEN ? size : NPY_MAGIC_LEN;
         for (size_t i = 0; i < n; i++)
             snprintf(found + 3 * i, sizeof found - 3 * i, " %02x", buf[i]);
-        return dn_err_set(err, DN_ERR_PARSE, "%s: not a .npy file: expected the magic bytes "
-                          "93 4e 55 4d 50 59 (\\x93NUMPY), found%s", label,
-                          n ? found : " an empty file");
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: not a .npy file: expected the magic bytes "
+                          "93 4e 55 4d 50 59 (\\x93NUMPY), found%s",
+                          label, n ? found : " an empty file");
     }
     if (size < NPY_MAGIC_LEN + 2)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: .npy file is truncated: %zu bytes, the version "
-                          "needs 8", label, size);
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: .npy file is truncated: %zu bytes, the version "
+                          "needs 8",
+                          label, size);
     int major = buf[6], minor = buf[7];
     if ((major != 1 && major != 2 && major != 3) || minor != 0)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: unsupported .npy format version %d.%d "
-                          "(expected 1.0, 2.0 or 3.0)", label, major, minor);
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: unsupported .npy format version %d.%d "
+                          "(expected 1.0, 2.0 or 3.0)",
+                          label, major, minor);
     int len_bytes = major == 1 ? 2 : 4;
     size_t at = NPY_MAGIC_LEN + 2 + (size_t)len_bytes;
     if (size < at)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: .npy file is truncated: %zu bytes, the header "
-                          "length needs %zu", label, size, at);
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: .npy file is truncated: %zu bytes, the header "
+                          "length needs %zu",
+                          label, size, at);
     uint32_t hlen = read_le(buf + NPY_MAGIC_LEN + 2, len_bytes);
     if (hlen > size - at)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: .npy header is truncated: its length field says "
-                          "%lu bytes but only %zu follow", label, (unsigned long)hlen, size - at);
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: .npy header is truncated: its length field says "
+                          "%lu bytes but only %zu follow",
+                          label, (unsigned long)hlen, size - at);
     *header_at = at;
     *header_len = hlen;
     return DN_OK;
@@ -353,13 +381,20 @@ static dn_status check_data_size(const header_fields *h, size_t avail, const cha
     int64_t numel = dn_shape_numel(&h->shape), total;
     if (numel < 0 || !dn_mul_ok(numel, (int64_t)dn_dtype_size(h->dtype), &total) ||
         (uint64_t)total > SIZE_MAX)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: .npy shape %s is too large: its size in bytes "
-                          "overflows", label, dn_shape_str(&h->shape, sh, sizeof sh));
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: .npy shape %s is too large: its size in bytes "
+                          "overflows",
+                          label, dn_shape_str(&h->shape, sh, sizeof sh));
     if ((uint64_t)total != (uint64_t)avail) {
         bool truncated = (uint64_t)total > (uint64_t)avail;
-        return dn_err_set(err, DN_ERR_PARSE, "%s: %s: expected %lld bytes of data for %s %s, "
-                          "found %zu", label, truncated ? "data is truncated" : "trailing bytes "
-                          "after the data", (long long)total, dn_dtype_name(h->dtype),
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: %s: expected %lld bytes of data for %s %s, "
+                          "found %zu",
+                          label,
+                          truncated ? "data is truncated"
+                                    : "trailing bytes "
+                                      "after the data",
+                          (long long)total, dn_dtype_name(h->dtype),
                           dn_shape_str(&h->shape, sh, sizeof sh), avail);
     }
     *nbytes = (size_t)total;
@@ -481,27 +516,25 @@ static dn_status check_write_args(const char *path, dn_dtype dtype, const dn_sha
     if (!descr_of(dtype))
         return dn_err_set(err, DN_ERR_ARG, "%s: cannot write dtype %d", path, (int)dtype);
     if (shape->rank < 0 || shape->rank > DN_MAX_RANK)
-        return dn_err_set(err, DN_ERR_ARG, "%s: cannot write rank %d (0 to %d)", path,
-                          shape->rank, DN_MAX_RANK);
+        return dn_err_set(err, DN_ERR_ARG, "%s: cannot write rank %d (0 to %d)", path, shape->rank,
+                          DN_MAX_RANK);
     for (int i = 0; i < shape->rank; i++)
         if (shape->d[i] < 0 || shape->d[i] > DN_MAX_DIM)
             return dn_err_set(err, DN_ERR_ARG, "%s: cannot write shape %s: dimension %d is %lld",
-                              path, dn_shape_str(shape, sh, sizeof sh), i,
-                              (long long)shape->d[i]);
+                              path, dn_shape_str(shape, sh, sizeof sh), i, (long long)shape->d[i]);
     int64_t numel = dn_shape_numel(shape), total;
     if (numel < 0 || !dn_mul_ok(numel, (int64_t)dn_dtype_size(dtype), &total) ||
         (uint64_t)total > SIZE_MAX)
         return dn_err_set(err, DN_ERR_ARG, "%s: cannot write shape %s: its size overflows", path,
                           dn_shape_str(shape, sh, sizeof sh));
     if (total > 0 && !data)
-        return dn_err_set(err, DN_ERR_ARG, "%s: NULL data for %lld bytes", path,
-                          (long long)total);
+        return dn_err_set(err, DN_ERR_ARG, "%s: NULL data for %lld bytes", path, (long long)total);
     *nbytes = (size_t)total;
     return DN_OK;
 }
 
-dn_status dn_npy_write(const char *path, dn_dtype dtype, const dn_shape *shape,
-                       const void *data, dn_err *err)
+dn_status dn_npy_write(const char *path, dn_dtype dtype, const dn_shape *shape, const void *data,
+                       dn_err *err)
 {
     size_t nbytes = 0;
     dn_status s = check_write_args(path, dtype, shape, data, &nbytes, err);

@@ -42,8 +42,8 @@ dn_status dn_npy_parse(const unsigned char *buf, size_t size, const char *label,
 
 /* Write a .npy 1.0 file atomically (a temporary file renamed into place). `data` holds
  * numel(shape) elements of `dtype` in C order; it may be NULL only when there are none. */
-dn_status dn_npy_write(const char *path, dn_dtype dtype, const dn_shape *shape,
-                       const void *data, dn_err *err);
+dn_status dn_npy_write(const char *path, dn_dtype dtype, const dn_shape *shape, const void *data,
+                       dn_err *err);
 
 /* Free the data and reset *a. Safe on a zeroed or already freed array. */
 void dn_array_free(dn_array *a);

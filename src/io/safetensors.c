@@ -55,12 +55,18 @@ static bool st_dtype_parse(const char *s, dn_dtype *out)
 
 static const char *json_kind(const cJSON *j)
 {
-    if (cJSON_IsObject(j)) return "an object";
-    if (cJSON_IsArray(j)) return "an array";
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
+    if (cJSON_IsObject(j))
+        return "an object";
+    if (cJSON_IsArray(j))
+        return "an array";
+    if (cJSON_IsString(j))
+        return "a string";
+    if (cJSON_IsNumber(j))
+        return "a number";
+    if (cJSON_IsBool(j))
+        return "a boolean";
+    if (cJSON_IsNull(j))
+        return "null";
     return "an invalid value";
 }
 
@@ -92,7 +98,7 @@ static bool json_uint(const cJSON *j, uint64_t max, uint64_t *out)
 typedef struct parse_ctx {
     const char *label;
     dn_err *err;
-    uint64_t region_size;   /* bytes after the header */
+    uint64_t region_size; /* bytes after the header */
 } parse_ctx;
 
 typedef struct entry_fields {
@@ -102,8 +108,8 @@ typedef struct entry_fields {
 static dn_status entry_error(const parse_ctx *c, const char *name, const char *what,
                              const char *detail)
 {
-    return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": %s%s", c->label, name,
-                      what, detail ? detail : "");
+    return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": %s%s", c->label, name, what,
+                      detail ? detail : "");
 }
 
 /* Collect exactly the three fields, rejecting unknown and repeated ones. */
@@ -112,62 +118,70 @@ static dn_status entry_collect(const parse_ctx *c, const char *name, const cJSON
 {
     memset(f, 0, sizeof *f);
     if (!cJSON_IsObject(obj))
-        return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": expected an object "
-                          "with dtype, shape and data_offsets, found %s", c->label, name,
-                          json_kind(obj));
+        return dn_err_set(c->err, DN_ERR_PARSE,
+                          "%s: tensor " NAME_FMT ": expected an object "
+                          "with dtype, shape and data_offsets, found %s",
+                          c->label, name, json_kind(obj));
     const cJSON *field;
-    cJSON_ArrayForEach(field, obj) {
-        const cJSON **slot = strcmp(field->string, "dtype") == 0 ? &f->dtype
-                             : strcmp(field->string, "shape") == 0 ? &f->shape
+    cJSON_ArrayForEach(field, obj)
+    {
+        const cJSON **slot = strcmp(field->string, "dtype") == 0          ? &f->dtype
+                             : strcmp(field->string, "shape") == 0        ? &f->shape
                              : strcmp(field->string, "data_offsets") == 0 ? &f->offsets
                                                                           : NULL;
         if (!slot)
-            return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": unexpected field "
-                              NAME_FMT " (expected only dtype, shape and data_offsets)",
+            return dn_err_set(c->err, DN_ERR_PARSE,
+                              "%s: tensor " NAME_FMT ": unexpected field " NAME_FMT
+                              " (expected only dtype, shape and data_offsets)",
                               c->label, name, field->string);
         if (*slot)
-            return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": field " NAME_FMT
-                              " appears twice", c->label, name, field->string);
+            return dn_err_set(c->err, DN_ERR_PARSE,
+                              "%s: tensor " NAME_FMT ": field " NAME_FMT " appears twice", c->label,
+                              name, field->string);
         *slot = field;
     }
-    const char *missing = !f->dtype ? "dtype" : !f->shape ? "shape"
-                        : !f->offsets ? "data_offsets" : NULL;
+    const char *missing = !f->dtype     ? "dtype"
+                          : !f->shape   ? "shape"
+                          : !f->offsets ? "data_offsets"
+                                        : NULL;
     if (missing)
         return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": missing field \"%s\"",
                           c->label, name, missing);
     return DN_OK;
 }
 
-static dn_status entry_dtype(const parse_ctx *c, const char *name, const cJSON *j,
-                             dn_dtype *out)
+static dn_status entry_dtype(const parse_ctx *c, const char *name, const cJSON *j, dn_dtype *out)
 {
     if (!cJSON_IsString(j))
         return entry_error(c, name, "dtype must be a string, found ", json_kind(j));
     if (!st_dtype_parse(j->valuestring, out))
-        return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": unsupported dtype "
-                          NAME_FMT " (expected F32, I32 or I64)", c->label, name,
-                          j->valuestring);
+        return dn_err_set(c->err, DN_ERR_PARSE,
+                          "%s: tensor " NAME_FMT ": unsupported dtype " NAME_FMT
+                          " (expected F32, I32 or I64)",
+                          c->label, name, j->valuestring);
     return DN_OK;
 }
 
-static dn_status entry_shape(const parse_ctx *c, const char *name, const cJSON *j,
-                             dn_shape *out)
+static dn_status entry_shape(const parse_ctx *c, const char *name, const cJSON *j, dn_shape *out)
 {
     if (!cJSON_IsArray(j))
         return entry_error(c, name, "shape must be an array, found ", json_kind(j));
     int rank = cJSON_GetArraySize(j);
     if (rank > DN_MAX_RANK)
-        return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": shape has %d "
-                          "dimensions, more than the maximum %d", c->label, name, rank,
-                          DN_MAX_RANK);
+        return dn_err_set(c->err, DN_ERR_PARSE,
+                          "%s: tensor " NAME_FMT ": shape has %d "
+                          "dimensions, more than the maximum %d",
+                          c->label, name, rank, DN_MAX_RANK);
     memset(out, 0, sizeof *out);
     const cJSON *dim;
-    cJSON_ArrayForEach(dim, j) {
+    cJSON_ArrayForEach(dim, j)
+    {
         uint64_t v;
         if (!json_uint(dim, (uint64_t)DN_MAX_DIM, &v))
-            return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": shape dimension "
-                              "%d must be an integer from 0 to %lld, found %s%s", c->label,
-                              name, out->rank, (long long)DN_MAX_DIM, json_kind(dim),
+            return dn_err_set(c->err, DN_ERR_PARSE,
+                              "%s: tensor " NAME_FMT ": shape dimension "
+                              "%d must be an integer from 0 to %lld, found %s%s",
+                              c->label, name, out->rank, (long long)DN_MAX_DIM, json_kind(dim),
                               cJSON_IsNumber(dim) ? " out of range or not whole" : "");
         out->d[out->rank++] = (int64_t)v;
     }
@@ -180,16 +194,20 @@ static dn_status entry_offsets(const parse_ctx *c, const char *name, const cJSON
     if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 2 ||
         !json_uint(cJSON_GetArrayItem(j, 0), ST_MAX_EXACT, begin) ||
         !json_uint(cJSON_GetArrayItem(j, 1), ST_MAX_EXACT, end))
-        return entry_error(c, name, "data_offsets must be an array of two non-negative "
-                           "integers [begin, end]", NULL);
+        return entry_error(c, name,
+                           "data_offsets must be an array of two non-negative "
+                           "integers [begin, end]",
+                           NULL);
     if (*end < *begin)
-        return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": data_offsets [%llu, "
-                          "%llu] end before begin", c->label, name, (unsigned long long)*begin,
-                          (unsigned long long)*end);
+        return dn_err_set(c->err, DN_ERR_PARSE,
+                          "%s: tensor " NAME_FMT ": data_offsets [%llu, "
+                          "%llu] end before begin",
+                          c->label, name, (unsigned long long)*begin, (unsigned long long)*end);
     if (*end > c->region_size)
-        return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": data_offsets [%llu, "
-                          "%llu] go past the end of the data region (%llu bytes)", c->label,
-                          name, (unsigned long long)*begin, (unsigned long long)*end,
+        return dn_err_set(c->err, DN_ERR_PARSE,
+                          "%s: tensor " NAME_FMT ": data_offsets [%llu, "
+                          "%llu] go past the end of the data region (%llu bytes)",
+                          c->label, name, (unsigned long long)*begin, (unsigned long long)*end,
                           (unsigned long long)c->region_size);
     return DN_OK;
 }
@@ -201,13 +219,15 @@ static dn_status entry_size(const parse_ctx *c, const char *name, dn_dtype dtype
     char sh[DN_SHAPE_STR_MAX];
     int64_t numel = dn_shape_numel(shape), need;
     if (numel < 0 || !dn_mul_ok(numel, (int64_t)dn_dtype_size(dtype), &need))
-        return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": shape %s is too large: "
-                          "its size in bytes overflows", c->label, name,
-                          dn_shape_str(shape, sh, sizeof sh));
+        return dn_err_set(c->err, DN_ERR_PARSE,
+                          "%s: tensor " NAME_FMT ": shape %s is too large: "
+                          "its size in bytes overflows",
+                          c->label, name, dn_shape_str(shape, sh, sizeof sh));
     if ((uint64_t)need != end - begin)
-        return dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT ": %s %s needs %lld bytes "
-                          "but data_offsets [%llu, %llu] give %llu", c->label, name,
-                          st_dtype_name(dtype), dn_shape_str(shape, sh, sizeof sh),
+        return dn_err_set(c->err, DN_ERR_PARSE,
+                          "%s: tensor " NAME_FMT ": %s %s needs %lld bytes "
+                          "but data_offsets [%llu, %llu] give %llu",
+                          c->label, name, st_dtype_name(dtype), dn_shape_str(shape, sh, sizeof sh),
                           (long long)need, (unsigned long long)begin, (unsigned long long)end,
                           (unsigned long long)(end - begin));
     return DN_OK;
@@ -241,14 +261,18 @@ static dn_status parse_entry(const parse_ctx *c, const cJSON *obj, const unsigne
 static dn_status check_metadata(const parse_ctx *c, const cJSON *meta)
 {
     if (!cJSON_IsObject(meta))
-        return dn_err_set(c->err, DN_ERR_PARSE, "%s: \"" METADATA_KEY "\" must be an object of "
-                          "strings, found %s", c->label, json_kind(meta));
+        return dn_err_set(c->err, DN_ERR_PARSE,
+                          "%s: \"" METADATA_KEY "\" must be an object of "
+                          "strings, found %s",
+                          c->label, json_kind(meta));
     const cJSON *item;
-    cJSON_ArrayForEach(item, meta) {
+    cJSON_ArrayForEach(item, meta)
+    {
         if (!cJSON_IsString(item))
-            return dn_err_set(c->err, DN_ERR_PARSE, "%s: \"" METADATA_KEY "\" value " NAME_FMT
-                              " must be a string, found %s", c->label, item->string,
-                              json_kind(item));
+            return dn_err_set(c->err, DN_ERR_PARSE,
+                              "%s: \"" METADATA_KEY "\" value " NAME_FMT
+                              " must be a string, found %s",
+                              c->label, item->string, json_kind(item));
     }
     return DN_OK;
 }
@@ -283,18 +307,21 @@ static dn_status check_unique_disjoint(const parse_ctx *c, const dn_st_file *f,
     qsort(p, (size_t)f->n, sizeof *p, cmp_entry_name);
     for (int i = 1; i < f->n && s == DN_OK; i++)
         if (strcmp(p[i - 1]->name, p[i]->name) == 0)
-            s = dn_err_set(c->err, DN_ERR_PARSE, "%s: tensor " NAME_FMT " appears twice in the "
-                           "header", c->label, p[i]->name);
+            s = dn_err_set(c->err, DN_ERR_PARSE,
+                           "%s: tensor " NAME_FMT " appears twice in the "
+                           "header",
+                           c->label, p[i]->name);
     qsort(p, (size_t)f->n, sizeof *p, cmp_entry_data);
     const dn_st_entry *prev = NULL;
     for (int i = 0; i < f->n && s == DN_OK; i++) {
         if (p[i]->nbytes == 0)
             continue;
         if (prev && p[i]->data < prev->data + prev->nbytes)
-            s = dn_err_set(c->err, DN_ERR_PARSE, "%s: tensors " NAME_FMT " [%td, %td) and "
-                           NAME_FMT " [%td, %td) overlap in the data region", c->label,
-                           prev->name, prev->data - region, prev->data + prev->nbytes - region,
-                           p[i]->name, p[i]->data - region,
+            s = dn_err_set(c->err, DN_ERR_PARSE,
+                           "%s: tensors " NAME_FMT " [%td, %td) and " NAME_FMT
+                           " [%td, %td) overlap in the data region",
+                           c->label, prev->name, prev->data - region,
+                           prev->data + prev->nbytes - region, p[i]->name, p[i]->data - region,
                            p[i]->data + p[i]->nbytes - region);
         if (!prev || p[i]->data + p[i]->nbytes > prev->data + prev->nbytes)
             prev = p[i];
@@ -308,17 +335,21 @@ static dn_status parse_length(const unsigned char *buf, size_t size, const char 
                               uint64_t *hlen, dn_err *err)
 {
     if (size < ST_LEN_BYTES)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: not a safetensors file: %zu bytes, expected at "
-                          "least 8 (the header length)", label, size);
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: not a safetensors file: %zu bytes, expected at "
+                          "least 8 (the header length)",
+                          label, size);
     *hlen = read_le64(buf);
     if (*hlen > (uint64_t)(size - ST_LEN_BYTES))
-        return dn_err_set(err, DN_ERR_PARSE, "%s: safetensors header length is %llu bytes but "
-                          "only %zu bytes follow (truncated or not a safetensors file)", label,
-                          (unsigned long long)*hlen, size - ST_LEN_BYTES);
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: safetensors header length is %llu bytes but "
+                          "only %zu bytes follow (truncated or not a safetensors file)",
+                          label, (unsigned long long)*hlen, size - ST_LEN_BYTES);
     if (*hlen > DN_ST_HEADER_MAX)
-        return dn_err_set(err, DN_ERR_PARSE, "%s: safetensors header length %llu exceeds the "
-                          "limit of %llu bytes", label, (unsigned long long)*hlen,
-                          (unsigned long long)DN_ST_HEADER_MAX);
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: safetensors header length %llu exceeds the "
+                          "limit of %llu bytes",
+                          label, (unsigned long long)*hlen, (unsigned long long)DN_ST_HEADER_MAX);
     return DN_OK;
 }
 
@@ -330,18 +361,24 @@ static dn_status parse_json(const char *text, size_t len, const char *label, cJS
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!root) {
         size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
-        return dn_err_set(err, DN_ERR_PARSE, "%s: safetensors header is not valid JSON (error "
-                          "near byte %zu of %zu)", label, at, len);
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: safetensors header is not valid JSON (error "
+                          "near byte %zu of %zu)",
+                          label, at, len);
     }
     for (const char *p = end; p < text + len; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             cJSON_Delete(root);
-            return dn_err_set(err, DN_ERR_PARSE, "%s: safetensors header has extra text after "
-                              "the JSON object, at byte %td", label, p - text);
+            return dn_err_set(err, DN_ERR_PARSE,
+                              "%s: safetensors header has extra text after "
+                              "the JSON object, at byte %td",
+                              label, p - text);
         }
     if (!cJSON_IsObject(root)) {
-        dn_status s = dn_err_set(err, DN_ERR_PARSE, "%s: safetensors header must be a JSON "
-                                 "object, found %s", label, json_kind(root));
+        dn_status s = dn_err_set(err, DN_ERR_PARSE,
+                                 "%s: safetensors header must be a JSON "
+                                 "object, found %s",
+                                 label, json_kind(root));
         cJSON_Delete(root);
         return s;
     }
@@ -349,21 +386,23 @@ static dn_status parse_json(const char *text, size_t len, const char *label, cJS
     return DN_OK;
 }
 
-static dn_status parse_entries(const parse_ctx *c, const cJSON *root,
-                               const unsigned char *region, dn_st_file *out)
+static dn_status parse_entries(const parse_ctx *c, const cJSON *root, const unsigned char *region,
+                               dn_st_file *out)
 {
     int count = 0, metas = 0;
     const cJSON *item;
-    cJSON_ArrayForEach(item, root)
-        count += strcmp(item->string, METADATA_KEY) != 0;
+    cJSON_ArrayForEach(item, root) count += strcmp(item->string, METADATA_KEY) != 0;
     out->entries = calloc(count ? (size_t)count : 1, sizeof *out->entries);
     if (!out->entries)
         return dn_err_set(c->err, DN_ERR_NOMEM, "%s: cannot allocate %d entries", c->label, count);
-    cJSON_ArrayForEach(item, root) {
+    cJSON_ArrayForEach(item, root)
+    {
         dn_status s;
         if (strcmp(item->string, METADATA_KEY) == 0)
-            s = ++metas > 1 ? dn_err_set(c->err, DN_ERR_PARSE, "%s: \"" METADATA_KEY "\" appears "
-                                         "twice", c->label)
+            s = ++metas > 1 ? dn_err_set(c->err, DN_ERR_PARSE,
+                                         "%s: \"" METADATA_KEY "\" appears "
+                                         "twice",
+                                         c->label)
                             : check_metadata(c, item);
         else
             s = parse_entry(c, item, region, &out->entries[out->n++]);
@@ -443,14 +482,13 @@ void dn_st_free(dn_st_file *f)
 /* ---------------------------------------------------------------- writing */
 
 /* Validate one tensor; *nbytes gets its data size. */
-static dn_status check_tensor(const char *path, const dn_st_tensor *t, int index,
-                              size_t *nbytes, dn_err *err)
+static dn_status check_tensor(const char *path, const dn_st_tensor *t, int index, size_t *nbytes,
+                              dn_err *err)
 {
     char sh[DN_SHAPE_STR_MAX];
     if (!t->name || !t->name[0] || strcmp(t->name, METADATA_KEY) == 0)
-        return dn_err_set(err, DN_ERR_ARG, "%s: tensor %d: name %s%s%s is not allowed", path,
-                          index, t->name ? "\"" : "", t->name ? t->name : "NULL",
-                          t->name ? "\"" : "");
+        return dn_err_set(err, DN_ERR_ARG, "%s: tensor %d: name %s%s%s is not allowed", path, index,
+                          t->name ? "\"" : "", t->name ? t->name : "NULL", t->name ? "\"" : "");
     if (!st_dtype_name(t->dtype) || !t->shape)
         return dn_err_set(err, DN_ERR_ARG, "%s: tensor " NAME_FMT ": %s", path, t->name,
                           !t->shape ? "NULL shape" : "unknown dtype");
@@ -461,17 +499,19 @@ static dn_status check_tensor(const char *path, const dn_st_tensor *t, int index
     int64_t numel = dims_ok ? dn_shape_numel(s) : -1, total;
     if (numel < 0 || !dn_mul_ok(numel, (int64_t)dn_dtype_size(t->dtype), &total) ||
         (uint64_t)total > SIZE_MAX)
-        return dn_err_set(err, DN_ERR_ARG, "%s: tensor " NAME_FMT ": cannot write shape %s "
-                          "(rank %d)", path, t->name,
-                          dims_ok ? dn_shape_str(s, sh, sizeof sh) : "[invalid]", s->rank);
+        return dn_err_set(err, DN_ERR_ARG,
+                          "%s: tensor " NAME_FMT ": cannot write shape %s "
+                          "(rank %d)",
+                          path, t->name, dims_ok ? dn_shape_str(s, sh, sizeof sh) : "[invalid]",
+                          s->rank);
     if (total > 0 && !t->data)
         return dn_err_set(err, DN_ERR_ARG, "%s: tensor " NAME_FMT ": NULL data", path, t->name);
     *nbytes = (size_t)total;
     return DN_OK;
 }
 
-static dn_status check_tensors(const char *path, const dn_st_tensor *t, int n,
-                               size_t *sizes, dn_err *err)
+static dn_status check_tensors(const char *path, const dn_st_tensor *t, int n, size_t *sizes,
+                               dn_err *err)
 {
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
@@ -480,8 +520,8 @@ static dn_status check_tensors(const char *path, const dn_st_tensor *t, int n,
             return s;
         for (int j = 0; j < i; j++)
             if (strcmp(t[i].name, t[j].name) == 0)
-                return dn_err_set(err, DN_ERR_ARG, "%s: tensor " NAME_FMT " is given twice",
-                                  path, t[i].name);
+                return dn_err_set(err, DN_ERR_ARG, "%s: tensor " NAME_FMT " is given twice", path,
+                                  t[i].name);
         offset += sizes[i];
         if (offset > ST_MAX_EXACT)
             return dn_err_set(err, DN_ERR_ARG, "%s: tensors total more than 2^53 bytes", path);
@@ -545,8 +585,8 @@ static char *build_header(const dn_st_tensor *t, int n, const size_t *sizes, siz
     return text;
 }
 
-static dn_status write_all(const char *path, const char *header, size_t hlen,
-                           const dn_st_tensor *t, int n, const size_t *sizes, dn_err *err)
+static dn_status write_all(const char *path, const char *header, size_t hlen, const dn_st_tensor *t,
+                           int n, const size_t *sizes, dn_err *err)
 {
     unsigned char len_bytes[ST_LEN_BYTES];
     for (int i = 0; i < ST_LEN_BYTES; i++)
@@ -567,8 +607,10 @@ static dn_status write_all(const char *path, const char *header, size_t hlen,
 dn_status dn_st_write(const char *path, const dn_st_tensor *t, int n, dn_err *err)
 {
     if (!path || n < 0 || (n > 0 && !t))
-        return dn_err_set(err, DN_ERR_ARG, "dn_st_write: %s", !path ? "NULL path"
-                          : n < 0 ? "negative tensor count" : "NULL tensor list");
+        return dn_err_set(err, DN_ERR_ARG, "dn_st_write: %s",
+                          !path   ? "NULL path"
+                          : n < 0 ? "negative tensor count"
+                                  : "NULL tensor list");
     size_t *sizes = malloc((n ? (size_t)n : 1) * sizeof *sizes);
     if (!sizes)
         return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %d sizes", path, n);

@@ -37,7 +37,7 @@
 typedef struct dn_st_entry {
     char *name;
     dn_dtype dtype;
-    dn_shape shape;              /* batched is false */
+    dn_shape shape; /* batched is false */
     const unsigned char *data;
     size_t nbytes;
 } dn_st_entry;

@@ -13,9 +13,8 @@
 #define GEMV_SPLIT_MAX_N 4096
 
 /* c[lo..hi) = alpha · (rows [lo, hi) of B [n×k]) · a + beta · c[lo..hi) */
-static void rows_times_vector(int64_t k, float alpha, const float *b, int64_t ldb,
-                              const float *a, int64_t inc_a, float beta, float *c, int64_t lo,
-                              int64_t hi)
+static void rows_times_vector(int64_t k, float alpha, const float *b, int64_t ldb, const float *a,
+                              int64_t inc_a, float beta, float *c, int64_t lo, int64_t hi)
 {
     if (hi > lo)
         bli_sgemv_ex(BLIS_NO_TRANSPOSE, BLIS_NO_CONJUGATE, hi - lo, k, &alpha,
@@ -25,22 +24,20 @@ static void rows_times_vector(int64_t k, float alpha, const float *b, int64_t ld
 
 /* out[0..n) = alpha · a[lo..hi) · (rows [lo, hi) of B [k×n]) + beta · out: one thread's share
  * of a product split over k, each thread reading its own contiguous rows of B. */
-static void vector_times_rows(int64_t n, float alpha, const float *a, int64_t inc_a,
-                              const float *b, int64_t ldb, float beta, float *out, int64_t lo,
-                              int64_t hi)
+static void vector_times_rows(int64_t n, float alpha, const float *a, int64_t inc_a, const float *b,
+                              int64_t ldb, float beta, float *out, int64_t lo, int64_t hi)
 {
-    bli_sgemv_ex(BLIS_TRANSPOSE, BLIS_NO_CONJUGATE, hi - lo, n, &alpha, (float *)b + lo * ldb,
-                 ldb, 1, (float *)a + lo * inc_a, inc_a, &beta, out, 1, NULL, NULL);
+    bli_sgemv_ex(BLIS_TRANSPOSE, BLIS_NO_CONJUGATE, hi - lo, n, &alpha, (float *)b + lo * ldb, ldb,
+                 1, (float *)a + lo * inc_a, inc_a, &beta, out, 1, NULL, NULL);
 }
 
 /* Halves [lo, hi) of the split over k: half 0 into c (with beta), half 1 into partial. */
-static void halves(int64_t n, int64_t k, float alpha, const float *a, int64_t inc_a,
-                   const float *b, int64_t ldb, float beta, float *c, float *partial, int64_t lo,
-                   int64_t hi)
+static void halves(int64_t n, int64_t k, float alpha, const float *a, int64_t inc_a, const float *b,
+                   int64_t ldb, float beta, float *c, float *partial, int64_t lo, int64_t hi)
 {
     for (int64_t h = lo; h < hi; h++)
-        vector_times_rows(n, alpha, a, inc_a, b, ldb, h == 0 ? beta : 0.0f,
-                          h == 0 ? c : partial, h == 0 ? 0 : k / 2, h == 0 ? k / 2 : k);
+        vector_times_rows(n, alpha, a, inc_a, b, ldb, h == 0 ? beta : 0.0f, h == 0 ? c : partial,
+                          h == 0 ? 0 : k / 2, h == 0 ? k / 2 : k);
 }
 
 /* c[1×n] = alpha · a[1×k] · B[k×n] + beta · c. Two threads each sum half of k; the second
@@ -53,7 +50,8 @@ static void row_times_matrix(int64_t n, int64_t k, float alpha, const float *a, 
         vector_times_rows(n, alpha, a, inc_a, b, ldb, beta, c, 0, k);
         return;
     }
-    DN_PARALLEL_RANGE(2, 2, lo, hi, halves(n, k, alpha, a, inc_a, b, ldb, beta, c, partial, lo, hi));
+    DN_PARALLEL_RANGE(2, 2, lo, hi,
+                      halves(n, k, alpha, a, inc_a, b, ldb, beta, c, partial, lo, hi));
     for (int64_t j = 0; j < n; j++)
         c[j] += partial[j];
 }
@@ -63,14 +61,14 @@ static void row_times_matrix(int64_t n, int64_t k, float alpha, const float *a, 
  * when the matrix is large. For a batch of one that avoids a BLIS thread team's start-up,
  * which at that size costs more than the arithmetic. */
 static bool as_gemv(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                    float *c, int64_t ldc, int threads)
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                    int64_t ldc, int threads)
 {
     if (m == 1 && trans_b) { /* c = B·a, B stored n×k: threads split B's rows */
         int team = dn_team(threads, n * k, GEMV_PARALLEL_MIN);
-        DN_PARALLEL_RANGE(n, team, lo, hi,
-                          rows_times_vector(k, alpha, b, ldb, a, trans_a ? lda : 1, beta, c, lo,
-                                            hi));
+        DN_PARALLEL_RANGE(
+            n, team, lo, hi,
+            rows_times_vector(k, alpha, b, ldb, a, trans_a ? lda : 1, beta, c, lo, hi));
         return true;
     }
     if (m == 1) {
@@ -78,7 +76,7 @@ static bool as_gemv(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
         return true;
     }
     if (n == 1) { /* c[m×1] = op(A)·b[k×1], on one thread: only the weight gradient of a
-                   * one-unit Affine at batch 1 takes this path */
+                     * one-unit Affine at batch 1 takes this path */
         bli_sgemv_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, BLIS_NO_CONJUGATE,
                      trans_a ? k : m, trans_a ? m : k, &alpha, (float *)a, lda, 1, (float *)b,
                      trans_b ? 1 : ldb, &beta, c, ldc, NULL, NULL);
@@ -117,8 +115,8 @@ int64_t dn_packed_size(int64_t rows, int64_t k, int r) { return (rows + r - 1) /
 
 /* Panels of r lines (rows of A, columns of B): line l of the source is src + l·ls, its
  * k elements es apart. */
-static void pack_panels(const float *src, int64_t ls, int64_t es, int64_t lines, int64_t k,
-                        int r, float *restrict dst)
+static void pack_panels(const float *src, int64_t ls, int64_t es, int64_t lines, int64_t k, int r,
+                        float *restrict dst)
 {
     for (int64_t q = 0; q < lines; q += r) {
         int64_t full = lines - q < r ? lines - q : r;
@@ -133,14 +131,14 @@ static void pack_panels(const float *src, int64_t ls, int64_t es, int64_t lines,
     }
 }
 
-void dn_pack_a(const dn_ukernel *u, const float *a, int64_t rs, int64_t cs, int64_t m,
-               int64_t k, float *pa)
+void dn_pack_a(const dn_ukernel *u, const float *a, int64_t rs, int64_t cs, int64_t m, int64_t k,
+               float *pa)
 {
     pack_panels(a, rs, cs, m, k, u->mr, pa);
 }
 
-void dn_pack_b(const dn_ukernel *u, const float *b, int64_t rs, int64_t cs, int64_t k,
-               int64_t n, float *pb)
+void dn_pack_b(const dn_ukernel *u, const float *b, int64_t rs, int64_t cs, int64_t k, int64_t n,
+               float *pb)
 {
     pack_panels(b, cs, rs, n, k, u->nr, pb);
 }

@@ -34,8 +34,8 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
  * hundred: there is no blocking of k. */
 typedef struct dn_ukernel {
     int mr, nr;
-    void *fn;    /* BLIS's sgemm micro-kernel */
-    void *cntx;  /* BLIS's context for this machine */
+    void *fn;   /* BLIS's sgemm micro-kernel */
+    void *cntx; /* BLIS's context for this machine */
 } dn_ukernel;
 
 /* The micro-kernel BLIS chose for this machine. Thread-safe. */
@@ -45,11 +45,11 @@ void dn_ukernel_get(dn_ukernel *u);
 int64_t dn_packed_size(int64_t rows, int64_t k, int r);
 
 /* pa = pack of A, element (i, p) at a[i·rs + p·cs]. */
-void dn_pack_a(const dn_ukernel *u, const float *a, int64_t rs, int64_t cs, int64_t m,
-               int64_t k, float *pa);
+void dn_pack_a(const dn_ukernel *u, const float *a, int64_t rs, int64_t cs, int64_t m, int64_t k,
+               float *pa);
 /* pb = pack of B, element (p, j) at b[p·rs + j·cs]. */
-void dn_pack_b(const dn_ukernel *u, const float *b, int64_t rs, int64_t cs, int64_t k,
-               int64_t n, float *pb);
+void dn_pack_b(const dn_ukernel *u, const float *b, int64_t rs, int64_t cs, int64_t k, int64_t n,
+               float *pb);
 
 /* C[m×n] = A·B + beta·C from packed operands; C's element (i, j) at c[i·rs_c + j·cs_c]. */
 void dn_gemm_packed(const dn_ukernel *u, int64_t m, int64_t n, int64_t k, const float *pa,

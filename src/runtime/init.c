@@ -9,10 +9,14 @@ static const struct {
     const char *name;
     dn_init_type type;
 } init_names[] = {
-    { "zeros", DN_INIT_ZEROS },           { "ones", DN_INIT_ONES },
-    { "constant", DN_INIT_CONSTANT },     { "normal", DN_INIT_NORMAL },
-    { "uniform", DN_INIT_UNIFORM },       { "he_normal", DN_INIT_HE_NORMAL },
-    { "he_uniform", DN_INIT_HE_UNIFORM }, { "xavier_normal", DN_INIT_XAVIER_NORMAL },
+    { "zeros", DN_INIT_ZEROS },
+    { "ones", DN_INIT_ONES },
+    { "constant", DN_INIT_CONSTANT },
+    { "normal", DN_INIT_NORMAL },
+    { "uniform", DN_INIT_UNIFORM },
+    { "he_normal", DN_INIT_HE_NORMAL },
+    { "he_uniform", DN_INIT_HE_UNIFORM },
+    { "xavier_normal", DN_INIT_XAVIER_NORMAL },
     { "xavier_uniform", DN_INIT_XAVIER_UNIFORM },
 };
 #define N_INIT_NAMES (sizeof init_names / sizeof init_names[0])
@@ -35,8 +39,8 @@ static bool lookup(const char *name, dn_init_type *out)
     return false;
 }
 
-static bool read_number(const cJSON *obj, const char *key, double *out, bool required,
-                        char *why, size_t why_size)
+static bool read_number(const cJSON *obj, const char *key, double *out, bool required, char *why,
+                        size_t why_size)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v) {
@@ -60,8 +64,8 @@ static bool parse_object(const cJSON *spec, dn_init *out, char *why, size_t why_
         for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
             known |= strcmp(f->string, allowed[i]) == 0;
         if (!known) {
-            snprintf(why, why_size, "unknown init field \"%s\" (expected type, std, value, low, high)",
-                     f->string);
+            snprintf(why, why_size,
+                     "unknown init field \"%s\" (expected type, std, value, low, high)", f->string);
             return false;
         }
     }
@@ -88,14 +92,13 @@ static bool parse_object(const cJSON *spec, dn_init *out, char *why, size_t why_
             !read_number(spec, "high", &out->high, true, why, why_size))
             return false;
         if (out->low > out->high) {
-            snprintf(why, why_size, "\"low\" (%g) must not exceed \"high\" (%g)", out->low, out->high);
+            snprintf(why, why_size, "\"low\" (%g) must not exceed \"high\" (%g)", out->low,
+                     out->high);
             return false;
         }
         return true;
-    case DN_INIT_CONSTANT:
-        return read_number(spec, "value", &out->value, true, why, why_size);
-    default:
-        return true;
+    case DN_INIT_CONSTANT: return read_number(spec, "value", &out->value, true, why, why_size);
+    default: return true;
     }
 }
 

@@ -1,10 +1,12 @@
 /*
- * init.h — parameter initialisers of FORMAT.md.
+ * init.h — parameter initialisers of docs/format.md.
  *
  * Fans: a rank-2 weight is an Affine weight [in, out] (fan_in = in, fan_out = out); a weight
  * of rank >= 3 is a Conv weight [out, in, kh, kw] (fan_in = in·kh·kw, fan_out = out·kh·kw).
- *   he_normal       N(0, sqrt(2 / fan_in))         he_uniform      U(±sqrt(6 / fan_in))
- *   xavier_normal   N(0, sqrt(2 / (fan_in+fan_out)))  xavier_uniform  U(±sqrt(6 / (fan_in+fan_out)))
+ *   he_normal       N(0, sqrt(2 / fan_in))
+ *   he_uniform      U(±sqrt(6 / fan_in))
+ *   xavier_normal   N(0, sqrt(2 / (fan_in+fan_out)))
+ *   xavier_uniform  U(±sqrt(6 / (fan_in+fan_out)))
  *   normal(std)  uniform(low, high)  constant(value)  zeros  ones
  * Default: he_normal for rank >= 2, zeros for rank 1.
  */

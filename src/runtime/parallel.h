@@ -35,9 +35,9 @@ static inline int dn_team(int threads, int64_t work, int64_t min_work)
             int64_t lo = 0, hi = dn_n_;                                                 \
             call;                                                                       \
         } else {                                                                        \
-            _Pragma("omp parallel num_threads(dn_team_)")                              \
+            _Pragma("omp parallel num_threads(dn_team_)")                               \
             {                                                                           \
-                int64_t dn_t_ = omp_get_thread_num(), dn_nt_ = omp_get_num_threads();  \
+                int64_t dn_t_ = omp_get_thread_num(), dn_nt_ = omp_get_num_threads();   \
                 int64_t lo = dn_n_ * dn_t_ / dn_nt_, hi = dn_n_ * (dn_t_ + 1) / dn_nt_; \
                 call;                                                                   \
             }                                                                           \

@@ -35,4 +35,3 @@ uint64_t dn_rng_below(dn_rng *r, uint64_t n)
     while (x >= limit);
     return x % n;
 }
-

@@ -67,10 +67,7 @@ char *dn_shape_str(const dn_shape *s, char *buf, size_t size)
     return buf;
 }
 
-size_t dn_dtype_size(dn_dtype t)
-{
-    return t == DN_I64 ? 8 : 4;
-}
+size_t dn_dtype_size(dn_dtype t) { return t == DN_I64 ? 8 : 4; }
 
 const char *dn_dtype_name(dn_dtype t)
 {

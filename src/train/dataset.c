@@ -43,7 +43,8 @@ static dn_status check_labels(const dn_idx *lab, const dn_idx *img, const char *
     if (lab->dims[0] != img->dims[0])
         return dn_err_set(err, DN_ERR_SHAPE,
                           "%s: %lld labels, but %s holds %lld images: expected one label per "
-                          "image", labels_path, (long long)lab->dims[0], images_path,
+                          "image",
+                          labels_path, (long long)lab->dims[0], images_path,
                           (long long)img->dims[0]);
     return DN_OK;
 }
@@ -52,12 +53,12 @@ static dn_status check_labels(const dn_idx *lab, const dn_idx *img, const char *
 static dn_status convert_images(const dn_idx *img, const char *path, dn_data *out, dn_err *err)
 {
     if (img->size > SIZE_MAX / sizeof *out->images)
-        return dn_err_set(err, DN_ERR_NOMEM, "%s: %zu pixels do not fit in memory as floats",
-                          path, img->size);
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: %zu pixels do not fit in memory as floats", path,
+                          img->size);
     out->images = malloc(img->size * sizeof *out->images);
     if (!out->images)
-        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu floats for the images",
-                          path, img->size);
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu floats for the images", path,
+                          img->size);
     float table[256];
     for (int b = 0; b < 256; b++)
         table[b] = (float)b / 255.0f;
@@ -148,9 +149,8 @@ static dn_status find_file(const char *dir, const char *name, const char *what, 
         return dn_err_set(err, DN_ERR_IO, "%s: cannot open the data directory: %s", dir,
                           dn_errno_str(errno, reason, sizeof reason));
     }
-    return dn_err_set(err, DN_ERR_IO,
-                      "%s: no %s: looked for %s and %s.gz in this directory", dir, what, name,
-                      name);
+    return dn_err_set(err, DN_ERR_IO, "%s: no %s: looked for %s and %s.gz in this directory", dir,
+                      what, name, name);
 }
 
 dn_status dn_data_load_dir(const char *dir, bool train, dn_data *out, dn_err *err)
@@ -175,10 +175,7 @@ dn_status dn_data_load_dir(const char *dir, bool train, dn_data *out, dn_err *er
 /* ---------------------------------------------------------------- split */
 
 /* Floats per example; the product fitted in memory when the data were loaded. */
-static int64_t example_size(const dn_data *d)
-{
-    return d->channels * d->height * d->width;
-}
+static int64_t example_size(const dn_data *d) { return d->channels * d->height * d->width; }
 
 dn_status dn_data_split(dn_data *all, int64_t n_val, dn_data *val, dn_err *err)
 {
@@ -186,7 +183,8 @@ dn_status dn_data_split(dn_data *all, int64_t n_val, dn_data *val, dn_err *err)
     if (n_val < 0 || n_val > all->n - 1)
         return dn_err_set(err, DN_ERR_ARG,
                           "cannot hold out %lld of %lld examples: expected 0 to %lld, leaving at "
-                          "least one for training", (long long)n_val, (long long)all->n,
+                          "least one for training",
+                          (long long)n_val, (long long)all->n,
                           (long long)(all->n > 0 ? all->n - 1 : 0));
     int64_t per = example_size(all), keep = all->n - n_val;
     size_t floats = (size_t)n_val * (size_t)per;
@@ -201,8 +199,12 @@ dn_status dn_data_split(dn_data *all, int64_t n_val, dn_data *val, dn_err *err)
     }
     memcpy(images, all->images + (size_t)keep * (size_t)per, floats * sizeof *images);
     memcpy(labels, all->labels + keep, (size_t)n_val * sizeof *labels);
-    *val = (dn_data){ .n = n_val, .channels = all->channels, .height = all->height,
-                      .width = all->width, .images = images, .labels = labels,
+    *val = (dn_data){ .n = n_val,
+                      .channels = all->channels,
+                      .height = all->height,
+                      .width = all->width,
+                      .images = images,
+                      .labels = labels,
                       .classes = all->classes };
     all->n = keep;
     return DN_OK;

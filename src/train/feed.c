@@ -65,8 +65,9 @@ dn_status dn_bind(const dn_graph *g, const dn_binding *b, bool need_label, dn_bo
     } else if ((out->label = only_input(g, DN_I32, "label", need_label, err)) < -1) {
         return DN_ERR_ARG;
     }
-    const char *pred = b->prediction ? b->prediction
-                       : g->n_outputs ? g->values[g->outputs[0]].name : NULL;
+    const char *pred = b->prediction  ? b->prediction
+                       : g->n_outputs ? g->values[g->outputs[0]].name
+                                      : NULL;
     out->prediction = pred ? dn_graph_find(g, pred) : -1;
     if (out->prediction < 0)
         return dn_err_set(err, DN_ERR_ARG, "%s: no prediction tensor (%s)", g->file,
@@ -74,8 +75,10 @@ dn_status dn_bind(const dn_graph *g, const dn_binding *b, bool need_label, dn_bo
     const dn_value *p = &g->values[out->prediction];
     if (p->desc.shape.rank != 2 || !p->desc.shape.batched || p->desc.dtype != DN_F32) {
         char s[DN_SHAPE_STR_MAX];
-        return dn_err_set(err, DN_ERR_SHAPE, "%s: prediction \"%s\" must be float32 class scores [N,classes], found %s",
-                          g->file, p->name, dn_shape_str(&p->desc.shape, s, sizeof s));
+        return dn_err_set(
+            err, DN_ERR_SHAPE,
+            "%s: prediction \"%s\" must be float32 class scores [N,classes], found %s", g->file,
+            p->name, dn_shape_str(&p->desc.shape, s, sizeof s));
     }
     return DN_OK;
 }
@@ -88,10 +91,11 @@ dn_status dn_feed_batch(dn_exec *e, const dn_bound *b, const dn_data *d, const f
     int64_t per_example = d->channels * d->height * d->width;
     if (!want->batched || dn_shape_numel_from(want, 1) != per_example) {
         char ws[DN_SHAPE_STR_MAX];
-        return dn_err_set(err, DN_ERR_SHAPE,
-                          "%s: input \"%s\" %s does not take the data set's images [n,%lld,%lld,%lld]",
-                          e->g->file, img->name, dn_shape_str(want, ws, sizeof ws),
-                          (long long)d->channels, (long long)d->height, (long long)d->width);
+        return dn_err_set(
+            err, DN_ERR_SHAPE,
+            "%s: input \"%s\" %s does not take the data set's images [n,%lld,%lld,%lld]",
+            e->g->file, img->name, dn_shape_str(want, ws, sizeof ws), (long long)d->channels,
+            (long long)d->height, (long long)d->width);
     }
     /* Images go in with the input's own layout ([n,784] as well as [n,1,28,28]). */
     int64_t shape[DN_MAX_RANK];
@@ -103,4 +107,3 @@ dn_status dn_feed_batch(dn_exec *e, const dn_bound *b, const dn_data *d, const f
         st = dn_exec_set_input(e, b->label, DN_I32, 1, lshape, labels, err);
     return st;
 }
-

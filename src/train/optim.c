@@ -33,8 +33,13 @@
 
 dn_optim_config dn_optim_defaults(dn_optim_kind kind)
 {
-    dn_optim_config c = { .kind = kind, .momentum = 0.9f, .alpha = 0.99f, .beta1 = 0.9f,
-                          .beta2 = 0.999f, .eps = 0.0f, .weight_decay = 0.0f };
+    dn_optim_config c = { .kind = kind,
+                          .momentum = 0.9f,
+                          .alpha = 0.99f,
+                          .beta1 = 0.9f,
+                          .beta2 = 0.999f,
+                          .eps = 0.0f,
+                          .weight_decay = 0.0f };
     if (kind == DN_OPTIM_ADAGRAD)
         c.eps = 1e-10f;
     else if (kind == DN_OPTIM_RMSPROP || kind == DN_OPTIM_ADAM)
@@ -61,10 +66,7 @@ static inline float decayed(float grad, float p, float wd)
 }
 
 /* 1 − x for a float hyper-parameter, as Python forms it (double) and a kernel takes it. */
-static float complement(float x)
-{
-    return (float)(1.0 - (double)x);
-}
+static float complement(float x) { return (float)(1.0 - (double)x); }
 
 /* Each update is an elementwise loop over a range of the params. The clone for x86-64-v3
  * machines (AVX2, FMA) vectorises it and turns fmaf into one instruction; the default clone
@@ -109,8 +111,8 @@ static void momentum(float lr, float wd, float mu, bool nesterov, float *p, cons
 /* sum.addcmul_(g, g, value=1); std = sum.sqrt().add_(ε); param.addcdiv_(g, std, value=−lr)
  * (PyTorch's lr_decay is 0, so its clr is lr). */
 OPTIM_KERNEL static void adagrad_range(float lr, float wd, float eps, float *restrict p,
-                                       const float *restrict grad, float *restrict sum,
-                                       int64_t lo, int64_t hi)
+                                       const float *restrict grad, float *restrict sum, int64_t lo,
+                                       int64_t hi)
 {
     for (int64_t i = lo; i < hi; i++) {
         float g = decayed(grad[i], p[i], wd);
@@ -170,9 +172,14 @@ static void adam(const dn_optim_config *c, float lr, int64_t t, float *p, const 
 {
     double bc1 = 1.0 - pow((double)c->beta1, (double)t);
     double bc2 = 1.0 - pow((double)c->beta2, (double)t);
-    adam_step a = { .neg_step = (float)(-((double)lr / bc1)), .bc2_sqrt = (float)sqrt(bc2),
-                    .b1 = c->beta1, .b2 = c->beta2, .rest1 = complement(c->beta1),
-                    .rest2 = complement(c->beta2), .wd = c->weight_decay, .eps = c->eps };
+    adam_step a = { .neg_step = (float)(-((double)lr / bc1)),
+                    .bc2_sqrt = (float)sqrt(bc2),
+                    .b1 = c->beta1,
+                    .b2 = c->beta2,
+                    .rest1 = complement(c->beta1),
+                    .rest2 = complement(c->beta2),
+                    .wd = c->weight_decay,
+                    .eps = c->eps };
     SPLIT(n, threads, adam_range(&a, p, grad, m, v, lo, hi));
 }
 
@@ -182,8 +189,12 @@ void dn_optim_step(const dn_optim_config *c, float lr, int64_t t, float *param, 
     float wd = c->weight_decay;
     switch (c->kind) {
     case DN_OPTIM_SGD: sgd(lr, wd, param, grad, n, threads); break;
-    case DN_OPTIM_MOMENTUM: momentum(lr, wd, c->momentum, false, param, grad, state, n, threads); break;
-    case DN_OPTIM_NESTEROV: momentum(lr, wd, c->momentum, true, param, grad, state, n, threads); break;
+    case DN_OPTIM_MOMENTUM:
+        momentum(lr, wd, c->momentum, false, param, grad, state, n, threads);
+        break;
+    case DN_OPTIM_NESTEROV:
+        momentum(lr, wd, c->momentum, true, param, grad, state, n, threads);
+        break;
     case DN_OPTIM_ADAGRAD: adagrad(lr, wd, c->eps, param, grad, state, n, threads); break;
     case DN_OPTIM_RMSPROP: rmsprop(c, lr, param, grad, state, n, threads); break;
     case DN_OPTIM_ADAM: adam(c, lr, t, param, grad, state, state + n, n, threads); break;
@@ -205,9 +216,9 @@ float dn_schedule_lr(const dn_schedule *s, float base_lr, int64_t epoch, int64_t
         if (epochs < 1)
             return base_lr;
         return (float)((double)s->min_lr + ((double)base_lr - (double)s->min_lr) *
-                                               (1.0 + cos(pi * (double)epoch / (double)epochs)) / 2.0);
-    case DN_SCHEDULE_CONSTANT:
-        break;
+                                               (1.0 + cos(pi * (double)epoch / (double)epochs)) /
+                                               2.0);
+    case DN_SCHEDULE_CONSTANT: break;
     }
     return base_lr;
 }

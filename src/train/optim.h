@@ -12,7 +12,8 @@
  *   AdaGrad    s ← s + g²;            p ← p − lr·g / (√s + ε)              ε = 1e-10
  *   RMSProp    s ← α·s + (1−α)·g²;    p ← p − lr·g / (√s + ε)              α = 0.99, ε = 1e-8
  *   Adam       m ← β1·m + (1−β1)·g;   v ← β2·v + (1−β2)·g²
- *              p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)      β1 = 0.9, β2 = 0.999, ε = 1e-8
+ *              p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)
+ *                                                                      β1 = 0.9, β2 = 0.999, ε = 1e-8
  *
  * Adam's last line is m̂ / (√v̂ + ε) with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t), in PyTorch's grouping:
  * ε is added after √v is divided by √(1−β2^t). It is Adam, not AdamW: the decay goes through
@@ -69,7 +70,11 @@ void dn_optim_step(const dn_optim_config *c, float lr, int64_t t, float *param, 
  *   STEP       base·γ^⌊epoch / step_size⌋                         StepLR
  *   COSINE     min + (base − min)·(1 + cos(π·epoch / epochs))/2   CosineAnnealingLR, T_max = epochs
  */
-typedef enum dn_schedule_kind { DN_SCHEDULE_CONSTANT, DN_SCHEDULE_STEP, DN_SCHEDULE_COSINE } dn_schedule_kind;
+typedef enum dn_schedule_kind {
+    DN_SCHEDULE_CONSTANT,
+    DN_SCHEDULE_STEP,
+    DN_SCHEDULE_COSINE
+} dn_schedule_kind;
 
 typedef struct dn_schedule {
     dn_schedule_kind kind;

@@ -36,7 +36,7 @@ _Static_assert((int)DN_SGD == (int)DN_OPTIM_SGD && (int)DN_MOMENTUM == (int)DN_O
 #define CHECKPOINT_VERSION 1
 
 struct dn_trainer {
-    dn_exec *e;               /* borrowed: the session's executor */
+    dn_exec *e; /* borrowed: the session's executor */
     dn_train_options o;
     dn_optim_config optim;
     dn_schedule schedule;
@@ -47,16 +47,16 @@ struct dn_trainer {
     uint64_t epoch_rng_state; /* rng before this epoch's shuffle */
     float *state;             /* optimiser moments: slots × params, contiguous */
     int64_t state_count;
-    int64_t t;                /* optimiser steps taken */
+    int64_t t; /* optimiser steps taken */
 
-    int epoch;                /* the epoch under way (0-based) */
-    bool in_epoch;            /* a permutation is drawn and pos is inside it */
-    bool redraw;              /* resumed mid-epoch: redraw the permutation first */
-    int64_t pos;              /* examples done in this epoch */
-    int64_t perm_n;           /* examples in the permutation (the data set's size) */
+    int epoch;      /* the epoch under way (0-based) */
+    bool in_epoch;  /* a permutation is drawn and pos is inside it */
+    bool redraw;    /* resumed mid-epoch: redraw the permutation first */
+    int64_t pos;    /* examples done in this epoch */
+    int64_t perm_n; /* examples in the permutation (the data set's size) */
     int64_t *perm;
-    int64_t per_example;      /* floats per image in `images` */
-    float *images;            /* one batch */
+    int64_t per_example; /* floats per image in `images` */
+    float *images;       /* one batch */
     int32_t *labels;
     dn_step_stats stats;
 };
@@ -139,9 +139,10 @@ int dn_trainer_epoch(const dn_trainer *t) { return t ? t->epoch : 0; }
 static dn_status size_buffers(dn_trainer *t, const dn_data *d)
 {
     if (t->redraw && t->perm_n != d->n)
-        return dn_err_set(&t->err, DN_ERR_ARG,
-                          "the training set has %lld examples, but the checkpointed epoch was drawn over %lld",
-                          (long long)d->n, (long long)t->perm_n);
+        return dn_err_set(
+            &t->err, DN_ERR_ARG,
+            "the training set has %lld examples, but the checkpointed epoch was drawn over %lld",
+            (long long)d->n, (long long)t->perm_n);
     int64_t per_example = d->channels * d->height * d->width;
     if (t->perm && t->perm_n != d->n) {
         free(t->perm);
@@ -162,7 +163,8 @@ static dn_status size_buffers(dn_trainer *t, const dn_data *d)
     if (!t->labels)
         t->labels = malloc((size_t)t->o.batch * sizeof *t->labels);
     if (!t->perm || !t->images || !t->labels)
-        return dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory for %lld examples", (long long)d->n);
+        return dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory for %lld examples",
+                          (long long)d->n);
     return DN_OK;
 }
 
@@ -205,7 +207,8 @@ dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats 
     if (!t->in_epoch && (st = begin_epoch(t, d)))
         return st;
     if (d->n != t->perm_n)
-        return dn_err_set(&t->err, DN_ERR_ARG, "the training set changed size in the middle of an epoch");
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "the training set changed size in the middle of an epoch");
     int64_t n = d->n - t->pos < t->o.batch ? d->n - t->pos : t->o.batch;
     dn_data_gather(d, t->perm + t->pos, n, t->images, t->labels);
     int targets[2] = { t->b.prediction, e->g->loss };
@@ -235,8 +238,22 @@ dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats 
 /* ------------------------------------------------------------------ checkpoints */
 
 enum {
-    CK_VERSION, CK_OPTIMIZER, CK_PARAMS, CK_EPOCH, CK_IN_EPOCH, CK_POS, CK_PERM_N, CK_T,
-    CK_RNG, CK_EPOCH_RNG, CK_SESSION_RNG, CK_STEP, CK_SEEN, CK_CORRECT, CK_LOSS_SUM, CK_COUNT
+    CK_VERSION,
+    CK_OPTIMIZER,
+    CK_PARAMS,
+    CK_EPOCH,
+    CK_IN_EPOCH,
+    CK_POS,
+    CK_PERM_N,
+    CK_T,
+    CK_RNG,
+    CK_EPOCH_RNG,
+    CK_SESSION_RNG,
+    CK_STEP,
+    CK_SEEN,
+    CK_CORRECT,
+    CK_LOSS_SUM,
+    CK_COUNT
 };
 
 static int64_t bits_of_double(double x)
@@ -256,18 +273,25 @@ static double double_of_bits(int64_t i)
 dn_status dn_trainer_save_checkpoint(dn_trainer *t, const char *path)
 {
     if (!t || !t->e || !path)
-        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_save_checkpoint: bad arguments") : DN_ERR_ARG;
+        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_save_checkpoint: bad arguments")
+                 : DN_ERR_ARG;
     const dn_exec *e = t->e;
     const dn_graph *g = e->g;
     int64_t meta[CK_COUNT] = {
-        [CK_VERSION] = CHECKPOINT_VERSION,  [CK_OPTIMIZER] = t->optim.kind,
-        [CK_PARAMS] = e->param_count,       [CK_EPOCH] = t->epoch,
-        [CK_IN_EPOCH] = t->in_epoch || t->redraw, [CK_POS] = t->pos,
-        [CK_PERM_N] = t->perm_n,            [CK_T] = t->t,
+        [CK_VERSION] = CHECKPOINT_VERSION,
+        [CK_OPTIMIZER] = t->optim.kind,
+        [CK_PARAMS] = e->param_count,
+        [CK_EPOCH] = t->epoch,
+        [CK_IN_EPOCH] = t->in_epoch || t->redraw,
+        [CK_POS] = t->pos,
+        [CK_PERM_N] = t->perm_n,
+        [CK_T] = t->t,
         [CK_RNG] = (int64_t)t->rng.state,
         [CK_EPOCH_RNG] = (int64_t)(t->redraw ? t->rng.state : t->epoch_rng_state),
-        [CK_SESSION_RNG] = (int64_t)e->rng.state, [CK_STEP] = t->stats.step,
-        [CK_SEEN] = t->stats.seen,          [CK_CORRECT] = t->stats.correct,
+        [CK_SESSION_RNG] = (int64_t)e->rng.state,
+        [CK_STEP] = t->stats.step,
+        [CK_SEEN] = t->stats.seen,
+        [CK_CORRECT] = t->stats.correct,
         [CK_LOSS_SUM] = bits_of_double(t->stats.loss_sum),
     };
     dn_shape meta_shape = { .rank = 1, .d = { CK_COUNT } };
@@ -311,7 +335,8 @@ static const dn_st_entry *entry(dn_trainer *t, const dn_st_file *f, const char *
     const dn_st_entry *e = dn_st_find(f, name);
     char want[DN_SHAPE_STR_MAX], got[DN_SHAPE_STR_MAX];
     if (!e)
-        dn_err_set(&t->err, DN_ERR_PARSE, "%s: not a checkpoint of this model: \"%s\" is missing", path, name);
+        dn_err_set(&t->err, DN_ERR_PARSE, "%s: not a checkpoint of this model: \"%s\" is missing",
+                   path, name);
     else if (e->dtype != dtype || !dn_shape_equal(&e->shape, shape))
         dn_err_set(&t->err, DN_ERR_SHAPE, "%s: \"%s\": expected %s %s, found %s %s", path, name,
                    dn_dtype_name(dtype), dn_shape_str(shape, want, sizeof want),
@@ -334,16 +359,19 @@ static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
     if (meta[CK_VERSION] != CHECKPOINT_VERSION || meta[CK_OPTIMIZER] != t->optim.kind ||
         meta[CK_PARAMS] != e->param_count || meta[CK_EPOCH] < 0 || meta[CK_POS] < 0 ||
         meta[CK_PERM_N] < 0 || (meta[CK_IN_EPOCH] && meta[CK_POS] >= meta[CK_PERM_N]))
-        return dn_err_set(&t->err, DN_ERR_ARG,
-                          "%s: checkpoint (version %lld, optimizer %s, %lld params) does not fit this "
-                          "trainer (version %d, optimizer %s, %lld params) or is inconsistent",
-                          path, (long long)meta[CK_VERSION],
-                          meta[CK_OPTIMIZER] >= 0 && meta[CK_OPTIMIZER] <= DN_OPTIM_ADAM
-                              ? dn_optimizer_name((dn_optimizer)meta[CK_OPTIMIZER]) : "?",
-                          (long long)meta[CK_PARAMS], CHECKPOINT_VERSION,
-                          dn_optimizer_name((dn_optimizer)t->optim.kind), (long long)e->param_count);
+        return dn_err_set(
+            &t->err, DN_ERR_ARG,
+            "%s: checkpoint (version %lld, optimizer %s, %lld params) does not fit this "
+            "trainer (version %d, optimizer %s, %lld params) or is inconsistent",
+            path, (long long)meta[CK_VERSION],
+            meta[CK_OPTIMIZER] >= 0 && meta[CK_OPTIMIZER] <= DN_OPTIM_ADAM
+                ? dn_optimizer_name((dn_optimizer)meta[CK_OPTIMIZER])
+                : "?",
+            (long long)meta[CK_PARAMS], CHECKPOINT_VERSION,
+            dn_optimizer_name((dn_optimizer)t->optim.kind), (long long)e->param_count);
     dn_shape state_shape = { .rank = 1, .d = { t->state_count } };
-    const dn_st_entry *se = t->state_count ? entry(t, f, path, "optim.state", DN_F32, &state_shape) : NULL;
+    const dn_st_entry *se =
+        t->state_count ? entry(t, f, path, "optim.state", DN_F32, &state_shape) : NULL;
     if (t->state_count && !se)
         return t->err.status;
     /* Check every param before changing any. */
@@ -372,7 +400,9 @@ static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
     t->t = meta[CK_T];
     t->rng.state = (uint64_t)(t->redraw ? meta[CK_EPOCH_RNG] : meta[CK_RNG]);
     e->rng.state = (uint64_t)meta[CK_SESSION_RNG];
-    t->stats = (dn_step_stats){ .epoch = t->epoch, .step = meta[CK_STEP], .seen = meta[CK_SEEN],
+    t->stats = (dn_step_stats){ .epoch = t->epoch,
+                                .step = meta[CK_STEP],
+                                .seen = meta[CK_SEEN],
                                 .correct = meta[CK_CORRECT],
                                 .loss_sum = double_of_bits(meta[CK_LOSS_SUM]) };
     memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
@@ -382,7 +412,8 @@ static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
 dn_status dn_trainer_load_checkpoint(dn_trainer *t, const char *path)
 {
     if (!t || !t->e || !path)
-        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_load_checkpoint: bad arguments") : DN_ERR_ARG;
+        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_load_checkpoint: bad arguments")
+                 : DN_ERR_ARG;
     dn_st_file f;
     dn_status st = dn_st_read(path, &f, &t->err);
     if (st)
