@@ -13,7 +13,7 @@
  *   RMSProp    s ← α·s + (1−α)·g²;    p ← p − lr·g / (√s + ε)              α = 0.99, ε = 1e-8
  *   Adam       m ← β1·m + (1−β1)·g;   v ← β2·v + (1−β2)·g²
  *              p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)
- *                                                                      β1 = 0.9, β2 = 0.999, ε = 1e-8
+ *                                                              β1 = 0.9, β2 = 0.999, ε = 1e-8
  *
  * Adam's last line is m̂ / (√v̂ + ε) with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t), in PyTorch's grouping:
  * ε is added after √v is divided by √(1−β2^t). It is Adam, not AdamW: the decay goes through
