@@ -1,12 +1,29 @@
 /*
- * exec.c — buffer planning, forward and backward over a sorted graph (see exec.h).
+ * exec.c — a session's memory: the params, the graph inputs and each run's buffers (see
+ * exec.h); exec_run.c runs forward and backward in them.
+ *
+ * dn_exec_init puts the params in one contiguous buffer (their gradients in another) and
+ * fills each with its initialiser, in param order, from the session's generator, so the
+ * weights follow from the seed alone. It also marks the nodes on the loss path: the loss's
+ * ancestors, found in one reverse pass over the sorted nodes.
+ *
+ * Planning has two levels, each redone only when what it depends on changes:
+ *   per batch size  dn_exec_plan: the graph inputs at 64-byte aligned offsets, and one
+ *                   workspace as large as the largest any node asks for (kernels run one at
+ *                   a time, so they can share it);
+ *   per run         dn_exec_plan_run: which nodes run forward and backward and which values
+ *                   stay readable; plan.c places activations, gradients and saved state in
+ *                   one arena, and every tensor view the kernels see is pointed into it.
+ * Buffers only grow, so an epoch's smaller last batch allocates nothing.
+ *
+ * dn_exec_set_input checks an array against its input's declared shape and dtype (int64
+ * labels are narrowed to int32, each value range-checked), plans for its batch size and
+ * copies it in. A new batch size drops the other inputs, which no longer fit; the next
+ * forward that needs one names the input that changed the batch.
  */
 #include "graph/exec.h"
 
-#include "runtime/parallel.h"
-
 #include <omp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +71,8 @@ static dn_status init_params(dn_exec *e, uint64_t seed, dn_err *err)
     for (int i = 0; i < g->n_params; i++) {
         int64_t n = dn_shape_numel(&g->values[g->param_values[i]].desc.shape);
         if (n < 0 || total > INT64_MAX - n)
-            return dn_err_set(err, DN_ERR_NOMEM, "%s: the params' element count overflows", g->file);
+            return dn_err_set(err, DN_ERR_NOMEM, "%s: the params' element count overflows",
+                              g->file);
         total += n;
     }
     e->param_count = total;
@@ -219,13 +237,15 @@ dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
         return st;
     if (!reserve(&e->inputs, &e->inputs_size, inputs) || !reserve(&e->work, &e->work_size, work))
         return dn_err_set(err, DN_ERR_NOMEM,
-                          "%s: cannot allocate %zu bytes of inputs and %zu of workspace for batch %lld",
+                          "%s: cannot allocate %zu bytes of inputs and %zu of workspace for "
+                          "batch %lld",
                           g->file, inputs, work, (long long)batch);
     e->batch = batch;
     e->work_used = work;
     for (int k = 0; k < g->n_inputs; k++) {
         int v = g->input_values[k];
-        e->val[v] = (dn_tensor){ g->values[v].desc.dtype, dn_shape_at_batch(g->values[v].desc.shape, batch),
+        e->val[v] = (dn_tensor){ g->values[v].desc.dtype,
+                                 dn_shape_at_batch(g->values[v].desc.shape, batch),
                                  (unsigned char *)e->inputs + e->input_offset[v] };
     }
     memset(e->input_set, 0, (size_t)g->n_values * sizeof *e->input_set);
@@ -281,7 +301,7 @@ static void mark_backward(dn_exec *e, bool training)
 
 /* Plan the run that e->wanted and e->wanted_keep describe, unless the current plan is
  * already for it. */
-static dn_status plan_run(dn_exec *e, bool training, dn_err *err)
+dn_status dn_exec_plan_run(dn_exec *e, bool training, dn_err *err)
 {
     const dn_graph *g = e->g;
     size_t nn = (size_t)g->n_nodes, nv = (size_t)g->n_values;
@@ -299,8 +319,9 @@ static dn_status plan_run(dn_exec *e, bool training, dn_err *err)
     if (st)
         return st;
     if (!reserve(&e->arena, &e->arena_size, e->plan.total))
-        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu bytes of buffers for batch %lld",
-                          g->file, e->plan.total, (long long)e->batch);
+        return dn_err_set(err, DN_ERR_NOMEM,
+                          "%s: cannot allocate %zu bytes of buffers for batch %lld", g->file,
+                          e->plan.total, (long long)e->batch);
     bind_views(e);
     e->planned = true;
     return DN_OK;
@@ -313,7 +334,8 @@ static dn_status copy_labels64(dn_exec *e, const dn_value *val, const int64_t *s
 {
     for (int64_t i = 0; i < n; i++) {
         if (src[i] < INT32_MIN || src[i] > INT32_MAX)
-            return dn_err_set(err, DN_ERR_ARG, "%s: input \"%s\": int64 value %lld at %lld does not fit int32",
+            return dn_err_set(err, DN_ERR_ARG,
+                              "%s: input \"%s\": int64 value %lld at %lld does not fit int32",
                               e->g->file, val->name, (long long)src[i], (long long)i);
         dst[i] = (int32_t)src[i];
     }
@@ -368,172 +390,3 @@ dn_status dn_exec_set_input(dn_exec *e, int value, dn_dtype dtype, int rank, con
     return DN_OK;
 }
 
-/* ------------------------------------------------------------------ forward */
-
-/* Mark the nodes the targets depend on; fail if one of them reads an input not yet fed. */
-static dn_status select_nodes(dn_exec *e, const int *targets, int n_targets, dn_err *err)
-{
-    const dn_graph *g = e->g;
-    memset(e->wanted, 0, (size_t)g->n_nodes * sizeof *e->wanted);
-    /* computed[] doubles as the "needed" mark during this walk; cleared before running. */
-    bool *needed = e->computed;
-    memset(needed, 0, (size_t)g->n_values * sizeof *needed);
-    for (int i = 0; i < n_targets; i++)
-        needed[targets[i]] = true;
-    for (int i = g->n_nodes - 1; i >= 0; i--) {
-        const dn_node *n = &g->nodes[i];
-        if (!needed[n->output])
-            continue;
-        e->wanted[i] = true;
-        for (int j = 0; j < n->n_inputs; j++)
-            needed[n->inputs[j]] = true;
-    }
-    for (int k = 0; k < g->n_inputs; k++) {
-        int v = g->input_values[k];
-        if (needed[v] && !e->input_set[v] && e->rebatched_by >= 0)
-            return dn_err_set(err, DN_ERR_ARG,
-                              "%s: input \"%s\" is needed but was dropped when \"%s\" changed the "
-                              "batch size from %lld to %lld (feed every input with the same batch)",
-                              g->file, g->values[v].name, g->values[e->rebatched_by].name,
-                              (long long)e->old_batch, (long long)e->batch);
-        if (needed[v] && !e->input_set[v])
-            return dn_err_set(err, DN_ERR_ARG, "%s: input \"%s\" is needed but has not been set",
-                              g->file, g->values[v].name);
-    }
-    return DN_OK;
-}
-
-static dn_kernel kernel_for(const dn_exec *e, int i, bool training, uint64_t step_seed)
-{
-    const dn_node *n = &e->g->nodes[i];
-    return (dn_kernel){ .attrs = n->attrs,
-                        .n_inputs = n->n_inputs,
-                        .x = &e->x_views[e->node_first[i]],
-                        .y = &e->val[n->output],
-                        .dx = &e->dx_views[e->node_first[i]],
-                        .dy = &e->grad[n->output],
-                        .work = e->work,
-                        .saved = e->saved[i],
-                        .training = training,
-                        .seed = dn_rng_hash(step_seed, (uint64_t)i),
-                        .threads = e->threads };
-}
-
-/* The values the caller may read after this forward: the targets (every value with
- * keep_all). */
-static void mark_kept(dn_exec *e, const int *targets, int n_targets)
-{
-    size_t nv = (size_t)e->g->n_values;
-    memset(e->wanted_keep, e->keep_all, nv * sizeof *e->wanted_keep);
-    for (int i = 0; i < n_targets; i++)
-        e->wanted_keep[targets[i]] = true;
-}
-
-static double seconds(void) { return omp_get_wtime(); }
-
-static dn_status run_node_forward(dn_exec *e, int i, bool training, uint64_t step_seed,
-                                  dn_err *err)
-{
-    const dn_node *n = &e->g->nodes[i];
-    dn_kernel k = kernel_for(e, i, training, step_seed);
-    if (n->op->check) {
-        dn_node_ctx c = dn_graph_node_ctx(e->g, n, err);
-        dn_status st = n->op->check(&c, n->attrs, k.x);
-        if (st)
-            return st;
-    }
-    if (!e->profiling) {
-        n->op->forward(&k);
-        return DN_OK;
-    }
-    double t0 = seconds();
-    n->op->forward(&k);
-    e->timing[i].forward_seconds += seconds() - t0;
-    e->timing[i].forward_calls++;
-    return DN_OK;
-}
-
-dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_targets, dn_err *err)
-{
-    const dn_graph *g = e->g;
-    if (e->batch == 0)
-        return dn_err_set(err, DN_ERR_ARG, "%s: no input has been set", g->file);
-    dn_status st = select_nodes(e, targets, n_targets, err);
-    memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
-    e->loss_ready = e->grads_ready = false;
-    if (st)
-        return st;
-    mark_kept(e, targets, n_targets);
-    if ((st = plan_run(e, training, err)))
-        return st;
-    uint64_t step_seed = dn_rng_next(&e->rng);
-    for (int i = 0; i < g->n_nodes; i++)
-        if (e->run_forward[i] && (st = run_node_forward(e, i, training, step_seed, err)))
-            return st;
-    for (int v = 0; v < g->n_values; v++)
-        e->computed[v] = g->values[v].kind == DN_VALUE_PARAM || e->input_set[v] || e->keep[v];
-    e->loss_ready = training && g->loss >= 0 && e->computed[g->loss];
-    return DN_OK;
-}
-
-/* ------------------------------------------------------------------ backward */
-
-static void zero_range(unsigned char *p, int64_t lo, int64_t hi)
-{
-    memset(p + lo, 0, (size_t)(hi - lo));
-}
-
-/* Zero `bytes` bytes, on the session's threads when there are enough of them to share. */
-static void zero(const dn_exec *e, void *p, int64_t bytes)
-{
-    DN_PARALLEL_RANGE(bytes, dn_team(e->threads, bytes / 4, DN_PARALLEL_MIN), lo, hi,
-                      zero_range(p, lo, hi));
-}
-
-/* Zero a value's gradient the first time backward touches it: until then its buffer may hold
- * a tensor whose life has ended. */
-static void zero_on_first_touch(dn_exec *e, int v)
-{
-    const dn_tensor *t = &e->grad[v];
-    if (e->grad_zeroed[v] || !t->data || e->g->values[v].kind != DN_VALUE_NODE)
-        return;
-    zero(e, t->data, dn_shape_numel(&t->shape) * (int64_t)dn_dtype_size(t->dtype));
-    e->grad_zeroed[v] = true;
-    if (v == e->g->loss)
-        dn_f32(t)[0] = 1.0f; /* ∂L/∂L */
-}
-
-static void run_node_backward(dn_exec *e, int i)
-{
-    const dn_node *n = &e->g->nodes[i];
-    zero_on_first_touch(e, n->output);
-    for (int j = 0; j < n->n_inputs; j++)
-        zero_on_first_touch(e, n->inputs[j]);
-    dn_kernel k = kernel_for(e, i, true, 0);
-    if (!e->profiling) {
-        n->op->backward(&k);
-        return;
-    }
-    double t0 = seconds();
-    n->op->backward(&k);
-    e->timing[i].backward_seconds += seconds() - t0;
-    e->timing[i].backward_calls++;
-}
-
-dn_status dn_exec_backward(dn_exec *e, dn_err *err)
-{
-    const dn_graph *g = e->g;
-    if (g->loss < 0)
-        return dn_err_set(err, DN_ERR_ARG, "%s: the model has no \"loss\" to differentiate", g->file);
-    if (!e->loss_ready)
-        return dn_err_set(err, DN_ERR_ARG,
-                          "%s: backward needs a forward in training mode that computed the loss \"%s\"",
-                          g->file, g->values[g->loss].name);
-    zero(e, e->param_grad, e->param_count * (int64_t)sizeof(float));
-    memset(e->grad_zeroed, 0, (size_t)g->n_values * sizeof *e->grad_zeroed);
-    for (int i = g->n_nodes - 1; i >= 0; i--)
-        if (e->run_backward[i])
-            run_node_backward(e, i);
-    e->grads_ready = true;
-    return DN_OK;
-}

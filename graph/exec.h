@@ -107,4 +107,8 @@ dn_status dn_exec_backward(dn_exec *e, dn_err *err);
 /* Whether node `node`'s input j takes a gradient in training (the image and labels do not). */
 bool dn_exec_input_takes_grad(const dn_exec *e, int node, int j);
 
+/* Lay out the run that e->wanted and e->wanted_keep describe, in training with the backward
+ * that follows (no-op when already planned for it). Forward calls it (exec_run.c). */
+dn_status dn_exec_plan_run(dn_exec *e, bool training, dn_err *err);
+
 #endif

@@ -7,9 +7,13 @@
  * session replaces with the real batch size. The graph is immutable once loaded, so many
  * sessions (on many threads) can share one.
  *
- *   load.c   JSON → values and nodes, every field checked (messages carry JSON locations)
- *   sort.c   topological order, deterministic: among ready nodes the earliest in the file
- *   the ops' infer() gives each node's output shape as load.c walks the sorted nodes
+ *   load.c           JSON → values and nodes, every field checked (messages carry JSON
+ *                    locations); load_values.c declares the inputs and params, load_nodes.c
+ *                    the nodes, load.h is what they share
+ *   sort.c           topological order, deterministic: among ready nodes the earliest in the
+ *                    file
+ *   train_section.c  the optional "train" section
+ *   the ops' infer() gives each node's output shape as load_nodes.c walks the sorted nodes
  */
 #ifndef DN_GRAPH_H
 #define DN_GRAPH_H
@@ -17,9 +21,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ops/op.h"
 #include "runtime/error.h"
 #include "runtime/init.h"
-#include "ops/op.h"
 #include "runtime/tensor.h"
 
 typedef enum dn_value_kind { DN_VALUE_INPUT, DN_VALUE_PARAM, DN_VALUE_NODE } dn_value_kind;

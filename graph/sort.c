@@ -88,7 +88,8 @@ static dn_status report_cycle(const dn_node *nodes, int n, const int *producer, 
     }
     if (used < sizeof msg)
         snprintf(msg + used, sizeof msg - used, "\"%s\"", nodes[path[len - 1]].name);
-    dn_status st = dn_err_set(err, DN_ERR_MODEL, "%s: (/nodes): the graph has a cycle: %s", file, msg);
+    dn_status st =
+        dn_err_set(err, DN_ERR_MODEL, "%s: (/nodes): the graph has a cycle: %s", file, msg);
     free(seen_at);
     free(path);
     return st;

@@ -53,7 +53,8 @@ static bool number_in(const cJSON *v, double lo, double hi, bool hi_open, bool i
     return true;
 }
 
-static dn_status parse_schedule(const cJSON *v, const char *file, dn_train_options *out, dn_err *err)
+static dn_status parse_schedule(const cJSON *v, const char *file, dn_train_options *out,
+                                dn_err *err)
 {
     static const struct { const char *name; dn_lr_schedule kind; } names[] = {
         { "constant", DN_LR_CONSTANT }, { "step", DN_LR_STEP }, { "cosine", DN_LR_COSINE } };
@@ -114,15 +115,17 @@ dn_status dn_train_section_parse(const cJSON *train, const char *file, dn_train_
                                  dn_err *err)
 {
     if (!cJSON_IsObject(train))
-        return dn_err_set(err, DN_ERR_MODEL, "%s: (/train): expected an object of training defaults", file);
+        return dn_err_set(err, DN_ERR_MODEL,
+                          "%s: (/train): expected an object of training defaults", file);
     for (const cJSON *v = train->child; v; v = v->next) {
         bool known = false;
         for (size_t i = 0; i < N_KEYS && !known; i++)
             known = strcmp(keys[i], v->string) == 0;
         if (!known)
             return dn_err_set(err, DN_ERR_MODEL,
-                              "%s: (/train/%s): unknown field \"%s\" (expected epochs, batch, optimizer, "
-                              "lr, momentum, weight_decay, schedule, step_size, gamma, seed)",
+                              "%s: (/train/%s): unknown field \"%s\" (expected epochs, batch, "
+                              "optimizer, lr, momentum, weight_decay, schedule, step_size, "
+                              "gamma, seed)",
                               file, v->string, v->string);
         dn_status st = parse_key(v, file, out, err);
         if (st)
