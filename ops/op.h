@@ -191,5 +191,8 @@ void dn_add_into(float *dst, const float *src, int64_t n, int threads);
 const dn_op *dn_op_find(const char *name);
 int dn_op_count(void);
 const dn_op *dn_op_at(int i);
+/* Op i's identifier: its file ops/<id>.c, its descriptor dn_op_<id>, its test suites <id>_grad,
+ * <id>_forward, … (the name in lower snake case: "maxpool", "softmax_cross_entropy"). */
+const char *dn_op_id_at(int i);
 
 #endif

@@ -2,6 +2,10 @@
  * test_ops_basic.c — the elementwise, softmax/loss, dropout and shape ops: finite-difference
  * gradients (tests/gradcheck.h), forward values against direct computations, and the
  * messages infer and parse_attrs give for bad models.
+ *
+ * Suites are named after the op's id in ops/registry.c and what they test: <id>_grad (the
+ * suite tests/test_registry.c requires of every op), <id>_forward, <id>_infer, <id>_check,
+ * so that `dagnet_tests --filter 'relu*'` runs one op's tests.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -161,13 +165,13 @@ static float *uniform_floats(int64_t n, uint64_t seed, float lo, float hi)
 
 /* ------------------------------------------------------------------ gradients */
 
-Test(ops_basic_grad, relu)
+Test(relu_grad, distinct_values)
 {
     dn_gc_input in[] = { F32(DN_GC_DISTINCT, 3, 4, 5) };
     expect_grad(&dn_op_relu, "{}", 1, in);
 }
 
-Test(ops_basic_grad, sigmoid)
+Test(sigmoid_grad, small_and_wide_values)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 4, 7) };
     expect_grad(&dn_op_sigmoid, "{}", 1, in);
@@ -176,7 +180,7 @@ Test(ops_basic_grad, sigmoid)
     expect_grad(&dn_op_sigmoid, "{}", 1, wide);
 }
 
-Test(ops_basic_grad, tanh)
+Test(tanh_grad, small_and_wide_values)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 4, 7) };
     expect_grad(&dn_op_tanh, "{}", 1, in);
@@ -184,26 +188,26 @@ Test(ops_basic_grad, tanh)
     expect_grad(&dn_op_tanh, "{}", 1, wide);
 }
 
-Test(ops_basic_grad, softmax_axis1)
+Test(softmax_grad, axis1)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 5, 8) };
     expect_grad(&dn_op_softmax, "{}", 1, in);
     expect_grad(&dn_op_softmax, "{\"axis\": 1}", 1, in);
 }
 
-Test(ops_basic_grad, softmax_rank4_axis1)
+Test(softmax_grad, rank4_axis1)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 2, 3, 4, 5) };
     expect_grad(&dn_op_softmax, "{\"axis\": 1}", 1, in);
 }
 
-Test(ops_basic_grad, softmax_rank4_last_axis)
+Test(softmax_grad, rank4_last_axis)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 2, 3, 4, 5) };
     expect_grad(&dn_op_softmax, "{\"axis\": -1}", 1, in);
 }
 
-Test(ops_basic_grad, softmax_cross_entropy_int_labels)
+Test(softmax_cross_entropy_grad, int_labels)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 6, 7),
                          { .dtype = DN_I32, .rank = 1, .shape = { 6 }, .fill = DN_GC_LABELS,
@@ -211,38 +215,38 @@ Test(ops_basic_grad, softmax_cross_entropy_int_labels)
     expect_grad(&dn_op_softmax_cross_entropy, "{}", 2, in);
 }
 
-Test(ops_basic_grad, softmax_cross_entropy_one_hot)
+Test(softmax_cross_entropy_grad, one_hot)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 6, 7), F32(DN_GC_ONE_HOT, 6, 7) };
     expect_grad(&dn_op_softmax_cross_entropy, "{}", 2, in);
 }
 
-Test(ops_basic_grad, softmax_cross_entropy_unnormalised_targets)
+Test(softmax_cross_entropy_grad, unnormalised_targets)
 {
     /* targets in (0.5, 1.5) do not sum to 1: the gradient must still match the loss */
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 4, 5), F32(DN_GC_POSITIVE, 4, 5) };
     expect_grad(&dn_op_softmax_cross_entropy, "{}", 2, in);
 }
 
-Test(ops_basic_grad, dropout_training)
+Test(dropout_grad, training)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 6, 40) };
     expect_grad(&dn_op_dropout, "{\"ratio\": 0.3}", 1, in);
 }
 
-Test(ops_basic_grad, flatten)
+Test(flatten_grad, rank4)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 3, 2, 4, 5) };
     expect_grad(&dn_op_flatten, "{}", 1, in);
 }
 
-Test(ops_basic_grad, add)
+Test(add_grad, same_shapes)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 4, 3, 5), F32(DN_GC_UNIFORM, 4, 3, 5) };
     expect_grad(&dn_op_add, "{}", 2, in);
 }
 
-Test(ops_basic_grad, concat_axis1)
+Test(concat_grad, axis1)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 2, 3, 4), F32(DN_GC_UNIFORM, 2, 1, 4),
                          F32(DN_GC_UNIFORM, 2, 5, 4) };
@@ -250,7 +254,7 @@ Test(ops_basic_grad, concat_axis1)
     expect_grad(&dn_op_concat, "{\"axis\": 1}", 3, in);
 }
 
-Test(ops_basic_grad, concat_last_axis)
+Test(concat_grad, last_axis)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 2, 3, 2), F32(DN_GC_UNIFORM, 2, 3, 4),
                          F32(DN_GC_UNIFORM, 2, 3, 1) };
@@ -258,7 +262,7 @@ Test(ops_basic_grad, concat_last_axis)
     expect_grad(&dn_op_concat, "{\"axis\": 2}", 3, in);
 }
 
-Test(ops_basic_grad, concat_single_input)
+Test(concat_grad, single_input)
 {
     dn_gc_input in[] = { F32(DN_GC_UNIFORM, 3, 4) };
     expect_grad(&dn_op_concat, "{}", 1, in);
@@ -266,14 +270,35 @@ Test(ops_basic_grad, concat_single_input)
 
 /* ------------------------------------------------------------------ forward values */
 
-Test(ops_basic_values, sigmoid_and_tanh_extremes)
+/* Forward and backward by hand; backward adds dy where y > 0 (ReLU's gradient at 0 is 0). */
+Test(relu_forward, by_hand)
 {
-    float x[] = { -1e4f, -100.0f, -30.0f, -1.0f, 0.0f, 1.0f, 30.0f, 100.0f, 1e4f };
-    dn_tensor in = TENSOR(DN_F32, x, 9);
-    op_run s = run_new(&dn_op_sigmoid, "{}", 1, &in), t = run_new(&dn_op_tanh, "{}", 1, &in);
+    float x[] = { -2.0f, -0.5f, 0.0f, 0.5f, 3.0f }, dy[] = { 1, 2, 3, 4, 5 };
+    float grad[] = { 10, 10, 10, 10, 10 };
+    dn_tensor in = TENSOR(DN_F32, x, 5);
+    op_run r = run_new(&dn_op_relu, "{}", 1, &in);
+    run_forward(&r, false, 0, 1);
+    float want[] = { 0, 0, 0, 0.5f, 3.0f };
+    cr_assert_arr_eq(r.y.data, want, sizeof want);
+    dn_tensor dyt = { DN_F32, r.y.shape, dy }, dx = { DN_F32, r.y.shape, grad };
+    run_backward(&r, &dx, &dyt, false, 0);
+    float want_dx[] = { 10, 10, 10, 14, 15 };
+    cr_assert_arr_eq(grad, want_dx, sizeof want_dx);
+    run_free(&r);
+}
+
+/* From far below to far above saturation, against double precision. */
+static const float extremes[] = { -1e4f, -100.0f, -30.0f, -1.0f, 0.0f, 1.0f, 30.0f, 100.0f, 1e4f };
+enum { N_EXTREMES = sizeof extremes / sizeof *extremes };
+
+Test(sigmoid_forward, extremes)
+{
+    float x[N_EXTREMES];
+    memcpy(x, extremes, sizeof x);
+    dn_tensor in = TENSOR(DN_F32, x, N_EXTREMES);
+    op_run s = run_new(&dn_op_sigmoid, "{}", 1, &in);
     run_forward(&s, false, 0, 1);
-    run_forward(&t, false, 0, 1);
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < N_EXTREMES; i++) {
         double want = 1.0 / (1.0 + exp(-(double)x[i]));
         float got = dn_f32(&s.y)[i];
         cr_assert(isfinite(got), "sigmoid(%g) = %g", x[i], got);
@@ -281,14 +306,24 @@ Test(ops_basic_values, sigmoid_and_tanh_extremes)
          * float denormal, hence the absolute floor) */
         cr_assert(fabs(got - want) <= 1e-6 * want + 1e-44, "sigmoid(%g) = %.9g, want %.9g",
                   x[i], got, want);
-        cr_assert(fabs(dn_f32(&t.y)[i] - tanh((double)x[i])) <= 1e-6, "tanh(%g) = %g", x[i],
-                  dn_f32(&t.y)[i]);
     }
     run_free(&s);
+}
+
+Test(tanh_forward, extremes)
+{
+    float x[N_EXTREMES];
+    memcpy(x, extremes, sizeof x);
+    dn_tensor in = TENSOR(DN_F32, x, N_EXTREMES);
+    op_run t = run_new(&dn_op_tanh, "{}", 1, &in);
+    run_forward(&t, false, 0, 1);
+    for (int i = 0; i < N_EXTREMES; i++)
+        cr_assert(fabs(dn_f32(&t.y)[i] - tanh((double)x[i])) <= 1e-6, "tanh(%g) = %g", x[i],
+                  dn_f32(&t.y)[i]);
     run_free(&t);
 }
 
-Test(ops_basic_values, softmax_rows_sum_to_one)
+Test(softmax_forward, rows_sum_to_one)
 {
     float *x = uniform_floats(8 * 10, 7, -5.0f, 5.0f);
     dn_tensor in = TENSOR(DN_F32, x, 8, 10);
@@ -309,7 +344,7 @@ Test(ops_basic_values, softmax_rows_sum_to_one)
     free(x);
 }
 
-Test(ops_basic_values, softmax_stable_for_huge_logits)
+Test(softmax_forward, stable_for_huge_logits)
 {
     float x[] = { 1000.0f, -1000.0f, 999.0f, 0.0f, -1000.0f, -1000.0f, -1000.0f, -1000.0f };
     dn_tensor in = TENSOR(DN_F32, x, 2, 4);
@@ -326,7 +361,7 @@ Test(ops_basic_values, softmax_stable_for_huge_logits)
 }
 
 /* The channel axis of an NCHW tensor: each (n, h, w) column sums to 1. */
-Test(ops_basic_values, softmax_rank4_channel_axis)
+Test(softmax_forward, rank4_channel_axis)
 {
     enum { N = 2, C = 3, HW = 6 };
     float *x = uniform_floats(N * C * HW, 11, -3.0f, 3.0f);
@@ -349,7 +384,7 @@ Test(ops_basic_values, softmax_rank4_channel_axis)
 }
 
 /* p = [1/2, 1/2] and [1/4, 3/4]: the loss and gradient by hand. */
-Test(ops_basic_values, cross_entropy_by_hand)
+Test(softmax_cross_entropy_forward, loss_and_gradient_by_hand)
 {
     float logits[] = { 0.0f, 0.0f, 0.0f, logf(3.0f) };
     int32_t labels[] = { 0, 1 };
@@ -373,7 +408,7 @@ Test(ops_basic_values, cross_entropy_by_hand)
     run_free(&r);
 }
 
-Test(ops_basic_values, cross_entropy_soft_targets_by_hand)
+Test(softmax_cross_entropy_forward, soft_targets_by_hand)
 {
     float logits[] = { 0.0f, logf(3.0f) }, target[] = { 0.5f, 0.5f };
     dn_tensor x[] = { TENSOR(DN_F32, logits, 1, 2), TENSOR(DN_F32, target, 1, 2) };
@@ -383,7 +418,7 @@ Test(ops_basic_values, cross_entropy_soft_targets_by_hand)
     run_free(&r);
 }
 
-Test(ops_basic_values, cross_entropy_extreme_logits)
+Test(softmax_cross_entropy_forward, extreme_logits)
 {
     float logits[] = { 1000.0f, -1000.0f, 0.0f, -1000.0f, 1000.0f, -1000.0f };
     int32_t labels[] = { 1, 1 };
@@ -408,7 +443,7 @@ Test(ops_basic_values, cross_entropy_extreme_logits)
 }
 
 /* Row losses are summed in order, so the loss is bit-identical for any thread count. */
-Test(ops_basic_values, cross_entropy_independent_of_threads)
+Test(softmax_cross_entropy_forward, independent_of_threads)
 {
     enum { N = 4096, C = 10 };
     float *logits = uniform_floats(N * C, 5, -4.0f, 4.0f);
@@ -427,7 +462,7 @@ Test(ops_basic_values, cross_entropy_independent_of_threads)
     free(labels);
 }
 
-Test(ops_basic_values, cross_entropy_label_check)
+Test(softmax_cross_entropy_check, labels_in_range)
 {
     float logits[6] = { 0 };
     int32_t labels[2];
@@ -453,7 +488,7 @@ Test(ops_basic_values, cross_entropy_label_check)
 
 enum { DROP_N = 1 << 20 };
 
-Test(ops_basic_values, dropout_training_mask)
+Test(dropout_forward, training_mask)
 {
     float *x = uniform_floats(DROP_N, 3, 1.0f, 2.0f); /* never 0: zeros in y are the mask */
     dn_tensor in = TENSOR(DN_F32, x, 1024, 1024);
@@ -485,7 +520,7 @@ Test(ops_basic_values, dropout_training_mask)
     free(grad);
 }
 
-Test(ops_basic_values, dropout_same_mask_for_any_thread_count)
+Test(dropout_forward, same_mask_for_any_thread_count)
 {
     float *x = uniform_floats(DROP_N, 3, 1.0f, 2.0f);
     dn_tensor in = TENSOR(DN_F32, x, DROP_N);
@@ -502,7 +537,7 @@ Test(ops_basic_values, dropout_same_mask_for_any_thread_count)
     free(one);
 }
 
-Test(ops_basic_values, dropout_inference_is_identity)
+Test(dropout_forward, inference_is_identity)
 {
     float x[] = { 1, -2, 3, -4, 5, -6 }, dy[] = { 1, 2, 3, 4, 5, 6 };
     float grad[6] = { 1, 1, 1, 1, 1, 1 };
@@ -517,7 +552,7 @@ Test(ops_basic_values, dropout_inference_is_identity)
     run_free(&r);
 }
 
-Test(ops_basic_values, concat_and_flatten_and_add)
+Test(concat_forward, last_axis)
 {
     float a[] = { 1, 2, 3, 4 }, b[] = { 5, 6 }, c[] = { 7, 8, 9, 10, 11, 12 };
     dn_tensor x[] = { TENSOR(DN_F32, a, 2, 2), TENSOR(DN_F32, b, 2, 1), TENSOR(DN_F32, c, 2, 3) };
@@ -527,7 +562,10 @@ Test(ops_basic_values, concat_and_flatten_and_add)
     float want[] = { 1, 2, 5, 7, 8, 9, 3, 4, 6, 10, 11, 12 };
     cr_assert_arr_eq(r.y.data, want, sizeof want);
     run_free(&r);
+}
 
+Test(flatten_forward, keeps_the_values)
+{
     float s[] = { 1, 2, 3, 4, 5, 6 };
     dn_tensor img = TENSOR(DN_F32, s, 1, 3, 1, 2);
     op_run f = run_new(&dn_op_flatten, "{}", 1, &img);
@@ -536,7 +574,11 @@ Test(ops_basic_values, concat_and_flatten_and_add)
     run_forward(&f, false, 0, 1);
     cr_assert_arr_eq(f.y.data, s, sizeof s);
     run_free(&f);
+}
 
+Test(add_forward, elementwise_sum)
+{
+    float s[] = { 1, 2, 3, 4, 5, 6 }, c[] = { 7, 8, 9, 10, 11, 12 };
     dn_tensor pair[] = { TENSOR(DN_F32, s, 2, 3), TENSOR(DN_F32, c, 2, 3) };
     op_run sum = run_new(&dn_op_add, "{}", 2, pair);
     run_forward(&sum, false, 0, 1);
@@ -547,7 +589,68 @@ Test(ops_basic_values, concat_and_flatten_and_add)
 
 /* ------------------------------------------------------------------ infer and attrs */
 
-Test(ops_basic_infer, output_shapes)
+/* An attrs key the op does not know is an error naming it (every op here). */
+static void expect_unknown_attr_rejected(const dn_op *op)
+{
+    dn_tensor_desc in[] = { DESC(DN_F32, true, 1, 4), DESC(DN_F32, true, 1, 4) };
+    dn_err err;
+    expect_infer_fails(op, "{\"bogus\": 1}", op->min_inputs, in, DN_ERR_MODEL, &err);
+    EXPECT_MSG(&err, "attrs/bogus", "unknown attr");
+}
+
+/* A one-input float op given int32: the message names the input and its dtype. */
+static void expect_int32_rejected(const dn_op *op)
+{
+    dn_tensor_desc ints[] = { DESC(DN_I32, true, 1, 10) };
+    dn_err err;
+    expect_infer_fails(op, "{}", 1, ints, DN_ERR_SHAPE, &err);
+    EXPECT_MSG(&err, "inputs/0", "alpha", "int32");
+}
+
+Test(relu_infer, float32_only_and_no_attrs)
+{
+    expect_int32_rejected(&dn_op_relu);
+    expect_unknown_attr_rejected(&dn_op_relu);
+}
+
+Test(sigmoid_infer, float32_only_and_no_attrs)
+{
+    expect_int32_rejected(&dn_op_sigmoid);
+    expect_unknown_attr_rejected(&dn_op_sigmoid);
+}
+
+Test(tanh_infer, float32_only_and_no_attrs)
+{
+    expect_int32_rejected(&dn_op_tanh);
+    expect_unknown_attr_rejected(&dn_op_tanh);
+}
+
+Test(softmax_infer, output_shape)
+{
+    dn_err err;
+    dn_tensor_desc out;
+    dn_tensor_desc img[] = { DESC(DN_F32, true, 1, 3, 4, 5) };
+    cr_assert_eq(infer_node(&dn_op_softmax, "{\"axis\": -1}", 1, img, &out, &err), DN_OK);
+    cr_assert(dn_shape_equal(&out.shape, &img[0].shape) && out.shape.batched);
+}
+
+Test(softmax_infer, errors)
+{
+    dn_err err;
+    dn_tensor_desc m[] = { DESC(DN_F32, true, 1, 10) };
+    dn_tensor_desc out;
+    cr_assert_eq(infer_node(&dn_op_softmax, "{\"axis\": -2}", 1, m, &out, &err), DN_OK);
+    expect_infer_fails(&dn_op_softmax, "{\"axis\": 2}", 1, m, DN_ERR_SHAPE, &err);
+    EXPECT_MSG(&err, "attrs/axis", "alpha", "[N,10]", "2");
+    expect_infer_fails(&dn_op_softmax, "{\"axis\": -3}", 1, m, DN_ERR_SHAPE, &err);
+    EXPECT_MSG(&err, "attrs/axis", "[N,10]", "-3");
+    expect_infer_fails(&dn_op_softmax, "{\"axis\": \"last\"}", 1, m, DN_ERR_MODEL, &err);
+    EXPECT_MSG(&err, "attrs/axis", "a string");
+    expect_int32_rejected(&dn_op_softmax);
+    expect_unknown_attr_rejected(&dn_op_softmax);
+}
+
+Test(softmax_cross_entropy_infer, scalar_loss)
 {
     dn_err err;
     dn_tensor_desc out;
@@ -555,27 +658,9 @@ Test(ops_basic_infer, output_shapes)
     cr_assert_eq(infer_node(&dn_op_softmax_cross_entropy, "{}", 2, ce, &out, &err), DN_OK, "%s",
                  err.msg);
     cr_assert(out.dtype == DN_F32 && out.shape.rank == 0 && !out.shape.batched);
-
-    dn_tensor_desc img[] = { DESC(DN_F32, true, 1, 3, 4, 5) };
-    cr_assert_eq(infer_node(&dn_op_flatten, "{}", 1, img, &out, &err), DN_OK, "%s", err.msg);
-    cr_assert(out.shape.rank == 2 && out.shape.d[1] == 60 && out.shape.batched);
-
-    cr_assert_eq(infer_node(&dn_op_softmax, "{\"axis\": -1}", 1, img, &out, &err), DN_OK);
-    cr_assert(dn_shape_equal(&out.shape, &img[0].shape) && out.shape.batched);
-
-    dn_tensor_desc parts[] = { DESC(DN_F32, true, 1, 3, 4, 5), DESC(DN_F32, true, 1, 2, 4, 5),
-                               DESC(DN_F32, true, 1, 1, 4, 5) };
-    cr_assert_eq(infer_node(&dn_op_concat, "{}", 3, parts, &out, &err), DN_OK, "%s", err.msg);
-    cr_assert(out.shape.rank == 4 && out.shape.d[1] == 6 && out.shape.d[2] == 4 &&
-              out.shape.batched);
-
-    dn_tensor_desc fixed[] = { DESC(DN_F32, false, 2, 3), DESC(DN_F32, false, 4, 3) };
-    cr_assert_eq(infer_node(&dn_op_concat, "{\"axis\": 0}", 2, fixed, &out, &err), DN_OK, "%s",
-                 err.msg);
-    cr_assert(out.shape.d[0] == 6 && !out.shape.batched);
 }
 
-Test(ops_basic_infer, cross_entropy_errors)
+Test(softmax_cross_entropy_infer, errors)
 {
     dn_err err;
     const dn_op *op = &dn_op_softmax_cross_entropy;
@@ -611,9 +696,47 @@ Test(ops_basic_infer, cross_entropy_errors)
     dn_tensor_desc int_logits[] = { DESC(DN_I32, true, 1, 5), DESC(DN_I32, true, 1) };
     expect_infer_fails(op, "{}", 2, int_logits, DN_ERR_SHAPE, &err);
     EXPECT_MSG(&err, "inputs/0", "alpha", "int32");
+
+    expect_unknown_attr_rejected(op);
 }
 
-Test(ops_basic_infer, add_errors)
+Test(dropout_infer, ratio_in_range)
+{
+    dn_tensor_desc in[] = { DESC(DN_F32, true, 1, 4) };
+    dn_err err;
+    expect_infer_fails(&dn_op_dropout, "{\"ratio\": 1}", 1, in, DN_ERR_MODEL, &err);
+    EXPECT_MSG(&err, "attrs/ratio", "[0, 1)");
+    expect_infer_fails(&dn_op_dropout, "{\"ratio\": -0.1}", 1, in, DN_ERR_MODEL, &err);
+    EXPECT_MSG(&err, "attrs/ratio", "-0.1");
+    expect_infer_fails(&dn_op_dropout, "{\"ratio\": true}", 1, in, DN_ERR_MODEL, &err);
+    EXPECT_MSG(&err, "attrs/ratio", "a boolean");
+    dn_tensor_desc out;
+    cr_assert_eq(infer_node(&dn_op_dropout, "{\"ratio\": 0}", 1, in, &out, &err), DN_OK);
+    cr_assert_eq(infer_node(&dn_op_dropout, "{\"ratio\": 0.99}", 1, in, &out, &err), DN_OK);
+    expect_int32_rejected(&dn_op_dropout);
+    expect_unknown_attr_rejected(&dn_op_dropout);
+}
+
+Test(flatten_infer, output_shape)
+{
+    dn_err err;
+    dn_tensor_desc out;
+    dn_tensor_desc img[] = { DESC(DN_F32, true, 1, 3, 4, 5) };
+    cr_assert_eq(infer_node(&dn_op_flatten, "{}", 1, img, &out, &err), DN_OK, "%s", err.msg);
+    cr_assert(out.shape.rank == 2 && out.shape.d[1] == 60 && out.shape.batched);
+}
+
+Test(flatten_infer, errors)
+{
+    dn_err err;
+    dn_tensor_desc v[] = { DESC(DN_F32, true, 1) };
+    expect_infer_fails(&dn_op_flatten, "{}", 1, v, DN_ERR_SHAPE, &err);
+    EXPECT_MSG(&err, "inputs/0", "alpha", "[N]", "rank 2");
+    expect_int32_rejected(&dn_op_flatten);
+    expect_unknown_attr_rejected(&dn_op_flatten);
+}
+
+Test(add_infer, errors)
 {
     dn_err err;
     dn_tensor_desc cols[] = { DESC(DN_F32, true, 1, 3), DESC(DN_F32, true, 1, 4) };
@@ -631,9 +754,27 @@ Test(ops_basic_infer, add_errors)
     dn_tensor_desc ints[] = { DESC(DN_F32, true, 1, 4), DESC(DN_I32, true, 1, 4) };
     expect_infer_fails(&dn_op_add, "{}", 2, ints, DN_ERR_SHAPE, &err);
     EXPECT_MSG(&err, "inputs/1", "beta", "int32");
+
+    expect_unknown_attr_rejected(&dn_op_add);
 }
 
-Test(ops_basic_infer, concat_errors)
+Test(concat_infer, output_shapes)
+{
+    dn_err err;
+    dn_tensor_desc out;
+    dn_tensor_desc parts[] = { DESC(DN_F32, true, 1, 3, 4, 5), DESC(DN_F32, true, 1, 2, 4, 5),
+                               DESC(DN_F32, true, 1, 1, 4, 5) };
+    cr_assert_eq(infer_node(&dn_op_concat, "{}", 3, parts, &out, &err), DN_OK, "%s", err.msg);
+    cr_assert(out.shape.rank == 4 && out.shape.d[1] == 6 && out.shape.d[2] == 4 &&
+              out.shape.batched);
+
+    dn_tensor_desc fixed[] = { DESC(DN_F32, false, 2, 3), DESC(DN_F32, false, 4, 3) };
+    cr_assert_eq(infer_node(&dn_op_concat, "{\"axis\": 0}", 2, fixed, &out, &err), DN_OK, "%s",
+                 err.msg);
+    cr_assert(out.shape.d[0] == 6 && !out.shape.batched);
+}
+
+Test(concat_infer, errors)
 {
     dn_err err;
     dn_tensor_desc third[] = { DESC(DN_F32, true, 1, 3, 4), DESC(DN_F32, true, 1, 2, 4),
@@ -661,54 +802,9 @@ Test(ops_basic_infer, concat_errors)
     dn_tensor_desc ints[] = { DESC(DN_F32, true, 1, 3), DESC(DN_I32, true, 1, 3) };
     expect_infer_fails(&dn_op_concat, "{}", 2, ints, DN_ERR_SHAPE, &err);
     EXPECT_MSG(&err, "inputs/1", "beta", "int32");
-}
 
-Test(ops_basic_infer, softmax_flatten_unary_errors)
-{
-    dn_err err;
-    dn_tensor_desc m[] = { DESC(DN_F32, true, 1, 10) };
-    dn_tensor_desc out;
-    cr_assert_eq(infer_node(&dn_op_softmax, "{\"axis\": -2}", 1, m, &out, &err), DN_OK);
-    expect_infer_fails(&dn_op_softmax, "{\"axis\": 2}", 1, m, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "attrs/axis", "alpha", "[N,10]", "2");
-    expect_infer_fails(&dn_op_softmax, "{\"axis\": -3}", 1, m, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "attrs/axis", "[N,10]", "-3");
-
-    dn_tensor_desc v[] = { DESC(DN_F32, true, 1) };
-    expect_infer_fails(&dn_op_flatten, "{}", 1, v, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/0", "alpha", "[N]", "rank 2");
-
-    const dn_op *unary[] = { &dn_op_relu, &dn_op_sigmoid, &dn_op_tanh, &dn_op_softmax,
-                             &dn_op_dropout, &dn_op_flatten };
-    dn_tensor_desc ints[] = { DESC(DN_I32, true, 1, 10) };
-    for (size_t i = 0; i < sizeof unary / sizeof *unary; i++) {
-        expect_infer_fails(unary[i], "{}", 1, ints, DN_ERR_SHAPE, &err);
-        EXPECT_MSG(&err, "inputs/0", "alpha", "int32");
-    }
-}
-
-Test(ops_basic_infer, attrs_rejected)
-{
-    const dn_op *ops[] = { &dn_op_relu, &dn_op_sigmoid, &dn_op_tanh, &dn_op_softmax,
-                           &dn_op_softmax_cross_entropy, &dn_op_dropout, &dn_op_flatten,
-                           &dn_op_add, &dn_op_concat };
+    expect_unknown_attr_rejected(&dn_op_concat);
     dn_tensor_desc in[] = { DESC(DN_F32, true, 1, 4), DESC(DN_F32, true, 1, 4) };
-    dn_err err;
-    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
-        expect_infer_fails(ops[i], "{\"bogus\": 1}", ops[i]->min_inputs, in, DN_ERR_MODEL, &err);
-        EXPECT_MSG(&err, "attrs/bogus", "unknown attr");
-    }
-    expect_infer_fails(&dn_op_softmax, "{\"axis\": \"last\"}", 1, in, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/axis", "a string");
     expect_infer_fails(&dn_op_concat, "{\"axis\": 1.5}", 2, in, DN_ERR_MODEL, &err);
     EXPECT_MSG(&err, "attrs/axis", "1.5");
-    expect_infer_fails(&dn_op_dropout, "{\"ratio\": 1}", 1, in, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/ratio", "[0, 1)");
-    expect_infer_fails(&dn_op_dropout, "{\"ratio\": -0.1}", 1, in, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/ratio", "-0.1");
-    expect_infer_fails(&dn_op_dropout, "{\"ratio\": true}", 1, in, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/ratio", "a boolean");
-    dn_tensor_desc out;
-    cr_assert_eq(infer_node(&dn_op_dropout, "{\"ratio\": 0}", 1, in, &out, &err), DN_OK);
-    cr_assert_eq(infer_node(&dn_op_dropout, "{\"ratio\": 0.99}", 1, in, &out, &err), DN_OK);
 }
