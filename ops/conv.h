@@ -1,0 +1,262 @@
+/*
+ * conv.h — what Conv's three paths share (not an op: the seams of ops/conv.c, as pool.h is of
+ * the pooling family).
+ *
+ *   x [N, C, H, W]     W [F, C, kh, kw]     b [F] (optional)     y [N, F, OH, OW]
+ *   y[n,f,p,q] = b[f] + Σ_{c,i,j} W[f,c,i,j] · x[n, c, p·sh − ph + i, q·sw − pw + j]
+ *
+ * ops/conv.c parses the attrs, infers the shapes, sizes the workspace and picks a path by the
+ * thresholds below; each path is a file of its own, with a forward and a backward entry:
+ *   conv_im2col.c   batched: im2col over chunks of the batch, one BLIS product per chunk
+ *   conv_packed.c   per sample: one product per sample on BLIS's micro-kernel
+ *   conv_direct.c   direct: register-blocked loops for thin stride-1 kernels
+ * Here: the geometry, the thresholds, the helpers every path needs (inline: they run inside
+ * the paths' loops), the workspace layout the per-sample and direct paths share (the same
+ * slots, one per thread) and the entry points. Types and inline helpers are named conv_...,
+ * functions the library exports dn_conv_... (every symbol of libdagnet starts with dn_).
+ */
+#ifndef DN_CONV_H
+#define DN_CONV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ops/op.h"
+#include "runtime/gemm.h"
+
+/* ---------------------------------------------------------------- geometry */
+
+/* Every size the kernels need, from the shapes of one run. */
+typedef struct conv_geom {
+    int64_t n, c, h, w, f, kh, kw, oh, ow, sh, sw, ph, pw;
+    int64_t k, p; /* col is k × p: k = c·kh·kw, p = oh·ow */
+} conv_geom;
+
+static inline conv_geom conv_geom_make(const dn_shape *x, const dn_shape *w, const dn_shape *y,
+                                       const int64_t stride[2], const int64_t pad[2])
+{
+    conv_geom g = { .n = x->d[0], .c = x->d[1], .h = x->d[2], .w = x->d[3],
+                    .f = w->d[0], .kh = w->d[2], .kw = w->d[3],
+                    .oh = y->d[2], .ow = y->d[3],
+                    .sh = stride[0], .sw = stride[1], .ph = pad[0], .pw = pad[1] };
+    g.k = g.c * g.kh * g.kw;
+    g.p = g.oh * g.ow;
+    return g;
+}
+
+/* Row r = (c·kh + i)·kw + j of col: the channel and the kernel position it reads. */
+typedef struct conv_tap {
+    int64_t c, i, j;
+} conv_tap;
+
+static inline conv_tap conv_tap_of(const conv_geom *g, int64_t r)
+{
+    return (conv_tap){ r / (g->kh * g->kw), r / g->kw % g->kh, r % g->kw };
+}
+
+/* ---------------------------------------------------------------- thresholds: which path */
+
+/* Samples per chunk of the batched path: as many as fit CHUNK_BYTES of col and Y', at least
+ * one, and chunks of equal size (so that the last is not a sliver). */
+#define CHUNK_BYTES ((int64_t)8 << 20)
+
+static inline int64_t conv_chunk_samples(const conv_geom *g)
+{
+    int64_t per_sample = (g->k + g->f) * g->p * (int64_t)sizeof(float);
+    int64_t most = CHUNK_BYTES / (per_sample > 0 ? per_sample : 1);
+    if (most < 1)
+        most = 1;
+    int64_t chunks = (g->n + most - 1) / most;
+    return (g->n + chunks - 1) / chunks;
+}
+
+/* Thin kernels (LeNet's second conv) run one product per sample. */
+#define PER_SAMPLE_MAX_K 512
+
+/* Table entries are int32 offsets into one sample. */
+static inline bool conv_is_per_sample(const conv_geom *g)
+{
+    return g->k <= PER_SAMPLE_MAX_K && g->c * g->h * g->w < INT32_MAX;
+}
+
+/* Few input values per output and stride 1 (the first conv of LeNet and SimpleConvNet: one
+ * channel, 5×5): im2col would copy each pixel K times to feed a product too thin to pay for
+ * it. The direct loops read a zero-padded copy of the sample instead (see conv_direct.c). */
+#define DIRECT_MAX_K 32
+
+static inline bool conv_is_direct(const conv_geom *g)
+{
+    return g->k <= DIRECT_MAX_K && g->sh == 1 && g->sw == 1;
+}
+
+/* Building a table costs about what packing one sample the plain way (im2col, then pack)
+ * does; below this many samples a pass packs the plain way. */
+#define TABLE_MIN_BATCH 4
+
+static inline bool conv_use_table(const conv_geom *g) { return g->n >= TABLE_MIN_BATCH; }
+
+/* ---------------------------------------------------------------- the direct path's copy */
+
+/* The direct forward keeps QB = 16 outputs of a row in registers (its block, conv_direct.c):
+ * QB floats of slack after the padded copy take the lanes that run past a row's end. */
+#define CONV_QB 16
+
+static inline int64_t conv_padded_w(const conv_geom *g) { return g->w + 2 * g->pw; }
+static inline int64_t conv_padded_h(const conv_geom *g) { return g->h + 2 * g->ph; }
+/* Floats of the padded copy, with QB of slack for the lanes that run past a row's end. */
+static inline int64_t conv_padded_size(const conv_geom *g)
+{
+    return g->c * conv_padded_h(g) * conv_padded_w(g) + CONV_QB;
+}
+
+/* ---------------------------------------------------------------- per-thread slots
+ *
+ * The per-sample path's workspace, which the direct path shares: shared by all threads, the
+ * packed weights and an index table; then one slot per thread. Threads split the batch (or,
+ * direct forward, its output rows); each works in its own slot and adds dW and db into its
+ * own copies, summed in thread order at the end. */
+
+static inline int conv_team_size(const conv_geom *g, int threads)
+{
+    return g->n < threads ? (int)g->n : threads;
+}
+
+typedef struct conv_slot_layout {
+    int64_t weights;            /* packed W (forward) or packed Wᵀ (backward) */
+    int64_t table;              /* where each packed col entry comes from (int32) */
+    int64_t shared;             /* the two above */
+    int64_t sample;             /* x_n [C, H, W] and one 0 after it, for padding */
+    int64_t col, packed_col;    /* dcol [K, P]; col_n packed as B (forward) or Bᵀ (dW) */
+    int64_t packed_dy_a, packed_dy_b, dw, db;
+    int64_t padded;             /* the direct path's padded sample (0 otherwise) */
+    int64_t per_thread;         /* the sum of the slot's arrays (floats) */
+} conv_slot_layout;
+
+/* Sizes rounded up to 16 floats keep every array 64-byte aligned. */
+static inline int64_t conv_r16(int64_t n) { return (n + 15) / 16 * 16; }
+
+static inline int64_t conv_larger(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static inline conv_slot_layout conv_slots(const conv_geom *g, const dn_ukernel *u)
+{
+    conv_slot_layout s;
+    int64_t cb = dn_packed_size(g->p, g->k, u->nr), ct = dn_packed_size(g->k, g->p, u->nr);
+    s.weights = conv_r16(
+        conv_larger(dn_packed_size(g->f, g->k, u->mr), dn_packed_size(g->k, g->f, u->mr)));
+    s.table = conv_r16(conv_larger(cb, ct)); /* int32 entries, the size of floats */
+    s.shared = s.weights + s.table;
+    s.sample = conv_r16(g->c * g->h * g->w + 1);
+    s.col = conv_r16(g->k * g->p);
+    s.packed_col = conv_r16(conv_larger(cb, ct));
+    s.packed_dy_a = conv_r16(dn_packed_size(g->f, g->p, u->mr));
+    s.packed_dy_b = conv_r16(dn_packed_size(g->p, g->f, u->nr));
+    s.dw = conv_r16(g->f * g->k);
+    s.db = conv_r16(g->f);
+    s.padded = conv_is_direct(g) ? conv_r16(conv_padded_size(g)) : 0;
+    s.per_thread = s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db +
+                   s.padded;
+    return s;
+}
+
+/* BLIS's micro-kernels load packed B with aligned loads: the slots start 64-byte aligned
+ * (workspace_size adds the 64 bytes this may skip). */
+static inline float *conv_aligned_work(void *work)
+{
+    uintptr_t at = ((uintptr_t)work + 63) / 64 * 64;
+    return (float *)at;
+}
+
+typedef struct conv_slot {
+    float *sample, *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db, *padded;
+} conv_slot;
+
+static inline conv_slot conv_slot_of(const conv_slot_layout *l, float *work, int t)
+{
+    float *base = work + l->shared + t * l->per_thread;
+    conv_slot s = { .sample = base };
+    s.col = s.sample + l->sample;
+    s.packed_col = s.col + l->col;
+    s.packed_dy_a = s.packed_col + l->packed_col;
+    s.packed_dy_b = s.packed_dy_a + l->packed_dy_a;
+    s.dw = s.packed_dy_b + l->packed_dy_b;
+    s.db = s.dw + l->dw;
+    s.padded = s.db + l->db;
+    return s;
+}
+
+/* One pass of the per-sample or the direct path over the batch. */
+typedef struct conv_pass {
+    const conv_geom *g;
+    const dn_ukernel *u;
+    const conv_slot_layout *l;
+    float *work;        /* the aligned workspace: packed weights, table, then the slots */
+    const int32_t *table;
+    int64_t entries;    /* of the table; 0: no table, pack the plain way */
+} conv_pass;
+
+static inline conv_pass conv_pass_of(const conv_geom *g, const dn_ukernel *u,
+                                     const conv_slot_layout *l, void *work)
+{
+    float *w = conv_aligned_work(work);
+    return (conv_pass){ g, u, l, w, (const int32_t *)(w + l->weights), 0 };
+}
+
+/* ---------------------------------------------------------------- the batched path
+ * (conv_im2col.c); k->work holds col and Y' */
+
+void dn_conv_im2col_forward(const dn_kernel *k, const conv_geom *g);
+void dn_conv_im2col_backward(const dn_kernel *k, const conv_geom *g);
+
+/* Rows of col for one sample x [C, H, W], written at column offset 0 of a col whose rows
+ * are `ld` floats apart. The per-sample path packs through it when it has no table. */
+void dn_conv_im2col_sample(const conv_geom *g, const float *restrict x, float *restrict col,
+                           int64_t ld);
+
+/* dx += col2im(dcol) for one sample dx [C, H, W]; dcol's rows are `ld` floats apart. */
+void dn_conv_col2im_sample(const conv_geom *g, const float *restrict dcol, int64_t ld,
+                           float *restrict dx);
+
+/* ---------------------------------------------------------------- the per-sample path
+ * (conv_packed.c); k->work holds the shared area and the slots */
+
+void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g);
+void dn_conv_packed_backward(const dn_kernel *k, const conv_geom *g);
+
+/* What the direct path's backward borrows: its dx and db are the per-sample path's.
+ *   pack_weights_t   packs Wᵀ into the pass's shared area, when dx is wanted
+ *   sample_backward  adds sample n's share of dW and db into the thread's copies in slot s,
+ *                    and of dx into dx_n (dx NULL: not wanted)
+ *   sum_copies       dW and db (those wanted) += the team's copies, in thread order */
+void dn_conv_pack_weights_t(const dn_kernel *k, const conv_pass *ps);
+void dn_conv_sample_backward(const conv_pass *ps, const float *x, const float *dy, float *dx,
+                             const conv_slot *s, bool dw, bool db);
+void dn_conv_sum_copies(const dn_kernel *k, const conv_pass *ps, int team);
+
+/* ---------------------------------------------------------------- the direct path
+ * (conv_direct.c); k->work as the per-sample path's, each slot with its padded copy
+ *
+ * The loops come in two sets, the plain C ones (any machine) and the AVX2/FMA ones; the
+ * dispatch in conv.c takes AVX2 when the machine has it, and a test runs both on any machine
+ * that has it. Both read a padded sample xp (conv_padded_size floats) and off[r], where tap
+ * r of output row 0 reads in xp. */
+typedef struct conv_direct_kernels {
+    const char *name;
+    /* Output rows [p0, p1) of every filter of one sample: y [F, OH, OW]. */
+    void (*forward)(const conv_geom *g, const float *w, const float *b, const float *xp,
+                    const int64_t *off, float *y, int64_t p0, int64_t p1);
+    /* dw [F, K] += one sample's share, from its dy [F, OH, OW]. */
+    void (*dw)(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,
+               float *dw);
+} conv_direct_kernels;
+
+/* The plain loops. */
+const conv_direct_kernels *dn_conv_direct_plain(void);
+/* The AVX2/FMA loops, or NULL when this machine (or this build's target) has none. */
+const conv_direct_kernels *dn_conv_direct_avx2(void);
+
+void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g,
+                            const conv_direct_kernels *isa);
+void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,
+                             const conv_direct_kernels *isa);
+
+#endif

@@ -1,0 +1,288 @@
+/*
+ * conv_direct.c — Conv's direct path (ops/conv.h): few input values per output and stride 1
+ * (K ≤ DIRECT_MAX_K: the first conv of LeNet and SimpleConvNet, one channel 5×5), where im2col
+ * would copy every pixel K times for a product too thin to pay for it.
+ *
+ *   x_n [C, H, W]    W [F, K = C·kh·kw]    b [F]    y_n, dy_n [F, OH, OW]    dW [F, K]
+ *   xp [C, H + 2·ph, W + 2·pw]: x_n zero-padded, a copy in the thread's slot
+ *
+ *   y[f, p, q]  = b[f] + Σ_{c,i,j} W[f,c,i,j] · xp[c, p + i, q + j]       (stride 1)
+ *   dW[f,c,i,j] += Σ_p Σ_q dy[f,p,q] · xp[c, p + i, q + j]
+ *
+ * On AVX2 machines the loops are blocked for registers: forward keeps FB filters × QB outputs
+ * of a row in accumulators while every tap passes; dW keeps DW_TAPS taps × 8 columns while
+ * every row passes, then sums the columns. Elsewhere plain loops compute the same sums. The
+ * two sets are conv_direct_kernels (ops/conv.h) and the entries take one: conv.c passes the
+ * machine's best, a test passes each in turn (no switch shared by the process).
+ *
+ * Forward: threads split the batch's output rows, so batch 1 splits too. Backward: threads
+ * split the batch and add dW into their own copies (the per-sample path's slots, summed in
+ * thread order); dx and db, when wanted, take the per-sample path's products
+ * (dn_conv_sample_backward).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ops/conv.h"
+#include "runtime/gemm.h"
+#include "runtime/parallel.h"
+
+/* The direct loops' register blocks: FB filters × QB outputs (forward), DW_TAPS taps × 8
+ * columns (dW); QB floats of slack after the padded copy for lanes past a row's end. */
+enum { FB = 3, QB = CONV_QB, DW_TAPS = 10 };
+
+/* ---------------------------------------------------------------- the padded copy */
+
+static void pad_sample(const conv_geom *g, const float *x, float *xp)
+{
+    int64_t pw = conv_padded_w(g), ph = conv_padded_h(g);
+    memset(xp, 0, (size_t)conv_padded_size(g) * sizeof *xp);
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t h = 0; h < g->h; h++)
+            memcpy(xp + (c * ph + h + g->ph) * pw + g->pw, x + (c * g->h + h) * g->w,
+                   (size_t)g->w * sizeof *xp);
+}
+
+/* Where tap r = (c·kh + i)·kw + j of output row 0 reads in the padded sample. */
+static void tap_offsets(const conv_geom *g, int64_t *off)
+{
+    for (int64_t r = 0; r < g->k; r++) {
+        conv_tap t = conv_tap_of(g, r);
+        off[r] = (t.c * conv_padded_h(g) + t.i) * conv_padded_w(g) + t.j;
+    }
+}
+
+/* ---------------------------------------------------------------- the plain loops */
+
+/* Output rows [p0, p1) of every filter. */
+static void forward_plain(const conv_geom *g, const float *w, const float *b, const float *xp,
+                          const int64_t *off, float *y, int64_t p0, int64_t p1)
+{
+    for (int64_t f = 0; f < g->f; f++)
+        for (int64_t p = p0; p < p1; p++)
+            for (int64_t q = 0; q < g->ow; q++) {
+                float sum = b ? b[f] : 0.0f;
+                for (int64_t r = 0; r < g->k; r++)
+                    sum = fmaf(w[f * g->k + r], xp[p * conv_padded_w(g) + q + off[r]], sum);
+                y[(f * g->oh + p) * g->ow + q] = sum;
+            }
+}
+
+static void dw_plain(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,
+                     float *dw)
+{
+    for (int64_t f = 0; f < g->f; f++)
+        for (int64_t r = 0; r < g->k; r++) {
+            float sum = 0.0f;
+            for (int64_t p = 0; p < g->oh; p++)
+                for (int64_t q = 0; q < g->ow; q++)
+                    sum = fmaf(dy[(f * g->oh + p) * g->ow + q],
+                               xp[p * conv_padded_w(g) + q + off[r]], sum);
+            dw[f * g->k + r] += sum;
+        }
+}
+
+/* ---------------------------------------------------------------- the AVX2/FMA loops */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* Lanes [0, len) of a vector (len ≤ 8): a maskload mask. */
+AVX2 static __m256i lanes_below(int64_t len)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)len),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Outputs q0 .. q0 + len of row p (len ≤ QB = 16) for filters f0 .. f0 + nf (nf ≤ FB). */
+AVX2 static void forward_block(const conv_geom *g, const float *w, const float *b,
+                               const float *in, const int64_t *off, int64_t f0, int64_t nf,
+                               int64_t len, float *y0)
+{
+    static const float zeros[DIRECT_MAX_K];
+    const float *wt[FB];
+    __m256 acc[FB][2];
+    for (int t = 0; t < FB; t++) {
+        wt[t] = t < nf ? w + (f0 + t) * g->k : zeros;
+        acc[t][0] = acc[t][1] = _mm256_set1_ps(t < nf && b ? b[f0 + t] : 0.0f);
+    }
+    for (int64_t r = 0; r < g->k; r++) {
+        __m256 x0 = _mm256_loadu_ps(in + off[r]), x1 = _mm256_loadu_ps(in + off[r] + 8);
+        for (int t = 0; t < FB; t++) {
+            __m256 wv = _mm256_broadcast_ss(wt[t] + r);
+            acc[t][0] = _mm256_fmadd_ps(wv, x0, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(wv, x1, acc[t][1]);
+        }
+    }
+    for (int64_t t = 0; t < nf; t++) {
+        float out[16];
+        _mm256_storeu_ps(out, acc[t][0]);
+        _mm256_storeu_ps(out + 8, acc[t][1]);
+        memcpy(y0 + t * g->oh * g->ow, out, (size_t)len * sizeof(float));
+    }
+}
+
+AVX2 static void forward_avx2(const conv_geom *g, const float *w, const float *b,
+                              const float *xp, const int64_t *off, float *y, int64_t p0,
+                              int64_t p1)
+{
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t q0 = 0; q0 < g->ow; q0 += QB)
+            for (int64_t f0 = 0; f0 < g->f; f0 += FB)
+                forward_block(g, w, b, xp + p * conv_padded_w(g) + q0, off, f0,
+                              g->f - f0 < FB ? g->f - f0 : FB, g->ow - q0 < QB ? g->ow - q0 : QB,
+                              y + (f0 * g->oh + p) * g->ow + q0);
+}
+
+/* dw[r0 .. r0 + nt] += Σ_p Σ_{q ∈ [q0, q0 + len)} dy[p, q] · xp[p, q + tap offset], one
+ * vector of columns (len ≤ 8) and up to DW_TAPS taps at a time. A partial vector masks the
+ * lanes past len out of both loads (0 · inf would be NaN). */
+AVX2 static void dw_block(const conv_geom *g, const float *dy, const float *xp,
+                          const int64_t *off, int64_t r0, int64_t nt, int64_t q0, int64_t len,
+                          float *dw)
+{
+    __m256 acc[DW_TAPS];
+    __m256i mask = lanes_below(len);
+    const float *at[DW_TAPS];
+    for (int t = 0; t < DW_TAPS; t++) {
+        acc[t] = _mm256_setzero_ps();
+        at[t] = xp + off[r0 + (t < nt ? t : 0)] + q0;
+    }
+    int64_t pw = conv_padded_w(g);
+    if (len == 8)
+        for (int64_t p = 0; p < g->oh; p++) {
+            __m256 d = _mm256_loadu_ps(dy + p * g->ow + q0);
+            for (int t = 0; t < DW_TAPS; t++)
+                acc[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(at[t] + p * pw), acc[t]);
+        }
+    else
+        for (int64_t p = 0; p < g->oh; p++) {
+            __m256 d = _mm256_maskload_ps(dy + p * g->ow + q0, mask);
+            for (int t = 0; t < DW_TAPS; t++)
+                acc[t] = _mm256_fmadd_ps(d, _mm256_maskload_ps(at[t] + p * pw, mask), acc[t]);
+        }
+    for (int64_t t = 0; t < nt; t++) {
+        float lane[8];
+        _mm256_storeu_ps(lane, acc[t]);
+        float sum = 0.0f;
+        for (int l = 0; l < 8; l++)
+            sum += lane[l];
+        dw[r0 + t] += sum;
+    }
+}
+
+AVX2 static void dw_avx2(const conv_geom *g, const float *dy, const float *xp,
+                         const int64_t *off, float *dw)
+{
+    for (int64_t f = 0; f < g->f; f++)
+        for (int64_t q0 = 0; q0 < g->ow; q0 += 8)
+            for (int64_t r0 = 0; r0 < g->k; r0 += DW_TAPS)
+                dw_block(g, dy + f * g->oh * g->ow, xp, off, r0,
+                         g->k - r0 < DW_TAPS ? g->k - r0 : DW_TAPS, q0,
+                         g->ow - q0 < 8 ? g->ow - q0 : 8, dw + f * g->k);
+}
+
+static const conv_direct_kernels avx2_kernels = { "avx2", forward_avx2, dw_avx2 };
+
+const conv_direct_kernels *dn_conv_direct_avx2(void)
+{
+    bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return has ? &avx2_kernels : NULL;
+}
+#else
+const conv_direct_kernels *dn_conv_direct_avx2(void) { return NULL; }
+#endif
+
+static const conv_direct_kernels plain_kernels = { "plain", forward_plain, dw_plain };
+
+const conv_direct_kernels *dn_conv_direct_plain(void) { return &plain_kernels; }
+
+/* ---------------------------------------------------------------- the path: samples, rows
+ * and threads, with either set of loops */
+
+/* Output rows [p0, p1) of one sample. */
+static void forward_rows(const conv_direct_kernels *isa, const conv_geom *g, const float *w,
+                         const float *b, const float *x, float *y, const conv_slot *s,
+                         int64_t p0, int64_t p1)
+{
+    int64_t off[DIRECT_MAX_K];
+    tap_offsets(g, off);
+    pad_sample(g, x, s->padded);
+    isa->forward(g, w, b, s->padded, off, y, p0, p1);
+}
+
+/* The thread's dW copy += sample n's share. */
+static void dw_sample(const conv_direct_kernels *isa, const conv_geom *g, const float *x,
+                      const float *dy, const conv_slot *s)
+{
+    int64_t off[DIRECT_MAX_K];
+    tap_offsets(g, off);
+    pad_sample(g, x, s->padded);
+    isa->dw(g, dy, s->padded, off, s->dw);
+}
+
+/* Items [lo, hi) of the batch's N·OH output rows (item n·OH + p: row p of sample n, every
+ * filter), so that threads split the batch, or the rows of a batch smaller than the team. */
+static void forward_range(const conv_direct_kernels *isa, const conv_pass *ps,
+                          const dn_kernel *k, int64_t lo, int64_t hi)
+{
+    const conv_geom *g = ps->g;
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    for (int64_t it = lo; it < hi;) {
+        int64_t n = it / g->oh, p0 = it % g->oh;
+        int64_t p1 = g->oh - p0 < hi - it ? g->oh : p0 + (hi - it);
+        forward_rows(isa, g, w, b, x + n * g->c * g->h * g->w, dn_f32(k->y) + n * g->f * g->p,
+                     &s, p0, p1);
+        it += p1 - p0;
+    }
+}
+
+/* Samples [lo, hi) of the batch: dW here, dx and db as the per-sample path computes them. */
+static void backward_range(const conv_direct_kernels *isa, const conv_pass *ps,
+                           const dn_kernel *k, int64_t lo, int64_t hi)
+{
+    const conv_geom *g = ps->g;
+    const float *x = dn_f32(&k->x[0]), *dy = dn_f32(k->dy);
+    float *dx = dn_f32(&k->dx[0]);
+    bool dw = k->dx[1].data, db = k->n_inputs > 2 && k->dx[2].data;
+    int64_t in = g->c * g->h * g->w, out = g->f * g->p;
+    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
+    for (int64_t n = lo; n < hi; n++) {
+        if (dw)
+            dw_sample(isa, g, x + n * in, dy + n * out, &s);
+        dn_conv_sample_backward(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s,
+                                false, db);
+    }
+}
+
+void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g,
+                            const conv_direct_kernels *isa)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    conv_slot_layout l = conv_slots(g, &u);
+    conv_pass ps = conv_pass_of(g, &u, &l, k->work);
+    int64_t rows = g->n * g->oh;
+    int team = dn_team(k->threads, rows * g->ow * g->f * g->k, 8 * DN_PARALLEL_MIN);
+    DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
+                      forward_range(isa, &ps, k, lo, hi));
+}
+
+/* Threads split the batch; no index table: dW reads the padded copy, and dx packs only dy. */
+void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,
+                             const conv_direct_kernels *isa)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    conv_slot_layout l = conv_slots(g, &u);
+    conv_pass ps = conv_pass_of(g, &u, &l, k->work);
+    dn_conv_pack_weights_t(k, &ps);
+    int team = conv_team_size(g, k->threads);
+    DN_PARALLEL_RANGE(g->n, team, lo, hi, backward_range(isa, &ps, k, lo, hi));
+    dn_conv_sum_copies(k, &ps, team);
+}

@@ -1,0 +1,230 @@
+/*
+ * conv_im2col.c — Conv's batched path (ops/conv.h): wide kernels (AlexNet), where the product
+ * is large enough for BLIS to run at full speed on all the session's threads.
+ *
+ *   x [N, C, H, W]     W [F, C, kh, kw] read as [F, K]     b [F]     y [N, F, OH, OW]
+ *
+ * The sum is one matrix product over the whole batch (the batched path). im2col lays the
+ * receptive fields of nc samples side by side as col [K = C·kh·kw, nc·P] (P = OH·OW; row
+ * (c·kh + i)·kw + j, column n·P + p·OW + q), and with W read as [F, K]:
+ *   forward    Y' = W · col              Y' [F, nc·P], then y[n, f, :] = Y'[f, n·P ..] + b[f]
+ *   backward   dY'[f, n·P ..] = dy[n, f, :]
+ *              dW += dY' · colᵀ          db[f] += Σ dY'[f, :]
+ *              dcol = Wᵀ · dY', and col2im adds every dcol entry onto the pixel its col
+ *              entry was read from (padding entries are dropped): dx += col2im(dcol)
+ * One large product per chunk instead of one small one per sample: BLIS runs it on all the
+ * session's threads at full speed, and the copies between y's [N, F, P] order and Y''s
+ * [F, N, P] are contiguous runs of P floats. The batch goes in chunks of nc samples, nc
+ * chosen so that col and Y' stay within CHUNK_BYTES (a few MB: they stay in cache between
+ * im2col and the product). The workspace holds col (reused as dcol) and Y' (or dY').
+ * Nothing is saved: backward rebuilds col from x rather than keeping it between passes.
+ *
+ * dn_conv_im2col_sample and dn_conv_col2im_sample serve the per-sample path too (conv_packed.c),
+ * one sample at a time.
+ */
+#include <string.h>
+
+#include "ops/conv.h"
+#include "runtime/gemm.h"
+#include "runtime/parallel.h"
+
+/* ---------------------------------------------------------------- im2col and col2im */
+
+/* Outputs o in [*lo, *hi) read input position o·stride + off inside [0, size); the rest
+ * read padding. */
+static void valid_span(int64_t off, int64_t stride, int64_t size, int64_t outs, int64_t *lo,
+                       int64_t *hi)
+{
+    *lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    *hi = size - 1 - off < 0 ? 0 : (size - 1 - off) / stride + 1;
+    if (*hi > outs)
+        *hi = outs;
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
+/* Rows of col for one sample x [C, H, W], written at column offset 0 of a col whose rows
+ * are `ld` floats apart. */
+void dn_conv_im2col_sample(const conv_geom *g, const float *restrict x, float *restrict col,
+                           int64_t ld)
+{
+    for (int64_t r = 0; r < g->k; r++) {
+        conv_tap t = conv_tap_of(g, r);
+        int64_t ch = t.c, i = t.i, j = t.j;
+        int64_t oh_lo, oh_hi, ow_lo, ow_hi;
+        valid_span(i - g->ph, g->sh, g->h, g->oh, &oh_lo, &oh_hi);
+        valid_span(j - g->pw, g->sw, g->w, g->ow, &ow_lo, &ow_hi);
+        float *row = col + r * ld;
+        for (int64_t oh = 0; oh < g->oh; oh++) {
+            float *dst = row + oh * g->ow;
+            if (oh < oh_lo || oh >= oh_hi) {
+                memset(dst, 0, (size_t)g->ow * sizeof *dst);
+                continue;
+            }
+            const float *src = x + (ch * g->h + oh * g->sh - g->ph + i) * g->w + j - g->pw;
+            for (int64_t ow = 0; ow < ow_lo; ow++)
+                dst[ow] = 0.0f;
+            if (g->sw == 1)
+                memcpy(dst + ow_lo, src + ow_lo, (size_t)(ow_hi - ow_lo) * sizeof *dst);
+            else
+                for (int64_t ow = ow_lo; ow < ow_hi; ow++)
+                    dst[ow] = src[ow * g->sw];
+            for (int64_t ow = ow_hi; ow < g->ow; ow++)
+                dst[ow] = 0.0f;
+        }
+    }
+}
+
+/* dx += col2im(dcol) for one sample dx [C, H, W]; dcol's rows are `ld` floats apart. */
+void dn_conv_col2im_sample(const conv_geom *g, const float *restrict dcol, int64_t ld,
+                           float *restrict dx)
+{
+    for (int64_t r = 0; r < g->k; r++) {
+        conv_tap t = conv_tap_of(g, r);
+        int64_t ch = t.c, i = t.i, j = t.j;
+        int64_t oh_lo, oh_hi, ow_lo, ow_hi;
+        valid_span(i - g->ph, g->sh, g->h, g->oh, &oh_lo, &oh_hi);
+        valid_span(j - g->pw, g->sw, g->w, g->ow, &ow_lo, &ow_hi);
+        const float *row = dcol + r * ld;
+        for (int64_t oh = oh_lo; oh < oh_hi; oh++) {
+            float *dst = dx + (ch * g->h + oh * g->sh - g->ph + i) * g->w + j - g->pw;
+            const float *src = row + oh * g->ow;
+            for (int64_t ow = ow_lo; ow < ow_hi; ow++)
+                dst[ow * g->sw] += src[ow];
+        }
+    }
+}
+
+/* The team for a loop over `samples` samples of `work` floats each. */
+static int sample_team(int threads, int64_t samples, int64_t work)
+{
+    return samples > 1 ? dn_team(threads, samples * work, DN_PARALLEL_MIN) : 1;
+}
+
+static void im2col_range(const conv_geom *g, const float *x, int64_t nc, float *col, int64_t lo,
+                         int64_t hi)
+{
+    for (int64_t n = lo; n < hi; n++)
+        dn_conv_im2col_sample(g, x + n * g->c * g->h * g->w, col + n * g->p, nc * g->p);
+}
+
+/* col [K, nc·P] from samples x [nc, C, H, W]; samples split across threads (each writes
+ * its own P-wide column block of every row). */
+static void im2col(const conv_geom *g, const float *x, int64_t nc, float *col, int threads)
+{
+    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->k * g->p), lo, hi,
+                      im2col_range(g, x, nc, col, lo, hi));
+}
+
+static void col2im_range(const conv_geom *g, const float *dcol, int64_t nc, float *dx,
+                         int64_t lo, int64_t hi)
+{
+    for (int64_t n = lo; n < hi; n++)
+        dn_conv_col2im_sample(g, dcol + n * g->p, nc * g->p, dx + n * g->c * g->h * g->w);
+}
+
+/* dx [nc, C, H, W] += col2im(dcol), split by sample, so threads never add onto the same
+ * pixel. */
+static void col2im(const conv_geom *g, const float *dcol, int64_t nc, float *dx, int threads)
+{
+    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->k * g->p), lo, hi,
+                      col2im_range(g, dcol, nc, dx, lo, hi));
+}
+
+static void scatter_range(const conv_geom *g, const float *yt, const float *b, int64_t nc,
+                          float *y, int64_t lo, int64_t hi)
+{
+    for (int64_t n = lo; n < hi; n++)
+        for (int64_t f = 0; f < g->f; f++) {
+            const float *restrict src = yt + f * nc * g->p + n * g->p;
+            float *restrict dst = y + (n * g->f + f) * g->p;
+            float bias = b ? b[f] : 0.0f;
+            for (int64_t p = 0; p < g->p; p++)
+                dst[p] = src[p] + bias;
+        }
+}
+
+/* y [nc, F, P] = Y' [F, nc·P] + b, run by run. */
+static void scatter_output(const conv_geom *g, const float *yt, const float *b, int64_t nc,
+                           float *y, int threads)
+{
+    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->f * g->p), lo, hi,
+                      scatter_range(g, yt, b, nc, y, lo, hi));
+}
+
+static void gather_range(const conv_geom *g, const float *dy, int64_t nc, float *dyt,
+                         int64_t lo, int64_t hi)
+{
+    for (int64_t n = lo; n < hi; n++)
+        for (int64_t f = 0; f < g->f; f++)
+            memcpy(dyt + f * nc * g->p + n * g->p, dy + (n * g->f + f) * g->p,
+                   (size_t)g->p * sizeof *dyt);
+}
+
+/* dY' [F, nc·P] from dy [nc, F, P]. */
+static void gather_output_grad(const conv_geom *g, const float *dy, int64_t nc, float *dyt,
+                               int threads)
+{
+    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->f * g->p), lo, hi,
+                      gather_range(g, dy, nc, dyt, lo, hi));
+}
+
+/* db[f] += Σ dY'[f, :] for f in [lo, hi), each sum in double (nc·P terms can be many). */
+static void bias_grad_range(const float *dyt, int64_t len, float *db, int64_t lo, int64_t hi)
+{
+    for (int64_t f = lo; f < hi; f++) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < len; i++)
+            sum += dyt[f * len + i];
+        db[f] += (float)sum;
+    }
+}
+
+static void bias_grad(const conv_geom *g, const float *dyt, int64_t nc, float *db, int threads)
+{
+    int64_t len = nc * g->p;
+    DN_PARALLEL_RANGE(g->f, sample_team(threads, g->f, len), lo, hi,
+                      bias_grad_range(dyt, len, db, lo, hi));
+}
+
+void dn_conv_im2col_forward(const dn_kernel *k, const conv_geom *g)
+{
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    int64_t per = conv_chunk_samples(g), in = g->c * g->h * g->w;
+    float *col = k->work;
+    for (int64_t n0 = 0; n0 < g->n; n0 += per) {
+        int64_t nc = g->n - n0 < per ? g->n - n0 : per;
+        float *yt = col + g->k * nc * g->p;
+        im2col(g, x + n0 * in, nc, col, k->threads);
+        dn_sgemm(false, false, g->f, nc * g->p, g->k, 1.0f, w, g->k, col, nc * g->p, 0.0f, yt,
+                 nc * g->p, k->threads);
+        scatter_output(g, yt, b, nc, dn_f32(k->y) + n0 * g->f * g->p, k->threads);
+    }
+}
+
+void dn_conv_im2col_backward(const dn_kernel *k, const conv_geom *g)
+{
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]), *dy = dn_f32(k->dy);
+    float *dx = dn_f32(&k->dx[0]), *dw = dn_f32(&k->dx[1]);
+    float *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
+    int64_t per = conv_chunk_samples(g), in = g->c * g->h * g->w;
+    float *col = k->work;
+    for (int64_t n0 = 0; n0 < g->n; n0 += per) {
+        int64_t nc = g->n - n0 < per ? g->n - n0 : per, len = nc * g->p;
+        float *dyt = col + g->k * len;
+        gather_output_grad(g, dy + n0 * g->f * g->p, nc, dyt, k->threads);
+        if (db)
+            bias_grad(g, dyt, nc, db, k->threads);
+        if (dw) {
+            im2col(g, x + n0 * in, nc, col, k->threads);
+            dn_sgemm(false, true, g->f, g->k, len, 1.0f, dyt, len, col, len, 1.0f, dw, g->k,
+                     k->threads);
+        }
+        if (dx) {
+            dn_sgemm(true, false, g->k, len, g->f, 1.0f, w, g->k, dyt, len, 0.0f, col, len,
+                     k->threads);
+            col2im(g, col, nc, dx + n0 * in, k->threads);
+        }
+    }
+}

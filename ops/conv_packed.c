@@ -1,0 +1,235 @@
+/*
+ * conv_packed.c — Conv's per-sample path (ops/conv.h): kernels too thin for one large product
+ * to pay (K ≤ PER_SAMPLE_MAX_K: LeNet's second conv) run one product per sample on BLIS's
+ * micro-kernel (dn_gemm_packed), on a team that splits the batch.
+ *
+ *   x_n [C, H, W]     W [F, K = C·kh·kw]     col_n [K, P = OH·OW]     y_n [F, P]
+ *   forward    y_n = W · col_n + b
+ *   backward   dW += dy_n · col_nᵀ           db[f] += Σ_p dy_n[f, p]
+ *              dcol = Wᵀ · dy_n              dx_n += col2im(dcol)
+ *
+ * col_n is packed straight from the image through an index table built once per pass (from
+ * TABLE_MIN_BATCH samples on; fewer pack the plain way, im2col then pack). W (forward) or Wᵀ
+ * (backward, for dx) is packed once into the workspace's shared area. y_n is written in
+ * place, and each thread adds dW and db into its own copy in its slot, summed in thread order
+ * at the end (the same bits on every run with the same threads).
+ *
+ * The direct path (conv_direct.c) shares the slots, and borrows dx and db from here:
+ * dn_conv_pack_weights_t, dn_conv_sample_backward and dn_conv_sum_copies.
+ */
+#include <string.h>
+
+#include "ops/conv.h"
+#include "runtime/gemm.h"
+#include "runtime/parallel.h"
+
+/* ---------------------------------------------------------------- packing col_n */
+
+/* Packing col_n straight from the image: im2col and packing in one gather through a table
+ * built once per pass. Entry t of the table is the offset in x_n [C, H, W] that packed
+ * entry t reads, or C·H·W — the zero stored after the sample's copy — for padding. */
+static int32_t col_source(const conv_geom *g, int64_t r, int64_t p)
+{
+    int64_t pad = g->c * g->h * g->w;
+    if (r >= g->k || p >= g->p)
+        return (int32_t)pad;
+    conv_tap t = conv_tap_of(g, r);
+    int64_t ch = t.c, i = t.i, j = t.j;
+    int64_t ih = p / g->ow * g->sh - g->ph + i, iw = p % g->ow * g->sw - g->pw + j;
+    if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
+        return (int32_t)pad;
+    return (int32_t)((ch * g->h + ih) * g->w + iw);
+}
+
+/* Panels [lo, hi) of the table for col_n packed as B [K×P] (forward: panels of nr
+ * positions). */
+static void table_for_b(const conv_geom *g, int nr, int32_t *tab, int64_t lo, int64_t hi)
+{
+    tab += lo * nr * g->k;
+    for (int64_t q = lo * nr; q < hi * nr; q += nr)
+        for (int64_t r = 0; r < g->k; r++)
+            for (int64_t l = 0; l < nr; l++)
+                *tab++ = col_source(g, r, q + l);
+}
+
+/* Panels [lo, hi) of the table for col_nᵀ packed as B [P×K] (dW: panels of nr rows of col). */
+static void table_for_bt(const conv_geom *g, int nr, int32_t *tab, int64_t lo, int64_t hi)
+{
+    tab += lo * nr * g->p;
+    for (int64_t q = lo * nr; q < hi * nr; q += nr)
+        for (int64_t p = 0; p < g->p; p++)
+            for (int64_t l = 0; l < nr; l++)
+                *tab++ = col_source(g, q + l, p);
+}
+
+/* Tables take a division or two per entry: threads split the panels. */
+static void build_table(const conv_geom *g, int nr, bool transposed, int32_t *tab, int threads)
+{
+    int64_t panels = ((transposed ? g->k : g->p) + nr - 1) / nr;
+    int team = dn_team(threads, panels * nr * (transposed ? g->p : g->k), DN_PARALLEL_MIN / 4);
+    if (transposed)
+        DN_PARALLEL_RANGE(panels, team, lo, hi, table_for_bt(g, nr, tab, lo, hi));
+    else
+        DN_PARALLEL_RANGE(panels, team, lo, hi, table_for_b(g, nr, tab, lo, hi));
+}
+
+static void gather(const int32_t *restrict tab, int64_t n, const float *restrict src,
+                   float *restrict dst)
+{
+    for (int64_t t = 0; t < n; t++)
+        dst[t] = src[tab[t]];
+}
+
+/* Pack sample x_n into `packed`: as B [K×P] (forward) or as Bᵀ [P×K] (transposed, for dW);
+ * through the table when the pass has one (entries > 0). */
+static void pack_sample(const conv_geom *g, const dn_ukernel *u, const int32_t *tab,
+                        int64_t entries, bool transposed, const float *x, const conv_slot *s,
+                        float *packed)
+{
+    if (entries == 0) {
+        dn_conv_im2col_sample(g, x, s->col, g->p);
+        if (transposed)
+            dn_pack_b(u, s->col, 1, g->p, g->p, g->k, packed);
+        else
+            dn_pack_b(u, s->col, g->p, 1, g->k, g->p, packed);
+        return;
+    }
+    int64_t size = g->c * g->h * g->w;
+    memcpy(s->sample, x, (size_t)size * sizeof *x);
+    s->sample[size] = 0.0f;
+    gather(tab, entries, s->sample, packed);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* y_n [F, P] = W · col_n + b, on the calling thread. */
+static void forward_sample(const conv_pass *ps, const float *b, const float *x, float *y,
+                           const conv_slot *s)
+{
+    const conv_geom *g = ps->g;
+    pack_sample(g, ps->u, ps->table, ps->entries, false, x, s, s->packed_col);
+    for (int64_t f = 0; f < g->f; f++) {
+        float bias = b ? b[f] : 0.0f;
+        for (int64_t p = 0; p < g->p; p++)
+            y[f * g->p + p] = bias;
+    }
+    dn_gemm_packed(ps->u, g->f, g->p, g->k, ps->work, s->packed_col, 1.0f, y, g->p, 1);
+}
+
+static void forward_range(const conv_pass *ps, const float *x, const float *b, float *y,
+                          int64_t lo, int64_t hi)
+{
+    const conv_geom *g = ps->g;
+    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    for (int64_t n = lo; n < hi; n++)
+        forward_sample(ps, b, x + n * g->c * g->h * g->w, y + n * g->f * g->p, &s);
+}
+
+void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    conv_slot_layout l = conv_slots(g, &u);
+    conv_pass ps = conv_pass_of(g, &u, &l, k->work);
+    if (conv_use_table(g)) {
+        ps.entries = dn_packed_size(g->p, g->k, u.nr);
+        build_table(g, u.nr, false, (int32_t *)ps.table, k->threads);
+    }
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    dn_pack_a(&u, w, g->k, 1, g->f, g->k, ps.work);
+    DN_PARALLEL_RANGE(g->n, conv_team_size(g, k->threads), lo, hi,
+                      forward_range(&ps, x, b, dn_f32(k->y), lo, hi));
+}
+
+/* ---------------------------------------------------------------- backward
+ * (dn_conv_sample_backward, dn_conv_sum_copies and dn_conv_pack_weights_t serve the direct
+ * path's backward too) */
+
+/* Add sample n's share of dW and db into the thread's copies, and of dx into dx_n. */
+void dn_conv_sample_backward(const conv_pass *ps, const float *x, const float *dy, float *dx,
+                             const conv_slot *s, bool dw, bool db)
+{
+    const conv_geom *g = ps->g;
+    if (db)
+        for (int64_t f = 0; f < g->f; f++) {
+            float sum = 0.0f;
+            for (int64_t p = 0; p < g->p; p++)
+                sum += dy[f * g->p + p];
+            s->db[f] += sum;
+        }
+    if (dw) { /* dW [F, K] += dy_n [F, P] · col_nᵀ [P, K] */
+        pack_sample(g, ps->u, ps->table, ps->entries, true, x, s, s->packed_col);
+        dn_pack_a(ps->u, dy, g->p, 1, g->f, g->p, s->packed_dy_a);
+        dn_gemm_packed(ps->u, g->f, g->k, g->p, s->packed_dy_a, s->packed_col, 1.0f, s->dw, g->k,
+                       1);
+    }
+    if (dx) { /* dcol [K, P] = Wᵀ · dy_n, then dx_n += col2im(dcol) */
+        dn_pack_b(ps->u, dy, g->p, 1, g->f, g->p, s->packed_dy_b);
+        dn_gemm_packed(ps->u, g->k, g->p, g->f, ps->work, s->packed_dy_b, 0.0f, s->col, g->p, 1);
+        dn_conv_col2im_sample(g, s->col, g->p, dx);
+    }
+}
+
+/* Samples [lo, hi) of the batch, the thread's copies of dW and db zeroed first. */
+static void backward_range(const conv_pass *ps, const dn_kernel *k, int64_t lo, int64_t hi)
+{
+    const conv_geom *g = ps->g;
+    const float *x = dn_f32(&k->x[0]), *dy = dn_f32(k->dy);
+    float *dx = dn_f32(&k->dx[0]);
+    bool dw = k->dx[1].data, db = k->n_inputs > 2 && k->dx[2].data;
+    int64_t in = g->c * g->h * g->w, out = g->f * g->p;
+    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
+    for (int64_t n = lo; n < hi; n++)
+        dn_conv_sample_backward(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s, dw,
+                                db);
+}
+
+/* dst[i] += Σ_t (thread t's copy)[i] for i in [lo, hi), t in order. */
+static void sum_copies(const conv_pass *ps, int team, bool bias, float *dst, int64_t lo,
+                       int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++) {
+        float sum = 0.0f;
+        for (int t = 0; t < team; t++) {
+            conv_slot s = conv_slot_of(ps->l, ps->work, t);
+            sum += (bias ? s.db : s.dw)[i];
+        }
+        dst[i] += sum;
+    }
+}
+
+void dn_conv_sum_copies(const dn_kernel *k, const conv_pass *ps, int team)
+{
+    const conv_geom *g = ps->g;
+    float *dw = dn_f32(&k->dx[1]), *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
+    if (dw)
+        DN_PARALLEL_RANGE(g->f * g->k, dn_team(team, g->f * g->k, DN_PARALLEL_MIN), lo, hi,
+                          sum_copies(ps, team, false, dw, lo, hi));
+    if (db)
+        sum_copies(ps, team, true, db, 0, g->f);
+}
+
+void dn_conv_pack_weights_t(const dn_kernel *k, const conv_pass *ps)
+{
+    const conv_geom *g = ps->g;
+    if (k->dx[0].data)
+        dn_pack_a(ps->u, dn_f32(&k->x[1]), 1, g->k, g->k, g->f, ps->work);
+}
+
+void dn_conv_packed_backward(const dn_kernel *k, const conv_geom *g)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    conv_slot_layout l = conv_slots(g, &u);
+    conv_pass ps = conv_pass_of(g, &u, &l, k->work);
+    if (k->dx[1].data && conv_use_table(g)) {
+        ps.entries = dn_packed_size(g->k, g->p, u.nr);
+        build_table(g, u.nr, true, (int32_t *)ps.table, k->threads);
+    }
+    dn_conv_pack_weights_t(k, &ps);
+    int team = conv_team_size(g, k->threads);
+    DN_PARALLEL_RANGE(g->n, team, lo, hi, backward_range(&ps, k, lo, hi));
+    dn_conv_sum_copies(k, &ps, team);
+}

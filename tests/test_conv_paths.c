@@ -1,0 +1,327 @@
+/*
+ * test_conv_paths.c — each of Conv's paths (ops/conv.h), called through its own entry on the
+ * same data, against a plain double-precision loop written here:
+ *   - the direct path with its plain loops, which the dispatch never takes on a machine with
+ *     AVX2 (this test is what keeps them from rotting), and with its AVX2/FMA loops;
+ *   - the per-sample path (conv_packed.c) and the batched path (conv_im2col.c).
+ * Forward y, and backward dx, dW and db (accumulated onto a prefilled value, as the engine
+ * asks). The shapes are thin stride-1 kernels, the only ones the direct path takes: widths
+ * that are not multiples of 8 or 16 (the vector and block widths), exact multiples, one
+ * sample (forward splits its rows), padding, K = 32 (the direct path's limit), with and
+ * without bias, filters not a multiple of the block of 3.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/conv.h"
+#include "runtime/rng.h"
+
+extern const dn_op dn_op_conv;
+
+typedef struct shape {
+    int64_t n, c, h, w, f, kh, kw, ph, pw;
+    bool bias;
+} shape;
+
+/* One path's forward and backward, given the geometry; isa for the direct path only. */
+typedef struct path {
+    const char *name;
+    void (*forward)(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa);
+    void (*backward)(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa);
+    const conv_direct_kernels *isa;
+} path;
+
+static void packed_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *i)
+{
+    (void)i;
+    dn_conv_packed_forward(k, g);
+}
+
+static void packed_backward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *i)
+{
+    (void)i;
+    dn_conv_packed_backward(k, g);
+}
+
+static void im2col_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *i)
+{
+    (void)i;
+    dn_conv_im2col_forward(k, g);
+}
+
+static void im2col_backward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *i)
+{
+    (void)i;
+    dn_conv_im2col_backward(k, g);
+}
+
+static float *floats(int64_t n, uint64_t seed)
+{
+    dn_rng rng;
+    dn_rng_seed(&rng, seed);
+    float *x = malloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 2.0f * dn_rng_uniform(&rng) - 1.0f;
+    return x;
+}
+
+static float *filled(int64_t n, float v)
+{
+    float *x = malloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = v;
+    return x;
+}
+
+/* The reference: every sum in double, each with the sum of its terms' magnitudes (the scale
+ * of the rounding a float sum of them may carry). */
+typedef struct reference {
+    double *y, *y_abs, *dx, *dx_abs, *dw, *dw_abs, *db, *db_abs;
+} reference;
+
+static double *zeros(int64_t n) { return calloc((size_t)n, sizeof(double)); }
+
+static reference reference_of(const shape *s, int64_t oh, int64_t ow, const float *x,
+                              const float *w, const float *b, const float *dy)
+{
+    int64_t k = s->c * s->kh * s->kw;
+    reference r = { zeros(s->n * s->f * oh * ow), zeros(s->n * s->f * oh * ow),
+                    zeros(s->n * s->c * s->h * s->w), zeros(s->n * s->c * s->h * s->w),
+                    zeros(s->f * k), zeros(s->f * k), zeros(s->f), zeros(s->f) };
+    for (int64_t n = 0; n < s->n; n++)
+        for (int64_t f = 0; f < s->f; f++)
+            for (int64_t p = 0; p < oh; p++)
+                for (int64_t q = 0; q < ow; q++) {
+                    int64_t yi = ((n * s->f + f) * oh + p) * ow + q;
+                    double g = dy[yi];
+                    if (s->bias) {
+                        r.y[yi] = b[f], r.y_abs[yi] = fabs(b[f]);
+                        r.db[f] += g, r.db_abs[f] += fabs(g);
+                    }
+                    for (int64_t c = 0; c < s->c; c++)
+                        for (int64_t i = 0; i < s->kh; i++)
+                            for (int64_t j = 0; j < s->kw; j++) {
+                                int64_t hh = p - s->ph + i, ww = q - s->pw + j;
+                                if (hh < 0 || hh >= s->h || ww < 0 || ww >= s->w)
+                                    continue;
+                                int64_t xi = ((n * s->c + c) * s->h + hh) * s->w + ww;
+                                int64_t wi = ((f * s->c + c) * s->kh + i) * s->kw + j;
+                                double xv = x[xi], wv = w[wi];
+                                r.y[yi] += wv * xv, r.y_abs[yi] += fabs(wv * xv);
+                                r.dw[wi] += g * xv, r.dw_abs[wi] += fabs(g * xv);
+                                r.dx[xi] += g * wv, r.dx_abs[xi] += fabs(g * wv);
+                            }
+                }
+    return r;
+}
+
+static void reference_free(reference *r)
+{
+    free(r->y), free(r->y_abs), free(r->dx), free(r->dx_abs);
+    free(r->dw), free(r->dw_abs), free(r->db), free(r->db_abs);
+}
+
+/* got − base is want, to within float rounding of sums whose terms' magnitudes add to abs. */
+static void expect_near(const char *what, const char *path, const float *got, float base,
+                        const double *want, const double *abs, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - base - want[i]);
+        cr_assert(err <= 1e-5 * abs[i] + 1e-6, "%s, %s: element %lld is %.9g, expected %.9g",
+                  path, what, (long long)i, (double)got[i] - base, want[i]);
+    }
+}
+
+/* The shape through every path: y, then dx, dW, db from backward, against the reference. */
+static void check_paths(const shape *s, int threads)
+{
+    char attrs_json[64];
+    snprintf(attrs_json, sizeof attrs_json, "{\"pad\": [%lld, %lld]}", (long long)s->ph,
+             (long long)s->pw);
+    int n_in = s->bias ? 3 : 2;
+    int64_t xd[4] = { s->n, s->c, s->h, s->w }, wd[4] = { s->f, s->c, s->kh, s->kw };
+    dn_tensor x[3] = { { DN_F32, dn_shape_make(4, xd, true), NULL },
+                       { DN_F32, dn_shape_make(4, wd, false), NULL },
+                       { DN_F32, dn_shape_make(1, &s->f, false), NULL } };
+    int64_t nx = dn_shape_numel(&x[0].shape), nw = dn_shape_numel(&x[1].shape);
+    x[0].data = floats(nx, 1), x[1].data = floats(nw, 2), x[2].data = floats(s->f, 3);
+
+    /* attrs and the output's shape as the loader makes them */
+    const char *names[] = { "x", "w", "b" };
+    cJSON *json = cJSON_Parse(attrs_json);
+    dn_err err = { 0 };
+    dn_node_ctx ctx = { .file = "paths.json", .node = "conv", .n_inputs = n_in,
+                        .input_names = names, .attrs = json, .err = &err };
+    unsigned char attrs[512];
+    cr_assert_leq(dn_op_conv.attrs_size, sizeof attrs);
+    dn_tensor_desc in[3], out;
+    for (int i = 0; i < 3; i++)
+        in[i] = (dn_tensor_desc){ DN_F32, x[i].shape };
+    cr_assert_eq(dn_op_conv.parse_attrs(&ctx, attrs), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_op_conv.infer(&ctx, attrs, in, &out), DN_OK, "%s", err.msg);
+    cJSON_Delete(json);
+    const int64_t stride[2] = { 1, 1 }, pad[2] = { s->ph, s->pw };
+    conv_geom g = conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad);
+    cr_assert(conv_is_direct(&g), "the shape must be one the direct path takes (K = %lld)",
+              (long long)g.k);
+
+    /* the workspace of the dispatch, or of the batched path when that is larger */
+    size_t ws = dn_op_conv.workspace_size(attrs, in, n_in, &out, threads);
+    size_t batched = (size_t)((g.k + g.f) * conv_chunk_samples(&g) * g.p) * sizeof(float);
+    ws = ws > batched ? ws : batched;
+    void *work = malloc(ws);
+
+    int64_t ny = dn_shape_numel(&out.shape);
+    float *dy = floats(ny, 4);
+    reference r = reference_of(s, g.oh, g.ow, x[0].data, x[1].data, x[2].data, dy);
+
+    path paths[4] = {
+        { "direct, plain loops", dn_conv_direct_forward, dn_conv_direct_backward,
+          dn_conv_direct_plain() },
+        { "direct, AVX2 loops", dn_conv_direct_forward, dn_conv_direct_backward,
+          dn_conv_direct_avx2() },
+        { "per sample", packed_forward, packed_backward, NULL },
+        { "batched", im2col_forward, im2col_backward, NULL },
+    };
+    for (int pi = 0; pi < 4; pi++) {
+        const path *p = &paths[pi];
+        if (pi == 1 && !p->isa) {
+            cr_log_warn("no AVX2/FMA on this machine: the AVX2 loops are not checked");
+            continue;
+        }
+        /* NaN bytes in the workspace and in y: a read of scratch before writing it, or an
+         * output left unwritten, shows. */
+        memset(work, 0xff, ws);
+        dn_tensor y = { DN_F32, out.shape, filled(ny, NAN) };
+        dn_tensor dyt = { DN_F32, out.shape, dy };
+        const float base = 0.5f; /* backward adds onto what the gradients hold */
+        dn_tensor dx[3] = { { DN_F32, x[0].shape, filled(nx, base) },
+                            { DN_F32, x[1].shape, filled(nw, base) },
+                            { DN_F32, x[2].shape, s->bias ? filled(s->f, base) : NULL } };
+        dn_kernel k = { .attrs = attrs, .n_inputs = n_in, .x = x, .y = &y, .dx = dx,
+                        .dy = &dyt, .work = work, .threads = threads };
+        p->forward(&k, &g, p->isa);
+        expect_near("y", p->name, y.data, 0.0f, r.y, r.y_abs, ny);
+        memset(work, 0xff, ws);
+        p->backward(&k, &g, p->isa);
+        expect_near("dx", p->name, dx[0].data, base, r.dx, r.dx_abs, nx);
+        expect_near("dW", p->name, dx[1].data, base, r.dw, r.dw_abs, nw);
+        if (s->bias)
+            expect_near("db", p->name, dx[2].data, base, r.db, r.db_abs, s->f);
+        free(y.data), free(dx[0].data), free(dx[1].data), free(dx[2].data);
+    }
+    reference_free(&r);
+    free(dy), free(work), free(x[0].data), free(x[1].data), free(x[2].data);
+}
+
+Test(conv_paths, lenet_first_conv)
+{
+    /* 1×5×5, pad 2: OW = 28, one block of 16 outputs and one of 12, 3 vectors of 8 and 4. */
+    shape s = { .n = 3, .c = 1, .h = 28, .w = 28, .f = 6, .kh = 5, .kw = 5, .ph = 2, .pw = 2,
+                .bias = true };
+    check_paths(&s, 2);
+    check_paths(&s, 1);
+}
+
+Test(conv_paths, three_channels_odd_width_rectangular_pad)
+{
+    /* K = 27: tap blocks of 10, 10 and 7; 5 filters: blocks of 3 and 2; OW = 15. Batch 4
+     * packs through the per-sample path's index table. */
+    shape s = { .n = 4, .c = 3, .h = 11, .w = 13, .f = 5, .kh = 3, .kw = 3, .ph = 1, .pw = 2,
+                .bias = true };
+    check_paths(&s, 2);
+}
+
+Test(conv_paths, one_sample_rows_split_no_bias)
+{
+    /* 2×2×4, no pad: OH = 8, OW = 18; forward splits the one sample's rows. */
+    shape s = { .n = 1, .c = 2, .h = 9, .w = 21, .f = 4, .kh = 2, .kw = 4, .ph = 0, .pw = 0,
+                .bias = false };
+    check_paths(&s, 2);
+}
+
+Test(conv_paths, rows_narrower_than_a_vector)
+{
+    /* OW = 5: every dW vector is partial (masked), every forward block short. */
+    shape s = { .n = 4, .c = 1, .h = 6, .w = 5, .f = 7, .kh = 3, .kw = 3, .ph = 0, .pw = 1,
+                .bias = true };
+    check_paths(&s, 2);
+}
+
+Test(conv_paths, widths_that_are_whole_vectors_and_k_at_the_limit)
+{
+    /* OW = 16 = one block, two vectors, nothing masked. */
+    shape a = { .n = 2, .c = 2, .h = 10, .w = 16, .f = 3, .kh = 3, .kw = 3, .ph = 1, .pw = 1,
+                .bias = true };
+    check_paths(&a, 2);
+    /* K = 2·4·4 = 32 = DIRECT_MAX_K; OH = 13, OW = 18. */
+    shape b = { .n = 2, .c = 2, .h = 12, .w = 19, .f = 8, .kh = 4, .kw = 4, .ph = 2, .pw = 1,
+                .bias = true };
+    check_paths(&b, 2);
+}
+
+/* The dispatch takes the AVX2 loops where the machine has them. Their forward does the same
+ * fused multiply-adds in the same order as the plain loops (the same bits); their dW sums 8
+ * columns at a time (other bits): dn_op_conv's dW is the AVX2 loops', bit for bit. */
+Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
+{
+#if defined(__x86_64__)
+    bool machine = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    cr_assert_eq(dn_conv_direct_avx2() != NULL, machine);
+#endif
+    cr_assert_not_null(dn_conv_direct_plain());
+    if (!dn_conv_direct_avx2())
+        return;
+    const char *names[] = { "x", "w", "b" };
+    cJSON *json = cJSON_Parse("{\"pad\": 2}");
+    dn_err err = { 0 };
+    dn_node_ctx ctx = { .file = "paths.json", .node = "conv", .n_inputs = 3,
+                        .input_names = names, .attrs = json, .err = &err };
+    unsigned char attrs[512];
+    int64_t xd[4] = { 2, 1, 28, 28 }, wd[4] = { 6, 1, 5, 5 }, f = 6;
+    dn_tensor x[3] = { { DN_F32, dn_shape_make(4, xd, true), floats(2 * 28 * 28, 5) },
+                       { DN_F32, dn_shape_make(4, wd, false), floats(6 * 25, 6) },
+                       { DN_F32, dn_shape_make(1, &f, false), floats(6, 7) } };
+    dn_tensor_desc in[3], out;
+    for (int i = 0; i < 3; i++)
+        in[i] = (dn_tensor_desc){ DN_F32, x[i].shape };
+    cr_assert_eq(dn_op_conv.parse_attrs(&ctx, attrs), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_op_conv.infer(&ctx, attrs, in, &out), DN_OK, "%s", err.msg);
+    cJSON_Delete(json);
+    size_t ws = dn_op_conv.workspace_size(attrs, in, 3, &out, 2);
+    void *work = malloc(ws);
+    int64_t ny = dn_shape_numel(&out.shape), nw = 6 * 25;
+    const int64_t stride[2] = { 1, 1 }, pad[2] = { 2, 2 };
+    conv_geom g = conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad);
+    const conv_direct_kernels *isa[3] = { NULL, dn_conv_direct_avx2(), dn_conv_direct_plain() };
+    float *ys[3], *dws[3], *dy = floats(ny, 8);
+    for (int run = 0; run < 3; run++) { /* the dispatch, AVX2, plain */
+        dn_tensor y = { DN_F32, out.shape, filled(ny, NAN) }, dyt = { DN_F32, out.shape, dy };
+        dn_tensor dx[3] = { { DN_F32, x[0].shape, NULL },
+                            { DN_F32, x[1].shape, filled(nw, 0.0f) },
+                            { DN_F32, x[2].shape, NULL } };
+        dn_kernel k = { .attrs = attrs, .n_inputs = 3, .x = x, .y = &y, .dx = dx, .dy = &dyt,
+                        .work = work, .threads = 2 };
+        if (run == 0) {
+            dn_op_conv.forward(&k);
+            dn_op_conv.backward(&k);
+        } else {
+            dn_conv_direct_forward(&k, &g, isa[run]);
+            dn_conv_direct_backward(&k, &g, isa[run]);
+        }
+        ys[run] = y.data, dws[run] = dx[1].data;
+    }
+    for (int run = 1; run < 3; run++)
+        cr_assert_eq(memcmp(ys[0], ys[run], (size_t)ny * sizeof(float)), 0,
+                     "the %s loops' y differs from the dispatch's", isa[run]->name);
+    cr_assert_eq(memcmp(dws[0], dws[1], (size_t)nw * sizeof(float)), 0,
+                 "the dispatch's dW is not the AVX2 loops' dW");
+    cr_assert_neq(memcmp(dws[0], dws[2], (size_t)nw * sizeof(float)), 0,
+                  "the dispatch's dW has the plain loops' bits: it did not take AVX2");
+    for (int run = 0; run < 3; run++)
+        free(ys[run]), free(dws[run]);
+    free(dy), free(work), free(x[0].data), free(x[1].data), free(x[2].data);
+}
