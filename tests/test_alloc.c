@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "dagnet.h"
+#include "helpers.h"
 
 #define SIDE 28
 #define CLASSES 10
@@ -163,34 +164,21 @@ static const char dropout_model[] =
     "  {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}],"
     " \"outputs\": [\"fc\"], \"loss\": \"loss\"}";
 
-static dn_model *lenet5(void)
-{
-    dn_model *m = NULL;
-    cr_assert_eq(dn_model_load(DAGNET_SOURCE_DIR "/examples/models/lenet5.json", &m), DN_OK, "%s",
-                 dn_model_errmsg(m));
-    return m;
-}
+static dn_model *lenet5(void) { return dn_test_load_model(DN_TEST_MODELS "/lenet5.json"); }
 
 /* Two threads, so that OpenMP teams and BLIS's threaded products are exercised. */
 static dn_session *new_session(const dn_model *m)
 {
     dn_session_options o = { .seed = 1, .threads = 2 };
-    dn_session *s = NULL;
-    cr_assert_eq(dn_session_new(m, &o, &s), DN_OK, "%s", dn_session_errmsg(s));
-    return s;
+    return dn_test_session(m, &o);
 }
 
 /* EXAMPLES images U(0,1) of 1×SIDE×SIDE, labels cycling through the classes. */
 static dn_dataset *synthetic_data(void)
 {
-    float *images = malloc(sizeof(float) * EXAMPLES * SIDE * SIDE);
+    float *images = dn_test_uniform(EXAMPLES * SIDE * SIDE, 1, 0.0f, 1.0f);
     int32_t *labels = malloc(sizeof(int32_t) * EXAMPLES);
-    cr_assert(images && labels);
-    uint32_t r = 1;
-    for (int i = 0; i < EXAMPLES * SIDE * SIDE; i++) {
-        r = r * 1664525u + 1013904223u;
-        images[i] = (float)(r >> 8) / 16777216.0f;
-    }
+    cr_assert_not_null(labels);
     for (int i = 0; i < EXAMPLES; i++)
         labels[i] = i % CLASSES;
     dn_dataset *d = NULL;
@@ -234,18 +222,16 @@ static void check_training(const dn_model *m, const char *what)
 
 /* ------------------------------------------------------------------ tests */
 
-Test(alloc, training_step_allocates_nothing)
+Test(graph_alloc, training_step_allocates_nothing)
 {
     dn_model *m = lenet5();
     check_training(m, "lenet5 training");
     dn_model_free(m);
 }
 
-Test(alloc, dropout_training_step_allocates_nothing)
+Test(graph_alloc, dropout_training_step_allocates_nothing)
 {
-    dn_model *m = NULL;
-    cr_assert_eq(dn_model_parse(dropout_model, sizeof dropout_model - 1, "dropout_net.json", &m),
-                 DN_OK, "%s", dn_model_errmsg(m));
+    dn_model *m = dn_test_parse_model(dropout_model, "dropout_net.json");
     check_training(m, "Dropout model training");
     dn_model_free(m);
 }
@@ -267,7 +253,7 @@ static dn_status infer_sizes(dn_session *s, const float *images)
     return st ? st : infer_at(s, BATCH, images);
 }
 
-Test(alloc, inference_forward_allocates_nothing)
+Test(graph_alloc, inference_forward_allocates_nothing)
 {
     dn_model *m = lenet5();
     dn_session *s = new_session(m);

@@ -1,7 +1,8 @@
 /*
- * test_data.c — IDX files (idx.c) and image data sets in memory (dataset.c).
+ * test_data.c — IDX files (io/idx.c: suite io_idx) and image data sets in memory
+ * (train/dataset.c: data_load, data_split, data_batch).
  *
- * Every test builds its own small IDX files in a mkdtemp directory, raw or gzipped through
+ * Every test builds its own small IDX files in its scratch directory, raw or gzipped through
  * zlib's gzopen/gzwrite, so nothing depends on a data set being installed. Round trips check
  * dims and bytes, and that pixels scale exactly (0 → 0.0f, 255 → 1.0f). The hostile-file tests
  * check the status and the words of each message: the file it names and what was wrong
@@ -17,29 +18,16 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "tmpdir.h"
-#include "train/dataset.h"
-#include "runtime/error.h"
+#include "helpers.h"
 #include "io/idx.h"
+#include "runtime/error.h"
 #include "runtime/rng.h"
+#include "train/dataset.h"
 
 /* ---------------------------------------------------------------- fixtures and helpers */
 
-static void make_tmpdir(void) { dn_test_dir_make("data"); }
-static void remove_tmpdir(void) { dn_test_dir_remove(); }
-
-TestSuite(idx, .init = make_tmpdir, .fini = remove_tmpdir);
-TestSuite(data, .init = make_tmpdir, .fini = remove_tmpdir);
-
-/* dn_test_dir/name in a static buffer per slot, so that two paths can be alive at once. */
-static const char *tmp_path(const char *name)
-{
-    static char bufs[4][512];
-    static int next;
-    char *buf = bufs[next++ % 4];
-    snprintf(buf, sizeof bufs[0], "%s/%s", dn_test_dir, name);
-    return buf;
-}
+TestSuite(io_idx, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
+TestSuite(data_load, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 /* An IDX image in memory: header (type, rank, big-endian dims), then n data bytes. */
 typedef struct bytes {
@@ -65,14 +53,6 @@ static bytes idx_image(int type, int rank, const uint32_t *dims, const unsigned 
     return b;
 }
 
-static void write_raw(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "cannot create %s", path);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-}
-
 /* mode "wb" writes a gzip file, "ab" appends another gzip member to it. */
 static void write_gz_mode(const char *path, const void *data, size_t n, const char *mode)
 {
@@ -91,37 +71,22 @@ static void write_gz(const char *path, const void *data, size_t n)
 static const char *write_idx(const char *name, bool gz, int rank, const uint32_t *dims,
                              const unsigned char *data, size_t n)
 {
-    const char *path = tmp_path(name);
+    const char *path = dn_test_path(name);
     bytes b = idx_image(0x08, rank, dims, data, n);
     if (gz)
         write_gz(path, b.p, b.n);
     else
-        write_raw(path, b.p, b.n);
+        dn_test_write_file(path, b.p, b.n);
     free(b.p);
     return path;
 }
 
 static bytes slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    bytes b = { .p = malloc(1 << 20) };
-    cr_assert_not_null(b.p);
-    b.n = fread(b.p, 1, 1 << 20, f);
-    fclose(f);
+    bytes b;
+    b.p = dn_test_read_file(path, &b.n);
     return b;
 }
-
-/* The message names the source first and contains every fragment (NULL-terminated). */
-static void check_msg(const dn_err *err, const char *label, const char *const *fragments)
-{
-    size_t n = strlen(label);
-    cr_assert(strncmp(err->msg, label, n) == 0 && strncmp(err->msg + n, ": ", 2) == 0,
-              "message does not start with \"%s: \": %s", label, err->msg);
-    for (const char *const *f = fragments; *f; f++)
-        cr_assert(strstr(err->msg, *f), "message lacks \"%s\": %s", *f, err->msg);
-}
-#define FRAGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
 /* Read dn_test_dir/name and expect the status and message fragments; the result stays empty. */
 static void expect_read_error(const char *path, size_t max_bytes, dn_status status,
@@ -130,10 +95,10 @@ static void expect_read_error(const char *path, size_t max_bytes, dn_status stat
     dn_idx x;
     dn_err err;
     dn_err_clear(&err);
-    cr_assert_eq(dn_idx_read(path, max_bytes, &x, &err), status, "%s", err.msg);
+    dn_test_expect_status(dn_idx_read(path, max_bytes, &x, &err), status, err.msg);
     cr_assert_null(x.data);
     cr_assert_eq(x.rank, 0);
-    check_msg(&err, path, fragments);
+    dn_test_expect_msg(err.msg, path, fragments);
 }
 
 static const uint32_t DIMS_2x2x3[3] = { 2, 2, 3 };
@@ -152,7 +117,7 @@ static void check_2x2x3(const dn_idx *x)
 
 /* ---------------------------------------------------------------- idx: round trips */
 
-Test(idx, raw_round_trip)
+Test(io_idx, raw_round_trip)
 {
     const char *path = write_idx("a.idx", false, 3, DIMS_2x2x3, PIX_12, 12);
     dn_idx x;
@@ -164,7 +129,7 @@ Test(idx, raw_round_trip)
     dn_idx_free(&x); /* twice is harmless */
 }
 
-Test(idx, gzip_round_trip)
+Test(io_idx, gzip_round_trip)
 {
     const char *path = write_idx("a.idx.gz", true, 3, DIMS_2x2x3, PIX_12, 12);
     bytes raw = slurp(path);
@@ -178,7 +143,7 @@ Test(idx, gzip_round_trip)
 }
 
 /* Rank 1 and rank 4, the extremes allowed. */
-Test(idx, rank_1_and_4)
+Test(io_idx, rank_1_and_4)
 {
     const uint32_t d1[1] = { 5 }, d4[4] = { 1, 2, 1, 3 };
     const unsigned char lab[5] = { 9, 0, 3, 3, 1 };
@@ -199,10 +164,10 @@ Test(idx, rank_1_and_4)
 }
 
 /* gunzip accepts concatenated members; so do we. */
-Test(idx, gzip_concatenated_members)
+Test(io_idx, gzip_concatenated_members)
 {
     bytes b = idx_image(0x08, 3, DIMS_2x2x3, PIX_12, 12);
-    const char *path = tmp_path("multi.gz");
+    const char *path = dn_test_path("multi.gz");
     write_gz_mode(path, b.p, 10, "wb");
     write_gz_mode(path, b.p + 10, b.n - 10, "ab");
     free(b.p);
@@ -213,7 +178,7 @@ Test(idx, gzip_concatenated_members)
     dn_idx_free(&x);
 }
 
-Test(idx, parse_copies_the_data)
+Test(io_idx, parse_copies_the_data)
 {
     bytes b = idx_image(0x08, 3, DIMS_2x2x3, PIX_12, 12);
     dn_idx x;
@@ -227,20 +192,20 @@ Test(idx, parse_copies_the_data)
 
 /* ---------------------------------------------------------------- idx: hostile headers */
 
-Test(idx, bad_magic)
+Test(io_idx, bad_magic)
 {
     unsigned char bad[] = { 0x01, 0x00, 0x08, 0x01, 0, 0, 0, 1, 7 };
-    const char *path = tmp_path("magic.idx");
-    write_raw(path, bad, sizeof bad);
+    const char *path = dn_test_path("magic.idx");
+    dn_test_write_file(path, bad, sizeof bad);
     expect_read_error(path, 1000, DN_ERR_PARSE, FRAGS("not an IDX file", "magic", "00 00",
                                                       "found 01 00"));
 }
 
-Test(idx, unsupported_type)
+Test(io_idx, unsupported_type)
 {
     bytes b = idx_image(0x0D, 1, (const uint32_t[]){ 1 }, (const unsigned char[]){ 0, 0, 0, 0 }, 4);
-    const char *path = tmp_path("float.idx");
-    write_raw(path, b.p, b.n);
+    const char *path = dn_test_path("float.idx");
+    dn_test_write_file(path, b.p, b.n);
     free(b.p);
     expect_read_error(path, 1000, DN_ERR_PARSE,
                       FRAGS("element type 0x0d", "float32", "not supported", "expected 0x08"));
@@ -250,10 +215,10 @@ Test(idx, unsupported_type)
     dn_err err;
     cr_assert_eq(dn_idx_parse(b.p, b.n, "mem", &x, &err), DN_ERR_PARSE);
     free(b.p);
-    check_msg(&err, "mem", FRAGS("0x42", "unknown type"));
+    EXPECT_MSG_FROM(err.msg, "mem", "0x42", "unknown type");
 }
 
-Test(idx, rank_0_and_5)
+Test(io_idx, rank_0_and_5)
 {
     const uint32_t dims[5] = { 1, 1, 1, 1, 1 };
     const unsigned char one = 1;
@@ -263,7 +228,7 @@ Test(idx, rank_0_and_5)
                       FRAGS("rank 5", "expected 1 to 4"));
 }
 
-Test(idx, zero_dimension)
+Test(io_idx, zero_dimension)
 {
     const uint32_t dims[3] = { 3, 0, 4 };
     expect_read_error(write_idx("zero", false, 3, dims, NULL, 0), 1000, DN_ERR_PARSE,
@@ -271,28 +236,28 @@ Test(idx, zero_dimension)
 }
 
 /* Four dims of 2^32 − 1: the product overflows int64, which must be caught, not wrapped. */
-Test(idx, dimension_product_overflows)
+Test(io_idx, dimension_product_overflows)
 {
     const uint32_t dims[4] = { UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX };
     expect_read_error(write_idx("huge", false, 4, dims, PIX_12, 12), 1000, DN_ERR_PARSE,
                       FRAGS("[4294967295,4294967295]", "more elements"));
 }
 
-Test(idx, truncated_header)
+Test(io_idx, truncated_header)
 {
     const unsigned char head[] = { 0, 0, 0x08, 3, 0, 0, 0, 2, 0, 0 };
-    const char *path = tmp_path("head");
-    write_raw(path, head, sizeof head);
+    const char *path = dn_test_path("head");
+    dn_test_write_file(path, head, sizeof head);
     expect_read_error(path, 1000, DN_ERR_PARSE,
                       FRAGS("truncated IDX header", "expected 16 bytes", "3 dimensions", "found 10"));
-    write_raw(path, head, 3);
+    dn_test_write_file(path, head, 3);
     expect_read_error(path, 1000, DN_ERR_PARSE,
                       FRAGS("too short", "expected at least 4 bytes", "found 3"));
-    write_raw(path, head, 0);
+    dn_test_write_file(path, head, 0);
     expect_read_error(path, 1000, DN_ERR_PARSE, FRAGS("too short", "found 0"));
 }
 
-Test(idx, truncated_data)
+Test(io_idx, truncated_data)
 {
     const uint32_t dims[2] = { 4, 4 };
     expect_read_error(write_idx("short", false, 2, dims, PIX_12, 10), 1000, DN_ERR_PARSE,
@@ -301,22 +266,22 @@ Test(idx, truncated_data)
                       FRAGS("truncated", "expected 16 bytes", "found 10"));
 }
 
-Test(idx, trailing_data)
+Test(io_idx, trailing_data)
 {
     const uint32_t dims[2] = { 2, 5 };
     expect_read_error(write_idx("long", false, 2, dims, PIX_12, 12), 1000, DN_ERR_PARSE,
                       FRAGS("trailing bytes", "expected 10 bytes", "found 12"));
 }
 
-Test(idx, missing_file)
+Test(io_idx, missing_file)
 {
-    expect_read_error(tmp_path("nothing-here"), 1000, DN_ERR_IO, FRAGS("cannot open"));
+    expect_read_error(dn_test_path("nothing-here"), 1000, DN_ERR_IO, FRAGS("cannot open"));
 }
 
 /* ---------------------------------------------------------------- idx: hostile gzip */
 
 /* 4 MiB of zeros compress to about 4 KiB; with a 64 KiB cap the reader must stop at the cap. */
-Test(idx, gzip_bomb_is_capped)
+Test(io_idx, gzip_bomb_is_capped)
 {
     size_t n = (size_t)4 << 20;
     unsigned char *zeros = calloc(n, 1);
@@ -328,7 +293,7 @@ Test(idx, gzip_bomb_is_capped)
 }
 
 /* The cap is inclusive: a file of exactly max_bytes decompressed is read, one byte less fails. */
-Test(idx, gzip_cap_boundary)
+Test(io_idx, gzip_cap_boundary)
 {
     const char *path = write_idx("edge.gz", true, 3, DIMS_2x2x3, PIX_12, 12);
     size_t total = 4 + 3 * 4 + 12;
@@ -340,54 +305,54 @@ Test(idx, gzip_cap_boundary)
     expect_read_error(path, total - 1, DN_ERR_IO, FRAGS("more than the limit of 27 bytes"));
 }
 
-Test(idx, raw_file_over_the_cap)
+Test(io_idx, raw_file_over_the_cap)
 {
     const char *path = write_idx("big", false, 3, DIMS_2x2x3, PIX_12, 12);
     expect_read_error(path, 20, DN_ERR_IO, FRAGS("28 bytes", "larger than the limit of 20"));
 }
 
 /* A gzip file with its first deflate block header set to the reserved block type 3. */
-Test(idx, corrupt_gzip_stream)
+Test(io_idx, corrupt_gzip_stream)
 {
     const char *path = write_idx("bad.gz", true, 3, DIMS_2x2x3, PIX_12, 12);
     bytes b = slurp(path);
     cr_assert(b.n > 18);
     b.p[10] = 0xFF; /* the gzip header is 10 bytes (gzopen writes no file name) */
-    write_raw(path, b.p, b.n);
+    dn_test_write_file(path, b.p, b.n);
     free(b.p);
     expect_read_error(path, 1000, DN_ERR_PARSE, FRAGS("corrupt gzip data", "invalid block type"));
 }
 
 /* Intact deflate data but a wrong CRC in the trailer. */
-Test(idx, gzip_checksum_mismatch)
+Test(io_idx, gzip_checksum_mismatch)
 {
     const char *path = write_idx("crc.gz", true, 3, DIMS_2x2x3, PIX_12, 12);
     bytes b = slurp(path);
     b.p[b.n - 8] ^= 0x5A;
-    write_raw(path, b.p, b.n);
+    dn_test_write_file(path, b.p, b.n);
     free(b.p);
     expect_read_error(path, 1000, DN_ERR_PARSE, FRAGS("corrupt gzip data", "incorrect data check"));
 }
 
-Test(idx, truncated_gzip_stream)
+Test(io_idx, truncated_gzip_stream)
 {
     unsigned char pix[300];
     for (int i = 0; i < 300; i++)
         pix[i] = (unsigned char)(i * 37 + i / 7); /* poorly compressible */
     const char *path = write_idx("cut.gz", true, 2, (const uint32_t[]){ 10, 30 }, pix, 300);
     bytes b = slurp(path);
-    write_raw(path, b.p, b.n / 2);
+    dn_test_write_file(path, b.p, b.n / 2);
     free(b.p);
     expect_read_error(path, 1000, DN_ERR_PARSE, FRAGS("truncated gzip data", "ends early"));
 }
 
-Test(idx, bytes_after_gzip_stream)
+Test(io_idx, bytes_after_gzip_stream)
 {
     const char *path = write_idx("junk.gz", true, 3, DIMS_2x2x3, PIX_12, 12);
     bytes b = slurp(path);
     b.p = realloc(b.p, b.n + 4);
     memcpy(b.p + b.n, "junk", 4);
-    write_raw(path, b.p, b.n + 4);
+    dn_test_write_file(path, b.p, b.n + 4);
     free(b.p);
     expect_read_error(path, 1000, DN_ERR_PARSE, FRAGS("4 trailing bytes after the gzip data"));
 }
@@ -414,7 +379,7 @@ static void check_3x2x2(const dn_data *d)
         cr_assert_eq(d->labels[i], LAB_3[i]);
 }
 
-Test(data, load_idx_pair)
+Test(data_load, load_idx_pair)
 {
     const char *img = write_idx("img", false, 3, (const uint32_t[]){ 3, 2, 2 }, IMG_3x2x2, 12);
     const char *lab = write_idx("lab.gz", true, 1, (const uint32_t[]){ 3 }, LAB_3, 3);
@@ -427,7 +392,7 @@ Test(data, load_idx_pair)
     dn_data_free(&d);
 }
 
-Test(data, load_rank_4_images)
+Test(data_load, load_rank_4_images)
 {
     const char *img = write_idx("img4", true, 4, (const uint32_t[]){ 2, 3, 1, 2 }, PIX_12, 12);
     const char *lab = write_idx("lab", false, 1, (const uint32_t[]){ 2 }, (const unsigned char[]){ 1, 0 }, 2);
@@ -443,7 +408,7 @@ Test(data, load_rank_4_images)
     dn_data_free(&d);
 }
 
-Test(data, counts_mismatch)
+Test(data_load, counts_mismatch)
 {
     const char *img = write_idx("imgs", false, 3, (const uint32_t[]){ 3, 2, 2 }, IMG_3x2x2, 12);
     const char *lab = write_idx("labs", false, 1, (const uint32_t[]){ 2 }, LAB_3, 2);
@@ -453,10 +418,10 @@ Test(data, counts_mismatch)
     cr_assert_null(d.images);
     cr_assert_null(d.labels);
     cr_assert_eq(d.n, 0);
-    check_msg(&err, lab, FRAGS("2 labels", img, "3 images", "one label per image"));
+    EXPECT_MSG_FROM(err.msg, lab, "2 labels", img, "3 images", "one label per image");
 }
 
-Test(data, wrong_ranks)
+Test(data_load, wrong_ranks)
 {
     const char *img2 = write_idx("img2", false, 2, (const uint32_t[]){ 3, 4 }, IMG_3x2x2, 12);
     const char *img3 = write_idx("img3", false, 3, (const uint32_t[]){ 3, 2, 2 }, IMG_3x2x2, 12);
@@ -464,25 +429,26 @@ Test(data, wrong_ranks)
     dn_data d;
     dn_err err;
     cr_assert_eq(dn_data_load_idx(img2, lab2, &d, &err), DN_ERR_SHAPE);
-    check_msg(&err, img2, FRAGS("expected images of rank 3 [n,h,w] or 4 [n,c,h,w]", "found rank 2"));
+    EXPECT_MSG_FROM(err.msg, img2, "expected images of rank 3 [n,h,w] or 4 [n,c,h,w]",
+                    "found rank 2");
     cr_assert_eq(dn_data_load_idx(img3, lab2, &d, &err), DN_ERR_SHAPE);
-    check_msg(&err, lab2, FRAGS("expected labels of rank 1", "found rank 2"));
+    EXPECT_MSG_FROM(err.msg, lab2, "expected labels of rank 1", "found rank 2");
 }
 
 /* A bad labels file is reported under its own name. */
-Test(data, bad_labels_file)
+Test(data_load, bad_labels_file)
 {
     const char *img = write_idx("img", false, 3, (const uint32_t[]){ 3, 2, 2 }, IMG_3x2x2, 12);
     const char *lab = write_idx("lab", false, 1, (const uint32_t[]){ 4 }, LAB_3, 3);
     dn_data d;
     dn_err err;
     cr_assert_eq(dn_data_load_idx(img, lab, &d, &err), DN_ERR_PARSE);
-    check_msg(&err, lab, FRAGS("truncated", "expected 4 bytes", "found 3"));
+    EXPECT_MSG_FROM(err.msg, lab, "truncated", "expected 4 bytes", "found 3");
     cr_assert_null(d.images);
 }
 
 /* Training files gzipped, test files plain: the loader finds both. */
-Test(data, load_dir_gz_and_plain)
+Test(data_load, load_dir_gz_and_plain)
 {
     write_idx("train-images-idx3-ubyte.gz", true, 3, (const uint32_t[]){ 3, 2, 2 }, IMG_3x2x2, 12);
     write_idx("train-labels-idx1-ubyte.gz", true, 1, (const uint32_t[]){ 3 }, LAB_3, 3);
@@ -506,7 +472,7 @@ Test(data, load_dir_gz_and_plain)
 }
 
 /* With both names present the plain file is read (no decompression needed). */
-Test(data, load_dir_prefers_plain)
+Test(data_load, load_dir_prefers_plain)
 {
     write_idx("t10k-images-idx3-ubyte", false, 3, (const uint32_t[]){ 1, 2, 2 }, IMG_3x2x2, 4);
     write_idx("t10k-images-idx3-ubyte.gz", true, 3, (const uint32_t[]){ 2, 2, 2 }, IMG_3x2x2, 8);
@@ -518,21 +484,21 @@ Test(data, load_dir_prefers_plain)
     dn_data_free(&d);
 }
 
-Test(data, load_dir_missing_files)
+Test(data_load, load_dir_missing_files)
 {
     dn_data d;
     dn_err err;
     cr_assert_eq(dn_data_load_dir(dn_test_dir, true, &d, &err), DN_ERR_IO);
-    check_msg(&err, dn_test_dir, FRAGS("training images", "train-images-idx3-ubyte and "
-                                  "train-images-idx3-ubyte.gz", "in this directory"));
+    EXPECT_MSG_FROM(err.msg, dn_test_dir, "training images",
+                    "train-images-idx3-ubyte and train-images-idx3-ubyte.gz", "in this directory");
     write_idx("t10k-images-idx3-ubyte.gz", true, 3, (const uint32_t[]){ 1, 2, 2 }, IMG_3x2x2, 4);
     cr_assert_eq(dn_data_load_dir(dn_test_dir, false, &d, &err), DN_ERR_IO);
-    check_msg(&err, dn_test_dir, FRAGS("test labels", "t10k-labels-idx1-ubyte and "
-                                  "t10k-labels-idx1-ubyte.gz"));
+    EXPECT_MSG_FROM(err.msg, dn_test_dir, "test labels",
+                    "t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte.gz");
     cr_assert_null(d.images);
-    const char *gone = tmp_path("no-such-dir");
+    const char *gone = dn_test_path("no-such-dir");
     cr_assert_eq(dn_data_load_dir(gone, false, &d, &err), DN_ERR_IO);
-    check_msg(&err, gone, FRAGS("cannot open the data directory", "No such file"));
+    EXPECT_MSG_FROM(err.msg, gone, "cannot open the data directory", "No such file");
 }
 
 /* ---------------------------------------------------------------- data sets: in memory */
@@ -553,7 +519,7 @@ static dn_data make_data(int64_t n, int64_t c, int64_t h, int64_t w)
     return d;
 }
 
-Test(data, split_holds_out_the_last_examples)
+Test(data_split, split_holds_out_the_last_examples)
 {
     dn_data all = make_data(5, 2, 1, 3), val;
     float *before = all.images;
@@ -581,15 +547,14 @@ Test(data, split_holds_out_the_last_examples)
     dn_data_free(&all);
 }
 
-Test(data, split_out_of_range)
+Test(data_split, split_out_of_range)
 {
     dn_data all = make_data(5, 1, 2, 2), val;
     dn_err err;
     cr_assert_eq(dn_data_split(&all, 5, &val, &err), DN_ERR_ARG);
-    cr_assert(strstr(err.msg, "cannot hold out 5 of 5 examples") && strstr(err.msg, "0 to 4"),
-              "%s", err.msg);
+    EXPECT_MSG(err.msg, "cannot hold out 5 of 5 examples", "0 to 4");
     cr_assert_eq(dn_data_split(&all, -1, &val, &err), DN_ERR_ARG);
-    cr_assert(strstr(err.msg, "cannot hold out -1 of 5"), "%s", err.msg);
+    EXPECT_MSG(err.msg, "cannot hold out -1 of 5");
     cr_assert_eq(all.n, 5, "a failed split leaves the data alone");
     cr_assert_null(val.images);
     dn_data_free(&all);
@@ -609,7 +574,7 @@ static bool is_permutation(const int64_t *perm, int64_t n)
     return ok;
 }
 
-Test(data, shuffle_is_a_deterministic_permutation)
+Test(data_batch, shuffle_is_a_deterministic_permutation)
 {
     enum { N = 100 };
     int64_t a[N], b[N], c[N];
@@ -645,7 +610,7 @@ Test(data, shuffle_is_a_deterministic_permutation)
     dn_data_shuffle(NULL, 0, &r);
 }
 
-Test(data, gather_copies_the_right_examples)
+Test(data_batch, gather_copies_the_right_examples)
 {
     dn_data d = make_data(4, 1, 2, 3);
     const int64_t idx[3] = { 2, 0, 2 };
@@ -660,7 +625,7 @@ Test(data, gather_copies_the_right_examples)
     dn_data_free(&d);
 }
 
-Test(data, batch_count)
+Test(data_batch, batch_count)
 {
     cr_assert_eq(dn_data_batches(10, 3), 4);
     cr_assert_eq(dn_data_batches(9, 3), 3);

@@ -1,13 +1,16 @@
 /*
  * test_errors.c — every class of bad model is rejected at load time, with a message that
  * names the file, the node (or param/input) and the field, and says what was expected and
- * what was found. The library returns a status; it never exits or prints.
+ * what was found (suite api_load_errors); a session refuses inputs and weights that do not
+ * fit in the same way (api_session_errors). The library returns a status; it never exits or
+ * prints.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "dagnet.h"
+#include "helpers.h"
 
 /* A small valid model; each test breaks one thing in it. */
 #define HEAD "{\"format\": \"dagnet/1\", \"name\": \"t\","
@@ -32,18 +35,14 @@ static void expect_error(const char *json, dn_status want, const char *const *fr
 {
     dn_status st;
     dn_model *m = load_text(json, &st);
-    const char *msg = dn_model_errmsg(m);
-    cr_assert_eq(st, want, "status %s, expected %s; message: %s", dn_status_name(st),
-                 dn_status_name(want), msg);
-    cr_assert(strncmp(msg, "bad.json: ", 10) == 0, "message names the file: %s", msg);
-    for (const char *const *f = fragments; *f; f++)
-        cr_assert(strstr(msg, *f), "message lacks \"%s\": %s", *f, msg);
+    dn_test_expect_status(st, want, dn_model_errmsg(m));
+    dn_test_expect_msg(dn_model_errmsg(m), "bad.json", fragments);
     dn_model_free(m);
 }
 
-#define EXPECT(json, status, ...) expect_error(json, status, (const char *const[]){ __VA_ARGS__, NULL })
+#define EXPECT(json, status, ...) expect_error(json, status, FRAGS(__VA_ARGS__))
 
-Test(errors, valid_base_model_loads)
+Test(api_load_errors, valid_base_model_loads)
 {
     dn_status st;
     dn_model *m = load_text(HEAD INPUTS "\"nodes\": [" CONV "," FC "," LOSS "]," TAIL, &st);
@@ -53,7 +52,7 @@ Test(errors, valid_base_model_loads)
     dn_model_free(m);
 }
 
-Test(errors, invalid_json_gives_line_and_column)
+Test(api_load_errors, invalid_json_gives_line_and_column)
 {
     EXPECT("{\"format\": \"dagnet/1\",\n  \"inputs\": {,\n}", DN_ERR_PARSE, "invalid JSON",
            "line 2, column");
@@ -61,27 +60,27 @@ Test(errors, invalid_json_gives_line_and_column)
     EXPECT("{\"format\": \"dagnet/1\"}\n  x", DN_ERR_PARSE, "line 2, column 3");
 }
 
-Test(errors, wrong_format)
+Test(api_load_errors, wrong_format)
 {
     EXPECT("{\"format\": \"dagnet/2\"," INPUTS "\"nodes\": [" CONV "]}", DN_ERR_MODEL, "/format",
            "expected \"dagnet/1\"", "found \"dagnet/2\"");
     EXPECT("{" INPUTS "\"nodes\": [" CONV "]}", DN_ERR_MODEL, "/format", "found nothing");
 }
 
-Test(errors, unknown_op)
+Test(api_load_errors, unknown_op)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"c\", \"op\": \"Convolution\", \"inputs\": [\"image\"]}]," TAIL,
            DN_ERR_MODEL, "node \"c\"", "/nodes/0/op", "unknown op \"Convolution\"", "Conv");
 }
 
-Test(errors, unknown_attr)
+Test(api_load_errors, unknown_attr)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"], \"attrs\": {\"slope\": 0.1}}],"
                        "\"outputs\": [\"r\"]}",
            DN_ERR_MODEL, "node \"r\"", "/nodes/0/attrs/slope", "unknown attr \"slope\"");
 }
 
-Test(errors, ill_typed_attr)
+Test(api_load_errors, ill_typed_attr)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
                        " \"attrs\": {\"filters\": 2, \"kernel\": \"three\"}}], \"outputs\": [\"conv\"]}",
@@ -91,14 +90,14 @@ Test(errors, ill_typed_attr)
            DN_ERR_MODEL, "node \"conv\"", "/nodes/0/attrs/stride", "integer");
 }
 
-Test(errors, undefined_input)
+Test(api_load_errors, undefined_input)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [" CONV ", {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"pool9\"],"
                        " \"attrs\": {\"units\": 4}}," LOSS "]," TAIL,
            DN_ERR_MODEL, "node \"fc\"", "/nodes/1/inputs/0", "input \"pool9\" is not defined");
 }
 
-Test(errors, duplicate_name)
+Test(api_load_errors, duplicate_name)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [" CONV ", {\"name\": \"conv\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}]," TAIL,
            DN_ERR_MODEL, "node \"conv\"", "/nodes/1", "duplicate name \"conv\"");
@@ -106,7 +105,7 @@ Test(errors, duplicate_name)
            DN_ERR_MODEL, "node \"image\"", "duplicate name \"image\"", "already an input");
 }
 
-Test(errors, cycle_names_its_nodes)
+Test(api_load_errors, cycle_names_its_nodes)
 {
     EXPECT(HEAD INPUTS "\"nodes\": ["
                        "{\"name\": \"a\", \"op\": \"Add\", \"inputs\": [\"image\", \"c\"]},"
@@ -119,7 +118,7 @@ Test(errors, cycle_names_its_nodes)
            DN_ERR_MODEL, "cycle", "\"self\" -> \"self\"");
 }
 
-Test(errors, wrong_number_of_inputs)
+Test(api_load_errors, wrong_number_of_inputs)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"sum\", \"op\": \"Add\", \"inputs\": [\"image\"]}], \"outputs\": [\"sum\"]}",
            DN_ERR_MODEL, "node \"sum\"", "/nodes/0/inputs", "Add expects 2 inputs, found 1");
@@ -127,7 +126,7 @@ Test(errors, wrong_number_of_inputs)
            DN_ERR_MODEL, "node \"conv\"", "/nodes/0/inputs", "found 1", "attrs that size its params");
 }
 
-Test(errors, shape_mismatch_shows_both_shapes)
+Test(api_load_errors, shape_mismatch_shows_both_shapes)
 {
     EXPECT(HEAD INPUTS "\"params\": {\"W\": {\"shape\": [100, 4]}},"
                        "\"nodes\": [" CONV ", {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"conv\", \"W\"]}," LOSS "]," TAIL,
@@ -137,7 +136,7 @@ Test(errors, shape_mismatch_shows_both_shapes)
            DN_ERR_SHAPE, "node \"sum\"", "[N,2,6,6]", "[N,1,8,8]");
 }
 
-Test(errors, zero_negative_and_overflowing_dimensions)
+Test(api_load_errors, zero_negative_and_overflowing_dimensions)
 {
     EXPECT(HEAD "\"inputs\": {\"image\": {\"shape\": [null, 0, 8, 8]}},"
                 "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}], \"outputs\": [\"r\"]}",
@@ -156,20 +155,20 @@ Test(errors, zero_negative_and_overflowing_dimensions)
            DN_ERR_MODEL, "node \"conv\"", "/nodes/0/attrs/filters", "found 0");
 }
 
-Test(errors, kernel_larger_than_input)
+Test(api_load_errors, kernel_larger_than_input)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
                        " \"attrs\": {\"filters\": 2, \"kernel\": 9}}], \"outputs\": [\"conv\"]}",
            DN_ERR_SHAPE, "node \"conv\"", "[N,1,8,8]");
 }
 
-Test(errors, int32_where_float_is_needed)
+Test(api_load_errors, int32_where_float_is_needed)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"label\"]}], \"outputs\": [\"r\"]}",
            DN_ERR_SHAPE, "node \"r\"", "/nodes/0/inputs/0", "\"label\"", "float32", "int32");
 }
 
-Test(errors, unknown_fields_are_rejected)
+Test(api_load_errors, unknown_fields_are_rejected)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [" CONV "], \"outputs\": [\"conv\"], \"optimizer\": \"sgd\"}",
            DN_ERR_MODEL, "/optimizer", "unknown field \"optimizer\"");
@@ -180,7 +179,7 @@ Test(errors, unknown_fields_are_rejected)
            DN_ERR_MODEL, "input \"image\"", "/inputs/image/dtype", "\"float16\"");
 }
 
-Test(errors, bad_init_and_missing_param_shape)
+Test(api_load_errors, bad_init_and_missing_param_shape)
 {
     EXPECT(HEAD INPUTS "\"params\": {\"W\": {\"shape\": [72, 4], \"init\": \"gaussian\"}},"
                        "\"nodes\": [" CONV "], \"outputs\": [\"conv\"]}",
@@ -191,22 +190,22 @@ Test(errors, bad_init_and_missing_param_shape)
            DN_ERR_MODEL, "param \"W\"", "/params/W/shape", "required");
 }
 
-Test(errors, loss_must_be_a_scalar)
+Test(api_load_errors, loss_must_be_a_scalar)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [" CONV "], \"outputs\": [\"conv\"], \"loss\": \"conv\"}",
            DN_ERR_SHAPE, "/loss", "\"conv\"", "scalar", "[N,2,6,6]");
 }
 
-Test(errors, missing_file_is_an_io_error)
+Test(api_load_errors, missing_file_is_an_io_error)
 {
     dn_model *m = NULL;
     dn_status st = dn_model_load("/nonexistent/dir/model.json", &m);
     cr_assert_eq(st, DN_ERR_IO);
-    cr_assert(strstr(dn_model_errmsg(m), "/nonexistent/dir/model.json"), "%s", dn_model_errmsg(m));
+    EXPECT_MSG(dn_model_errmsg(m), "/nonexistent/dir/model.json");
     dn_model_free(m);
 }
 
-Test(errors, batch_too_large_to_allocate)
+Test(api_session_errors, batch_too_large_to_allocate)
 {
     dn_status st;
     dn_model *m = load_text(HEAD INPUTS "\"nodes\": [" CONV "," FC "," LOSS "]," TAIL, &st);
@@ -218,12 +217,12 @@ Test(errors, batch_too_large_to_allocate)
     int64_t shape[4] = { (int64_t)1 << 40, 1, 8, 8 };
     st = dn_session_set_input(s, "image", DN_F32, 4, shape, &pixel);
     cr_assert_eq(st, DN_ERR_NOMEM, "status %s: %s", dn_status_name(st), dn_session_errmsg(s));
-    cr_assert(strstr(dn_session_errmsg(s), "batch"), "%s", dn_session_errmsg(s));
+    EXPECT_MSG(dn_session_errmsg(s), "batch");
     dn_session_free(s);
     dn_model_free(m);
 }
 
-Test(errors, fed_input_of_wrong_shape_or_dtype)
+Test(api_session_errors, fed_input_of_wrong_shape_or_dtype)
 {
     dn_status st;
     dn_model *m = load_text(HEAD INPUTS "\"nodes\": [" CONV "," FC "," LOSS "]," TAIL, &st);
@@ -233,20 +232,19 @@ Test(errors, fed_input_of_wrong_shape_or_dtype)
     int64_t wrong[4] = { 2, 1, 7, 8 };
     st = dn_session_set_input(s, "image", DN_F32, 4, wrong, img);
     cr_assert_eq(st, DN_ERR_SHAPE);
-    cr_assert(strstr(dn_session_errmsg(s), "[N,1,8,8]") && strstr(dn_session_errmsg(s), "[2,1,7,8]"),
-              "%s", dn_session_errmsg(s));
+    EXPECT_MSG(dn_session_errmsg(s), "[N,1,8,8]", "[2,1,7,8]");
     int64_t shape[4] = { 2, 1, 8, 8 };
     st = dn_session_set_input(s, "image", DN_I32, 4, shape, img);
     cr_assert_eq(st, DN_ERR_SHAPE);
-    cr_assert(strstr(dn_session_errmsg(s), "expected float32, found int32"), "%s", dn_session_errmsg(s));
+    EXPECT_MSG(dn_session_errmsg(s), "expected float32, found int32");
     st = dn_session_set_input(s, "nothing", DN_F32, 4, shape, img);
     cr_assert_eq(st, DN_ERR_ARG);
-    cr_assert(strstr(dn_session_errmsg(s), "\"nothing\" is not defined"), "%s", dn_session_errmsg(s));
+    EXPECT_MSG(dn_session_errmsg(s), "\"nothing\" is not defined");
     dn_session_free(s);
     dn_model_free(m);
 }
 
-Test(errors, labels_out_of_range_are_caught_before_the_kernel)
+Test(api_session_errors, labels_out_of_range_are_caught_before_the_kernel)
 {
     dn_status st;
     dn_model *m = load_text(HEAD INPUTS "\"nodes\": [" CONV "," FC "," LOSS "]," TAIL, &st);
@@ -259,18 +257,15 @@ Test(errors, labels_out_of_range_are_caught_before_the_kernel)
     cr_assert_eq(dn_session_set_input(s, "label", DN_I32, 1, lshape, labels), DN_OK);
     st = dn_session_forward(s, DN_TRAIN, NULL, 0);
     cr_assert_eq(st, DN_ERR_ARG, "%s", dn_session_errmsg(s));
-    cr_assert(strstr(dn_session_errmsg(s), "node \"loss\"") && strstr(dn_session_errmsg(s), "inputs/1"),
-              "%s", dn_session_errmsg(s));
+    EXPECT_MSG(dn_session_errmsg(s), "node \"loss\"", "inputs/1");
     dn_session_free(s);
     dn_model_free(m);
 }
 
-Test(errors, weights_that_do_not_fit)
+Test(api_session_errors, weights_that_do_not_fit, .init = dn_test_dir_init,
+     .fini = dn_test_dir_fini)
 {
-    char dir[] = "/tmp/dagnet-weights-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    const char *path = dn_test_path("w.safetensors");
     dn_status st;
     /* Save weights of a model whose conv has 3 filters, load them into one with 2. */
     const char *three = HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
@@ -286,20 +281,17 @@ Test(errors, weights_that_do_not_fit)
     cr_assert_eq(dn_session_save_weights(s3, path), DN_OK, "%s", dn_session_errmsg(s3));
     st = dn_session_load_weights(s2, path);
     cr_assert_eq(st, DN_ERR_SHAPE);
-    cr_assert(strstr(dn_session_errmsg(s2), "w.safetensors: param \"conv.weight\": expected shape [2,1,3,3], found [3,1,3,3]"),
-              "%s", dn_session_errmsg(s2));
+    EXPECT_MSG(dn_session_errmsg(s2), "w.safetensors: param \"conv.weight\": "
+                                      "expected shape [2,1,3,3], found [3,1,3,3]");
     st = dn_session_load_weights(snb, path);
     cr_assert_eq(st, DN_ERR_SHAPE);
-    cr_assert(strstr(dn_session_errmsg(snb), "conv.weight"), "%s", dn_session_errmsg(snb));
+    EXPECT_MSG(dn_session_errmsg(snb), "conv.weight");
     cr_assert_eq(dn_session_save_weights(snb, path), DN_OK);
     st = dn_session_load_weights(s2, path);
     cr_assert_eq(st, DN_ERR_SHAPE);
-    cr_assert(strstr(dn_session_errmsg(s2), "param \"conv.bias\" of bad.json is missing"), "%s",
-              dn_session_errmsg(s2));
+    EXPECT_MSG(dn_session_errmsg(s2), "param \"conv.bias\" of bad.json is missing");
     st = dn_session_load_weights(s2, "/nonexistent/w.safetensors");
     cr_assert_eq(st, DN_ERR_IO, "%s", dn_session_errmsg(s2));
-    remove(path);
-    remove(dir);
     dn_session_free(s3);
     dn_session_free(s2);
     dn_session_free(snb);

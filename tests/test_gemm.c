@@ -1,5 +1,5 @@
 /*
- * test_gemm.c — src/gemm.c against a plain triple loop in double: dn_sgemm in every
+ * test_gemm.c — src/runtime/gemm.c against a plain triple loop in double: dn_sgemm in every
  * transposition, including the one-row and one-column products it hands to gemv, and
  * dn_gemm_packed from operands packed by dn_pack_a/dn_pack_b, with sizes that leave partial
  * micro-tiles on both edges.
@@ -9,15 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "helpers.h"
 #include "runtime/gemm.h"
 
-static float *random_floats(int64_t n, unsigned seed)
+/* n values U(−0.5, 0.5), the same for the same seed. */
+static float *random_floats(int64_t n, uint64_t seed)
 {
-    float *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-    srand(seed);
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (float)rand() / (float)RAND_MAX - 0.5f;
-    return v;
+    return dn_test_uniform(n, seed, -0.5f, 0.5f);
 }
 
 /* C = alpha·op(A)·op(B) + beta·C, row-major, in double. */
@@ -35,14 +33,6 @@ static void reference(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float a
         }
 }
 
-static void expect_close(const float *got, const float *want, int64_t n, const char *what)
-{
-    for (int64_t i = 0; i < n; i++)
-        cr_assert(fabsf(got[i] - want[i]) <= 1e-5f * (1.0f + fabsf(want[i])),
-                  "%s: element %lld is %g, expected %g", what, (long long)i, (double)got[i],
-                  (double)want[i]);
-}
-
 static void check_sgemm(int64_t m, int64_t n, int64_t k, int threads)
 {
     for (int t = 0; t < 4; t++) {
@@ -55,17 +45,17 @@ static void check_sgemm(int64_t m, int64_t n, int64_t k, int threads)
         char what[96];
         snprintf(what, sizeof what, "dn_sgemm %lldx%lldx%lld ta=%d tb=%d threads=%d",
                  (long long)m, (long long)n, (long long)k, ta, tb, threads);
-        expect_close(c, want, m * ldc, what);
+        dn_test_expect_close(c, want, m * ldc, 1e-5f, what);
         free(a), free(b), free(c), free(want);
     }
 }
 
-Test(gemm, sgemm_in_every_transposition) { check_sgemm(7, 19, 13, 2); }
-Test(gemm, one_row_goes_through_gemv) { check_sgemm(1, 37, 23, 2); }
-Test(gemm, one_column_goes_through_gemv) { check_sgemm(29, 1, 17, 1); }
-Test(gemm, one_by_one) { check_sgemm(1, 1, 9, 2); }
+Test(runtime_gemm, sgemm_in_every_transposition) { check_sgemm(7, 19, 13, 2); }
+Test(runtime_gemm, one_row_goes_through_gemv) { check_sgemm(1, 37, 23, 2); }
+Test(runtime_gemm, one_column_goes_through_gemv) { check_sgemm(29, 1, 17, 1); }
+Test(runtime_gemm, one_by_one) { check_sgemm(1, 1, 9, 2); }
 /* Large enough for the threads to split a one-row product (over k, or over B's rows). */
-Test(gemm, one_row_split_across_threads) { check_sgemm(1, 301, 700, 2); }
+Test(runtime_gemm, one_row_split_across_threads) { check_sgemm(1, 301, 700, 2); }
 
 static void check_packed(int64_t m, int64_t n, int64_t k, float beta)
 {
@@ -84,17 +74,17 @@ static void check_packed(int64_t m, int64_t n, int64_t k, float beta)
     dn_pack_b(&u, b, n, 1, k, n, pb);
     dn_gemm_packed(&u, m, n, k, pa, pb, beta, c, n, 1);
     reference(false, false, m, n, k, 1.0f, a, k, b, n, beta, want, n);
-    expect_close(c, want, m * n, "dn_gemm_packed");
+    dn_test_expect_close(c, want, m * n, 1e-5f, "dn_gemm_packed");
     /* Packing a transposed view: C = Aᵀ·Bᵀ from the same arrays read column-wise. */
     dn_pack_a(&u, b, 1, n, n, k, pa);
     dn_pack_b(&u, a, 1, k, k, m, pb);
     float *ct = random_floats(n * m, 7), *want_t = random_floats(n * m, 7);
     dn_gemm_packed(&u, n, m, k, pa, pb, beta, ct, m, 1);
     reference(true, true, n, m, k, 1.0f, b, n, a, k, beta, want_t, m);
-    expect_close(ct, want_t, n * m, "dn_gemm_packed, transposed packing");
+    dn_test_expect_close(ct, want_t, n * m, 1e-5f, "dn_gemm_packed, transposed packing");
     free(a), free(b), free(c), free(want), free(pa), free(pb), free(ct), free(want_t);
 }
 
-Test(gemm, packed_with_partial_tiles_on_both_edges) { check_packed(13, 37, 21, 1.0f); }
-Test(gemm, packed_overwrites_with_beta_zero) { check_packed(6, 16, 5, 0.0f); }
-Test(gemm, packed_smaller_than_one_tile) { check_packed(2, 3, 4, 1.0f); }
+Test(runtime_gemm, packed_with_partial_tiles_on_both_edges) { check_packed(13, 37, 21, 1.0f); }
+Test(runtime_gemm, packed_overwrites_with_beta_zero) { check_packed(6, 16, 5, 0.0f); }
+Test(runtime_gemm, packed_smaller_than_one_tile) { check_packed(2, 3, 4, 1.0f); }

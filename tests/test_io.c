@@ -6,77 +6,26 @@
  * the writers' output with what numpy.save (NumPy 1.24) and the safetensors convention
  * produce, embedded here as byte strings. The corrupt-file tests feed hostile images to the
  * parsers and check that each is rejected with the right status and a message that names
- * the file and says what was wrong. Every test works in its own mkdtemp directory.
+ * the file and says what was wrong. Every test works in its own scratch directory.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "tmpdir.h"
-#include "runtime/error.h"
+#include "helpers.h"
 #include "io/fileio.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
+#include "runtime/error.h"
 #include "runtime/tensor.h"
 
 /* ---------------------------------------------------------------- fixtures and helpers */
 
-static void make_tmpdir(void) { dn_test_dir_make("io"); }
-static void remove_tmpdir(void) { dn_test_dir_remove(); }
-
-TestSuite(io_npy, .init = make_tmpdir, .fini = remove_tmpdir);
-TestSuite(io_safetensors, .init = make_tmpdir, .fini = remove_tmpdir);
-TestSuite(io_atomic, .init = make_tmpdir, .fini = remove_tmpdir);
-
-static const char *tmp_path(const char *name, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s/%s", dn_test_dir, name);
-    return buf;
-}
-
-/* Entries of the test directory other than . and .., to spot leftover temporary files. */
-static int count_dir_entries(void)
-{
-    DIR *d = opendir(dn_test_dir);
-    cr_assert_not_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "cannot create %s", path);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static unsigned char *slurp(const char *path, size_t *size)
-{
-    unsigned char *data;
-    dn_err err;
-    cr_assert_eq(dn_file_read_all(path, DN_FILE_MAX, &data, size, &err), DN_OK, "%s", err.msg);
-    return data;
-}
-
-/* The message names the source first and contains every fragment (NULL-terminated). */
-static void check_msg(const dn_err *err, const char *label, const char *const *fragments)
-{
-    size_t n = strlen(label);
-    cr_assert(strncmp(err->msg, label, n) == 0 && strncmp(err->msg + n, ": ", 2) == 0,
-              "message does not start with \"%s: \": %s", label, err->msg);
-    for (const char *const *f = fragments; *f; f++)
-        cr_assert(strstr(err->msg, *f), "message lacks \"%s\": %s", *f, err->msg);
-}
-#define FRAGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+TestSuite(io_npy, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
+TestSuite(io_safetensors, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
+TestSuite(io_atomic, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 static dn_shape shape_of(int rank, const int64_t *dims)
 {
@@ -101,8 +50,7 @@ static const char NPY_F32_SCALAR_HEADER[] =
 
 static void roundtrip_npy(dn_dtype dtype, int rank, const int64_t *dims, const void *data)
 {
-    char path[512];
-    tmp_path("a.npy", path, sizeof path);
+    const char *path = dn_test_path("a.npy");
     dn_shape shape = shape_of(rank, dims);
     dn_err err;
     cr_assert_eq(dn_npy_write(path, dtype, &shape, data, &err), DN_OK, "%s", err.msg);
@@ -118,7 +66,7 @@ static void roundtrip_npy(dn_dtype dtype, int rank, const int64_t *dims, const v
               "data differ after the round trip");
     dn_array_free(&a);
     cr_assert_null(a.data);
-    cr_assert_eq(count_dir_entries(), 1, "a temporary file was left behind");
+    cr_assert_eq(dn_test_dir_entries(), 1, "a temporary file was left behind");
 }
 
 Test(io_npy, roundtrip_f32_rank0_to_4)
@@ -144,13 +92,12 @@ Test(io_npy, roundtrip_i32_i64_and_empty)
 static void check_numpy_bytes(const char *header, size_t header_len, dn_dtype dtype, int rank,
                               const int64_t *dims, const void *data, size_t nbytes)
 {
-    char path[512];
-    tmp_path("np.npy", path, sizeof path);
+    const char *path = dn_test_path("np.npy");
     dn_shape shape = shape_of(rank, dims);
     dn_err err;
     cr_assert_eq(dn_npy_write(path, dtype, &shape, data, &err), DN_OK, "%s", err.msg);
     size_t size;
-    unsigned char *got = slurp(path, &size);
+    unsigned char *got = dn_test_read_file(path, &size);
     cr_assert_eq(header_len % 64, 0, "test data: numpy aligns the data to 64 bytes");
     cr_assert_eq(size, header_len + nbytes, "file is %zu bytes, numpy writes %zu", size,
                  header_len + nbytes);
@@ -241,11 +188,9 @@ static void expect_npy_error(const unsigned char *buf, size_t n, dn_status want,
     dn_array a;
     dn_err err;
     dn_err_clear(&err);
-    dn_status s = dn_npy_parse(buf, n, "bad.npy", &a, &err);
-    cr_assert_eq(s, want, "status %s, expected %s: %s", dn_status_name(s), dn_status_name(want),
-                 err.msg);
+    dn_test_expect_status(dn_npy_parse(buf, n, "bad.npy", &a, &err), want, err.msg);
     cr_assert_null(a.data, "no array is returned on failure");
-    check_msg(&err, "bad.npy", fragments);
+    dn_test_expect_msg(err.msg, "bad.npy", fragments);
 }
 
 /* Parse `dict` with `nbytes` of data and expect a parse error with the fragments. */
@@ -349,12 +294,11 @@ Test(io_npy, rejects_unknown_version)
 
 Test(io_npy, missing_file_is_io_error)
 {
-    char path[512];
-    tmp_path("nope.npy", path, sizeof path);
+    const char *path = dn_test_path("nope.npy");
     dn_array a;
     dn_err err;
     cr_assert_eq(dn_npy_read(path, &a, &err), DN_ERR_IO);
-    check_msg(&err, path, FRAGS("cannot open", "No such file"));
+    EXPECT_MSG_FROM(err.msg, path, "cannot open", "No such file");
 }
 
 /* ---------------------------------------------------------------- safetensors: round trips */
@@ -376,11 +320,10 @@ Test(io_safetensors, roundtrip_several_entries)
     };
     const void *data[] = { w, b, lab, idx, &s, NULL };
     const int n = (int)(sizeof t / sizeof t[0]);
-    char path[512];
-    tmp_path("w.safetensors", path, sizeof path);
+    const char *path = dn_test_path("w.safetensors");
     dn_err err;
     cr_assert_eq(dn_st_write(path, t, n, &err), DN_OK, "%s", err.msg);
-    cr_assert_eq(count_dir_entries(), 1, "a temporary file was left behind");
+    cr_assert_eq(dn_test_dir_entries(), 1, "a temporary file was left behind");
 
     dn_st_file f;
     cr_assert_eq(dn_st_read(path, &f, &err), DN_OK, "%s", err.msg);
@@ -418,12 +361,11 @@ Test(io_safetensors, bytes_match_convention)
     int64_t b = 77;
     dn_shape sa = shape_of(1, (int64_t[]){ 2 }), sb = shape_of(0, NULL);
     const dn_st_tensor t[] = { { "a", DN_F32, &sa, a }, { "b", DN_I64, &sb, &b } };
-    char path[512];
-    tmp_path("c.safetensors", path, sizeof path);
+    const char *path = dn_test_path("c.safetensors");
     dn_err err;
     cr_assert_eq(dn_st_write(path, t, 2, &err), DN_OK, "%s", err.msg);
     size_t size;
-    unsigned char *got = slurp(path, &size);
+    unsigned char *got = dn_test_read_file(path, &size);
     size_t jlen = sizeof expect_header - 1, hlen = (jlen + 7) / 8 * 8;
     cr_assert_eq(size, 8 + hlen + 16);
     cr_assert_eq(got[0], hlen);
@@ -486,9 +428,9 @@ static void expect_st_error_buf(unsigned char *buf, size_t size, const char *con
     dn_err err;
     dn_err_clear(&err);
     dn_status s = dn_st_parse(buf, size, "bad.safetensors", &f, &err); /* takes buf */
-    cr_assert_eq(s, DN_ERR_PARSE, "status %s: %s", dn_status_name(s), err.msg);
+    dn_test_expect_status(s, DN_ERR_PARSE, err.msg);
     cr_assert(f.buf == NULL && f.entries == NULL && f.n == 0, "*out is zeroed on failure");
-    check_msg(&err, "bad.safetensors", fragments);
+    dn_test_expect_msg(err.msg, "bad.safetensors", fragments);
 }
 
 static void expect_st_error(const char *json, size_t nbytes, const char *const *fragments)
@@ -591,115 +533,108 @@ Test(io_safetensors, rejects_duplicates_and_bad_metadata)
 
 Test(io_safetensors, missing_file_is_io_error)
 {
-    char path[512];
-    tmp_path("none.safetensors", path, sizeof path);
+    const char *path = dn_test_path("none.safetensors");
     dn_st_file f;
     dn_err err;
     cr_assert_eq(dn_st_read(path, &f, &err), DN_ERR_IO);
-    check_msg(&err, path, FRAGS("cannot open"));
+    EXPECT_MSG_FROM(err.msg, path, "cannot open");
 }
 
 Test(io_safetensors, writer_rejects_bad_arguments)
 {
-    char path[512];
-    tmp_path("x.safetensors", path, sizeof path);
+    const char *path = dn_test_path("x.safetensors");
     float v = 1;
     dn_shape s = shape_of(1, (int64_t[]){ 1 });
     const dn_st_tensor dup[] = { { "a", DN_F32, &s, &v }, { "a", DN_F32, &s, &v } };
     dn_err err;
     cr_assert_eq(dn_st_write(path, dup, 2, &err), DN_ERR_ARG);
-    cr_assert(strstr(err.msg, "\"a\" is given twice"), "%s", err.msg);
+    EXPECT_MSG(err.msg, "\"a\" is given twice");
     const dn_st_tensor meta[] = { { "__metadata__", DN_F32, &s, &v } };
     cr_assert_eq(dn_st_write(path, meta, 1, &err), DN_ERR_ARG);
-    cr_assert_eq(count_dir_entries(), 0, "nothing is written on failure");
+    cr_assert_eq(dn_test_dir_entries(), 0, "nothing is written on failure");
 }
 
 /* ---------------------------------------------------------------- atomic writer, read_all */
 
 Test(io_atomic, abort_keeps_old_file)
 {
-    char path[512];
-    tmp_path("target", path, sizeof path);
-    write_file(path, "old", 3);
+    const char *path = dn_test_path("target");
+    dn_test_write_file(path, "old", 3);
     dn_atomic_file f;
     dn_err err;
     cr_assert_eq(dn_atomic_open(&f, path, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(dn_atomic_write(&f, "new content", 11, &err), DN_OK, "%s", err.msg);
-    cr_assert_eq(count_dir_entries(), 2, "the temporary file sits beside the target");
+    cr_assert_eq(dn_test_dir_entries(), 2, "the temporary file sits beside the target");
     dn_atomic_abort(&f);
     dn_atomic_abort(&f); /* idempotent */
-    cr_assert_eq(count_dir_entries(), 1, "abort removes the temporary file");
+    cr_assert_eq(dn_test_dir_entries(), 1, "abort removes the temporary file");
     size_t size;
-    unsigned char *got = slurp(path, &size);
+    unsigned char *got = dn_test_read_file(path, &size);
     cr_assert(size == 3 && memcmp(got, "old", 3) == 0, "the old file is intact");
     free(got);
 }
 
 Test(io_atomic, commit_replaces_file)
 {
-    char path[512];
-    tmp_path("target", path, sizeof path);
-    write_file(path, "old", 3);
+    const char *path = dn_test_path("target");
+    dn_test_write_file(path, "old", 3);
     dn_atomic_file f;
     dn_err err;
     cr_assert_eq(dn_atomic_open(&f, path, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(dn_atomic_write(&f, "new ", 4, &err), DN_OK);
     cr_assert_eq(dn_atomic_write(&f, "content", 7, &err), DN_OK);
     size_t size;
-    unsigned char *got = slurp(path, &size);
+    unsigned char *got = dn_test_read_file(path, &size);
     cr_assert(size == 3 && memcmp(got, "old", 3) == 0, "readers see the old file until commit");
     free(got);
     cr_assert_eq(dn_atomic_commit(&f, &err), DN_OK, "%s", err.msg);
     dn_atomic_abort(&f); /* harmless after commit */
-    cr_assert_eq(count_dir_entries(), 1, "no temporary file remains after commit");
-    got = slurp(path, &size);
+    cr_assert_eq(dn_test_dir_entries(), 1, "no temporary file remains after commit");
+    got = dn_test_read_file(path, &size);
     cr_assert(size == 11 && memcmp(got, "new content", 11) == 0);
     free(got);
 }
 
 Test(io_atomic, open_in_missing_directory_fails_cleanly)
 {
-    char path[512];
-    tmp_path("no/such/dir/file", path, sizeof path);
+    const char *path = dn_test_path("no/such/dir/file");
     dn_atomic_file f;
     dn_err err;
     cr_assert_eq(dn_atomic_open(&f, path, &err), DN_ERR_IO);
-    cr_assert(strstr(err.msg, path) && strstr(err.msg, "No such file"), "%s", err.msg);
+    EXPECT_MSG(err.msg, path, "No such file");
     dn_atomic_abort(&f); /* safe after a failed open */
     cr_assert_eq(dn_atomic_write(&f, "x", 1, &err), DN_ERR_ARG);
-    cr_assert_eq(count_dir_entries(), 0);
+    cr_assert_eq(dn_test_dir_entries(), 0);
 }
 
 Test(io_atomic, read_all_limits_and_empty_files)
 {
-    char path[512];
-    tmp_path("f", path, sizeof path);
-    write_file(path, "0123456789", 10);
+    const char *path = dn_test_path("f");
+    dn_test_write_file(path, "0123456789", 10);
     unsigned char *data;
     size_t size;
     dn_err err;
     cr_assert_eq(dn_file_read_all(path, 9, &data, &size, &err), DN_ERR_IO);
-    check_msg(&err, path, FRAGS("10 bytes", "limit of 9"));
+    EXPECT_MSG_FROM(err.msg, path, "10 bytes", "limit of 9");
     cr_assert_null(data);
     cr_assert_eq(dn_file_read_all(path, 10, &data, &size, &err), DN_OK, "%s", err.msg);
     cr_assert(size == 10 && data[10] == '\0');
     free(data);
-    write_file(path, "", 0);
+    dn_test_write_file(path, "", 0);
     cr_assert_eq(dn_file_read_all(path, 10, &data, &size, &err), DN_OK, "%s", err.msg);
     cr_assert(size == 0 && data != NULL && data[0] == '\0');
     free(data);
     cr_assert_eq(dn_file_read_all(dn_test_dir, 10, &data, &size, &err), DN_ERR_IO);
-    check_msg(&err, dn_test_dir, FRAGS("directory"));
+    EXPECT_MSG_FROM(err.msg, dn_test_dir, "directory");
 }
 
 Test(io_atomic, npy_write_failure_leaves_nothing)
 {
-    char path[512];
-    tmp_path("missing/a.npy", path, sizeof path);
+    const char *path = dn_test_path("missing/a.npy");
     float v = 1;
     dn_shape s = shape_of(0, NULL);
     dn_err err;
     cr_assert_eq(dn_npy_write(path, DN_F32, &s, &v, &err), DN_ERR_IO);
-    cr_assert(strstr(err.msg, "missing/a.npy"), "%s", err.msg);
-    cr_assert_eq(count_dir_entries(), 0);
+    EXPECT_MSG(err.msg, "missing/a.npy");
+    cr_assert_eq(dn_test_dir_entries(), 0);
 }

@@ -9,6 +9,8 @@
  *   - LRN's sliding window sums agree with direct sums;
  *   - Dropout's inlined hash draws exactly dn_rng_hash_uniform's mask;
  *   - every kernel gives the same bits on 1 and 2 threads, on tensors large enough to split.
+ * Kernels run in helpers.h's harness (y, workspace and saved state start as NaN); each op's
+ * tests are in the suite <op>_fast.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "ops/op.h"
 #include "runtime/rng.h"
 
@@ -23,116 +26,12 @@ extern const dn_op dn_op_relu, dn_op_sigmoid, dn_op_tanh, dn_op_dropout, dn_op_f
     dn_op_maxpool, dn_op_avgpool, dn_op_lrn, dn_op_softmax, dn_op_softmax_cross_entropy,
     dn_op_add, dn_op_concat, dn_op_affine;
 
-/* DIMS(2, 3, 7, 7) expands to the two arguments `rank, dims`. */
-#define DIMS(...)                                                                              \
-    (int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)), (int64_t[]) { __VA_ARGS__ }
-
-/* ---------------------------------------------------------------- helpers */
-
-static float *floats(int64_t n, uint64_t seed)
-{
-    dn_rng rng;
-    dn_rng_seed(&rng, seed);
-    float *x = malloc((size_t)n * sizeof *x);
-    for (int64_t i = 0; i < n; i++)
-        x[i] = 4.0f * dn_rng_uniform(&rng) - 2.0f;
-    return x;
-}
-
-static float *copy(const float *x, int64_t n)
-{
-    float *c = malloc((size_t)n * sizeof *c);
-    memcpy(c, x, (size_t)n * sizeof *c);
-    return c;
-}
-
-/* Bit-for-bit equality (NaNs of the same payload compare equal). */
-static void expect_same_bits(const void *a, const void *b, int64_t n, const char *what)
-{
-    const uint32_t *u = a, *v = b;
-    for (int64_t i = 0; i < n; i++)
-        cr_assert_eq(u[i], v[i], "%s: element %lld differs (%08x vs %08x)", what, (long long)i,
-                     u[i], v[i]);
-}
-
-/* One node run as the engine runs it: attrs parsed, shape inferred, y and the gradients held
- * here. x keeps the caller's data; dy is random, dx starts at a random value (backward
- * accumulates). */
-typedef struct run {
-    const dn_op *op;
-    unsigned char attrs[512];
-    int n_in;
-    dn_tensor x[3], dx[3], y, dy;
-    void *work, *saved;
-} run;
-
-static run run_new(const dn_op *op, const char *attrs_json, int n_in, const dn_tensor *x)
-{
-    run r = { .op = op, .n_in = n_in };
-    const char *names[] = { "a", "b", "c" };
-    cJSON *json = cJSON_Parse(attrs_json);
-    cr_assert_not_null(json, "bad test JSON %s", attrs_json);
-    dn_err err = { 0 };
-    dn_node_ctx c = { .file = "fast.json", .node = "n", .n_inputs = n_in, .input_names = names,
-                      .attrs = json, .err = &err };
-    dn_tensor_desc in[3], out;
-    for (int i = 0; i < n_in; i++)
-        in[i] = (dn_tensor_desc){ x[i].dtype, x[i].shape };
-    cr_assert_eq(op->parse_attrs(&c, r.attrs), DN_OK, "%s", err.msg);
-    cr_assert_eq(op->infer(&c, r.attrs, in, &out), DN_OK, "%s", err.msg);
-    cJSON_Delete(json);
-    size_t ws = op->workspace_size ? op->workspace_size(r.attrs, in, n_in, &out, 2) : 0;
-    size_t ss = op->saved_size ? op->saved_size(r.attrs, in, n_in, &out) : 0;
-    r.work = malloc(ws + 1);
-    r.saved = malloc(ss + 1);
-    memset(r.work, 0xff, ws + 1);
-    memset(r.saved, 0xff, ss + 1);
-    int64_t ny = dn_shape_numel(&out.shape);
-    r.y = (dn_tensor){ DN_F32, out.shape, malloc((size_t)ny * sizeof(float)) };
-    r.dy = (dn_tensor){ DN_F32, out.shape, floats(ny, 99) };
-    for (int i = 0; i < n_in; i++) {
-        r.x[i] = x[i];
-        int64_t n = dn_shape_numel(&x[i].shape);
-        r.dx[i] = (dn_tensor){ DN_F32, x[i].shape,
-                               x[i].dtype == DN_F32 ? floats(n, 50 + (uint64_t)i) : NULL };
-    }
-    return r;
-}
-
-static void run_free(run *r)
-{
-    free(r->work), free(r->saved), free(r->y.data), free(r->dy.data);
-    for (int i = 0; i < r->n_in; i++)
-        free(r->dx[i].data);
-}
-
-static dn_kernel kernel(run *r, int threads, bool training)
-{
-    return (dn_kernel){ .attrs = r->attrs, .n_inputs = r->n_in, .x = r->x, .y = &r->y,
-                        .dx = r->dx, .dy = &r->dy, .work = r->work, .saved = r->saved,
-                        .training = training, .seed = 1234, .threads = threads };
-}
-
-static void forward(run *r, int threads, bool training)
-{
-    dn_kernel k = kernel(r, threads, training);
-    r->op->forward(&k);
-}
-
-static void backward(run *r, int threads)
-{
-    dn_kernel k = kernel(r, threads, true);
-    r->op->backward(&k);
-}
-
-static int64_t numel(const dn_tensor *t) { return dn_shape_numel(&t->shape); }
-
 /* ---------------------------------------------------------------- in place */
 
 /* x with the values that stress a select: NaN, ±inf, ±0, huge and tiny. */
 static float *awkward_floats(int64_t n, uint64_t seed)
 {
-    float *x = floats(n, seed);
+    float *x = dn_test_uniform(n, seed, -2.0f, 2.0f);
     const float special[] = { NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e30f, -1e30f, 1e-40f };
     for (int64_t i = 0; i < n; i += 97)
         x[i] = special[(i / 97) % 8];
@@ -152,37 +51,40 @@ static void expect_inplace_same(const dn_op *op, const char *attrs, bool trainin
     for (int threads = 1; threads <= 2; threads++) {
         char what[96];
         snprintf(what, sizeof what, "%s %s in place, %d threads", op->name, attrs, threads);
-        run out = run_new(op, attrs, 1, &x);
-        dn_tensor xi = { DN_F32, x.shape, copy(x.data, n) };
-        run in = run_new(op, attrs, 1, &xi);
+        dn_test_run out = dn_test_run_new(op, attrs, 1, &x, 2);
+        dn_tensor xi = { DN_F32, x.shape, dn_test_copy(x.data, n) };
+        dn_test_run in = dn_test_run_new(op, attrs, 1, &xi, 2);
         free(in.y.data);
         in.y.data = xi.data;
-        forward(&out, threads, training);
-        forward(&in, threads, training);
-        expect_same_bits(xi.data, out.y.data, n, what);
+        dn_test_run_forward(&out, threads, training);
+        dn_test_run_forward(&in, threads, training);
+        dn_test_expect_same_bits(xi.data, out.y.data, n, what);
         if (training) {
-            backward(&out, threads);
-            backward(&in, threads);
-            expect_same_bits(in.dx[0].data, out.dx[0].data, n, what);
+            dn_test_run_backward(&out, threads);
+            dn_test_run_backward(&in, threads);
+            dn_test_expect_same_bits(in.dx[0].data, out.dx[0].data, n, what);
         }
         in.y.data = NULL;
         free(xi.data);
-        run_free(&in);
-        run_free(&out);
+        dn_test_run_free(&in);
+        dn_test_run_free(&out);
     }
     free(x.data);
 }
 
-Test(ops_fast_inplace, elementwise_ops_small_and_split)
+/* A small tensor, and one of 256 Ki elements that the kernels split across threads. */
+static void expect_inplace_small_and_split(const dn_op *op)
 {
-    const dn_op *ops[] = { &dn_op_relu, &dn_op_sigmoid, &dn_op_tanh, &dn_op_flatten };
-    for (int i = 0; i < 4; i++) {
-        expect_inplace_same(ops[i], "{}", true, DIMS(3, 5, 7, 11));
-        expect_inplace_same(ops[i], "{}", true, DIMS(4, 64, 32, 32)); /* 256 Ki: parallel */
-    }
+    expect_inplace_same(op, "{}", true, DIMS(3, 5, 7, 11));
+    expect_inplace_same(op, "{}", true, DIMS(4, 64, 32, 32));
 }
 
-Test(ops_fast_inplace, dropout_training_and_inference)
+Test(relu_fast, in_place_small_and_split) { expect_inplace_small_and_split(&dn_op_relu); }
+Test(sigmoid_fast, in_place_small_and_split) { expect_inplace_small_and_split(&dn_op_sigmoid); }
+Test(tanh_fast, in_place_small_and_split) { expect_inplace_small_and_split(&dn_op_tanh); }
+Test(flatten_fast, in_place_small_and_split) { expect_inplace_small_and_split(&dn_op_flatten); }
+
+Test(dropout_fast, in_place_training_and_inference)
 {
     expect_inplace_same(&dn_op_dropout, "{\"ratio\": 0.3}", true, DIMS(3, 5, 7, 11));
     expect_inplace_same(&dn_op_dropout, "{\"ratio\": 0.3}", true, DIMS(4, 64, 32, 32));
@@ -245,7 +147,7 @@ static void direct_avgpool_grad(const float *dy, int64_t h, int64_t w, const int
 /* Few distinct values (many ties), some NaNs. */
 static float *tied_floats(int64_t n, uint64_t seed, bool nans)
 {
-    float *x = floats(n, seed);
+    float *x = dn_test_uniform(n, seed, -2.0f, 2.0f);
     for (int64_t i = 0; i < n; i++)
         x[i] = nans && i % 23 == 5 ? NAN : floorf(x[i] * 2.0f);
     return x;
@@ -285,8 +187,8 @@ static void check_maxpool(const pool_case *c, const char *attrs)
     int64_t planes = 6, n = planes * c->h * c->w;
     dn_tensor x = { DN_F32, dn_shape_make(DIMS(2, 3, c->h, c->w), true),
                     tied_floats(n, (uint64_t)(c->h * 16 + c->w), true) };
-    run r = run_new(&dn_op_maxpool, attrs, 1, &x);
-    forward(&r, 1, true);
+    dn_test_run r = dn_test_run_new(&dn_op_maxpool, attrs, 1, &x, 2);
+    dn_test_run_forward(&r, 1, true);
     int64_t oh = r.y.shape.d[2], ow = r.y.shape.d[3], out = oh * ow;
     float *want = malloc((size_t)out * sizeof *want);
     int32_t *arg = malloc((size_t)out * sizeof *arg);
@@ -299,13 +201,13 @@ static void check_maxpool(const pool_case *c, const char *attrs)
                          "expected %d", attrs, (long long)c->h, (long long)c->w, (long long)i,
                          (long long)o, got, arg[o]);
         }
-        expect_same_bits(dn_f32(&r.y) + i * out, want, out, attrs);
+        dn_test_expect_same_bits(dn_f32(&r.y) + i * out, want, out, attrs);
     }
     free(want), free(arg), free(x.data);
-    run_free(&r);
+    dn_test_run_free(&r);
 }
 
-Test(ops_fast_pool, maxpool_every_window_matches_the_rule)
+Test(maxpool_fast, every_window_matches_the_rule)
 {
     each_pool_case(check_maxpool);
 }
@@ -314,25 +216,25 @@ static void check_avgpool(const pool_case *c, const char *attrs)
 {
     int64_t planes = 6, n = planes * c->h * c->w;
     dn_tensor x = { DN_F32, dn_shape_make(DIMS(2, 3, c->h, c->w), true),
-                    floats(n, (uint64_t)(c->h * 16 + c->w)) };
-    run r = run_new(&dn_op_avgpool, attrs, 1, &x);
-    float *dx0 = copy(r.dx[0].data, n);
-    forward(&r, 1, true);
-    backward(&r, 1);
+                    dn_test_uniform(n, (uint64_t)(c->h * 16 + c->w), -2.0f, 2.0f) };
+    dn_test_run r = dn_test_run_new(&dn_op_avgpool, attrs, 1, &x, 2);
+    float *dx0 = dn_test_copy(r.dx[0].data, n);
+    dn_test_run_forward(&r, 1, true);
+    dn_test_run_backward(&r, 1);
     int64_t oh = r.y.shape.d[2], ow = r.y.shape.d[3], out = oh * ow;
     float *want = malloc((size_t)out * sizeof *want);
     for (int64_t i = 0; i < planes; i++) {
         direct_avgpool(dn_f32(&x) + i * c->h * c->w, c->h, c->w, c->k, c->s, c->p, oh, ow, want);
-        expect_same_bits(dn_f32(&r.y) + i * out, want, out, attrs);
+        dn_test_expect_same_bits(dn_f32(&r.y) + i * out, want, out, attrs);
         direct_avgpool_grad(dn_f32(&r.dy) + i * out, c->h, c->w, c->k, c->s, c->p, oh, ow,
                             dx0 + i * c->h * c->w);
     }
-    expect_same_bits(r.dx[0].data, dx0, n, attrs);
+    dn_test_expect_same_bits(r.dx[0].data, dx0, n, attrs);
     free(want), free(dx0), free(x.data);
-    run_free(&r);
+    dn_test_run_free(&r);
 }
 
-Test(ops_fast_pool, avgpool_every_window_matches_direct_loops)
+Test(avgpool_fast, every_window_matches_direct_loops)
 {
     each_pool_case(check_avgpool);
 }
@@ -374,12 +276,12 @@ static void direct_lrn(const float *x, const float *dy, int64_t n, int64_t c, in
     free(s);
 }
 
-Test(ops_fast_lrn, sliding_sums_match_direct_sums)
+Test(lrn_fast, sliding_sums_match_direct_sums)
 {
     /* Sizes odd and even, smaller and larger than C; 700 spatial positions span two work
      * items; values up to ±30 make the squares large enough to matter against k. */
     int64_t sizes[] = { 1, 2, 5, 6, 13 }, n = 2, c = 9, inner = 700, total = n * c * inner;
-    float *x = floats(total, 8);
+    float *x = dn_test_uniform(total, 8, -2.0f, 2.0f);
     for (int64_t i = 0; i < total; i++)
         x[i] *= 15.0f;
     double *y = malloc((size_t)total * sizeof *y), *dx = malloc((size_t)total * sizeof *dx);
@@ -388,10 +290,10 @@ Test(ops_fast_lrn, sliding_sums_match_direct_sums)
         snprintf(attrs, sizeof attrs, "{\"size\": %lld, \"alpha\": 0.01, \"beta\": 0.75, "
                  "\"k\": 2}", (long long)sizes[t]);
         dn_tensor xt = { DN_F32, dn_shape_make(DIMS(n, c, 7, 100), true), x };
-        run r = run_new(&dn_op_lrn, attrs, 1, &xt);
-        float *dx0 = copy(r.dx[0].data, total);
-        forward(&r, 2, true);
-        backward(&r, 2);
+        dn_test_run r = dn_test_run_new(&dn_op_lrn, attrs, 1, &xt, 2);
+        float *dx0 = dn_test_copy(r.dx[0].data, total);
+        dn_test_run_forward(&r, 2, true);
+        dn_test_run_backward(&r, 2);
         direct_lrn(x, r.dy.data, n, c, inner, sizes[t], 0.01, 0.75, 2.0, y, dx);
         for (int64_t i = 0; i < total; i++) {
             float got = dn_f32(&r.y)[i], grad = dn_f32(&r.dx[0])[i] - dx0[i];
@@ -401,24 +303,24 @@ Test(ops_fast_lrn, sliding_sums_match_direct_sums)
                       "want %.9g", attrs, (long long)i, grad, dx[i]);
         }
         free(dx0);
-        run_free(&r);
+        dn_test_run_free(&r);
     }
     free(x), free(y), free(dx);
 }
 
 /* ---------------------------------------------------------------- Dropout */
 
-Test(ops_fast_dropout, mask_is_dn_rng_hash_uniform)
+Test(dropout_fast, mask_is_dn_rng_hash_uniform)
 {
     const char *ratios[] = { "0", "0.3", "0.5", "0.999" };
     const float values[] = { 0.0f, 0.3f, 0.5f, 0.999f };
     int64_t n = 100003;
-    dn_tensor x = { DN_F32, dn_shape_make(DIMS(n), true), floats(n, 5) };
+    dn_tensor x = { DN_F32, dn_shape_make(DIMS(n), true), dn_test_uniform(n, 5, -2.0f, 2.0f) };
     for (int t = 0; t < 4; t++) {
         char attrs[64];
         snprintf(attrs, sizeof attrs, "{\"ratio\": %s}", ratios[t]);
-        run r = run_new(&dn_op_dropout, attrs, 1, &x);
-        forward(&r, 2, true);
+        dn_test_run r = dn_test_run_new(&dn_op_dropout, attrs, 1, &x, 2);
+        dn_test_run_forward(&r, 2, true);
         float scale = (float)(1.0 / (1.0 - strtod(ratios[t], NULL))); /* as parse_attrs */
         for (int64_t i = 0; i < n; i++) {
             bool kept = dn_rng_hash_uniform(1234, (uint64_t)i) >= values[t];
@@ -426,7 +328,7 @@ Test(ops_fast_dropout, mask_is_dn_rng_hash_uniform)
             cr_assert(dn_f32(&r.y)[i] == want, "ratio %s, element %lld: %g, want %g", ratios[t],
                       (long long)i, dn_f32(&r.y)[i], want);
         }
-        run_free(&r);
+        dn_test_run_free(&r);
     }
     free(x.data);
 }
@@ -437,50 +339,113 @@ Test(ops_fast_dropout, mask_is_dn_rng_hash_uniform)
 static void expect_thread_independent(const dn_op *op, const char *attrs, int n_in,
                                       const dn_tensor *x)
 {
-    run one = run_new(op, attrs, n_in, x), two = run_new(op, attrs, n_in, x);
-    forward(&one, 1, true);
-    forward(&two, 2, true);
+    dn_test_run one = dn_test_run_new(op, attrs, n_in, x, 2);
+    dn_test_run two = dn_test_run_new(op, attrs, n_in, x, 2);
+    dn_test_run_forward(&one, 1, true);
+    dn_test_run_forward(&two, 2, true);
     char what[96];
     snprintf(what, sizeof what, "%s %s: y", op->name, attrs);
-    expect_same_bits(one.y.data, two.y.data, numel(&one.y), what);
-    backward(&one, 1);
-    backward(&two, 2);
+    dn_test_expect_same_bits(one.y.data, two.y.data, dn_shape_numel(&one.y.shape), what);
+    dn_test_run_backward(&one, 1);
+    dn_test_run_backward(&two, 2);
     for (int i = 0; i < n_in; i++)
         if (one.dx[i].data) {
             snprintf(what, sizeof what, "%s %s: dx[%d]", op->name, attrs, i);
-            expect_same_bits(one.dx[i].data, two.dx[i].data, numel(&one.dx[i]), what);
+            dn_test_expect_same_bits(one.dx[i].data, two.dx[i].data,
+                                     dn_shape_numel(&one.dx[i].shape), what);
         }
-    run_free(&one);
-    run_free(&two);
+    dn_test_run_free(&one);
+    dn_test_run_free(&two);
 }
 
-Test(ops_fast_threads, every_kernel_gives_the_same_bits)
+/* One input of 8×32×32×32 elements U(−2, 2). */
+static void expect_same_bits_on_one_input(const dn_op *op, const char *attrs)
 {
     int64_t n = 8 * 32 * 32 * 32;
-    float *a = floats(n, 1), *b = floats(n, 2);
-    dn_tensor x = { DN_F32, dn_shape_make(DIMS(8, 32, 32, 32), true), a };
-    dn_tensor pair[] = { x, { DN_F32, x.shape, b } };
-    expect_thread_independent(&dn_op_relu, "{}", 1, &x);
-    expect_thread_independent(&dn_op_sigmoid, "{}", 1, &x);
-    expect_thread_independent(&dn_op_tanh, "{}", 1, &x);
-    expect_thread_independent(&dn_op_dropout, "{}", 1, &x);
-    expect_thread_independent(&dn_op_flatten, "{}", 1, &x);
-    expect_thread_independent(&dn_op_maxpool, "{\"kernel\": 2}", 1, &x);
-    expect_thread_independent(&dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1}", 1, &x);
-    expect_thread_independent(&dn_op_avgpool, "{\"kernel\": 2}", 1, &x);
-    expect_thread_independent(&dn_op_avgpool, "{\"kernel\": 3, \"stride\": 1, \"pad\": 1}", 1, &x);
-    expect_thread_independent(&dn_op_lrn, "{\"size\": 5, \"alpha\": 0.1}", 1, &x);
-    expect_thread_independent(&dn_op_softmax, "{\"axis\": 1}", 1, &x);
-    expect_thread_independent(&dn_op_softmax, "{\"axis\": -1}", 1, &x);
-    expect_thread_independent(&dn_op_add, "{}", 2, pair);
-    expect_thread_independent(&dn_op_concat, "{\"axis\": 1}", 2, pair);
+    dn_tensor x = { DN_F32, dn_shape_make(DIMS(8, 32, 32, 32), true),
+                    dn_test_uniform(n, 1, -2.0f, 2.0f) };
+    expect_thread_independent(op, attrs, 1, &x);
+    free(x.data);
+}
 
-    /* Softmax with cross-entropy on [256, 1000] logits, int32 labels */
+/* Two such inputs. */
+static void expect_same_bits_on_two_inputs(const dn_op *op, const char *attrs)
+{
+    int64_t n = 8 * 32 * 32 * 32;
+    dn_shape s = dn_shape_make(DIMS(8, 32, 32, 32), true);
+    dn_tensor pair[] = { { DN_F32, s, dn_test_uniform(n, 1, -2.0f, 2.0f) },
+                         { DN_F32, s, dn_test_uniform(n, 2, -2.0f, 2.0f) } };
+    expect_thread_independent(op, attrs, 2, pair);
+    free(pair[0].data), free(pair[1].data);
+}
+
+Test(relu_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_one_input(&dn_op_relu, "{}");
+}
+
+Test(sigmoid_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_one_input(&dn_op_sigmoid, "{}");
+}
+
+Test(tanh_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_one_input(&dn_op_tanh, "{}");
+}
+
+Test(dropout_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_one_input(&dn_op_dropout, "{}");
+}
+
+Test(flatten_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_one_input(&dn_op_flatten, "{}");
+}
+
+Test(maxpool_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_one_input(&dn_op_maxpool, "{\"kernel\": 2}");
+    expect_same_bits_on_one_input(&dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1}");
+}
+
+Test(avgpool_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_one_input(&dn_op_avgpool, "{\"kernel\": 2}");
+    expect_same_bits_on_one_input(&dn_op_avgpool, "{\"kernel\": 3, \"stride\": 1, \"pad\": 1}");
+}
+
+Test(lrn_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_one_input(&dn_op_lrn, "{\"size\": 5, \"alpha\": 0.1}");
+}
+
+Test(softmax_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_one_input(&dn_op_softmax, "{\"axis\": 1}");
+    expect_same_bits_on_one_input(&dn_op_softmax, "{\"axis\": -1}");
+}
+
+Test(add_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_two_inputs(&dn_op_add, "{}");
+}
+
+Test(concat_fast, same_bits_on_1_and_2_threads)
+{
+    expect_same_bits_on_two_inputs(&dn_op_concat, "{\"axis\": 1}");
+}
+
+/* [256, 1000] logits, int32 labels. */
+Test(softmax_cross_entropy_fast, same_bits_on_1_and_2_threads)
+{
     int32_t labels[256];
     for (int i = 0; i < 256; i++)
         labels[i] = (i * 37) % 1000;
-    dn_tensor sce[] = { { DN_F32, dn_shape_make(DIMS(256, 1000), true), a },
+    dn_tensor sce[] = { { DN_F32, dn_shape_make(DIMS(256, 1000), true),
+                          dn_test_uniform(256 * 1000, 1, -2.0f, 2.0f) },
                         { DN_I32, dn_shape_make(DIMS(256), true), labels } };
     expect_thread_independent(&dn_op_softmax_cross_entropy, "{}", 2, sce);
-    free(a), free(b);
+    free(sce[0].data);
 }

@@ -1,5 +1,5 @@
 /*
- * test_optim.c — the optimisers and learning-rate schedules of src/optim.c.
+ * test_optim.c — the optimisers and learning-rate schedules of src/train/optim.c.
  *
  * The reference values between BEGIN GENERATED and END GENERATED were computed by PyTorch
  * 1.13's torch.optim (float32, same gradients, same float32 hyper-parameters) and
@@ -139,23 +139,23 @@ static void expect_pytorch(const char *name)
 
 /* ------------------------------------------------------------------ against PyTorch */
 
-Test(optim, sgd_matches_pytorch) { expect_pytorch("sgd"); }
-Test(optim, sgd_weight_decay_matches_pytorch) { expect_pytorch("sgd_wd"); }
-Test(optim, momentum_matches_pytorch) { expect_pytorch("momentum"); }
-Test(optim, momentum_weight_decay_matches_pytorch) { expect_pytorch("momentum_wd"); }
-Test(optim, nesterov_matches_pytorch) { expect_pytorch("nesterov"); }
-Test(optim, nesterov_weight_decay_matches_pytorch) { expect_pytorch("nesterov_wd"); }
-Test(optim, adagrad_matches_pytorch) { expect_pytorch("adagrad"); }
-Test(optim, adagrad_weight_decay_matches_pytorch) { expect_pytorch("adagrad_wd"); }
-Test(optim, rmsprop_matches_pytorch) { expect_pytorch("rmsprop"); }
-Test(optim, rmsprop_weight_decay_matches_pytorch) { expect_pytorch("rmsprop_wd"); }
-Test(optim, adam_matches_pytorch) { expect_pytorch("adam"); }
-Test(optim, adam_weight_decay_matches_pytorch) { expect_pytorch("adam_wd"); }
+Test(optim_pytorch, sgd_matches_pytorch) { expect_pytorch("sgd"); }
+Test(optim_pytorch, sgd_weight_decay_matches_pytorch) { expect_pytorch("sgd_wd"); }
+Test(optim_pytorch, momentum_matches_pytorch) { expect_pytorch("momentum"); }
+Test(optim_pytorch, momentum_weight_decay_matches_pytorch) { expect_pytorch("momentum_wd"); }
+Test(optim_pytorch, nesterov_matches_pytorch) { expect_pytorch("nesterov"); }
+Test(optim_pytorch, nesterov_weight_decay_matches_pytorch) { expect_pytorch("nesterov_wd"); }
+Test(optim_pytorch, adagrad_matches_pytorch) { expect_pytorch("adagrad"); }
+Test(optim_pytorch, adagrad_weight_decay_matches_pytorch) { expect_pytorch("adagrad_wd"); }
+Test(optim_pytorch, rmsprop_matches_pytorch) { expect_pytorch("rmsprop"); }
+Test(optim_pytorch, rmsprop_weight_decay_matches_pytorch) { expect_pytorch("rmsprop_wd"); }
+Test(optim_pytorch, adam_matches_pytorch) { expect_pytorch("adam"); }
+Test(optim_pytorch, adam_weight_decay_matches_pytorch) { expect_pytorch("adam_wd"); }
 
 /* ------------------------------------------------------------------ by hand */
 
 /* Powers of two, so that p − lr·g is exact in float. */
-Test(optim, sgd_step_is_p_minus_lr_g)
+Test(optim_rules, sgd_step_is_p_minus_lr_g)
 {
     float p[4] = { 1.0f, -2.0f, 0.5f, 3.0f }, g[4] = { 0.5f, -0.25f, 4.0f, 0.0f };
     dn_optim_config c = dn_optim_defaults(DN_OPTIM_SGD);
@@ -166,7 +166,7 @@ Test(optim, sgd_step_is_p_minus_lr_g)
 }
 
 /* With no gradient, p ← p − lr·wd·p = p·(1 − lr·wd). */
-Test(optim, weight_decay_shrinks_params)
+Test(optim_rules, weight_decay_shrinks_params)
 {
     float p[2] = { 2.0f, -4.0f }, g[2] = { 0.0f, 0.0f };
     dn_optim_config c = dn_optim_defaults(DN_OPTIM_SGD);
@@ -177,7 +177,7 @@ Test(optim, weight_decay_shrinks_params)
 }
 
 /* PyTorch starts the buffer at g on the first step; μ·0 + g must give the same. */
-Test(optim, first_momentum_step_is_sgd_step)
+Test(optim_rules, first_momentum_step_is_sgd_step)
 {
     float p[3] = { 1.0f, -0.3f, 2.5f }, q[3] = { 1.0f, -0.3f, 2.5f }, g[3] = { 0.7f, -1.1f, 0.05f };
     float buf[3] = { 0 };
@@ -191,7 +191,7 @@ Test(optim, first_momentum_step_is_sgd_step)
 }
 
 /* Nesterov's first step looks ahead: p − lr·(g + μ·g). */
-Test(optim, first_nesterov_step_looks_ahead)
+Test(optim_rules, first_nesterov_step_looks_ahead)
 {
     float p[2] = { 1.0f, -2.0f }, g[2] = { 0.5f, -0.25f }, buf[2] = { 0 };
     dn_optim_config c = dn_optim_defaults(DN_OPTIM_NESTEROV);
@@ -217,10 +217,10 @@ static void expect_sign_steps(dn_optim_kind kind)
     }
 }
 
-Test(optim, first_adam_step_is_lr_times_sign) { expect_sign_steps(DN_OPTIM_ADAM); }
-Test(optim, first_adagrad_step_is_lr_times_sign) { expect_sign_steps(DN_OPTIM_ADAGRAD); }
+Test(optim_rules, first_adam_step_is_lr_times_sign) { expect_sign_steps(DN_OPTIM_ADAM); }
+Test(optim_rules, first_adagrad_step_is_lr_times_sign) { expect_sign_steps(DN_OPTIM_ADAGRAD); }
 
-Test(optim, defaults_are_pytorchs)
+Test(optim_rules, defaults_are_pytorchs)
 {
     dn_optim_config c = dn_optim_defaults(DN_OPTIM_ADAM);
     cr_expect(c.kind == DN_OPTIM_ADAM && c.beta1 == 0.9f && c.beta2 == 0.999f && c.eps == 1e-8f &&
@@ -231,7 +231,7 @@ Test(optim, defaults_are_pytorchs)
     cr_expect_eq(dn_optim_defaults(DN_OPTIM_NESTEROV).momentum, 0.9f);
 }
 
-Test(optim, state_slots)
+Test(optim_rules, state_slots)
 {
     const int want[] = { [DN_OPTIM_SGD] = 0, [DN_OPTIM_MOMENTUM] = 1, [DN_OPTIM_NESTEROV] = 1,
                          [DN_OPTIM_ADAGRAD] = 1, [DN_OPTIM_RMSPROP] = 1, [DN_OPTIM_ADAM] = 2 };
@@ -239,7 +239,7 @@ Test(optim, state_slots)
         cr_expect_eq(dn_optim_state_slots((dn_optim_kind)k), want[k], "kind %d", k);
 }
 
-Test(optim, names)
+Test(optim_rules, names)
 {
     for (int k = DN_SGD; k <= DN_ADAM; k++) {
         dn_optimizer back = DN_SGD;
@@ -258,7 +258,7 @@ Test(optim, names)
 
 /* ------------------------------------------------------------------ schedules */
 
-Test(schedule, step_and_cosine_match_pytorch)
+Test(optim_schedule, step_and_cosine_match_pytorch)
 {
     for (size_t i = 0; i < sizeof schedule_cases / sizeof schedule_cases[0]; i++) {
         const schedule_case *sc = &schedule_cases[i];
@@ -270,7 +270,7 @@ Test(schedule, step_and_cosine_match_pytorch)
     }
 }
 
-Test(schedule, constant_and_degenerate_schedules_keep_the_base)
+Test(optim_schedule, constant_and_degenerate_schedules_keep_the_base)
 {
     dn_schedule constant = { .kind = DN_SCHEDULE_CONSTANT };
     dn_schedule no_step = { .kind = DN_SCHEDULE_STEP, .step_size = 0, .gamma = 0.1f };
@@ -282,7 +282,7 @@ Test(schedule, constant_and_degenerate_schedules_keep_the_base)
     cr_expect_eq(dn_schedule_lr(&cosine, 0.1f, 0, 0), 0.1f, "no epochs: no division by zero");
 }
 
-Test(schedule, parse_accepts_the_cli_forms)
+Test(optim_schedule, parse_accepts_the_cli_forms)
 {
     dn_schedule s;
     cr_assert(dn_schedule_parse("constant", &s));
@@ -297,7 +297,7 @@ Test(schedule, parse_accepts_the_cli_forms)
     cr_expect(s.kind == DN_SCHEDULE_COSINE && s.min_lr == 1e-5f);
 }
 
-Test(schedule, parse_rejects_bad_strings)
+Test(optim_schedule, parse_rejects_bad_strings)
 {
     static const char *const bad[] = {
         "step:", "step:0", "cosine:x", "warm", "", "step", "Step:10", "step:-3", "step: 3",

@@ -1,23 +1,21 @@
 /*
  * test_profile.c — the measuring side of the public API, which `dagnet bench` is built on:
  * per-node call counts and flops, BLIS's reference speed on a node's products, the memory a
- * session holds, and data sets made from arrays.
+ * session holds (suite api_profile), and data sets made from arrays (api_data).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dagnet.h"
-
-#define LENET DAGNET_SOURCE_DIR "/examples/models/lenet5.json"
+#include "helpers.h"
 
 static dn_session *lenet_session(dn_model **m, int batch)
 {
-    cr_assert_eq(dn_model_load(LENET, m), DN_OK);
+    *m = dn_test_load_model(DN_TEST_MODELS "/lenet5.json");
     dn_session_options o = DN_SESSION_OPTIONS_DEFAULT;
     o.threads = 2;
-    dn_session *s;
-    cr_assert_eq(dn_session_new(*m, &o, &s), DN_OK, "%s", dn_session_errmsg(s));
+    dn_session *s = dn_test_session(*m, &o);
     int64_t ishape[4] = { batch, 1, 28, 28 }, n = batch;
     float *image = calloc((size_t)batch * 784, sizeof *image);
     int32_t *label = calloc((size_t)batch, sizeof *label);
@@ -40,7 +38,7 @@ static int node_index(const dn_model *m, const char *name)
     return -1;
 }
 
-Test(profile, counts_calls_and_flops_per_node)
+Test(api_profile, counts_calls_and_flops_per_node)
 {
     dn_model *m;
     dn_session *s = lenet_session(&m, 3);
@@ -80,7 +78,7 @@ Test(profile, counts_calls_and_flops_per_node)
     dn_model_free(m);
 }
 
-Test(profile, blis_reference_only_for_matrix_products)
+Test(api_profile, blis_reference_only_for_matrix_products)
 {
     dn_model *m;
     dn_session *s = lenet_session(&m, 4);
@@ -95,7 +93,7 @@ Test(profile, blis_reference_only_for_matrix_products)
     dn_model_free(m);
 }
 
-Test(profile, memory_reports_the_plan)
+Test(api_profile, memory_reports_the_plan)
 {
     dn_model *m;
     dn_session *s = lenet_session(&m, 10);
@@ -112,7 +110,7 @@ Test(profile, memory_reports_the_plan)
     dn_model_free(m);
 }
 
-Test(profile, dataset_from_arrays_copies_and_checks)
+Test(api_data, dataset_from_arrays_copies_and_checks)
 {
     float images[2 * 4] = { 0, 1, 2, 3, 4, 5, 6, 7 };
     int32_t labels[2] = { 1, 0 };
@@ -129,7 +127,7 @@ Test(profile, dataset_from_arrays_copies_and_checks)
     dn_dataset_free(d);
     labels[1] = 2;
     cr_assert_eq(dn_dataset_from_arrays(2, 1, 2, 2, images, labels, 2, &d), DN_ERR_ARG);
-    cr_assert(strstr(dn_dataset_errmsg(d), "label 1 is 2"), "%s", dn_dataset_errmsg(d));
+    EXPECT_MSG(dn_dataset_errmsg(d), "label 1 is 2");
     dn_dataset_free(d);
     cr_assert_eq(dn_dataset_from_arrays(0, 1, 2, 2, images, labels, 2, &d), DN_ERR_ARG);
     dn_dataset_free(d);

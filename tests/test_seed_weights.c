@@ -19,14 +19,16 @@
 #include <unistd.h>
 
 #include "dagnet.h"
-#include "runtime/error.h"
+#include "helpers.h"
 #include "io/safetensors.h"
+#include "runtime/error.h"
+#include "runtime/rng.h"
 
 #ifndef DAGNET_SOURCE_DIR
 #error "DAGNET_SOURCE_DIR must name the source tree (CMake defines it)"
 #endif
 
-#define MODEL_PATH DAGNET_SOURCE_DIR "/examples/models/simple_convnet.json"
+#define MODEL_PATH DN_TEST_MODELS "/simple_convnet.json"
 #define WEIGHTS_PATH DAGNET_SOURCE_DIR "/../shared/seed/simple_convnet_mnist.safetensors"
 
 enum {
@@ -86,14 +88,12 @@ static void free_weights(weights *w)
     free(w->b3);
 }
 
-/* Deterministic pixels in [0, 1]: a 64-bit LCG (Knuth's MMIX constants), top 24 bits. */
+/* Deterministic pixels U(0, 1). */
 static void make_images(float *img, size_t n)
 {
-    uint64_t state = 20240601;
-    for (size_t i = 0; i < n; i++) {
-        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-        img[i] = (float)(state >> 40) / (float)(1 << 24);
-    }
+    dn_rng rng;
+    dn_rng_seed(&rng, 20240601);
+    dn_test_fill_uniform(img, (int64_t)n, &rng, 0.0f, 1.0f);
 }
 
 /* ---------------------------------------------------------------- the reference network */
@@ -180,15 +180,11 @@ static const float *fetch_bc(dn_session *s, const char *name)
 /* Run dagnet on the images; copies "fc2" and "prob" out before the session goes away. */
 static void dagnet_forward(const float *images, float *logits, float *prob)
 {
-    dn_model *m = NULL;
-    dn_status st = dn_model_load(MODEL_PATH, &m);
-    cr_assert_eq(st, DN_OK, "%s", dn_model_errmsg(m));
+    dn_model *m = dn_test_load_model(MODEL_PATH);
     dn_session_options opts = DN_SESSION_OPTIONS_DEFAULT;
     opts.seed = 7; /* the weights file overwrites every initialised param */
-    dn_session *s = NULL;
-    st = dn_session_new(m, &opts, &s);
-    cr_assert_eq(st, DN_OK, "%s", dn_session_errmsg(s));
-    st = dn_session_load_weights(s, WEIGHTS_PATH);
+    dn_session *s = dn_test_session(m, &opts);
+    dn_status st = dn_session_load_weights(s, WEIGHTS_PATH);
     cr_assert_eq(st, DN_OK, "%s", dn_session_errmsg(s));
 
     const int64_t img_shape[4] = { BATCH, 1, IMG, IMG }, label_shape[1] = { BATCH };
@@ -207,7 +203,7 @@ static void dagnet_forward(const float *images, float *logits, float *prob)
     dn_model_free(m);
 }
 
-Test(seed_weights, simple_convnet_matches_direct_computation)
+Test(api_seed_weights, simple_convnet_matches_direct_computation)
 {
     if (access(WEIGHTS_PATH, R_OK) != 0)
         cr_skip_test("the seed's weights are not at %s", WEIGHTS_PATH);

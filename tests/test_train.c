@@ -1,8 +1,9 @@
 /*
  * test_train.c — training end to end through the public API, on a small synthetic data set
- * written as IDX files: it converges, it is deterministic, a checkpoint resumes bit for bit
- * (at an epoch boundary and in the middle of an epoch, with Dropout drawing), and the model
- * file's "train" section and evaluation work.
+ * written as IDX files: it converges, as evaluation on the test files shows, and it is
+ * deterministic (suite train_loop); a checkpoint resumes bit for bit, at an epoch boundary
+ * and in the middle of an epoch, with Dropout drawing (train_checkpoint); and the model
+ * file's "train" section gives the trainer's defaults (train_section).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 #include "dagnet.h"
-#include "tmpdir.h"
+#include "helpers.h"
 
 #define SIDE 12
 #define CLASSES 4
@@ -60,17 +61,16 @@ static void write_idx(const char *dir, const char *prefix, int n, unsigned seed)
     fclose(lab);
 }
 
-/* The data set lives in the test's scratch directory (tests/tmpdir.h), as do checkpoints. */
+/* The data set lives in the test's scratch directory (tests/helpers.h), as do checkpoints. */
 static void make_data(void)
 {
-    dn_test_dir_make("train");
+    dn_test_dir_init();
     write_idx(dn_test_dir, "train", 2000, 1);
     write_idx(dn_test_dir, "t10k", 400, 2);
 }
 
-static void remove_data(void) { dn_test_dir_remove(); }
-
-TestSuite(train, .init = make_data, .fini = remove_data);
+TestSuite(train_loop, .init = make_data, .fini = dn_test_dir_fini);
+TestSuite(train_checkpoint, .init = make_data, .fini = dn_test_dir_fini);
 
 static const char *model_json =
     "{\"format\": \"dagnet/1\", \"name\": \"bars\","
@@ -96,12 +96,11 @@ typedef struct rig {
 static void rig_open(rig *r, dn_optimizer opt)
 {
     memset(r, 0, sizeof *r);
-    cr_assert_eq(dn_model_parse(model_json, strlen(model_json), "bars.json", &r->m), DN_OK, "%s",
-                 dn_model_errmsg(r->m));
+    r->m = dn_test_parse_model(model_json, "bars.json");
     dn_session_options so = DN_SESSION_OPTIONS_DEFAULT;
     so.seed = 5;
     so.threads = 2;
-    cr_assert_eq(dn_session_new(r->m, &so, &r->s), DN_OK, "%s", dn_session_errmsg(r->s));
+    r->s = dn_test_session(r->m, &so);
     dn_train_options o;
     dn_model_train_options(r->m, &o);
     o.optimizer = opt;
@@ -142,9 +141,7 @@ static float *weights_of(rig *r, size_t *count)
         dn_model_param_info(r->m, i, &info);
         dn_view v;
         dn_session_param(r->s, info.name, &v);
-        size_t k = 1;
-        for (int d = 0; d < v.rank; d++)
-            k *= (size_t)v.shape[d];
+        size_t k = (size_t)dn_test_view_numel(&v);
         all = realloc(all, (n + k) * sizeof *all);
         memcpy(all + n, v.data, k * sizeof *all);
         n += k;
@@ -153,7 +150,7 @@ static float *weights_of(rig *r, size_t *count)
     return all;
 }
 
-Test(train, converges_far_above_chance)
+Test(train_loop, converges_far_above_chance)
 {
     rig r;
     rig_open(&r, DN_ADAM);
@@ -176,7 +173,7 @@ Test(train, converges_far_above_chance)
     rig_close(&r);
 }
 
-Test(train, same_seed_same_weights_bit_for_bit)
+Test(train_loop, same_seed_same_weights_bit_for_bit)
 {
     rig a, b;
     rig_open(&a, DN_MOMENTUM);
@@ -197,8 +194,9 @@ Test(train, same_seed_same_weights_bit_for_bit)
  * the rest. The weights must be identical byte for byte. */
 static void check_resume(int first_steps, dn_optimizer opt)
 {
-    char path[320];
-    snprintf(path, sizeof path, "%s/resume-%d.ckpt", dn_test_dir, first_steps);
+    char name[64];
+    snprintf(name, sizeof name, "resume-%d.ckpt", first_steps);
+    const char *path = dn_test_path(name);
     rig straight, part, resumed;
     rig_open(&straight, opt);
     train_for(&straight, -2);
@@ -223,38 +221,35 @@ static void check_resume(int first_steps, dn_optimizer opt)
     rig_close(&resumed);
 }
 
-Test(train, resume_at_an_epoch_boundary_is_bit_identical)
+Test(train_checkpoint, resume_at_an_epoch_boundary_is_bit_identical)
 {
     check_resume(32, DN_ADAM); /* 2000 / 64 → 32 steps per epoch */
 }
 
-Test(train, resume_mid_epoch_is_bit_identical)
+Test(train_checkpoint, resume_mid_epoch_is_bit_identical)
 {
     check_resume(45, DN_NESTEROV);
 }
 
-Test(train, checkpoint_of_another_optimizer_is_refused)
+Test(train_checkpoint, checkpoint_of_another_optimizer_is_refused)
 {
-    char path[320];
-    snprintf(path, sizeof path, "%s/adam.ckpt", dn_test_dir);
+    const char *path = dn_test_path("adam.ckpt");
     rig a, b;
     rig_open(&a, DN_ADAM);
     train_for(&a, 3);
     cr_assert_eq(dn_trainer_save_checkpoint(a.t, path), DN_OK, "%s", dn_trainer_errmsg(a.t));
     rig_open(&b, DN_SGD);
     cr_assert_neq(dn_trainer_load_checkpoint(b.t, path), DN_OK);
-    cr_assert(strstr(dn_trainer_errmsg(b.t), "adam") && strstr(dn_trainer_errmsg(b.t), "sgd"), "%s",
-              dn_trainer_errmsg(b.t));
+    EXPECT_MSG(dn_trainer_errmsg(b.t), "adam", "sgd");
     cr_assert_eq(dn_trainer_load_checkpoint(b.t, "/nonexistent.ckpt"), DN_ERR_IO);
     remove(path);
     rig_close(&a);
     rig_close(&b);
 }
 
-Test(train, train_section_gives_the_defaults)
+Test(train_section, gives_the_defaults)
 {
-    dn_model *m;
-    cr_assert_eq(dn_model_parse(model_json, strlen(model_json), "bars.json", &m), DN_OK);
+    dn_model *m = dn_test_parse_model(model_json, "bars.json");
     dn_train_options o;
     dn_model_train_options(m, &o);
     cr_assert_eq(o.epochs, 2);
@@ -268,13 +263,12 @@ Test(train, train_section_gives_the_defaults)
                       " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], \"outputs\": [\"r\"],"
                       " \"train\": {\"lr\": -1}}";
     cr_assert_eq(dn_model_parse(bad, strlen(bad), "bad.json", &m), DN_ERR_MODEL);
-    cr_assert(strstr(dn_model_errmsg(m), "bad.json: (/train/lr): expected a positive number, found -1"), "%s",
-              dn_model_errmsg(m));
+    EXPECT_MSG(dn_model_errmsg(m), "bad.json: (/train/lr): expected a positive number, found -1");
     dn_model_free(m);
     const char *unknown = "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
                           " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], \"outputs\": [\"r\"],"
                           " \"train\": {\"optimiser\": \"adam\"}}";
     cr_assert_eq(dn_model_parse(unknown, strlen(unknown), "bad.json", &m), DN_ERR_MODEL);
-    cr_assert(strstr(dn_model_errmsg(m), "/train/optimiser"), "%s", dn_model_errmsg(m));
+    EXPECT_MSG(dn_model_errmsg(m), "/train/optimiser");
     dn_model_free(m);
 }
