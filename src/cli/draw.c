@@ -43,7 +43,7 @@ int cmd_filters(const dn_model *m, const options *o)
             snprintf(note, sizeof note, "initialised from seed %llu (no --weights)", o->seed);
         dn_draw_tiles t = tiles_of(o, note);
         dn_draw_err err;
-        if (dn_draw_filters(s, m, o->node, &t, o->out, &err))
+        if (dn_draw_filters(s, m, o->node, &t, o->out, NULL, &err))
             rc = fail_draw(&err);
         else
             printf("filters: %s\n", o->out);
@@ -63,7 +63,7 @@ int write_filters_picture(const dn_model *m, dn_session *s, const options *o, co
     snprintf(path, sizeof path, "%s/filters-%s.png", o->filters, tag);
     dn_draw_tiles t = tiles_of(o, note);
     dn_draw_err err;
-    if (dn_draw_filters(s, m, o->node, &t, path, &err))
+    if (dn_draw_filters(s, m, o->node, &t, path, NULL, &err))
         return fail_draw(&err);
     printf("filters: %s\n", path);
     return 0;
@@ -131,7 +131,7 @@ int cmd_activations(const dn_model *m, const options *o)
                  o->weights ? o->weights : "weights initialised from the seed");
         dn_draw_tiles t = tiles_of(o, note);
         dn_draw_err err;
-        if (dn_draw_activations(s, m, o->node, NULL, &one, &t, o->out, &err))
+        if (dn_draw_activations(s, m, o->node, NULL, &one, &t, o->out, NULL, &err))
             rc = fail_draw(&err);
         else
             printf("activations: %s\n", o->out);

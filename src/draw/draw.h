@@ -59,6 +59,19 @@ typedef struct dn_draw_tiles {
 
 #define DN_DRAW_TILES_DEFAULT ((dn_draw_tiles){ .scale = 0, .columns = 0, .note = NULL })
 
+/* Where the tiles went, in pixels of the picture (for callers that annotate it, and tests):
+ * tile (row r, column c) has its top-left corner at (x + c·step_x, y + r·step_y), and its
+ * value (i, j) covers the scale × scale square from (i·scale, j·scale) within the tile
+ * (row i down, column j across). Filters: tile k of a one- or three-channel Conv is at row
+ * k / cols, column k % cols; with other channel counts, row = filter, column = channel.
+ * Feature maps: map k at row k / cols, column k % cols; the input image at
+ * (image_x, image_y), same scale. */
+typedef struct dn_draw_grid {
+    int x, y, step_x, step_y, rows, cols, scale;
+    int image_x, image_y;
+    int width, height; /* the whole picture */
+} dn_draw_grid;
+
 /* The weights of Conv node `node` (NULL: the model's first Conv) as a grid, one tile per
  * filter. Each tile is scaled by its own minimum and maximum, as the seed's filter_show does
  * with matplotlib's gray_r: the minimum white, the maximum black, linear in between (a tile
@@ -67,10 +80,12 @@ typedef struct dn_draw_tiles {
  * maximum is bright), scaled by the filter's range over its three channels. Other channel
  * counts: a row per filter, a tile per input channel. A caption names the node, its weight
  * param and shape. s holds the weights (trained or initialised); m is the model s runs.
- * Errors: DN_ERR_ARG (no such node, not a Conv, no Conv in the model, bad options, a
- * picture over DN_DRAW_MAX_SIDE), DN_ERR_IO (the file), DN_ERR_NOMEM. */
+ * `grid` (may be NULL) receives the layout. Errors: DN_ERR_ARG (no such node, not a Conv,
+ * no Conv in the model, bad options, a picture over DN_DRAW_MAX_SIDE), DN_ERR_IO (the
+ * file), DN_ERR_NOMEM. */
 dn_status dn_draw_filters(dn_session *s, const dn_model *m, const char *node,
-                          const dn_draw_tiles *o, const char *path, dn_draw_err *err);
+                          const dn_draw_tiles *o, const char *path, dn_draw_grid *grid,
+                          dn_draw_err *err);
 
 /* The feature maps node `node` computes for one image: `image` is float32 [C, H, W] or
  * [1, C, H, W] and is fed to graph input `input` (NULL: the model's only float input) as a
@@ -79,10 +94,10 @@ dn_status dn_draw_filters(dn_session *s, const dn_model *m, const char *node,
  * tile is scaled by its own range with the gray map: minimum black, maximum white (a map
  * that is all zero, a dead ReLU channel, is black). Runs a forward in DN_INFER mode, so s's
  * batch becomes 1. Errors as dn_draw_filters, DN_ERR_SHAPE for an image or output of the
- * wrong shape. */
+ * wrong shape. `grid` (may be NULL) receives the layout, as for dn_draw_filters. */
 dn_status dn_draw_activations(dn_session *s, const dn_model *m, const char *node, const char *input,
                               const dn_view *image, const dn_draw_tiles *o, const char *path,
-                              dn_draw_err *err);
+                              dn_draw_grid *grid, dn_draw_err *err);
 
 /* ---------------------------------------------------------------- learning curves */
 

@@ -136,7 +136,10 @@ static Agraph_t *build(const dn_model *m, int *boxes)
         dn_node_info a;
         if (dn_model_node_info(m, i, &a))
             continue;
-        dn_shape_text(shape, sizeof shape, a.rank, a.shape, a.batched);
+        if (a.rank == 0)
+            snprintf(shape, sizeof shape, "scalar");
+        else
+            dn_shape_text(shape, sizeof shape, a.rank, a.shape, a.batched);
         label[0] = '\0';
         label_append(label, sizeof label, a.name);
         size_t used = strlen(label);
@@ -182,9 +185,9 @@ static Agraph_t *build(const dn_model *m, int *boxes)
     free(on_path);
     char caption[512];
     snprintf(caption, sizeof caption,
-             "%s: boxes are ops (output shape, params), green ellipses inputs, yellow notes "
-             "params;%s",
-             dn_model_name(m), loss ? " red: the loss path (what backward visits)" : "");
+             "%s\nboxes: ops (output shape, params); green ellipses: inputs; yellow notes: "
+             "params%s",
+             dn_model_name(m), loss ? "; red: the loss path (what backward visits)" : "");
     set(g, "label", caption);
     return g;
 }

@@ -197,6 +197,23 @@ static void tile_origin(const layout *L, int r, int c, int *x, int *y)
     *y = PAD + L->caption + r * (L->th * L->scale + L->gap);
 }
 
+static void report(const layout *L, dn_draw_grid *grid, int image_x, int image_y)
+{
+    if (!grid)
+        return;
+    *grid = (dn_draw_grid){ .x = L->left,
+                            .y = PAD + L->caption,
+                            .step_x = L->tw * L->scale + L->gap,
+                            .step_y = L->th * L->scale + L->gap,
+                            .rows = L->rows,
+                            .cols = L->cols,
+                            .scale = L->scale,
+                            .image_x = image_x,
+                            .image_y = image_y,
+                            .width = L->width,
+                            .height = L->height };
+}
+
 static void draw_caption(cairo_t *cr, const layout *L)
 {
     double y = PAD + TITLE_SIZE;
@@ -216,7 +233,8 @@ static void draw_caption(cairo_t *cr, const layout *L)
 /* ------------------------------------------------------------------ filters */
 
 dn_status dn_draw_filters(dn_session *s, const dn_model *m, const char *node,
-                          const dn_draw_tiles *o, const char *path, dn_draw_err *err)
+                          const dn_draw_tiles *o, const char *path, dn_draw_grid *grid,
+                          dn_draw_err *err)
 {
     dn_draw_tiles defaults = DN_DRAW_TILES_DEFAULT;
     if (!o)
@@ -292,6 +310,7 @@ dn_status dn_draw_filters(dn_session *s, const dn_model *m, const char *node,
             else
                 gray_tile(c.cr, x, y, v, L.th, L.tw, L.scale, true);
         }
+    report(&L, grid, -1, -1);
     return dn_canvas_save(&c, path, err);
 }
 
@@ -318,7 +337,7 @@ static dn_status image_input(const dn_model *m, const char *path, const char **o
 
 dn_status dn_draw_activations(dn_session *s, const dn_model *m, const char *node, const char *input,
                               const dn_view *image, const dn_draw_tiles *o, const char *path,
-                              dn_draw_err *err)
+                              dn_draw_grid *grid, dn_draw_err *err)
 {
     dn_draw_tiles defaults = DN_DRAW_TILES_DEFAULT;
     if (!o)
@@ -416,5 +435,6 @@ dn_status dn_draw_activations(dn_session *s, const dn_model *m, const char *node
         tile_origin(&L, i / L.cols, i % L.cols, &x, &y);
         gray_tile(c.cr, x, y, v + i * plane, L.th, L.tw, L.scale, false);
     }
+    report(&L, grid, PAD, y0);
     return dn_canvas_save(&c, path, err);
 }
