@@ -157,8 +157,8 @@ static int count_of(const char *text, const char *what)
     return n;
 }
 
-/* conv (channels → 4 filters of 3×3) → relu → fc → loss, plus a Softmax output off the loss
- * path. */
+/* conv (channels → filters of kernel × kernel) → relu → fc → loss, and a Softmax output off the
+ * loss path. */
 static char *tiny_json(int channels, int filters, int kernel)
 {
     static char json[2048];

@@ -188,7 +188,8 @@ int write_confusion_picture(const dn_model *m, const options *o, const dn_eval_r
         /* "a,b,c": one name per class */
         list = strdup(o->classes);
         int n = 0;
-        for (char *p = list, *save = NULL, *t; p && (t = strtok_r(p, ",", &save)); p = NULL)
+        char *save = NULL;
+        for (char *t = list ? strtok_r(list, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
             if (n < 1000)
                 names[n++] = t;
         if (n != r->classes) {

@@ -249,6 +249,10 @@ int main(int argc, char **argv)
     options o = {
         .model = argv[2], .epochs = -1, .lr = -1, .weight_decay = -1, .momentum = -1, .warmup = -1
     };
+    if (cmd->takes_logs && strncmp(argv[2], "--", 2) == 0) {
+        fprintf(stderr, "dagnet: %s needs at least one LOG.csv before its options\n", cmd->name);
+        return 2;
+    }
     if (cmd->takes_logs)
         o.logs[o.n_logs++] = argv[2];
     if (!parse_options(argc, argv, cmd->takes_logs, &o)) {

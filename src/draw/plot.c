@@ -536,7 +536,8 @@ dn_status dn_draw_plot(const char *const *paths, int n, const char *title, const
         cairo_fill(cr);
         cairo_set_source_rgb(cr, 0, 0, 0);
         char label[300];
-        snprintf(label, sizeof label, "%s (%d epoch%s)", logs[k].label, logs[k].n,
+        snprintf(label, sizeof label, "%s (%s%s%d epoch%s)", logs[k].label,
+                 logs[k].model ? logs[k].model : "", logs[k].model ? ", " : "", logs[k].n,
                  logs[k].n == 1 ? "" : "s");
         dn_text(cr, lx + 28, y, label, 12, false, DN_LEFT);
     }
