@@ -28,6 +28,8 @@
 
 #include "dagnet.h"
 #include "draw/draw.h"
+#include "io/npy.h"
+#include "runtime/error.h"
 #include "tmpdir.h"
 
 /* ------------------------------------------------------------------ helpers */
@@ -411,6 +413,53 @@ Test(draw_activations, maps_follow_the_nodes_output)
     free_png(&p);
     dn_session_free(s);
     dn_model_free(m);
+}
+
+/* dn_dataset_load_images, which `dagnet activations --image` reads through. */
+Test(draw_activations, images_from_idx_and_npy)
+{
+    const char *idx = scratch("images-idx3-ubyte");
+    FILE *f = fopen(idx, "wb");
+    cr_assert_not_null(f);
+    const unsigned char header[] = { 0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4 };
+    fwrite(header, 1, sizeof header, f);
+    for (int k = 0; k < 24; k++)
+        fputc(k * 10, f);
+    fclose(f);
+    dn_dataset *d = NULL;
+    cr_assert_eq(dn_dataset_load_images(idx, &d), DN_OK, "%s", dn_dataset_errmsg(d));
+    dn_view v;
+    cr_assert_eq(dn_dataset_images(d, &v), DN_OK);
+    cr_assert_eq(v.shape[0], 2);
+    cr_assert_eq(v.shape[1], 1);
+    cr_assert_eq(v.shape[2], 3);
+    cr_assert_eq(v.shape[3], 4);
+    cr_assert_float_eq(((float *)v.data)[23], 230 / 255.0f, 1e-7);
+    cr_assert_eq(dn_dataset_classes(d), 1);
+    dn_dataset_free(d);
+
+    const char *npy = scratch("images.npy");
+    float pixels[12];
+    for (int k = 0; k < 12; k++)
+        pixels[k] = (float)k - 3;
+    dn_shape shape = { .rank = 2, .d = { 3, 4 } };
+    dn_err err = { 0 };
+    cr_assert_eq(dn_npy_write(npy, DN_F32, &shape, pixels, &err), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_dataset_load_images(npy, &d), DN_OK, "%s", dn_dataset_errmsg(d));
+    cr_assert_eq(dn_dataset_images(d, &v), DN_OK);
+    cr_assert_eq(v.shape[0], 1, "[h, w] is one image");
+    cr_assert_float_eq(((float *)v.data)[0], -3, 1e-7);
+    dn_dataset_free(d);
+
+    int32_t ints[3] = { 1, 2, 3 };
+    dn_shape flat = { .rank = 1, .d = { 3 } };
+    cr_assert_eq(dn_npy_write(npy, DN_I32, &flat, ints, &err), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_dataset_load_images(npy, &d), DN_ERR_SHAPE);
+    cr_assert_not_null(strstr(dn_dataset_errmsg(d), "expected float32 images"), "%s",
+                       dn_dataset_errmsg(d));
+    dn_dataset_free(d);
+    cr_assert_eq(dn_dataset_load_images(scratch("none.idx"), &d), DN_ERR_IO);
+    dn_dataset_free(d);
 }
 
 /* ------------------------------------------------------------------ plot */
