@@ -21,7 +21,8 @@
  * path's extension: .png or .svg (and .dot for the graph).
  *
  * Threads: calls on distinct handles may run on distinct threads, except dn_draw_graph,
- * which goes through Graphviz's global error hook (one graph at a time per process).
+ * which goes through Graphviz's global error hook and one Graphviz context kept for the
+ * process (one graph at a time per process).
  */
 #ifndef DN_DRAW_H
 #define DN_DRAW_H
@@ -90,10 +91,10 @@ dn_status dn_draw_filters(dn_session *s, const dn_model *m, const char *node,
 /* The feature maps node `node` computes for one image: `image` is float32 [C, H, W] or
  * [1, C, H, W] and is fed to graph input `input` (NULL: the model's only float input) as a
  * batch of one; the node's output must be [1, C', H', W'] (a map per channel). The input
- * image is drawn on the left (one channel gray, three RGB), then one tile per channel. Each
- * tile is scaled by its own range with the gray map: minimum black, maximum white (a map
- * that is all zero, a dead ReLU channel, is black). Runs a forward in DN_INFER mode, so s's
- * batch becomes 1. Errors as dn_draw_filters, DN_ERR_SHAPE for an image or output of the
+ * image is drawn on the left (three channels in RGB, else the first in gray), then one tile
+ * per channel. Each tile is scaled by its own range with the gray map: minimum black,
+ * maximum white (a map that is all zero, a dead ReLU channel, is black). Runs a forward in
+ * DN_INFER mode, so s's batch becomes 1. Errors as dn_draw_filters, DN_ERR_SHAPE for an image or output of the
  * wrong shape. `grid` (may be NULL) receives the layout, as for dn_draw_filters. */
 dn_status dn_draw_activations(dn_session *s, const dn_model *m, const char *node, const char *input,
                               const dn_view *image, const dn_draw_tiles *o, const char *path,

@@ -25,6 +25,12 @@
 /* Graphviz reports through a global hook; we keep its last message for ours. */
 static char gv_message[512];
 
+/* One Graphviz context for the process, made on first use and kept: Graphviz 2.42's pango
+ * plugin remembers the last font name across contexts, pointing into the font table of the
+ * context that measured it, so freeing a context and making another reads freed memory (the
+ * sanitizer build finds it on the second graph). Kept, it also loads the plugins once. */
+static GVC_t *shared_context;
+
 static int capture(char *text)
 {
     size_t n = strlen(gv_message);
@@ -206,7 +212,9 @@ dn_status dn_draw_graph(const dn_model *m, const char *path, int *boxes, dn_draw
     gv_message[0] = '\0';
     agusererrf old_hook = agseterrf(capture);
     agerrlevel_t old_level = agseterr(AGERR);
-    GVC_t *gvc = gvContext();
+    if (!shared_context)
+        shared_context = gvContext();
+    GVC_t *gvc = shared_context;
     Agraph_t *g = gvc ? build(m, &count) : NULL;
     char *data = NULL;
     unsigned int size = 0;
@@ -231,8 +239,6 @@ dn_status dn_draw_graph(const dn_model *m, const char *path, int *boxes, dn_draw
         gvFreeRenderData(data);
     if (g)
         agclose(g);
-    if (gvc)
-        gvFreeContext(gvc);
     agseterr(old_level);
     agseterrf(old_hook);
     if (!st && boxes)

@@ -416,7 +416,7 @@ dn_status dn_draw_activations(dn_session *s, const dn_model *m, const char *node
     int64_t need_h = PAD + L.caption + (int64_t)ih * scale + PAD;
     if (need_h > L.height)
         L.height = need_h > DN_DRAW_MAX_SIDE + 1 ? DN_DRAW_MAX_SIDE + 1 : (int)need_h;
-    /* The image's values are still valid: copy nothing, set_input copied them. */
+    /* The input is drawn from the caller's buffer (set_input copied it for the forward). */
     dn_canvas c;
     if ((st = dn_canvas_open(&c, format, L.width, L.height, path, err)))
         return st;
@@ -424,7 +424,7 @@ dn_status dn_draw_activations(dn_session *s, const dn_model *m, const char *node
     cairo_set_antialias(c.cr, CAIRO_ANTIALIAS_NONE);
     const float *img = image->data;
     int y0 = PAD + L.caption;
-    if (in_shape[1] == 3)
+    if (in_shape[1] == 3) /* RGB; else the first channel in gray */
         rgb_tile(c.cr, PAD, y0, img, ih, iw, scale);
     else
         gray_tile(c.cr, PAD, y0, img, ih, iw, scale, false);
