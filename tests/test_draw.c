@@ -490,6 +490,13 @@ Test(draw_plot, nice_axes)
     cr_assert(a.lo <= 1 && a.hi >= 10);
     a = dn_draw_nice_axis(3, 3, 6); /* one value: widened around it */
     cr_assert(a.lo < 3 && a.hi > 3 && a.step > 0);
+    for (int ticks = 1; ticks <= 10; ticks++) {
+        a = dn_draw_nice_axis(0.1, 0.95, ticks);
+        cr_assert(a.step > 0 && a.lo <= 0.1 && a.hi >= 0.95, "%d ticks", ticks);
+        cr_assert_leq((a.hi - a.lo) / a.step, ticks + 1e-6, "%d ticks", ticks);
+    }
+    a = dn_draw_nice_axis(-1e308, 1e308, 6); /* the span overflows */
+    cr_assert(a.step > 0 && isfinite(a.step) && a.lo <= -1e308 && a.hi >= 1e308);
     for (double lo = -3; lo < 5; lo += 0.37)
         for (double span = 1e-3; span < 1e4; span *= 3.7) {
             a = dn_draw_nice_axis(lo, lo + span, 6);

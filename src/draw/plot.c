@@ -268,17 +268,23 @@ dn_draw_axis dn_draw_nice_axis(double min, double max, int max_ticks)
         min -= d;
         max += d;
     }
+    if (!isfinite(max - min)) /* beyond double's range: two plain intervals */
+        return (dn_draw_axis){ min, max, max / 2 - min / 2 };
     double raw = (max - min) / max_ticks;
     double mag = pow(10, floor(log10(raw)));
     static const double mult[] = { 1, 2, 5, 10, 20 };
     dn_draw_axis a = { 0, 0, 0 };
     for (int i = 0; i < 5; i++) {
         double step = mult[i] * mag;
-        double lo = floor(min / step + 1e-9) * step, hi = ceil(max / step - 1e-9) * step;
-        if ((hi - lo) / step <= max_ticks + 1e-9) {
-            a = (dn_draw_axis){ lo, hi, step };
-            break;
-        }
+        a = (dn_draw_axis){ floor(min / step + 1e-9) * step, ceil(max / step - 1e-9) * step, step };
+        if ((a.hi - a.lo) / step <= max_ticks + 1e-9)
+            return a;
+    }
+    /* rounding out may need one more interval than max_ticks allows (max_ticks = 1): widen */
+    while ((a.hi - a.lo) / a.step > max_ticks + 1e-9 && isfinite(a.step)) {
+        a.step *= 2;
+        a.lo = floor(min / a.step + 1e-9) * a.step;
+        a.hi = ceil(max / a.step - 1e-9) * a.step;
     }
     return a;
 }
@@ -335,7 +341,7 @@ static void draw_axes(cairo_t *cr, const panel *p)
     char t[64];
     cairo_set_line_width(cr, 1);
     /* grid lines and ticks */
-    for (int i = 0;; i++) {
+    for (int i = 0; i <= 64 && p->ay.step > 0; i++) {
         double v = p->ay.lo + i * p->ay.step;
         if (v > p->ay.hi + p->ay.step * 1e-6)
             break;
@@ -351,7 +357,7 @@ static void draw_axes(cairo_t *cr, const panel *p)
         tick_text(t, sizeof t, v, p->ay.step);
         dn_text(cr, p->x - 8, y + 4, t, 11, false, DN_RIGHT);
     }
-    for (int i = 0;; i++) {
+    for (int i = 0; i <= 64 && p->ax.step > 0; i++) {
         double v = p->ax.lo + i * p->ax.step;
         if (v > p->ax.hi + p->ax.step * 1e-6)
             break;
