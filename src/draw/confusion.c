@@ -70,6 +70,7 @@ dn_status dn_draw_confusion(const int64_t *counts, int classes, const char *cons
         snprintf(num, sizeof num, "%d", i);
         label_w = fmax(label_w, dn_text_measure(names && names[i] ? names[i] : num, FONT, false));
     }
+    label_w = fmax(label_w, dn_text_measure("predicted \u2192", FONT, true) - 24);
     for (int64_t i = 0; i < (int64_t)classes * classes; i++) {
         snprintf(num, sizeof num, "%lld", (long long)counts[i]);
         count_w = fmax(count_w, dn_text_measure(num, FONT, false));
@@ -149,6 +150,9 @@ dn_status dn_draw_confusion(const int64_t *counts, int classes, const char *cons
     cairo_rectangle(cr, left + 0.5, top + 0.5, classes * cell - 1, classes * cell - 1);
     cairo_stroke(cr);
     dn_text(cr, left + classes * cell + 8, top - 6, "recall", FONT, true, DN_LEFT);
+    /* the corner above the row labels says which axis is which */
+    dn_text(cr, left - 6, top - 22, "predicted \u2192", FONT, true, DN_RIGHT);
+    dn_text(cr, left - 6, top - 6, "true \u2193", FONT, true, DN_RIGHT);
     dn_text(cr, PAD, top + classes * cell + 26, foot, FONT, false, DN_LEFT);
     return dn_canvas_save(&cv, path, err);
 }
