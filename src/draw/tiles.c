@@ -282,9 +282,8 @@ dn_status dn_draw_filters(dn_session *s, const dn_model *m, const char *node,
                  "%d filters in RGB (input channels 0, 1, 2), each scaled to its own range", f);
     else if (per_channel)
         snprintf(how, sizeof how,
-                 "a row per filter (%d), a tile per input channel (%d); each tile scaled to its "
-                 "own min (white) and max (black)",
-                 f, ch);
+                 "rows: %d filters, columns: %d input channels; tiles: min white, max black", f,
+                 ch);
     else
         snprintf(how, sizeof how, "%d filters, each scaled to its own min (white) and max (black)",
                  f);
