@@ -222,6 +222,12 @@ typedef struct dn_dataset dn_dataset;
  * that dn_dataset_errmsg explains. owned: free with dn_dataset_free. */
 dn_status dn_dataset_load_dir(const char *dir, bool train, dn_dataset **out);
 dn_status dn_dataset_load_idx(const char *images_path, const char *labels_path, dn_dataset **out);
+/* Images without labels from one file, to look at or to run a model on: an IDX file of
+ * unsigned bytes [n, h, w] or [n, c, h, w] (raw or gzip, pixels scaled to [0, 1] as above),
+ * or a .npy file of float32 [h, w] (one image), [n, h, w] or [n, c, h, w] (values as they
+ * are). The format follows the name: ".npy", else IDX. Every label is 0 and the class
+ * count 1. *out is set even on failure. owned: free with dn_dataset_free. */
+dn_status dn_dataset_load_images(const char *path, dn_dataset **out);
 /* A data set copied from arrays: images [n, c, h, w] float32 and labels [n] int32, each in
  * [0, classes). For synthetic data (benchmarks, tests) and callers with their own loaders.
  * *out is set even on failure. owned: free with dn_dataset_free. */

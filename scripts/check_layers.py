@@ -3,8 +3,9 @@
 
 Every quoted #include names its layer ("runtime/tensor.h", "ops/op.h"), except "dagnet.h" (the
 public header, open to all) and a test's own helpers in tests/. A layer may include only
-itself and the layers listed for it below; nothing includes cli/. A violation prints
-file:line and the offending line, and the script exits 1.
+itself and the layers listed for it below; nothing includes cli/, and only cli/ and tests/
+include draw/ (the pictures, themselves on the public API only). A violation prints file:line
+and the offending line, and the script exits 1.
 
     python3 scripts/check_layers.py [ROOT]
 """
@@ -20,15 +21,17 @@ ALLOWED = {
     "graph": {"runtime", "ops"},
     "train": {"runtime", "io", "ops", "graph"},
     "api": {"runtime", "io", "ops", "graph", "train"},
-    "cli": set(),  # the public API only
+    "draw": set(),  # the public API only (and cairo, Graphviz)
+    "cli": {"draw"},  # the public API and the pictures
     "examples": set(),
-    "tests": {"runtime", "io", "ops", "graph", "train", "api"},
+    "tests": {"runtime", "io", "ops", "graph", "train", "api", "draw"},
 }
 
 # where each layer's files live, relative to the root
 FOLDERS = {
     "runtime": "src/runtime", "io": "src/io", "train": "src/train", "api": "src/api",
-    "cli": "src/cli", "ops": "ops", "graph": "graph", "examples": "examples", "tests": "tests",
+    "draw": "src/draw", "cli": "src/cli", "ops": "ops", "graph": "graph", "examples": "examples",
+    "tests": "tests",
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
@@ -72,6 +75,8 @@ def verdict(layer, target, dirpath):
         return f"\"{head}/\" is not a layer"
     if head == "cli" and layer != "cli":
         return "nothing includes cli/"
+    if head == "draw" and layer not in ("draw", "cli", "tests"):
+        return "only cli/ and tests/ include draw/"
     if head == layer or head in ALLOWED[layer]:
         return None
     allowed = sorted(ALLOWED[layer] | {layer})

@@ -39,6 +39,14 @@ dn_status dn_dataset_load_idx(const char *images_path, const char *labels_path, 
     return dn_data_load_idx(images_path, labels_path, &d->data, &d->err);
 }
 
+dn_status dn_dataset_load_images(const char *path, dn_dataset **out)
+{
+    dn_dataset *d = new_dataset(out);
+    if (!d)
+        return DN_ERR_NOMEM;
+    return dn_data_load_images(path, &d->data, &d->err);
+}
+
 /* The checks a loader makes of a file, made of the caller's arrays. */
 static dn_status check_arrays(dn_err *err, int64_t n, int c, int h, int w, const float *images,
                               const int32_t *labels, int classes, int64_t *pixels)

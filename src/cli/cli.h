@@ -7,6 +7,8 @@
  *   inspect.c  summary, infer, grad, check
  *   train.c    train, eval
  *   bench.c    bench
+ *   draw.c     filters, activations, plot, graph, and the pictures of train --filters and
+ *              eval --confusion (through the drawing layer, draw/draw.h)
  */
 #ifndef DN_CLI_H
 #define DN_CLI_H
@@ -17,6 +19,7 @@
 #include "dagnet.h"
 
 #define MAX_FEEDS 16
+#define MAX_LOGS 12 /* `plot`'s CSV files */
 #define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
 
 typedef struct options {
@@ -49,6 +52,16 @@ typedef struct options {
     int warmup;       /* -1: not given */
     const char *mode; /* "train" or "infer" (NULL: train) */
     bool json;
+    /* pictures */
+    const char *node;           /* filters, activations (and train --filters) */
+    int scale;                  /* pixels per weight or activation (0: automatic) */
+    const char *image;          /* activations: FILE[:INDEX] */
+    const char *filters;        /* train: a folder for the filter pictures */
+    const char *confusion;      /* eval: the confusion matrix picture */
+    const char *classes;        /* eval: class names, "fashion-mnist", "numbers" or "a,b,c,..." */
+    const char *title;          /* plot */
+    const char *logs[MAX_LOGS]; /* plot: the CSV files (the first is argv[2]) */
+    int n_logs;
 } options;
 
 int fail_model(const dn_model *m);
@@ -72,5 +85,18 @@ int cmd_check(const dn_model *m, const options *o);
 int cmd_train(const dn_model *m, const options *o);
 int cmd_eval(const dn_model *m, const options *o);
 int cmd_bench(const dn_model *m, const options *o);
+int cmd_filters(const dn_model *m, const options *o);
+int cmd_activations(const dn_model *m, const options *o);
+int cmd_plot(const dn_model *m, const options *o); /* m is NULL: plot reads logs, no model */
+int cmd_graph(const dn_model *m, const options *o);
+
+/* train --filters DIR: the filter picture DIR/filters-<tag>.png of s's current weights, with
+ * `note` under the caption. 0 or an exit code (the failure reported). */
+int write_filters_picture(const dn_model *m, dn_session *s, const options *o, const char *tag,
+                          const char *note);
+/* eval --confusion FILE: the confusion matrix of r as a heat map, class names from --classes
+ * or, for Fashion-MNIST's folder (the default data, or a --data path naming "fashion"),
+ * Fashion-MNIST's. 0 or an exit code (1 failure, 2 a bad --classes). */
+int write_confusion_picture(const dn_model *m, const options *o, const dn_eval_result *r);
 
 #endif

@@ -25,10 +25,16 @@ static int usage(void)
         "  dagnet train MODEL.json [--data DIR] [--epochs E] [--batch B] [--optimizer NAME]\n"
         "               [--lr LR] [--momentum M] [--weight-decay WD] [--schedule S] [--seed N]\n"
         "               [--threads T] [--val N] [--limit N] [--weights W] [--save W.safetensors]\n"
-        "               [--checkpoint DIR] [--resume CKPT] [--log FILE.csv]\n"
+        "               [--checkpoint DIR] [--resume CKPT] [--log FILE.csv] [--filters DIR]\n"
         "  dagnet eval  MODEL.json --weights W.safetensors [--data DIR] [--batch B]\n"
+        "               [--confusion C.png|.svg] [--classes fashion-mnist|numbers|A,B,...]\n"
         "  dagnet bench MODEL.json [--batch B] [--threads T] [--iters N] [--warmup W]\n"
         "               [--mode train|infer] [--json] [--seed N]\n"
+        "  dagnet filters MODEL.json [--weights W] [--node CONV] [--scale S] --out F.png|.svg\n"
+        "  dagnet activations MODEL.json [--weights W] --image FILE[:INDEX] --node NAME\n"
+        "               [--scale S] --out A.png|.svg\n"
+        "  dagnet plot  LOG.csv [LOG2.csv ...] [--title T] --out CURVE.png|.svg\n"
+        "  dagnet graph MODEL.json --out G.svg|.png|.dot\n"
         "\n"
         "infer writes the model's first output (or --fetch TENSOR) as .npy.\n"
         "grad runs one forward and backward pass in training mode and writes the loss under\n"
@@ -45,7 +51,13 @@ static int usage(void)
         "optimiser update) or inference forwards (--mode infer) on a synthetic batch, sized as\n"
         "for train: W warm-up steps (default 5), N timed steps (default about a second's worth,\n"
         "at least 10), then N profiled steps for a per-node table with BLIS's sgemm speed as the\n"
-        "reference; --json prints one JSON object instead of the tables.\n",
+        "reference; --json prints one JSON object instead of the tables.\n"
+        "Pictures (docs/pictures.md): filters draws a Conv's weights (default the first Conv),\n"
+        "a tile per filter scaled to its own range; train --filters DIR writes that picture\n"
+        "at initialisation and after each epoch; activations draws a node's feature maps for\n"
+        "one image of an IDX or .npy file; plot draws the CSV logs of train --log; graph lays\n"
+        "out the model with Graphviz; eval --confusion draws the confusion matrix (class\n"
+        "names: --classes, or Fashion-MNIST's when --data names a fashion folder).\n",
         stderr);
     return 2;
 }
@@ -106,6 +118,12 @@ static bool parse_flag(const char *a, const char *v, options *o)
         { "--checkpoint", offsetof(options, checkpoint) },
         { "--resume", offsetof(options, resume) },
         { "--log", offsetof(options, log) },
+        { "--node", offsetof(options, node) },
+        { "--image", offsetof(options, image) },
+        { "--filters", offsetof(options, filters) },
+        { "--confusion", offsetof(options, confusion) },
+        { "--classes", offsetof(options, classes) },
+        { "--title", offsetof(options, title) },
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
         if (strcmp(a, strings[i].flag) == 0) {
@@ -131,6 +149,8 @@ static bool parse_flag(const char *a, const char *v, options *o)
         return o->iters = (int)n, true;
     if (strcmp(a, "--warmup") == 0 && parse_count(v, 0, 1000000, &n))
         return o->warmup = (int)n, true;
+    if (strcmp(a, "--scale") == 0 && parse_count(v, 1, 64, &n))
+        return o->scale = (int)n, true;
     if (strcmp(a, "--mode") == 0 && (strcmp(v, "train") == 0 || strcmp(v, "infer") == 0))
         return o->mode = v, true;
     if (strcmp(a, "--lr") == 0)
@@ -152,11 +172,20 @@ static bool parse_switch(const char *a, options *o)
     return false;
 }
 
-/* Flags after the model path. Returns false on a usage error (already reported). */
-static bool parse_options(int argc, char **argv, options *o)
+/* Flags after the model path (for `plot`, more log files may come before and between them).
+ * Returns false on a usage error (already reported). */
+static bool parse_options(int argc, char **argv, bool takes_logs, options *o)
 {
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (takes_logs && strncmp(a, "--", 2) != 0) {
+            if (o->n_logs == MAX_LOGS) {
+                fprintf(stderr, "dagnet: plot takes at most %d logs\n", MAX_LOGS);
+                return false;
+            }
+            o->logs[o->n_logs++] = a;
+            continue;
+        }
         if (parse_switch(a, o))
             continue;
         if (!v) {
@@ -184,6 +213,7 @@ typedef struct command {
     const char *name;
     int (*run)(const dn_model *m, const options *o);
     bool needs_out;
+    bool takes_logs; /* CSV logs instead of a model: run gets m = NULL */
 } command;
 
 static int run_summary(const dn_model *m, const options *o)
@@ -193,9 +223,17 @@ static int run_summary(const dn_model *m, const options *o)
 }
 
 static const command commands[] = {
-    { "summary", run_summary, false }, { "infer", cmd_infer, true },  { "grad", cmd_grad, true },
-    { "check", cmd_check, false },     { "train", cmd_train, false }, { "eval", cmd_eval, false },
-    { "bench", cmd_bench, false },
+    { "summary", run_summary, false, false },
+    { "infer", cmd_infer, true, false },
+    { "grad", cmd_grad, true, false },
+    { "check", cmd_check, false, false },
+    { "train", cmd_train, false, false },
+    { "eval", cmd_eval, false, false },
+    { "bench", cmd_bench, false, false },
+    { "filters", cmd_filters, true, false },
+    { "activations", cmd_activations, true, false },
+    { "plot", cmd_plot, true, true },
+    { "graph", cmd_graph, true, false },
 };
 
 int main(int argc, char **argv)
@@ -211,7 +249,13 @@ int main(int argc, char **argv)
     options o = {
         .model = argv[2], .epochs = -1, .lr = -1, .weight_decay = -1, .momentum = -1, .warmup = -1
     };
-    if (!parse_options(argc, argv, &o)) {
+    if (cmd->takes_logs && strncmp(argv[2], "--", 2) == 0) {
+        fprintf(stderr, "dagnet: %s needs at least one LOG.csv before its options\n", cmd->name);
+        return 2;
+    }
+    if (cmd->takes_logs)
+        o.logs[o.n_logs++] = argv[2];
+    if (!parse_options(argc, argv, cmd->takes_logs, &o)) {
         free_options(&o);
         return 2;
     }
@@ -221,7 +265,9 @@ int main(int argc, char **argv)
         return 2;
     }
     dn_model *m = NULL;
-    int rc = dn_model_load(o.model, &m) ? fail_model(m) : cmd->run(m, &o);
+    int rc = cmd->takes_logs              ? cmd->run(NULL, &o)
+             : dn_model_load(o.model, &m) ? fail_model(m)
+                                          : cmd->run(m, &o);
     dn_model_free(m);
     free_options(&o);
     return rc;

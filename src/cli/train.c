@@ -5,7 +5,14 @@
  * MNIST-format folder; every epoch prints train loss and accuracy, validation and test
  * accuracy and its time (a progress bar on a terminal, plain lines in a log), appends to the
  * --log CSV and writes a checkpoint into --checkpoint DIR. Ctrl-C stops at the next
- * mini-batch and saves a checkpoint that --resume continues from.
+ * mini-batch and saves a checkpoint that --resume continues from. --filters DIR draws the
+ * first Conv's filters (or --node's) at initialisation and after each epoch (draw.c).
+ *
+ * The log's columns: epoch,train_loss,train_acc[,val_acc],test_acc,lr,seconds,model
+ * (accuracies in percent, model the model's name with commas and line breaks replaced).
+ *
+ * eval: test accuracy, loss, per-class accuracy and the confusion matrix; --confusion FILE
+ * draws the matrix as a heat map (draw.c).
  */
 #include <errno.h>
 #include <signal.h>
@@ -159,8 +166,13 @@ static char *earlier_rows(const char *path)
 /* The whole CSV rewritten under a temporary name and renamed: a crash never leaves half a log.
  * `earlier` holds the rows of the run this one resumed. */
 static int write_log(const char *path, const char *earlier, const epoch_row *rows, int n,
-                     bool has_val)
+                     bool has_val, const char *model)
 {
+    char name[256];
+    snprintf(name, sizeof name, "%s", model);
+    for (char *p = name; *p; p++)
+        if (*p == ',' || *p == '\n' || *p == '\r' || *p == '"')
+            *p = '_';
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
@@ -168,14 +180,15 @@ static int write_log(const char *path, const char *earlier, const epoch_row *row
         fprintf(stderr, "dagnet: cannot write %s: %s\n", tmp, strerror(errno));
         return 1;
     }
-    fprintf(f, "epoch,train_loss,train_acc,%stest_acc,lr,seconds\n", has_val ? "val_acc," : "");
+    fprintf(f, "epoch,train_loss,train_acc,%stest_acc,lr,seconds,model\n",
+            has_val ? "val_acc," : "");
     if (earlier)
         fputs(earlier, f);
     for (int i = 0; i < n; i++) {
         fprintf(f, "%d,%.6f,%.4f,", rows[i].epoch, rows[i].train_loss, rows[i].train_acc);
         if (has_val)
             fprintf(f, "%.4f,", rows[i].val_acc);
-        fprintf(f, "%.4f,%.6g,%.2f\n", rows[i].test_acc, rows[i].lr, rows[i].seconds);
+        fprintf(f, "%.4f,%.6g,%.2f,%s\n", rows[i].test_acc, rows[i].lr, rows[i].seconds, name);
     }
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok &= fclose(f) == 0;
@@ -223,6 +236,7 @@ static double accuracy(dn_session *s, const dn_dataset *d, int batch, bool *ok)
 /* ------------------------------------------------------------------ train */
 
 typedef struct run {
+    const dn_model *m;
     const options *o;
     dn_train_options t;
     dn_session *s;
@@ -297,8 +311,17 @@ static int train_epoch(run *r)
     printf(", test acc %.2f%%, %.1f s (%.0f img/s)\n", row->test_acc, row->seconds,
            (double)st.seen / (train_ms / 1e3));
     fflush(stdout);
-    if (r->o->log && write_log(r->o->log, r->earlier_log, r->rows, r->n_rows, r->val != NULL))
+    if (r->o->log && write_log(r->o->log, r->earlier_log, r->rows, r->n_rows, r->val != NULL,
+                               dn_model_name(r->m)))
         return 1;
+    if (r->o->filters) {
+        char tag[32], note[128];
+        snprintf(tag, sizeof tag, "epoch-%d", row->epoch);
+        snprintf(note, sizeof note, "after epoch %d: test accuracy %.2f%%", row->epoch,
+                 row->test_acc);
+        if (write_filters_picture(r->m, r->s, r->o, tag, note))
+            return 1;
+    }
     if (r->o->checkpoint) {
         char name[64];
         snprintf(name, sizeof name, "epoch-%d.ckpt", row->epoch);
@@ -309,7 +332,7 @@ static int train_epoch(run *r)
 
 int cmd_train(const dn_model *m, const options *o)
 {
-    run r = { .o = o };
+    run r = { .m = m, .o = o };
     if (!train_options(m, o, &r.t))
         return 2;
     int rc = open_session(m, o, &r.s);
@@ -325,6 +348,19 @@ int cmd_train(const dn_model *m, const options *o)
     }
     if (!rc && o->resume && o->log)
         r.earlier_log = earlier_rows(o->log);
+    if (!rc && o->filters) {
+        /* the starting point: the initialisation, or the epoch a resumed run stopped at */
+        int done = dn_trainer_epoch(r.tr);
+        char tag[32], note[128];
+        if (done) {
+            snprintf(tag, sizeof tag, "epoch-%d", done);
+            snprintf(note, sizeof note, "resumed after epoch %d", done);
+        } else {
+            snprintf(tag, sizeof tag, "init");
+            snprintf(note, sizeof note, "at initialisation (seed %llu)", o->seed);
+        }
+        rc = write_filters_picture(m, r.s, o, tag, note);
+    }
     if (!rc) {
         printf("training %s: %lld images (%s), %s lr %g, batch %d, %d epoch%s, seed %llu%s\n",
                dn_model_file(m), (long long)dn_dataset_count(r.train),
@@ -400,6 +436,8 @@ int cmd_eval(const dn_model *m, const options *o)
                100.0 * (double)r.correct / (double)r.count, (long long)r.correct,
                (long long)r.count, r.loss);
         print_confusion(&r);
+        if (o->confusion)
+            rc = write_confusion_picture(m, o, &r);
         dn_eval_result_free(&r);
     }
     dn_dataset_free(test);

@@ -16,6 +16,7 @@
 
 #include "io/fileio.h"
 #include "io/idx.h"
+#include "io/npy.h"
 #include "runtime/tensor.h"
 
 /* ---------------------------------------------------------------- loading an IDX pair */
@@ -102,6 +103,71 @@ dn_status dn_data_load_idx(const char *images_path, const char *labels_path, dn_
 done:
     dn_idx_free(&img);
     dn_idx_free(&lab);
+    if (st != DN_OK)
+        dn_data_free(out);
+    return st;
+}
+
+/* ---------------------------------------------------------------- images alone */
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* A .npy of float32 [h,w], [n,h,w] or [n,c,h,w], taken as it is (no scaling). */
+static dn_status load_npy_images(const char *path, dn_data *out, dn_err *err)
+{
+    dn_array a = { 0 };
+    dn_status st = dn_npy_read(path, &a, err);
+    if (st)
+        return st;
+    const dn_shape *s = &a.shape;
+    if (a.dtype != DN_F32 || s->rank < 2 || s->rank > 4) {
+        char shape[DN_SHAPE_STR_MAX];
+        dn_shape_str(s, shape, sizeof shape);
+        st =
+            dn_err_set(err, DN_ERR_SHAPE,
+                       "%s: expected float32 images [h,w], [n,h,w] or [n,c,h,w], found %s %s", path,
+                       a.dtype == DN_F32   ? "float32"
+                       : a.dtype == DN_I32 ? "int32"
+                                           : "int64",
+                       shape);
+        dn_array_free(&a);
+        return st;
+    }
+    out->n = s->rank >= 3 ? s->d[0] : 1;
+    out->channels = s->rank == 4 ? s->d[1] : 1;
+    out->height = s->d[s->rank - 2];
+    out->width = s->d[s->rank - 1];
+    out->images = a.data; /* taken over: a.data is malloc'ed */
+    return DN_OK;
+}
+
+dn_status dn_data_load_images(const char *path, dn_data *out, dn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!path)
+        return dn_err_set(err, DN_ERR_ARG, "dn_data_load_images: the file path is NULL");
+    dn_status st;
+    if (has_suffix(path, ".npy")) {
+        st = load_npy_images(path, out, err);
+    } else {
+        dn_idx img = { 0 };
+        if ((st = dn_idx_read(path, DN_IDX_MAX_BYTES, &img, err)) == DN_OK &&
+            (st = image_shape(&img, path, out, err)) == DN_OK)
+            st = convert_images(&img, path, out, err);
+        dn_idx_free(&img);
+    }
+    /* Every label 0 of one class: the images alone, for inspection. */
+    if (st == DN_OK) {
+        out->classes = 1;
+        out->labels = calloc(out->n > 0 ? (size_t)out->n : 1, sizeof *out->labels);
+        if (!out->labels)
+            st = dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %lld labels", path,
+                            (long long)out->n);
+    }
     if (st != DN_OK)
         dn_data_free(out);
     return st;

@@ -33,6 +33,11 @@ typedef struct dn_data {
 dn_status dn_data_load_idx(const char *images_path, const char *labels_path, dn_data *out,
                            dn_err *err);
 
+/* Images without labels from one file: an IDX file (raw or gzipped) of rank 3 [n,h,w] or 4
+ * [n,c,h,w], pixels scaled as above, or a .npy of float32 [h,w] (one image), [n,h,w] or
+ * [n,c,h,w], values as they are. Every label is 0 and classes is 1. */
+dn_status dn_data_load_images(const char *path, dn_data *out, dn_err *err);
+
 /* Load the training (train = true: "train-…") or test ("t10k-…") pair from dir, each file
  * plain or with ".gz" (the plain one when both exist). */
 dn_status dn_data_load_dir(const char *dir, bool train, dn_data *out, dn_err *err);
