@@ -30,12 +30,10 @@
 #include "draw/draw.h"
 #include "io/npy.h"
 #include "runtime/error.h"
-#include "tmpdir.h"
+#include "helpers.h"
 
 /* ------------------------------------------------------------------ helpers */
 
-static void setup(void) { dn_test_dir_make("draw"); }
-static void teardown(void) { dn_test_dir_remove(); }
 
 /* The sanitizer build's leak checker calls this for its built-in suppressions (it is
  * LeakSanitizer's documented hook; other builds never call it). fontconfig, which cairo and
@@ -45,15 +43,6 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libfontconfig.so\n"; }
 const char *__lsan_default_options(void);
 const char *__lsan_default_options(void) { return "print_suppressions=0"; }
-
-static char *scratch(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 512, "%s/%s", dn_test_dir, name);
-    return p;
-}
 
 /* A model from JSON text (fails the test if it does not load). */
 static dn_model *model_of(const char *json)
@@ -211,7 +200,7 @@ static float *fill_weights(dn_session *s, const char *name, int64_t *count)
 
 /* ------------------------------------------------------------------ filters */
 
-TestSuite(draw_filters, .init = setup, .fini = teardown);
+TestSuite(draw_filters, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 Test(draw_filters, gray_tiles_follow_the_weights)
 {
@@ -224,7 +213,7 @@ Test(draw_filters, gray_tiles_follow_the_weights)
     o.columns = 3;
     dn_draw_grid g;
     dn_draw_err err;
-    const char *path = scratch("filters.png");
+    const char *path = dn_test_path("filters.png");
     cr_assert_eq(dn_draw_filters(s, m, NULL, &o, path, &g, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(g.cols, 3);
     cr_assert_eq(g.rows, 2);
@@ -277,7 +266,7 @@ Test(draw_filters, three_channels_are_rgb)
     o.scale = 5;
     dn_draw_grid g;
     dn_draw_err err;
-    const char *path = scratch("rgb.png");
+    const char *path = dn_test_path("rgb.png");
     cr_assert_eq(dn_draw_filters(s, m, "conv", &o, path, &g, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(g.rows, 1);
     cr_assert_eq(g.cols, 2);
@@ -311,7 +300,7 @@ Test(draw_filters, other_channel_counts_give_a_row_per_filter)
     o.scale = 4;
     dn_draw_grid g;
     dn_draw_err err;
-    const char *path = scratch("two.png");
+    const char *path = dn_test_path("two.png");
     cr_assert_eq(dn_draw_filters(s, m, NULL, &o, path, &g, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(g.rows, 3);
     cr_assert_eq(g.cols, 2);
@@ -337,7 +326,7 @@ Test(draw_filters, svg_and_automatic_scale)
     dn_session *s = session_of(m);
     dn_draw_grid g;
     dn_draw_err err;
-    const char *path = scratch("filters.SVG");
+    const char *path = dn_test_path("filters.SVG");
     cr_assert_eq(dn_draw_filters(s, m, NULL, NULL, path, &g, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(g.scale, 14, "3x3 kernels get tiles of about 40 pixels");
     char *text = read_all(path);
@@ -360,7 +349,7 @@ Test(draw_filters, the_seeds_trained_simple_convnet)
     cr_assert_eq(dn_session_load_weights(s, SEED_WEIGHTS), DN_OK, "%s", dn_session_errmsg(s));
     dn_draw_grid g;
     dn_draw_err err;
-    const char *path = scratch("seed.png");
+    const char *path = dn_test_path("seed.png");
     cr_assert_eq(dn_draw_filters(s, m, NULL, NULL, path, &g, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(g.cols, 8, "8 a row, as the seed's filter_show");
     cr_assert_eq(g.rows, 4, "30 filters");
@@ -383,7 +372,7 @@ Test(draw_filters, the_seeds_trained_simple_convnet)
 
 /* ------------------------------------------------------------------ activations */
 
-TestSuite(draw_activations, .init = setup, .fini = teardown);
+TestSuite(draw_activations, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 Test(draw_activations, maps_follow_the_nodes_output)
 {
@@ -405,7 +394,7 @@ Test(draw_activations, maps_follow_the_nodes_output)
     o.scale = 4;
     dn_draw_grid g;
     dn_draw_err err;
-    const char *path = scratch("act.png");
+    const char *path = dn_test_path("act.png");
     cr_assert_eq(dn_draw_activations(s, m, "relu", NULL, &image, &o, path, &g, &err), DN_OK, "%s",
                  err.msg);
     cr_assert_eq(g.rows * g.cols >= 2, true);
@@ -427,7 +416,7 @@ Test(draw_activations, maps_follow_the_nodes_output)
 /* dn_dataset_load_images, which `dagnet activations --image` reads through. */
 Test(draw_activations, images_from_idx_and_npy)
 {
-    const char *idx = scratch("images-idx3-ubyte");
+    const char *idx = dn_test_path("images-idx3-ubyte");
     FILE *f = fopen(idx, "wb");
     cr_assert_not_null(f);
     const unsigned char header[] = { 0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4 };
@@ -447,7 +436,7 @@ Test(draw_activations, images_from_idx_and_npy)
     cr_assert_eq(dn_dataset_classes(d), 1);
     dn_dataset_free(d);
 
-    const char *npy = scratch("images.npy");
+    const char *npy = dn_test_path("images.npy");
     float pixels[12];
     for (int k = 0; k < 12; k++)
         pixels[k] = (float)k - 3;
@@ -467,13 +456,13 @@ Test(draw_activations, images_from_idx_and_npy)
     cr_assert_not_null(strstr(dn_dataset_errmsg(d), "expected float32 images"), "%s",
                        dn_dataset_errmsg(d));
     dn_dataset_free(d);
-    cr_assert_eq(dn_dataset_load_images(scratch("none.idx"), &d), DN_ERR_IO);
+    cr_assert_eq(dn_dataset_load_images(dn_test_path("none.idx"), &d), DN_ERR_IO);
     dn_dataset_free(d);
 }
 
 /* ------------------------------------------------------------------ plot */
 
-TestSuite(draw_plot, .init = setup, .fini = teardown);
+TestSuite(draw_plot, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 Test(draw_plot, nice_axes)
 {
@@ -509,7 +498,7 @@ Test(draw_plot, nice_axes)
 
 Test(draw_plot, reads_the_log_that_train_writes)
 {
-    const char *path = scratch("run.csv");
+    const char *path = dn_test_path("run.csv");
     write_text(path, "epoch,train_loss,train_acc,val_acc,test_acc,lr,seconds,model\n"
                      "1,0.912345,70.1000,75.2000,74.0000,0.001,12.50,lenet5\n"
                      "2,0.500000,80.0000,81.0000,80.5000,0.001,12.40,lenet5\n");
@@ -573,7 +562,7 @@ static void write_log(const char *path, int epochs, double loss0, double loss1, 
 Test(draw_plot, curves_follow_the_logs)
 {
     /* run a: high loss, 3 epochs; run b: low loss, 6 epochs, higher accuracy */
-    const char *a = scratch("a.csv"), *b = scratch("b.csv"), *out = scratch("curve.png");
+    const char *a = dn_test_path("a.csv"), *b = dn_test_path("b.csv"), *out = dn_test_path("curve.png");
     write_log(a, 3, 2.0, 1.5, 40, 50);
     write_log(b, 6, 0.6, 0.3, 80, 90);
     const char *logs[] = { a, b };
@@ -610,7 +599,7 @@ Test(draw_plot, curves_follow_the_logs)
 
 Test(draw_plot, svg)
 {
-    const char *a = scratch("a.csv"), *out = scratch("curve.svg");
+    const char *a = dn_test_path("a.csv"), *out = dn_test_path("curve.svg");
     write_log(a, 4, 1.0, 0.5, 60, 70);
     const char *logs[] = { a };
     dn_draw_err err;
@@ -622,7 +611,7 @@ Test(draw_plot, svg)
 
 /* ------------------------------------------------------------------ graph */
 
-TestSuite(draw_graph, .init = setup, .fini = teardown);
+TestSuite(draw_graph, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 /* A node's statement in Graphviz's DOT output: a line starting with its name and " [". */
 static const char *dot_statement(const char *dot, const char *name)
@@ -655,8 +644,8 @@ Test(draw_graph, one_box_per_node_and_the_loss_path)
     dn_model *m = model_of(tiny_json(1, 4, 3));
     dn_draw_err err;
     int boxes = 0;
-    const char *dot_path = scratch("g.dot"), *svg_path = scratch("g.svg"),
-               *png_path = scratch("g.png");
+    const char *dot_path = dn_test_path("g.dot"), *svg_path = dn_test_path("g.svg"),
+               *png_path = dn_test_path("g.png");
     cr_assert_eq(dn_draw_graph(m, dot_path, &boxes, &err), DN_OK, "%s", err.msg);
     int want = dn_model_node_count(m) + dn_model_input_count(m) + dn_model_param_count(m);
     cr_assert_eq(boxes, want);
@@ -692,7 +681,7 @@ Test(draw_graph, one_box_per_node_and_the_loss_path)
 
 /* ------------------------------------------------------------------ confusion */
 
-TestSuite(draw_confusion, .init = setup, .fini = teardown);
+TestSuite(draw_confusion, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 Test(draw_confusion, heat_follows_the_rows_shares)
 {
@@ -708,7 +697,7 @@ Test(draw_confusion, heat_follows_the_rows_shares)
     int64_t counts[9] = { 90, 10, 0, 5, 80, 15, 0, 0, 50 };
     const char *names[] = { "cat", "dog", "bird" };
     dn_draw_err err;
-    const char *path = scratch("confusion.png");
+    const char *path = dn_test_path("confusion.png");
     cr_assert_eq(dn_draw_confusion(counts, 3, names, "test", path, &err), DN_OK, "%s", err.msg);
     picture p = load_png(path);
     /* the picture holds the colours of the diagonal's shares */
@@ -719,20 +708,20 @@ Test(draw_confusion, heat_follows_the_rows_shares)
     cr_assert_gt(find_color(&p, c, 0, p.width).count, 100, "no cell of share 1");
     free_png(&p);
     cr_assert_eq(
-        dn_draw_confusion(counts, 3, dn_draw_fashion_mnist_classes, NULL, scratch("c.svg"), &err),
+        dn_draw_confusion(counts, 3, dn_draw_fashion_mnist_classes, NULL, dn_test_path("c.svg"), &err),
         DN_OK, "%s", err.msg);
 }
 
 /* ------------------------------------------------------------------ errors */
 
-TestSuite(draw_errors, .init = setup, .fini = teardown);
+TestSuite(draw_errors, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 Test(draw_errors, filters_of_a_node_that_is_not_a_conv)
 {
     dn_model *m = model_of(tiny_json(1, 4, 3));
     dn_session *s = session_of(m);
     dn_draw_err err;
-    const char *path = scratch("f.png");
+    const char *path = dn_test_path("f.png");
     cr_assert_eq(dn_draw_filters(s, m, "relu", NULL, path, NULL, &err), DN_ERR_ARG);
     cr_assert_not_null(strstr(err.msg, "node \"relu\" is a ReLU, expected a Conv"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "conv"), "lists the Conv nodes: %s", err.msg);
@@ -762,7 +751,7 @@ Test(draw_errors, activations_of_a_missing_or_flat_node)
     float img[36] = { 0 };
     dn_view image = { .dtype = DN_F32, .rank = 3, .shape = { 1, 6, 6 }, .data = img };
     dn_draw_err err;
-    const char *path = scratch("a.png");
+    const char *path = dn_test_path("a.png");
     cr_assert_eq(dn_draw_activations(s, m, "nope", NULL, &image, NULL, path, NULL, &err),
                  DN_ERR_ARG);
     cr_assert_not_null(strstr(err.msg, "no node \"nope\""), "%s", err.msg);
@@ -786,22 +775,22 @@ Test(draw_errors, unwritable_paths_and_unknown_formats)
     cr_assert_not_null(strstr(err.msg, bad), "names the path: %s", err.msg);
     cr_assert_not_null(strstr(err.msg, "No such file"), "says why: %s", err.msg);
     cr_assert_eq(dn_draw_graph(m, "/nonexistent-dagnet-dir/g.svg", NULL, &err), DN_ERR_IO);
-    cr_assert_eq(dn_draw_filters(s, m, NULL, NULL, scratch("f.jpg"), NULL, &err), DN_ERR_ARG);
+    cr_assert_eq(dn_draw_filters(s, m, NULL, NULL, dn_test_path("f.jpg"), NULL, &err), DN_ERR_ARG);
     cr_assert_not_null(strstr(err.msg, ".png or .svg"), "%s", err.msg);
-    cr_assert_eq(dn_draw_filters(s, m, NULL, NULL, scratch("f.dot"), NULL, &err), DN_ERR_ARG);
+    cr_assert_eq(dn_draw_filters(s, m, NULL, NULL, dn_test_path("f.dot"), NULL, &err), DN_ERR_ARG);
     /* a picture too large for its scale */
     dn_draw_tiles o = DN_DRAW_TILES_DEFAULT;
     o.scale = 64;
     o.columns = 4096;
-    cr_assert_eq(dn_draw_filters(s, m, NULL, &o, scratch("big.png"), NULL, &err), DN_OK, "%s",
+    cr_assert_eq(dn_draw_filters(s, m, NULL, &o, dn_test_path("big.png"), NULL, &err), DN_OK, "%s",
                  err.msg); /* 4 columns at most: 4 filters */
     o.scale = 65;
-    cr_assert_eq(dn_draw_filters(s, m, NULL, &o, scratch("big.png"), NULL, &err), DN_ERR_ARG);
-    const char *plot_logs[] = { scratch("none.csv") };
-    cr_assert_eq(dn_draw_plot(plot_logs, 1, NULL, scratch("p.png"), &err), DN_ERR_IO);
+    cr_assert_eq(dn_draw_filters(s, m, NULL, &o, dn_test_path("big.png"), NULL, &err), DN_ERR_ARG);
+    const char *plot_logs[] = { dn_test_path("none.csv") };
+    cr_assert_eq(dn_draw_plot(plot_logs, 1, NULL, dn_test_path("p.png"), &err), DN_ERR_IO);
     cr_assert_not_null(strstr(err.msg, "none.csv"), "%s", err.msg);
     int64_t neg[4] = { 1, -1, 0, 1 };
-    cr_assert_eq(dn_draw_confusion(neg, 2, NULL, NULL, scratch("c.png"), &err), DN_ERR_ARG);
+    cr_assert_eq(dn_draw_confusion(neg, 2, NULL, NULL, dn_test_path("c.png"), &err), DN_ERR_ARG);
     cr_assert_not_null(strstr(err.msg, "[0][1] is -1"), "%s", err.msg);
     assert_no_tmp_files();
     dn_session_free(s);
@@ -811,7 +800,7 @@ Test(draw_errors, unwritable_paths_and_unknown_formats)
 /* The log's read error for `text`, which must contain `expect`. */
 static void bad_log(const char *text, const char *expect)
 {
-    const char *path = scratch("bad.csv");
+    const char *path = dn_test_path("bad.csv");
     write_text(path, text);
     dn_draw_log log;
     dn_draw_err err;
@@ -820,8 +809,8 @@ static void bad_log(const char *text, const char *expect)
     cr_assert_not_null(strstr(err.msg, "bad.csv"), "names the file: %s", err.msg);
     cr_assert_null(log.epoch);
     const char *logs[] = { path };
-    cr_assert_eq(dn_draw_plot(logs, 1, NULL, scratch("p.png"), &err), DN_ERR_PARSE);
-    cr_assert_eq(access(scratch("p.png"), F_OK), -1);
+    cr_assert_eq(dn_draw_plot(logs, 1, NULL, dn_test_path("p.png"), &err), DN_ERR_PARSE);
+    cr_assert_eq(access(dn_test_path("p.png"), F_OK), -1);
 }
 
 Test(draw_errors, empty_and_malformed_logs)
@@ -835,7 +824,7 @@ Test(draw_errors, empty_and_malformed_logs)
     bad_log("epoch,train_loss,test_acc\n1,abc,80\n", "bad.csv:2: column 2 (train_loss) is \"abc\"");
     bad_log("epoch,train_loss,test_acc\n1,nan,80\n", "expected a finite number");
     bad_log("epoch,train_loss,test_acc\n1,,80\n", "column 2");
-    const char *path = scratch("bad.csv");
+    const char *path = dn_test_path("bad.csv");
     FILE *f = fopen(path, "wb");
     cr_assert_not_null(f);
     fwrite("epoch,train_loss\n1,\0\n", 1, 22, f);
