@@ -122,9 +122,8 @@ dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads
     e->timing = calloc(nn, sizeof *e->timing);
     e->node_first = calloc(nn + 1, sizeof *e->node_first);
     if (!e->val || !e->grad || !e->computed || !e->input_set || !e->grad_zeroed || !e->keep ||
-        !e->wanted_keep || !e->wanted ||
-        !e->input_offset || !e->on_loss_path || !e->run_forward || !e->run_backward ||
-        !e->saved || !e->timing || !e->node_first)
+        !e->wanted_keep || !e->wanted || !e->input_offset || !e->on_loss_path || !e->run_forward ||
+        !e->run_backward || !e->saved || !e->timing || !e->node_first)
         return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < nn; i++)
         e->node_first[i + 1] = e->node_first[i] + g->nodes[i].n_inputs;
@@ -188,8 +187,7 @@ static bool reserve(void **buf, size_t *have, size_t size)
 }
 
 /* Offsets of the graph inputs and the largest workspace any node needs at this batch size. */
-static dn_status size_batch(dn_exec *e, int64_t batch, size_t *inputs, size_t *work,
-                            dn_err *err)
+static dn_status size_batch(dn_exec *e, int64_t batch, size_t *inputs, size_t *work, dn_err *err)
 {
     const dn_graph *g = e->g;
     *inputs = *work = 0;
@@ -244,9 +242,9 @@ dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
     e->work_used = work;
     for (int k = 0; k < g->n_inputs; k++) {
         int v = g->input_values[k];
-        e->val[v] = (dn_tensor){ g->values[v].desc.dtype,
-                                 dn_shape_at_batch(g->values[v].desc.shape, batch),
-                                 (unsigned char *)e->inputs + e->input_offset[v] };
+        e->val[v] =
+            (dn_tensor){ g->values[v].desc.dtype, dn_shape_at_batch(g->values[v].desc.shape, batch),
+                         (unsigned char *)e->inputs + e->input_offset[v] };
     }
     memset(e->input_set, 0, (size_t)g->n_values * sizeof *e->input_set);
     memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
@@ -389,4 +387,3 @@ dn_status dn_exec_set_input(dn_exec *e, int value, dn_dtype dtype, int rank, con
     e->loss_ready = e->grads_ready = false;
     return DN_OK;
 }
-

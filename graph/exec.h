@@ -37,27 +37,27 @@ typedef struct dn_node_timing {
 } dn_node_timing;
 
 typedef struct dn_exec {
-    const dn_graph *g;     /* borrowed */
+    const dn_graph *g; /* borrowed */
     int threads;
-    bool keep_all;         /* every node output stays readable: no buffer sharing */
-    dn_rng rng;            /* initialisers, then one draw per forward for Dropout */
+    bool keep_all; /* every node output stays readable: no buffer sharing */
+    dn_rng rng;    /* initialisers, then one draw per forward for Dropout */
 
-    float *param_data;     /* every param, contiguous, in g->param_values order */
-    float *param_grad;     /* their gradients, same layout */
-    int64_t param_count;   /* floats in each of the two */
+    float *param_data;   /* every param, contiguous, in g->param_values order */
+    float *param_grad;   /* their gradients, same layout */
+    int64_t param_count; /* floats in each of the two */
 
-    dn_tensor *val;        /* per value: its data (params: views into param_data) */
-    dn_tensor *grad;       /* per value: its gradient, data NULL when it takes none */
-    bool *on_loss_path;    /* per node: the loss depends on it */
-    bool *computed;        /* per value: readable since the last forward / set_input */
-    bool *input_set;       /* per value: a graph input that has been fed */
-    bool *grad_zeroed;     /* per value, during backward: its gradient has been zeroed */
+    dn_tensor *val;     /* per value: its data (params: views into param_data) */
+    dn_tensor *grad;    /* per value: its gradient, data NULL when it takes none */
+    bool *on_loss_path; /* per node: the loss depends on it */
+    bool *computed;     /* per value: readable since the last forward / set_input */
+    bool *input_set;    /* per value: a graph input that has been fed */
+    bool *grad_zeroed;  /* per value, during backward: its gradient has been zeroed */
 
     /* For one batch size: the graph inputs and the kernels' workspace. Each allocation keeps
      * the largest size asked for so far, so a smaller batch (an epoch's last) allocates
      * nothing. */
-    int64_t batch;         /* 0: not planned */
-    size_t *input_offset;  /* per value: offset in `inputs` (graph inputs only) */
+    int64_t batch;        /* 0: not planned */
+    size_t *input_offset; /* per value: offset in `inputs` (graph inputs only) */
     void *inputs, *work;
     size_t inputs_size, work_size, work_used;
 
@@ -71,19 +71,19 @@ typedef struct dn_exec {
     dn_plan plan;
     void *arena;
     size_t arena_size;
-    void **saved;          /* per node */
-    dn_tensor *x_views;    /* per node, its inputs (node_first[i] .. + n_inputs) */
-    dn_tensor *dx_views;   /* per node, their gradients (data NULL: not wanted) */
+    void **saved;        /* per node */
+    dn_tensor *x_views;  /* per node, its inputs (node_first[i] .. + n_inputs) */
+    dn_tensor *dx_views; /* per node, their gradients (data NULL: not wanted) */
     int *node_first;
     dn_tensor_desc *descs; /* scratch: one node's input descriptors */
 
     bool profiling;
     dn_node_timing *timing; /* per node */
 
-    int rebatched_by;      /* the input whose batch size last dropped the others, or -1 */
-    int64_t old_batch;     /* the batch size it replaced */
-    bool loss_ready;       /* the last forward was in training mode and computed the loss */
-    bool grads_ready;      /* backward ran after it */
+    int rebatched_by;  /* the input whose batch size last dropped the others, or -1 */
+    int64_t old_batch; /* the batch size it replaced */
+    bool loss_ready;   /* the last forward was in training mode and computed the loss */
+    bool grads_ready;  /* backward ran after it */
 } dn_exec;
 
 /* Allocate the params and initialise them from `seed`. threads <= 0: OpenMP's default. */

@@ -87,8 +87,7 @@ static void mark_kept(dn_exec *e, const int *targets, int n_targets)
 
 static double seconds(void) { return omp_get_wtime(); }
 
-static dn_status run_node_forward(dn_exec *e, int i, bool training, uint64_t step_seed,
-                                  dn_err *err)
+static dn_status run_node_forward(dn_exec *e, int i, bool training, uint64_t step_seed, dn_err *err)
 {
     const dn_node *n = &e->g->nodes[i];
     dn_kernel k = kernel_for(e, i, training, step_seed);

@@ -31,38 +31,38 @@ typedef enum dn_value_kind { DN_VALUE_INPUT, DN_VALUE_PARAM, DN_VALUE_NODE } dn_
 typedef struct dn_value {
     char *name;
     dn_value_kind kind;
-    dn_tensor_desc desc;  /* batch 1 when desc.shape.batched */
-    int node;             /* DN_VALUE_NODE: index of the producing node in graph.nodes */
-    dn_init init;         /* DN_VALUE_PARAM: how to initialise it */
-    bool needs_grad;      /* a param, or computed from one */
+    dn_tensor_desc desc; /* batch 1 when desc.shape.batched */
+    int node;            /* DN_VALUE_NODE: index of the producing node in graph.nodes */
+    dn_init init;        /* DN_VALUE_PARAM: how to initialise it */
+    bool needs_grad;     /* a param, or computed from one */
 } dn_value;
 
 typedef struct dn_node {
     char *name;
     const dn_op *op;
-    void *attrs;          /* op->attrs_size bytes, filled by op->parse_attrs */
+    void *attrs; /* op->attrs_size bytes, filled by op->parse_attrs */
     int n_inputs;
-    int *inputs;          /* value indices */
-    char **input_names;   /* the same, as names (for messages) */
-    int output;           /* value index */
-    int json_index;       /* position in the file's "nodes" array */
-    int64_t flops;        /* forward, one sample */
-    int64_t param_elems;  /* elements of the params it reads */
+    int *inputs;         /* value indices */
+    char **input_names;  /* the same, as names (for messages) */
+    int output;          /* value index */
+    int json_index;      /* position in the file's "nodes" array */
+    int64_t flops;       /* forward, one sample */
+    int64_t param_elems; /* elements of the params it reads */
 } dn_node;
 
 typedef struct dn_graph {
-    char *file;           /* base name of the model file, for messages */
+    char *file; /* base name of the model file, for messages */
     char *name;
     dn_value *values;
     int n_values;
     int n_inputs, n_params;
-    int *input_values;    /* value index of each graph input, in file order */
-    int *param_values;    /* value index of each param: declared in file order, then implicit */
-    dn_node *nodes;       /* topological order */
+    int *input_values; /* value index of each graph input, in file order */
+    int *param_values; /* value index of each param: declared in file order, then implicit */
+    dn_node *nodes;    /* topological order */
     int n_nodes;
     int *outputs;
     int n_outputs;
-    int loss;             /* value index, or -1 */
+    int loss;               /* value index, or -1 */
     dn_train_options train; /* the defaults, overridden by the file's "train" section */
 } dn_graph;
 
@@ -76,8 +76,8 @@ int dn_graph_find(const dn_graph *g, const char *name);
 
 /* Order nodes[0..n) so that every node comes after the nodes whose outputs it reads
  * (producer[v] is the node writing value v, or -1). On a cycle, fails naming its nodes. */
-dn_status dn_graph_sort(dn_node *nodes, int n, const int *producer, const char *file,
-                        int *order, dn_err *err);
+dn_status dn_graph_sort(dn_node *nodes, int n, const int *producer, const char *file, int *order,
+                        dn_err *err);
 
 /* A node context for messages about node i. */
 dn_node_ctx dn_graph_node_ctx(const dn_graph *g, const dn_node *n, dn_err *err);

@@ -53,13 +53,12 @@ dn_status dn_load_check_keys(dn_loader *L, const cJSON *obj, const char *const *
             char list[256] = "";
             size_t used = 0;
             for (const char *const *a = allowed; *a && used < sizeof list; a++) {
-                int n = snprintf(list + used, sizeof list - used, "%s%s",
-                                 a == allowed ? "" : ", ", *a);
+                int n =
+                    snprintf(list + used, sizeof list - used, "%s%s", a == allowed ? "" : ", ", *a);
                 used += n > 0 ? (size_t)n : 0;
             }
-            return dn_load_fail(L, DN_ERR_MODEL,
-                                "%s(%s/%s): unknown field \"%s\" (expected %s)", where, loc,
-                                f->string, f->string, list);
+            return dn_load_fail(L, DN_ERR_MODEL, "%s(%s/%s): unknown field \"%s\" (expected %s)",
+                                where, loc, f->string, f->string, list);
         }
     }
     return DN_OK;
@@ -82,13 +81,12 @@ static dn_status parse_outputs(dn_loader *L, const cJSON *outputs)
     int i = 0;
     for (const cJSON *o = outputs->child; o; o = o->next, i++) {
         if (!cJSON_IsString(o))
-            return dn_load_fail(L, DN_ERR_MODEL,
-                                "(/outputs/%d): expected a tensor name, found %s", i,
-                                dn_json_kind(o));
+            return dn_load_fail(L, DN_ERR_MODEL, "(/outputs/%d): expected a tensor name, found %s",
+                                i, dn_json_kind(o));
         int v = dn_load_lookup(L, o->valuestring);
         if (v < 0)
-            return dn_load_fail(L, DN_ERR_MODEL, "(/outputs/%d): output \"%s\" is not defined",
-                                i, o->valuestring);
+            return dn_load_fail(L, DN_ERR_MODEL, "(/outputs/%d): output \"%s\" is not defined", i,
+                                o->valuestring);
         L->g->outputs[L->g->n_outputs++] = v;
     }
     return DN_OK;
@@ -172,8 +170,8 @@ static dn_status check_top_level(dn_loader *L, const cJSON *root)
     if (!cJSON_IsObject(root))
         return dn_load_fail(L, DN_ERR_MODEL, "(/): a model is a JSON object, found %s",
                             dn_json_kind(root));
-    static const char *const allowed[] = { "format", "name", "inputs", "params", "nodes",
-                                           "outputs", "loss", "train", NULL };
+    static const char *const allowed[] = { "format",  "name", "inputs", "params", "nodes",
+                                           "outputs", "loss", "train",  NULL };
     dn_status st = dn_load_check_keys(L, root, allowed, "", "");
     if (st)
         return st;

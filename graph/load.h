@@ -57,8 +57,8 @@ int dn_load_lookup(const dn_loader *L, const char *name);
 
 /* Append a value named `name` (non-empty, not yet taken) and enter it in the name table;
  * where/loc say, for messages, what declares it. */
-dn_status dn_load_add_value(dn_loader *L, const char *name, dn_value_kind kind,
-                            const char *where, const char *loc, int *out);
+dn_status dn_load_add_value(dn_loader *L, const char *name, dn_value_kind kind, const char *where,
+                            const char *loc, int *out);
 
 /* Step 2: the graph inputs and the declared params. */
 dn_status dn_load_inputs(dn_loader *L, const cJSON *inputs);

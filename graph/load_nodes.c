@@ -55,8 +55,8 @@ dn_status dn_load_declare_node(dn_loader *L, const cJSON *jn, int index)
                              dn_op_at(i)->name);
             used += w > 0 ? (size_t)w : 0;
         }
-        return dn_load_fail(L, DN_ERR_MODEL, "%s(%s/op): unknown op \"%s\" (known ops: %s)",
-                            where, loc, op->valuestring, known);
+        return dn_load_fail(L, DN_ERR_MODEL, "%s(%s/op): unknown op \"%s\" (known ops: %s)", where,
+                            loc, op->valuestring, known);
     }
     const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(jn, "attrs");
     if (attrs && !cJSON_IsObject(attrs))
@@ -176,10 +176,10 @@ static dn_status check_arity(const dn_node *n, const dn_node_ctx *c)
         return dn_node_fail(c, DN_ERR_MODEL, "inputs", "%s expects at least %d inputs, found %d",
                             op->name, op->min_inputs, n->n_inputs);
     if (op->min_inputs == op->max_inputs)
-        return dn_node_fail(c, DN_ERR_MODEL, "inputs", "%s expects %d input%s, found %d",
-                            op->name, op->min_inputs, op->min_inputs == 1 ? "" : "s", n->n_inputs);
-    return dn_node_fail(c, DN_ERR_MODEL, "inputs", "%s expects %d to %d inputs, found %d",
-                        op->name, op->min_inputs, op->max_inputs, n->n_inputs);
+        return dn_node_fail(c, DN_ERR_MODEL, "inputs", "%s expects %d input%s, found %d", op->name,
+                            op->min_inputs, op->min_inputs == 1 ? "" : "s", n->n_inputs);
+    return dn_node_fail(c, DN_ERR_MODEL, "inputs", "%s expects %d to %d inputs, found %d", op->name,
+                        op->min_inputs, op->max_inputs, n->n_inputs);
 }
 
 static int64_t count_param_elems(const dn_graph *g, const dn_node *n)

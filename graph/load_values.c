@@ -51,16 +51,16 @@ static void names_insert(dn_loader *L, int value)
 
 /* ------------------------------------------------------------------ values */
 
-dn_status dn_load_add_value(dn_loader *L, const char *name, dn_value_kind kind,
-                            const char *where, const char *loc, int *out)
+dn_status dn_load_add_value(dn_loader *L, const char *name, dn_value_kind kind, const char *where,
+                            const char *loc, int *out)
 {
     if (!name[0])
         return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): names must not be empty", where, loc);
     int existing = dn_load_lookup(L, name);
     if (existing >= 0) {
         static const char *const kind_names[] = { "an input", "a param", "a node" };
-        return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): duplicate name \"%s\" (already %s)",
-                            where, loc, name, kind_names[L->g->values[existing].kind]);
+        return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): duplicate name \"%s\" (already %s)", where,
+                            loc, name, kind_names[L->g->values[existing].kind]);
     }
     if (L->g->n_values == L->values_cap)
         return dn_load_fail(L, DN_ERR_NOMEM, "too many named tensors");
@@ -88,8 +88,8 @@ static dn_status parse_shape(dn_loader *L, const cJSON *arr, bool allow_batch, c
                             where, loc, dn_json_kind(arr));
     int rank = cJSON_GetArraySize(arr);
     if (rank > DN_MAX_RANK)
-        return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): rank %d is above the limit of %d", where,
-                            loc, rank, DN_MAX_RANK);
+        return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): rank %d is above the limit of %d", where, loc,
+                            rank, DN_MAX_RANK);
     memset(out, 0, sizeof *out);
     out->rank = rank;
     int i = 0;
@@ -190,8 +190,8 @@ dn_status dn_load_params(dn_loader *L, const cJSON *params)
         snprintf(where, sizeof where, "param \"%s\" ", p->string);
         snprintf(loc, sizeof loc, "/params/%s", p->string);
         if (!cJSON_IsObject(p))
-            return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): expected an object, found %s", where,
-                                loc, dn_json_kind(p));
+            return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): expected an object, found %s", where, loc,
+                                dn_json_kind(p));
         dn_status st = dn_load_check_keys(L, p, allowed, where, loc);
         if (st)
             return st;

@@ -10,9 +10,9 @@
 #define NONE (-1)
 
 typedef struct buffer {
-    size_t size;        /* bytes, rounded up to ALIGN */
+    size_t size; /* bytes, rounded up to ALIGN */
     size_t offset;
-    int birth, death;   /* steps, both included */
+    int birth, death; /* steps, both included */
 } buffer;
 
 struct dn_plan_scratch {
@@ -142,8 +142,8 @@ static bool runs_in_place(const dn_graph *g, const dn_plan_scratch *s, int i)
                dn_shape_numel(&g->values[n->output].desc.shape);
 }
 
-static dn_status plan_activations(const dn_graph *g, const dn_plan_request *r,
-                                  dn_plan_scratch *s, dn_err *err)
+static dn_status plan_activations(const dn_graph *g, const dn_plan_request *r, dn_plan_scratch *s,
+                                  dn_err *err)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         int v = g->nodes[i].output;

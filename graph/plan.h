@@ -36,18 +36,18 @@
  * reads afterwards. Arrays are per node / per value of the graph. */
 typedef struct dn_plan_request {
     int64_t batch;
-    const bool *forward;   /* per node: runs forward */
-    const bool *backward;  /* per node: runs backward (empty in inference) */
-    const bool *keep;      /* per value: must stay readable to the end of the run */
+    const bool *forward;  /* per node: runs forward */
+    const bool *backward; /* per node: runs backward (empty in inference) */
+    const bool *keep;     /* per value: must stay readable to the end of the run */
 } dn_plan_request;
 
 /* Where things are, as byte offsets into the arena; SIZE_MAX: not in the arena. */
 typedef struct dn_plan {
-    size_t *offset;        /* per value: its activation */
-    size_t *grad_offset;   /* per value: its gradient */
-    size_t *saved_offset;  /* per node */
-    size_t total;          /* arena bytes */
-    size_t unshared;       /* what the arena would take if nothing shared */
+    size_t *offset;       /* per value: its activation */
+    size_t *grad_offset;  /* per value: its gradient */
+    size_t *saved_offset; /* per node */
+    size_t total;         /* arena bytes */
+    size_t unshared;      /* what the arena would take if nothing shared */
 } dn_plan;
 
 typedef struct dn_plan_scratch dn_plan_scratch;

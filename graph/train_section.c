@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *const optimizer_names[] = { "sgd",     "momentum", "nesterov",
-                                                "adagrad", "rmsprop",  "adam" };
+                                               "adagrad", "rmsprop",  "adam" };
 _Static_assert(sizeof optimizer_names / sizeof optimizer_names[0] == DN_ADAM + 1,
                "one name per dn_optimizer");
 
@@ -25,7 +25,7 @@ const char *dn_optimizer_name(dn_optimizer kind)
     return kind >= DN_SGD && kind <= DN_ADAM ? optimizer_names[kind] : "unknown";
 }
 
-static const char *const keys[] = { "epochs", "batch",    "optimizer", "lr",   "momentum",
+static const char *const keys[] = { "epochs",       "batch",    "optimizer", "lr",    "momentum",
                                     "weight_decay", "schedule", "step_size", "gamma", "seed" };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -56,8 +56,12 @@ static bool number_in(const cJSON *v, double lo, double hi, bool hi_open, bool i
 static dn_status parse_schedule(const cJSON *v, const char *file, dn_train_options *out,
                                 dn_err *err)
 {
-    static const struct { const char *name; dn_lr_schedule kind; } names[] = {
-        { "constant", DN_LR_CONSTANT }, { "step", DN_LR_STEP }, { "cosine", DN_LR_COSINE } };
+    static const struct {
+        const char *name;
+        dn_lr_schedule kind;
+    } names[] = { { "constant", DN_LR_CONSTANT },
+                  { "step", DN_LR_STEP },
+                  { "cosine", DN_LR_COSINE } };
     for (size_t i = 0; cJSON_IsString(v) && i < 3; i++)
         if (strcmp(v->valuestring, names[i].name) == 0) {
             out->schedule = names[i].kind;

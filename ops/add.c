@@ -7,8 +7,8 @@
  * The batch marker must agree too: a batched [N, 4] and a fixed [1, 4] look equal when the
  * model is validated with N = 1 but not at run time. No attrs.
  */
-#include "runtime/parallel.h"
 #include "ops/op.h"
+#include "runtime/parallel.h"
 
 static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_desc *in,
                        dn_tensor_desc *out)

@@ -15,8 +15,8 @@
  */
 #include <string.h>
 
-#include "runtime/gemm.h"
 #include "ops/op.h"
+#include "runtime/gemm.h"
 
 typedef struct affine_attrs {
     int64_t units; /* read only when has_units */
@@ -67,8 +67,7 @@ static dn_status check_data(const dn_node_ctx *c, const dn_tensor_desc *in)
     return DN_OK;
 }
 
-static dn_status check_weight(const dn_node_ctx *c, const affine_attrs *a,
-                              const dn_tensor_desc *in)
+static dn_status check_weight(const dn_node_ctx *c, const affine_attrs *a, const dn_tensor_desc *in)
 {
     const dn_shape *w = &in[1].shape;
     char xs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];
@@ -97,8 +96,7 @@ static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_
         if ((st = dn_expect_f32(c, in, i)))
             return st;
     if ((st = check_data(c, in)) || (st = dn_expect_rank(c, in, 1, 2)) ||
-        (c->n_inputs > 2 && (st = dn_expect_rank(c, in, 2, 1))) ||
-        (st = check_weight(c, a, in)) ||
+        (c->n_inputs > 2 && (st = dn_expect_rank(c, in, 2, 1))) || (st = check_weight(c, a, in)) ||
         (st = dn_check_bias(c, a->bias, in, 1, "output feature")))
         return st;
     int64_t dims[2] = { in[0].shape.d[0], in[1].shape.d[1] };
@@ -149,8 +147,7 @@ static void forward(const dn_kernel *k)
     float *y = dn_f32(k->y);
     if (b)
         fill_bias(b, rows, out, y);
-    dn_sgemm(false, false, rows, out, in, 1.0f, x, in, w, out, b ? 1.0f : 0.0f, y, out,
-             k->threads);
+    dn_sgemm(false, false, rows, out, in, 1.0f, x, in, w, out, b ? 1.0f : 0.0f, y, out, k->threads);
 }
 
 static void backward(const dn_kernel *k)
@@ -171,8 +168,11 @@ static void gemm(const void *attrs, const dn_tensor_desc *in, int n_in, const dn
                  dn_gemm_shape *g)
 {
     (void)attrs, (void)n_in, (void)out;
-    *g = (dn_gemm_shape){ .m = in[0].shape.d[0], .n = in[1].shape.d[1], .k = in[1].shape.d[0],
-                          .a_input = 0, .b_input = 1 };
+    *g = (dn_gemm_shape){ .m = in[0].shape.d[0],
+                          .n = in[1].shape.d[1],
+                          .k = in[1].shape.d[0],
+                          .a_input = 0,
+                          .b_input = 1 };
 }
 
 const dn_op dn_op_affine = {

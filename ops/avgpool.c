@@ -15,8 +15,8 @@
  * output shape and the window clipping are shared with MaxPool (pool.h). The 2×2, stride-2
  * window of the classic LeNet has loops of its own, with no window arithmetic.
  */
-#include "runtime/parallel.h"
 #include "ops/pool.h"
+#include "runtime/parallel.h"
 
 /* ---------------------------------------------------------------- attrs and shapes */
 
@@ -103,8 +103,7 @@ static int team(const dn_pool_geom *g, int threads)
     return g->planes > 1 ? dn_team(threads, g->planes * g->h * g->w, AVGPOOL_PARALLEL_MIN) : 1;
 }
 
-static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int64_t lo,
-                           int64_t hi)
+static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int64_t lo, int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
     for (int64_t i = lo; i < hi; i++) {
@@ -131,8 +130,7 @@ static void backward_planes(const dn_pool_geom *g, const float *dy, float *dx, i
             continue;
         }
         for (int64_t p = 0; p < g->oh; p++)
-            avg_row_grad_2x2(dyp + p * g->ow, dxp + 2 * p * g->w, dxp + (2 * p + 1) * g->w,
-                             g->ow);
+            avg_row_grad_2x2(dyp + p * g->ow, dxp + 2 * p * g->w, dxp + (2 * p + 1) * g->w, g->ow);
     }
 }
 

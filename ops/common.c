@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/parallel.h"
 #include "ops/op.h"
+#include "runtime/parallel.h"
 
-dn_status dn_node_fail(const dn_node_ctx *c, dn_status status, const char *field,
-                       const char *fmt, ...)
+dn_status dn_node_fail(const dn_node_ctx *c, dn_status status, const char *field, const char *fmt,
+                       ...)
 {
     char what[DN_ERRMSG_MAX];
     va_list ap;
@@ -19,8 +19,8 @@ dn_status dn_node_fail(const dn_node_ctx *c, dn_status status, const char *field
     if (field)
         return dn_err_set(c->err, status, "%s: node \"%s\" (/nodes/%d/%s): %s", c->file, c->node,
                           c->index, field, what);
-    return dn_err_set(c->err, status, "%s: node \"%s\" (/nodes/%d): %s", c->file, c->node,
-                      c->index, what);
+    return dn_err_set(c->err, status, "%s: node \"%s\" (/nodes/%d): %s", c->file, c->node, c->index,
+                      what);
 }
 
 static const cJSON *attr(const dn_node_ctx *c, const char *key)
@@ -32,13 +32,20 @@ bool dn_attr_present(const dn_node_ctx *c, const char *key) { return attr(c, key
 
 const char *dn_json_kind(const cJSON *v)
 {
-    if (!v) return "nothing";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
+    if (!v)
+        return "nothing";
+    if (cJSON_IsNumber(v))
+        return "a number";
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsBool(v))
+        return "a boolean";
+    if (cJSON_IsNull(v))
+        return "null";
+    if (cJSON_IsArray(v))
+        return "an array";
+    if (cJSON_IsObject(v))
+        return "an object";
     return "an invalid value";
 }
 
@@ -60,8 +67,8 @@ dn_status dn_attrs_only(const dn_node_ctx *c, const char *const *allowed)
         }
         char field[300];
         snprintf(field, sizeof field, "attrs/%s", f->string);
-        return dn_node_fail(c, DN_ERR_MODEL, field, "unknown attr \"%s\" (expected %s)",
-                            f->string, used ? list : "no attrs");
+        return dn_node_fail(c, DN_ERR_MODEL, field, "unknown attr \"%s\" (expected %s)", f->string,
+                            used ? list : "no attrs");
     }
     return DN_OK;
 }
@@ -89,8 +96,8 @@ static dn_status int_value(const dn_node_ctx *c, const char *field, const cJSON 
     return DN_OK;
 }
 
-dn_status dn_attr_int(const dn_node_ctx *c, const char *key, int64_t def, int64_t min,
-                      int64_t max, int64_t *out)
+dn_status dn_attr_int(const dn_node_ctx *c, const char *key, int64_t def, int64_t min, int64_t max,
+                      int64_t *out)
 {
     const cJSON *v = attr(c, key);
     *out = def;
@@ -101,8 +108,8 @@ dn_status dn_attr_int(const dn_node_ctx *c, const char *key, int64_t def, int64_
     return int_value(c, field, v, min, max, out);
 }
 
-dn_status dn_attr_int2(const dn_node_ctx *c, const char *key, int64_t def, int64_t min,
-                       int64_t max, int64_t out[2])
+dn_status dn_attr_int2(const dn_node_ctx *c, const char *key, int64_t def, int64_t min, int64_t max,
+                       int64_t out[2])
 {
     const cJSON *v = attr(c, key);
     out[0] = out[1] = def;
@@ -129,8 +136,8 @@ dn_status dn_attr_int2(const dn_node_ctx *c, const char *key, int64_t def, int64
     return DN_OK;
 }
 
-dn_status dn_attr_number(const dn_node_ctx *c, const char *key, double def, double min,
-                         double max, double *out)
+dn_status dn_attr_number(const dn_node_ctx *c, const char *key, double def, double min, double max,
+                         double *out)
 {
     const cJSON *v = attr(c, key);
     *out = def;
@@ -252,6 +259,5 @@ static void add_range(float *restrict dst, const float *restrict src, int64_t lo
 
 void dn_add_into(float *dst, const float *src, int64_t n, int threads)
 {
-    DN_PARALLEL_RANGE(n, dn_team(threads, n, DN_PARALLEL_MIN), lo, hi,
-                      add_range(dst, src, lo, hi));
+    DN_PARALLEL_RANGE(n, dn_team(threads, n, DN_PARALLEL_MIN), lo, hi, add_range(dst, src, lo, hi));
 }

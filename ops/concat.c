@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/parallel.h"
 #include "ops/op.h"
+#include "runtime/parallel.h"
 
 typedef struct concat_attrs {
     int64_t axis; /* as written; may be negative, resolved against the rank */

@@ -43,8 +43,7 @@ typedef struct conv_attrs {
     dn_init init, bias_init;
 } conv_attrs;
 
-static conv_geom geom(const conv_attrs *a, const dn_shape *x, const dn_shape *w,
-                      const dn_shape *y)
+static conv_geom geom(const conv_attrs *a, const dn_shape *x, const dn_shape *w, const dn_shape *y)
 {
     return conv_geom_make(x, w, y, a->stride, a->pad);
 }
@@ -86,8 +85,7 @@ static int implicit_params(const void *attrs, const dn_tensor_desc *x, dn_param_
     return 2;
 }
 
-static dn_status check_weight(const dn_node_ctx *c, const conv_attrs *a,
-                              const dn_tensor_desc *in)
+static dn_status check_weight(const dn_node_ctx *c, const conv_attrs *a, const dn_tensor_desc *in)
 {
     const dn_shape *x = &in[0].shape, *w = &in[1].shape;
     char xs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];
@@ -106,13 +104,13 @@ static dn_status check_weight(const dn_node_ctx *c, const conv_attrs *a,
     if (a->has_kernel && (w->d[2] != a->kernel[0] || w->d[3] != a->kernel[1]))
         return dn_node_fail(c, DN_ERR_SHAPE, "attrs/kernel",
                             "kernel is [%lld,%lld], but weight \"%s\" %s has a [%lld,%lld] kernel",
-                            (long long)a->kernel[0], (long long)a->kernel[1], c->input_names[1],
-                            ws, (long long)w->d[2], (long long)w->d[3]);
+                            (long long)a->kernel[0], (long long)a->kernel[1], c->input_names[1], ws,
+                            (long long)w->d[2], (long long)w->d[3]);
     return DN_OK;
 }
 
-static dn_status output_shape(const dn_node_ctx *c, const conv_attrs *a,
-                              const dn_tensor_desc *in, dn_tensor_desc *out)
+static dn_status output_shape(const dn_node_ctx *c, const conv_attrs *a, const dn_tensor_desc *in,
+                              dn_tensor_desc *out)
 {
     const dn_shape *x = &in[0].shape, *w = &in[1].shape;
     char xs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];

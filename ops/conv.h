@@ -35,10 +35,19 @@ typedef struct conv_geom {
 static inline conv_geom conv_geom_make(const dn_shape *x, const dn_shape *w, const dn_shape *y,
                                        const int64_t stride[2], const int64_t pad[2])
 {
-    conv_geom g = { .n = x->d[0], .c = x->d[1], .h = x->d[2], .w = x->d[3],
-                    .f = w->d[0], .kh = w->d[2], .kw = w->d[3],
-                    .oh = y->d[2], .ow = y->d[3],
-                    .sh = stride[0], .sw = stride[1], .ph = pad[0], .pw = pad[1] };
+    conv_geom g = { .n = x->d[0],
+                    .c = x->d[1],
+                    .h = x->d[2],
+                    .w = x->d[3],
+                    .f = w->d[0],
+                    .kh = w->d[2],
+                    .kw = w->d[3],
+                    .oh = y->d[2],
+                    .ow = y->d[3],
+                    .sh = stride[0],
+                    .sw = stride[1],
+                    .ph = pad[0],
+                    .pw = pad[1] };
     g.k = g.c * g.kh * g.kw;
     g.p = g.oh * g.ow;
     return g;
@@ -122,14 +131,14 @@ static inline int conv_team_size(const conv_geom *g, int threads)
 }
 
 typedef struct conv_slot_layout {
-    int64_t weights;            /* packed W (forward) or packed Wᵀ (backward) */
-    int64_t table;              /* where each packed col entry comes from (int32) */
-    int64_t shared;             /* the two above */
-    int64_t sample;             /* x_n [C, H, W] and one 0 after it, for padding */
-    int64_t col, packed_col;    /* dcol [K, P]; col_n packed as B (forward) or Bᵀ (dW) */
+    int64_t weights;         /* packed W (forward) or packed Wᵀ (backward) */
+    int64_t table;           /* where each packed col entry comes from (int32) */
+    int64_t shared;          /* the two above */
+    int64_t sample;          /* x_n [C, H, W] and one 0 after it, for padding */
+    int64_t col, packed_col; /* dcol [K, P]; col_n packed as B (forward) or Bᵀ (dW) */
     int64_t packed_dy_a, packed_dy_b, dw, db;
-    int64_t padded;             /* the direct path's padded sample (0 otherwise) */
-    int64_t per_thread;         /* the sum of the slot's arrays (floats) */
+    int64_t padded;     /* the direct path's padded sample (0 otherwise) */
+    int64_t per_thread; /* the sum of the slot's arrays (floats) */
 } conv_slot_layout;
 
 /* Sizes rounded up to 16 floats keep every array 64-byte aligned. */
@@ -141,8 +150,8 @@ static inline conv_slot_layout conv_slots(const conv_geom *g, const dn_ukernel *
 {
     conv_slot_layout s;
     int64_t cb = dn_packed_size(g->p, g->k, u->nr), ct = dn_packed_size(g->k, g->p, u->nr);
-    s.weights = conv_r16(
-        conv_larger(dn_packed_size(g->f, g->k, u->mr), dn_packed_size(g->k, g->f, u->mr)));
+    s.weights =
+        conv_r16(conv_larger(dn_packed_size(g->f, g->k, u->mr), dn_packed_size(g->k, g->f, u->mr)));
     s.table = conv_r16(conv_larger(cb, ct)); /* int32 entries, the size of floats */
     s.shared = s.weights + s.table;
     s.sample = conv_r16(g->c * g->h * g->w + 1);
@@ -153,8 +162,8 @@ static inline conv_slot_layout conv_slots(const conv_geom *g, const dn_ukernel *
     s.dw = conv_r16(g->f * g->k);
     s.db = conv_r16(g->f);
     s.padded = conv_is_direct(g) ? conv_r16(conv_padded_size(g)) : 0;
-    s.per_thread = s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db +
-                   s.padded;
+    s.per_thread =
+        s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db + s.padded;
     return s;
 }
 
@@ -189,9 +198,9 @@ typedef struct conv_pass {
     const conv_geom *g;
     const dn_ukernel *u;
     const conv_slot_layout *l;
-    float *work;        /* the aligned workspace: packed weights, table, then the slots */
+    float *work; /* the aligned workspace: packed weights, table, then the slots */
     const int32_t *table;
-    int64_t entries;    /* of the table; 0: no table, pack the plain way */
+    int64_t entries; /* of the table; 0: no table, pack the plain way */
 } conv_pass;
 
 static inline conv_pass conv_pass_of(const conv_geom *g, const dn_ukernel *u,
@@ -245,8 +254,7 @@ typedef struct conv_direct_kernels {
     void (*forward)(const conv_geom *g, const float *w, const float *b, const float *xp,
                     const int64_t *off, float *y, int64_t p0, int64_t p1);
     /* dw [F, K] += one sample's share, from its dy [F, OH, OW]. */
-    void (*dw)(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,
-               float *dw);
+    void (*dw)(const conv_geom *g, const float *dy, const float *xp, const int64_t *off, float *dw);
 } conv_direct_kernels;
 
 /* The plain loops. */
@@ -254,8 +262,7 @@ const conv_direct_kernels *dn_conv_direct_plain(void);
 /* The AVX2/FMA loops, or NULL when this machine (or this build's target) has none. */
 const conv_direct_kernels *dn_conv_direct_avx2(void);
 
-void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g,
-                            const conv_direct_kernels *isa);
+void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa);
 void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,
                              const conv_direct_kernels *isa);
 

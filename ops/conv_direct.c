@@ -97,9 +97,8 @@ AVX2 static __m256i lanes_below(int64_t len)
 }
 
 /* Outputs q0 .. q0 + len of row p (len ≤ QB = 16) for filters f0 .. f0 + nf (nf ≤ FB). */
-AVX2 static void forward_block(const conv_geom *g, const float *w, const float *b,
-                               const float *in, const int64_t *off, int64_t f0, int64_t nf,
-                               int64_t len, float *y0)
+AVX2 static void forward_block(const conv_geom *g, const float *w, const float *b, const float *in,
+                               const int64_t *off, int64_t f0, int64_t nf, int64_t len, float *y0)
 {
     static const float zeros[DIRECT_MAX_K];
     const float *wt[FB];
@@ -124,9 +123,8 @@ AVX2 static void forward_block(const conv_geom *g, const float *w, const float *
     }
 }
 
-AVX2 static void forward_avx2(const conv_geom *g, const float *w, const float *b,
-                              const float *xp, const int64_t *off, float *y, int64_t p0,
-                              int64_t p1)
+AVX2 static void forward_avx2(const conv_geom *g, const float *w, const float *b, const float *xp,
+                              const int64_t *off, float *y, int64_t p0, int64_t p1)
 {
     for (int64_t p = p0; p < p1; p++)
         for (int64_t q0 = 0; q0 < g->ow; q0 += QB)
@@ -139,9 +137,8 @@ AVX2 static void forward_avx2(const conv_geom *g, const float *w, const float *b
 /* dw[r0 .. r0 + nt] += Σ_p Σ_{q ∈ [q0, q0 + len)} dy[p, q] · xp[p, q + tap offset], one
  * vector of columns (len ≤ 8) and up to DW_TAPS taps at a time. A partial vector masks the
  * lanes past len out of both loads (0 · inf would be NaN). */
-AVX2 static void dw_block(const conv_geom *g, const float *dy, const float *xp,
-                          const int64_t *off, int64_t r0, int64_t nt, int64_t q0, int64_t len,
-                          float *dw)
+AVX2 static void dw_block(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,
+                          int64_t r0, int64_t nt, int64_t q0, int64_t len, float *dw)
 {
     __m256 acc[DW_TAPS];
     __m256i mask = lanes_below(len);
@@ -173,8 +170,8 @@ AVX2 static void dw_block(const conv_geom *g, const float *dy, const float *xp,
     }
 }
 
-AVX2 static void dw_avx2(const conv_geom *g, const float *dy, const float *xp,
-                         const int64_t *off, float *dw)
+AVX2 static void dw_avx2(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,
+                         float *dw)
 {
     for (int64_t f = 0; f < g->f; f++)
         for (int64_t q0 = 0; q0 < g->ow; q0 += 8)
@@ -204,8 +201,8 @@ const conv_direct_kernels *dn_conv_direct_plain(void) { return &plain_kernels; }
 
 /* Output rows [p0, p1) of one sample. */
 static void forward_rows(const conv_direct_kernels *isa, const conv_geom *g, const float *w,
-                         const float *b, const float *x, float *y, const conv_slot *s,
-                         int64_t p0, int64_t p1)
+                         const float *b, const float *x, float *y, const conv_slot *s, int64_t p0,
+                         int64_t p1)
 {
     int64_t off[DIRECT_MAX_K];
     tap_offsets(g, off);
@@ -225,8 +222,8 @@ static void dw_sample(const conv_direct_kernels *isa, const conv_geom *g, const 
 
 /* Items [lo, hi) of the batch's N·OH output rows (item n·OH + p: row p of sample n, every
  * filter), so that threads split the batch, or the rows of a batch smaller than the team. */
-static void forward_range(const conv_direct_kernels *isa, const conv_pass *ps,
-                          const dn_kernel *k, int64_t lo, int64_t hi)
+static void forward_range(const conv_direct_kernels *isa, const conv_pass *ps, const dn_kernel *k,
+                          int64_t lo, int64_t hi)
 {
     const conv_geom *g = ps->g;
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
@@ -235,15 +232,15 @@ static void forward_range(const conv_direct_kernels *isa, const conv_pass *ps,
     for (int64_t it = lo; it < hi;) {
         int64_t n = it / g->oh, p0 = it % g->oh;
         int64_t p1 = g->oh - p0 < hi - it ? g->oh : p0 + (hi - it);
-        forward_rows(isa, g, w, b, x + n * g->c * g->h * g->w, dn_f32(k->y) + n * g->f * g->p,
-                     &s, p0, p1);
+        forward_rows(isa, g, w, b, x + n * g->c * g->h * g->w, dn_f32(k->y) + n * g->f * g->p, &s,
+                     p0, p1);
         it += p1 - p0;
     }
 }
 
 /* Samples [lo, hi) of the batch: dW here, dx and db as the per-sample path computes them. */
-static void backward_range(const conv_direct_kernels *isa, const conv_pass *ps,
-                           const dn_kernel *k, int64_t lo, int64_t hi)
+static void backward_range(const conv_direct_kernels *isa, const conv_pass *ps, const dn_kernel *k,
+                           int64_t lo, int64_t hi)
 {
     const conv_geom *g = ps->g;
     const float *x = dn_f32(&k->x[0]), *dy = dn_f32(k->dy);
@@ -255,13 +252,12 @@ static void backward_range(const conv_direct_kernels *isa, const conv_pass *ps,
     for (int64_t n = lo; n < hi; n++) {
         if (dw)
             dw_sample(isa, g, x + n * in, dy + n * out, &s);
-        dn_conv_sample_backward(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s,
-                                false, db);
+        dn_conv_sample_backward(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s, false,
+                                db);
     }
 }
 
-void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g,
-                            const conv_direct_kernels *isa)
+void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa)
 {
     dn_ukernel u;
     dn_ukernel_get(&u);
@@ -274,8 +270,7 @@ void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g,
 }
 
 /* Threads split the batch; no index table: dW reads the padded copy, and dx packs only dy. */
-void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,
-                             const conv_direct_kernels *isa)
+void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa)
 {
     dn_ukernel u;
     dn_ukernel_get(&u);

@@ -116,8 +116,8 @@ static void im2col(const conv_geom *g, const float *x, int64_t nc, float *col, i
                       im2col_range(g, x, nc, col, lo, hi));
 }
 
-static void col2im_range(const conv_geom *g, const float *dcol, int64_t nc, float *dx,
-                         int64_t lo, int64_t hi)
+static void col2im_range(const conv_geom *g, const float *dcol, int64_t nc, float *dx, int64_t lo,
+                         int64_t hi)
 {
     for (int64_t n = lo; n < hi; n++)
         dn_conv_col2im_sample(g, dcol + n * g->p, nc * g->p, dx + n * g->c * g->h * g->w);
@@ -131,8 +131,8 @@ static void col2im(const conv_geom *g, const float *dcol, int64_t nc, float *dx,
                       col2im_range(g, dcol, nc, dx, lo, hi));
 }
 
-static void scatter_range(const conv_geom *g, const float *yt, const float *b, int64_t nc,
-                          float *y, int64_t lo, int64_t hi)
+static void scatter_range(const conv_geom *g, const float *yt, const float *b, int64_t nc, float *y,
+                          int64_t lo, int64_t hi)
 {
     for (int64_t n = lo; n < hi; n++)
         for (int64_t f = 0; f < g->f; f++) {
@@ -152,8 +152,8 @@ static void scatter_output(const conv_geom *g, const float *yt, const float *b, 
                       scatter_range(g, yt, b, nc, y, lo, hi));
 }
 
-static void gather_range(const conv_geom *g, const float *dy, int64_t nc, float *dyt,
-                         int64_t lo, int64_t hi)
+static void gather_range(const conv_geom *g, const float *dy, int64_t nc, float *dyt, int64_t lo,
+                         int64_t hi)
 {
     for (int64_t n = lo; n < hi; n++)
         for (int64_t f = 0; f < g->f; f++)

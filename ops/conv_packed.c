@@ -116,8 +116,8 @@ static void forward_sample(const conv_pass *ps, const float *b, const float *x, 
     dn_gemm_packed(ps->u, g->f, g->p, g->k, ps->work, s->packed_col, 1.0f, y, g->p, 1);
 }
 
-static void forward_range(const conv_pass *ps, const float *x, const float *b, float *y,
-                          int64_t lo, int64_t hi)
+static void forward_range(const conv_pass *ps, const float *x, const float *b, float *y, int64_t lo,
+                          int64_t hi)
 {
     const conv_geom *g = ps->g;
     conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
@@ -182,13 +182,11 @@ static void backward_range(const conv_pass *ps, const dn_kernel *k, int64_t lo, 
     conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
     memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
     for (int64_t n = lo; n < hi; n++)
-        dn_conv_sample_backward(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s, dw,
-                                db);
+        dn_conv_sample_backward(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s, dw, db);
 }
 
 /* dst[i] += Σ_t (thread t's copy)[i] for i in [lo, hi), t in order. */
-static void sum_copies(const conv_pass *ps, int team, bool bias, float *dst, int64_t lo,
-                       int64_t hi)
+static void sum_copies(const conv_pass *ps, int team, bool bias, float *dst, int64_t lo, int64_t hi)
 {
     for (int64_t i = lo; i < hi; i++) {
         float sum = 0.0f;

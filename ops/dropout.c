@@ -13,8 +13,8 @@
 #include <float.h>
 #include <string.h>
 
-#include "runtime/parallel.h"
 #include "ops/op.h"
+#include "runtime/parallel.h"
 #include "runtime/rng.h"
 
 typedef struct dropout_attrs {
@@ -35,8 +35,8 @@ static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
     /* The range is half-open (1 would divide by zero in the scale), which dn_attr_number's
      * closed [min, max] cannot say. */
     if (ratio < 0.0 || ratio >= 1.0)
-        return dn_node_fail(c, DN_ERR_MODEL, "attrs/ratio",
-                            "expected a number in [0, 1), found %g", ratio);
+        return dn_node_fail(c, DN_ERR_MODEL, "attrs/ratio", "expected a number in [0, 1), found %g",
+                            ratio);
     a->ratio = (float)ratio;
     a->scale = (float)(1.0 / (1.0 - ratio));
     return DN_OK;

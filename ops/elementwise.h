@@ -34,64 +34,63 @@
 #define DN_ELEMENTWISE_CHUNK 256
 
 /* The kernels around span functions forward_span(x, y, n) and backward_span(y, dy, dx, n). */
-#define DN_ELEMENTWISE_KERNELS_(FWD_MIN, BWD_MIN)                                          \
-    static void forward(const dn_kernel *k)                                                \
-    {                                                                                      \
-        const float *x = dn_f32(&k->x[0]);                                                 \
-        float *y = dn_f32(k->y);                                                           \
-        int64_t n = dn_shape_numel(&k->y->shape);                                          \
-        DN_PARALLEL_RANGE(n, dn_team(k->threads, n, (FWD_MIN)), lo, hi,                    \
-                          forward_span(x + lo, y + lo, hi - lo));                          \
-    }                                                                                      \
-    static void backward(const dn_kernel *k)                                               \
-    {                                                                                      \
-        const float *y = dn_f32(k->y), *dy = dn_f32(k->dy);                                \
-        float *dx = dn_f32(&k->dx[0]);                                                     \
-        int64_t n = dn_shape_numel(&k->y->shape);                                          \
-        DN_PARALLEL_RANGE(n, dn_team(k->threads, n, (BWD_MIN)), lo, hi,                    \
-                          backward_span(y + lo, dy + lo, dx + lo, hi - lo));               \
+#define DN_ELEMENTWISE_KERNELS_(FWD_MIN, BWD_MIN)                            \
+    static void forward(const dn_kernel *k)                                  \
+    {                                                                        \
+        const float *x = dn_f32(&k->x[0]);                                   \
+        float *y = dn_f32(k->y);                                             \
+        int64_t n = dn_shape_numel(&k->y->shape);                            \
+        DN_PARALLEL_RANGE(n, dn_team(k->threads, n, (FWD_MIN)), lo, hi,      \
+                          forward_span(x + lo, y + lo, hi - lo));            \
+    }                                                                        \
+    static void backward(const dn_kernel *k)                                 \
+    {                                                                        \
+        const float *y = dn_f32(k->y), *dy = dn_f32(k->dy);                  \
+        float *dx = dn_f32(&k->dx[0]);                                       \
+        int64_t n = dn_shape_numel(&k->y->shape);                            \
+        DN_PARALLEL_RANGE(n, dn_team(k->threads, n, (BWD_MIN)), lo, hi,      \
+                          backward_span(y + lo, dy + lo, dx + lo, hi - lo)); \
     }
 
 /* dy is loaded whatever DX makes of it, so a select in DX needs no branch. */
-#define DN_ELEMENTWISE_BACKWARD_SPAN_(DX)                                                  \
-    static void backward_span(const float *restrict y, const float *restrict dy,          \
-                              float *restrict dx, int64_t n)                               \
-    {                                                                                      \
-        for (int64_t i = 0; i < n; i++)                                                    \
-            dx[i] += DX(y[i], dy[i]);                                                      \
+#define DN_ELEMENTWISE_BACKWARD_SPAN_(DX)                                        \
+    static void backward_span(const float *restrict y, const float *restrict dy, \
+                              float *restrict dx, int64_t n)                     \
+    {                                                                            \
+        for (int64_t i = 0; i < n; i++)                                          \
+            dx[i] += DX(y[i], dy[i]);                                            \
     }
 
 /* x and y may be the same buffer (in place), hence no restrict: x[i] is read before y[i] is
  * written. */
-#define DN_ELEMENTWISE(Y, DX, FWD_MIN, BWD_MIN)                                            \
-    static void forward_span(const float *x, float *y, int64_t n)                          \
-    {                                                                                      \
-        for (int64_t i = 0; i < n; i++)                                                    \
-            y[i] = Y(x[i]);                                                                \
-    }                                                                                      \
-    DN_ELEMENTWISE_BACKWARD_SPAN_(DX)                                                      \
+#define DN_ELEMENTWISE(Y, DX, FWD_MIN, BWD_MIN)                   \
+    static void forward_span(const float *x, float *y, int64_t n) \
+    {                                                             \
+        for (int64_t i = 0; i < n; i++)                           \
+            y[i] = Y(x[i]);                                       \
+    }                                                             \
+    DN_ELEMENTWISE_BACKWARD_SPAN_(DX)                             \
     DN_ELEMENTWISE_KERNELS_(FWD_MIN, BWD_MIN)
 
-#define DN_ELEMENTWISE_STAGED(PRE, Y, DX, FWD_MIN, BWD_MIN)                                \
-    static void forward_span(const float *x, float *y, int64_t n)                          \
-    {                                                                                      \
-        float pre[DN_ELEMENTWISE_CHUNK];                                                   \
-        for (int64_t c = 0; c < n; c += DN_ELEMENTWISE_CHUNK) {                            \
-            int64_t len = n - c < DN_ELEMENTWISE_CHUNK ? n - c : DN_ELEMENTWISE_CHUNK;     \
-            for (int64_t i = 0; i < len; i++)                                              \
-                pre[i] = PRE(x[c + i]);                                                    \
-            for (int64_t i = 0; i < len; i++)                                              \
-                y[c + i] = Y(x[c + i], pre[i]);                                            \
-        }                                                                                  \
-    }                                                                                      \
-    DN_ELEMENTWISE_BACKWARD_SPAN_(DX)                                                      \
+#define DN_ELEMENTWISE_STAGED(PRE, Y, DX, FWD_MIN, BWD_MIN)                            \
+    static void forward_span(const float *x, float *y, int64_t n)                      \
+    {                                                                                  \
+        float pre[DN_ELEMENTWISE_CHUNK];                                               \
+        for (int64_t c = 0; c < n; c += DN_ELEMENTWISE_CHUNK) {                        \
+            int64_t len = n - c < DN_ELEMENTWISE_CHUNK ? n - c : DN_ELEMENTWISE_CHUNK; \
+            for (int64_t i = 0; i < len; i++)                                          \
+                pre[i] = PRE(x[c + i]);                                                \
+            for (int64_t i = 0; i < len; i++)                                          \
+                y[c + i] = Y(x[c + i], pre[i]);                                        \
+        }                                                                              \
+    }                                                                                  \
+    DN_ELEMENTWISE_BACKWARD_SPAN_(DX)                                                  \
     DN_ELEMENTWISE_KERNELS_(FWD_MIN, BWD_MIN)
 
 /* The descriptor fields every activation of this shell shares; the op adds .name and
  * .parse_attrs. */
-#define DN_ELEMENTWISE_FIELDS                                                              \
-    .min_inputs = 1, .max_inputs = 1, .infer = dn_infer_unary,                             \
-    .flops = dn_flops_per_output, .forward = forward, .backward = backward, .inplace = true, \
-    .backward_reads_output = true
+#define DN_ELEMENTWISE_FIELDS                                                                \
+    .min_inputs = 1, .max_inputs = 1, .infer = dn_infer_unary, .flops = dn_flops_per_output, \
+    .forward = forward, .backward = backward, .inplace = true, .backward_reads_output = true
 
 #endif

@@ -21,9 +21,9 @@
  * of the largest sum, far below a float's precision.
  *
  * Forward saves p = s^(−beta) (one float per element), its one power per element (libm powf,
- * the costly part, or two square roots for beta = 0.75); backward recomputes s with the same sliding sum and uses s^(−beta−1) =
- * p / s, so it takes no power at all. The workspace holds t. Backward reads x, not y, so a
- * later op may overwrite y in place.
+ * the costly part, or two square roots for beta = 0.75); backward recomputes s with the same
+ * sliding sum and uses s^(−beta−1) = p / s, so it takes no power at all. The workspace holds
+ * t. Backward reads x, not y, so a later op may overwrite y in place.
  *
  * Threads split the work into items of one sample and a span of SPAN spatial positions: each
  * item runs its own sweep over the channels, so batch 1 still splits, and a span's running
@@ -36,8 +36,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "runtime/parallel.h"
 #include "ops/op.h"
+#include "runtime/parallel.h"
 
 typedef struct lrn_attrs {
     int64_t size;
@@ -139,8 +139,8 @@ static int64_t item_count(const lrn_geom *g) { return g->n * ((g->inner + SPAN -
 
 /* acc += in² − out²: channel row `in` enters the window, `out` leaves it; either may be NULL
  * (a channel outside [0, C)). One pass over acc for both. */
-static void slide_squares(double *restrict acc, const float *restrict in,
-                          const float *restrict out, int64_t len)
+static void slide_squares(double *restrict acc, const float *restrict in, const float *restrict out,
+                          int64_t len)
 {
     if (in && out)
         for (int64_t i = 0; i < len; i++)
@@ -154,8 +154,8 @@ static void slide_squares(double *restrict acc, const float *restrict in,
 }
 
 /* acc += in − out, as slide_squares. */
-static void slide_values(double *restrict acc, const float *restrict in,
-                         const float *restrict out, int64_t len)
+static void slide_values(double *restrict acc, const float *restrict in, const float *restrict out,
+                         int64_t len)
 {
     if (in && out)
         for (int64_t i = 0; i < len; i++)
@@ -209,8 +209,13 @@ static void scale_row(const lrn_attrs *a, const window *w, float *restrict s)
 static void squares_window(const lrn_attrs *a, const lrn_geom *g, const float *x, item it,
                            window *w)
 {
-    *w = (window){ .rows = x + it.off, .inner = g->inner, .channels = g->c, .len = it.len,
-                   .lag = a->size / 2, .lead = (a->size - 1) / 2, .squares = true };
+    *w = (window){ .rows = x + it.off,
+                   .inner = g->inner,
+                   .channels = g->c,
+                   .len = it.len,
+                   .lag = a->size / 2,
+                   .lead = (a->size - 1) / 2,
+                   .squares = true };
     start(w);
 }
 
@@ -231,8 +236,8 @@ static void inverse_power(float beta, const float *restrict s, float *restrict p
 }
 
 /* y = x · p and p = s^(−β), saved, for every channel of one item. */
-static void forward_item(const lrn_attrs *a, const lrn_geom *g, const float *x, float *p,
-                         float *y, item it)
+static void forward_item(const lrn_attrs *a, const lrn_geom *g, const float *x, float *p, float *y,
+                         item it)
 {
     window w;
     float s[SPAN], beta = (float)a->beta;
@@ -247,8 +252,8 @@ static void forward_item(const lrn_attrs *a, const lrn_geom *g, const float *x, 
     }
 }
 
-static void forward_items(const lrn_attrs *a, const lrn_geom *g, const float *x, float *p,
-                          float *y, int64_t lo, int64_t hi)
+static void forward_items(const lrn_attrs *a, const lrn_geom *g, const float *x, float *p, float *y,
+                          int64_t lo, int64_t hi)
 {
     for (int64_t i = lo; i < hi; i++)
         forward_item(a, g, x, p, y, item_of(g, i));
@@ -258,9 +263,9 @@ static void forward(const dn_kernel *k)
 {
     lrn_geom g = geom(&k->x[0].shape);
     int64_t items = item_count(&g);
-    DN_PARALLEL_RANGE(items, dn_team(k->threads, g.n * g.c * g.inner, FORWARD_PARALLEL_MIN), lo,
-                      hi, forward_items(k->attrs, &g, dn_f32(&k->x[0]), k->saved, dn_f32(k->y),
-                                        lo, hi));
+    DN_PARALLEL_RANGE(
+        items, dn_team(k->threads, g.n * g.c * g.inner, FORWARD_PARALLEL_MIN), lo, hi,
+        forward_items(k->attrs, &g, dn_f32(&k->x[0]), k->saved, dn_f32(k->y), lo, hi));
 }
 
 /* t_c = dy_c · x_c · p_c / s_c (= dy · x · s^(−β−1)) for every channel of one item. */
@@ -285,8 +290,13 @@ static void backward_item(const lrn_attrs *a, const lrn_geom *g, const float *x,
 {
     t_rows(a, g, x, p, dy, t, it);
     float coef = (float)(2.0 * a->alpha * a->beta / (double)a->size);
-    window m = { .rows = t + it.off, .inner = g->inner, .channels = g->c, .len = it.len,
-                 .lag = (a->size - 1) / 2, .lead = a->size / 2, .squares = false };
+    window m = { .rows = t + it.off,
+                 .inner = g->inner,
+                 .channels = g->c,
+                 .len = it.len,
+                 .lag = (a->size - 1) / 2,
+                 .lead = a->size / 2,
+                 .squares = false };
     start(&m);
     for (int64_t j = 0; j < g->c; j++) {
         int64_t row = it.off + j * g->inner;
@@ -312,8 +322,9 @@ static void backward(const dn_kernel *k)
         return;
     int64_t items = item_count(&g);
     DN_PARALLEL_RANGE(items, dn_team(k->threads, g.n * g.c * g.inner, BACKWARD_PARALLEL_MIN), lo,
-                      hi, backward_items(k->attrs, &g, dn_f32(&k->x[0]), k->saved,
-                                         dn_f32(k->dy), k->work, dx, lo, hi));
+                      hi,
+                      backward_items(k->attrs, &g, dn_f32(&k->x[0]), k->saved, dn_f32(k->dy),
+                                     k->work, dx, lo, hi));
 }
 
 const dn_op dn_op_lrn = {

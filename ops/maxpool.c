@@ -23,8 +23,8 @@
  * vector selects rather than a chain of mispredicted branches. Both vectorise; backward
  * scatters dy through the saved argmax.
  */
-#include "runtime/parallel.h"
 #include "ops/pool.h"
+#include "runtime/parallel.h"
 
 /* ---------------------------------------------------------------- attrs and shapes */
 
@@ -172,8 +172,8 @@ static void max_plane_2x2(const dn_pool_geom *g, const float *x, float *y, int32
 {
     for (int64_t p = 0; p < g->oh; p++) {
         const float *r0 = x + 2 * p * g->w;
-        max_row_2x2(r0, r0 + g->w, y + p * g->ow, arg + p * g->ow, g->ow,
-                    (int32_t)(2 * p * g->w), (int32_t)g->w);
+        max_row_2x2(r0, r0 + g->w, y + p * g->ow, arg + p * g->ow, g->ow, (int32_t)(2 * p * g->w),
+                    (int32_t)g->w);
     }
 }
 
@@ -205,15 +205,15 @@ static void forward(const dn_kernel *k)
 
 /* dy of each output onto its winner. Windows overlap when stride < kernel, so two outputs
  * may share a winner: a plane is one thread's, never split. */
-static void scatter_plane(const float *restrict dy, const int32_t *restrict arg,
-                          float *restrict dx, int64_t out_plane)
+static void scatter_plane(const float *restrict dy, const int32_t *restrict arg, float *restrict dx,
+                          int64_t out_plane)
 {
     for (int64_t o = 0; o < out_plane; o++)
         dx[arg[o]] += dy[o];
 }
 
-static void backward_planes(const dn_pool_geom *g, const float *dy, const int32_t *arg,
-                            float *dx, int64_t lo, int64_t hi)
+static void backward_planes(const dn_pool_geom *g, const float *dy, const int32_t *arg, float *dx,
+                            int64_t lo, int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
     for (int64_t i = lo; i < hi; i++)

@@ -49,22 +49,22 @@
 
 /* Where a node comes from, for messages; also carries its JSON attrs while parsing. */
 typedef struct dn_node_ctx {
-    const char *file;               /* model file name, e.g. "lenet5.json" */
-    const char *node;               /* node name */
-    int index;                      /* position in the file's "nodes" array */
+    const char *file; /* model file name, e.g. "lenet5.json" */
+    const char *node; /* node name */
+    int index;        /* position in the file's "nodes" array */
     int n_inputs;
     const char *const *input_names;
-    const cJSON *attrs;             /* the node's "attrs" object, or NULL */
+    const cJSON *attrs; /* the node's "attrs" object, or NULL */
     dn_err *err;
 } dn_node_ctx;
 
 /* Fail with `file: node "name" (/nodes/<i>/<field>): <message>`. field may be NULL. */
-dn_status dn_node_fail(const dn_node_ctx *c, dn_status status, const char *field,
-                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+dn_status dn_node_fail(const dn_node_ctx *c, dn_status status, const char *field, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
 
 /* A param the loader creates for a node (implicit params). */
 typedef struct dn_param_spec {
-    const char *suffix;  /* "weight" or "bias": the param is named <node>.<suffix> */
+    const char *suffix; /* "weight" or "bias": the param is named <node>.<suffix> */
     dn_shape shape;
     dn_init init;
 } dn_param_spec;
@@ -73,15 +73,15 @@ typedef struct dn_param_spec {
 typedef struct dn_kernel {
     const void *attrs;
     int n_inputs;
-    const dn_tensor *x;   /* inputs */
-    const dn_tensor *y;   /* output: forward writes it, backward may read it */
-    const dn_tensor *dx;  /* input gradients; dx[i].data == NULL: not wanted */
-    const dn_tensor *dy;  /* output gradient (backward only) */
-    void *work;           /* workspace_size bytes of scratch */
-    void *saved;          /* saved_size bytes, written by forward, read by backward */
-    bool training;        /* DN_TRAIN mode: Dropout active */
-    uint64_t seed;        /* fresh for each forward; for ops that draw random numbers */
-    int threads;          /* the session's thread count (OpenMP and BLIS) */
+    const dn_tensor *x;  /* inputs */
+    const dn_tensor *y;  /* output: forward writes it, backward may read it */
+    const dn_tensor *dx; /* input gradients; dx[i].data == NULL: not wanted */
+    const dn_tensor *dy; /* output gradient (backward only) */
+    void *work;          /* workspace_size bytes of scratch */
+    void *saved;         /* saved_size bytes, written by forward, read by backward */
+    bool training;       /* DN_TRAIN mode: Dropout active */
+    uint64_t seed;       /* fresh for each forward; for ops that draw random numbers */
+    int threads;         /* the session's thread count (OpenMP and BLIS) */
 } dn_kernel;
 
 /* Forward as C[m×n] = A[m×k]·B[k×n] over the whole batch, A being (built from) input
@@ -95,10 +95,10 @@ typedef struct dn_gemm_shape {
 } dn_gemm_shape;
 
 typedef struct dn_op {
-    const char *name;                 /* as written in "op" */
-    int min_inputs, max_inputs;       /* max_inputs < 0: any number (Concat) */
-    unsigned no_grad_inputs;          /* bit i set: input i never takes a gradient (labels) */
-    size_t attrs_size;                /* bytes of the attrs struct parse_attrs fills */
+    const char *name;           /* as written in "op" */
+    int min_inputs, max_inputs; /* max_inputs < 0: any number (Concat) */
+    unsigned no_grad_inputs;    /* bit i set: input i never takes a gradient (labels) */
+    size_t attrs_size;          /* bytes of the attrs struct parse_attrs fills */
 
     dn_status (*parse_attrs)(const dn_node_ctx *c, void *attrs);
     /* Returns how many params it wrote (0: the node names them itself). May be NULL. */
@@ -142,14 +142,14 @@ dn_status dn_attrs_only(const dn_node_ctx *c, const char *const *allowed);
 dn_status dn_attrs_none(const dn_node_ctx *c, void *attrs);
 bool dn_attr_present(const dn_node_ctx *c, const char *key);
 /* An int in [min, max]; `def` when absent. */
-dn_status dn_attr_int(const dn_node_ctx *c, const char *key, int64_t def, int64_t min,
-                      int64_t max, int64_t *out);
+dn_status dn_attr_int(const dn_node_ctx *c, const char *key, int64_t def, int64_t min, int64_t max,
+                      int64_t *out);
 /* An int or a [h, w] pair, each in [min, max]; {def, def} when absent. */
-dn_status dn_attr_int2(const dn_node_ctx *c, const char *key, int64_t def, int64_t min,
-                       int64_t max, int64_t out[2]);
+dn_status dn_attr_int2(const dn_node_ctx *c, const char *key, int64_t def, int64_t min, int64_t max,
+                       int64_t out[2]);
 /* A finite number in [min, max]. */
-dn_status dn_attr_number(const dn_node_ctx *c, const char *key, double def, double min,
-                         double max, double *out);
+dn_status dn_attr_number(const dn_node_ctx *c, const char *key, double def, double min, double max,
+                         double *out);
 dn_status dn_attr_bool(const dn_node_ctx *c, const char *key, bool def, bool *out);
 /* An init spec (see src/init.h); DN_INIT_DEFAULT when absent. */
 dn_status dn_attr_init(const dn_node_ctx *c, const char *key, dn_init *out);

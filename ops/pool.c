@@ -20,8 +20,8 @@ dn_status dn_pool_parse_attrs(const dn_node_ctx *c, const char *op, dn_pool_attr
         return dn_node_fail(c, DN_ERR_MODEL, "attrs/pad",
                             "pad [%lld,%lld] must be at most half the kernel [%lld,%lld] (the "
                             "rule PyTorch applies)",
-                            (long long)a->pad[0], (long long)a->pad[1],
-                            (long long)a->kernel[0], (long long)a->kernel[1]);
+                            (long long)a->pad[0], (long long)a->pad[1], (long long)a->kernel[0],
+                            (long long)a->kernel[1]);
     return DN_OK;
 }
 
@@ -39,8 +39,8 @@ dn_status dn_pool_infer(const dn_node_ctx *c, const void *attrs, const dn_tensor
         char xs[DN_SHAPE_STR_MAX];
         return dn_node_fail(c, DN_ERR_SHAPE, "inputs/0",
                             "kernel [%lld,%lld] with pad [%lld,%lld] does not fit input \"%s\" %s",
-                            (long long)a->kernel[0], (long long)a->kernel[1],
-                            (long long)a->pad[0], (long long)a->pad[1], c->input_names[0],
+                            (long long)a->kernel[0], (long long)a->kernel[1], (long long)a->pad[0],
+                            (long long)a->pad[1], c->input_names[0],
                             dn_shape_str(x, xs, sizeof xs));
     }
     int64_t dims[4] = { x->d[0], x->d[1], oh, ow };

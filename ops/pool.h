@@ -41,17 +41,23 @@ dn_status dn_pool_infer(const dn_node_ctx *c, const void *attrs, const dn_tensor
 static inline dn_pool_geom dn_pool_geom_of(const dn_pool_attrs *a, const dn_shape *x,
                                            const dn_shape *y)
 {
-    return (dn_pool_geom){ .planes = x->d[0] * x->d[1], .h = x->d[2], .w = x->d[3],
-                           .oh = y->d[2], .ow = y->d[3],
-                           .kh = a->kernel[0], .kw = a->kernel[1],
-                           .sh = a->stride[0], .sw = a->stride[1],
-                           .ph = a->pad[0], .pw = a->pad[1] };
+    return (dn_pool_geom){ .planes = x->d[0] * x->d[1],
+                           .h = x->d[2],
+                           .w = x->d[3],
+                           .oh = y->d[2],
+                           .ow = y->d[3],
+                           .kh = a->kernel[0],
+                           .kw = a->kernel[1],
+                           .sh = a->stride[0],
+                           .sw = a->stride[1],
+                           .ph = a->pad[0],
+                           .pw = a->pad[1] };
 }
 
 /* The input rows (or columns) [*lo, *hi) of window o, with the padding cut away. Inline: the
  * kernels call it once per output. */
-static inline void dn_pool_window(int64_t o, int64_t k, int64_t stride, int64_t pad,
-                                  int64_t size, int64_t *lo, int64_t *hi)
+static inline void dn_pool_window(int64_t o, int64_t k, int64_t stride, int64_t pad, int64_t size,
+                                  int64_t *lo, int64_t *hi)
 {
     int64_t start = o * stride - pad;
     *lo = start > 0 ? start : 0;

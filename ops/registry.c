@@ -30,20 +30,20 @@
 #include "ops/op.h"
 
 /* In the order `dagnet` lists them in messages. */
-#define DN_OPS(X)              \
-    X(conv)                    \
-    X(maxpool)                 \
-    X(avgpool)                 \
-    X(relu)                    \
-    X(sigmoid)                 \
-    X(tanh)                    \
-    X(affine)                  \
-    X(softmax)                 \
-    X(softmax_cross_entropy)   \
-    X(dropout)                 \
-    X(lrn)                     \
-    X(flatten)                 \
-    X(add)                     \
+#define DN_OPS(X)            \
+    X(conv)                  \
+    X(maxpool)               \
+    X(avgpool)               \
+    X(relu)                  \
+    X(sigmoid)               \
+    X(tanh)                  \
+    X(affine)                \
+    X(softmax)               \
+    X(softmax_cross_entropy) \
+    X(dropout)               \
+    X(lrn)                   \
+    X(flatten)               \
+    X(add)                   \
     X(concat)
 
 #define DN_OP_EXTERN(id) extern const dn_op dn_op_##id;

@@ -29,8 +29,7 @@ static inline float sigmoid_y(float x, float e) { return (x >= 0.0f ? 1.0f : e) 
 
 static inline float sigmoid_dx(float y, float dy) { return dy * y * (1.0f - y); }
 
-DN_ELEMENTWISE_STAGED(sigmoid_e, sigmoid_y, sigmoid_dx, FORWARD_PARALLEL_MIN,
-                      BACKWARD_PARALLEL_MIN)
+DN_ELEMENTWISE_STAGED(sigmoid_e, sigmoid_y, sigmoid_dx, FORWARD_PARALLEL_MIN, BACKWARD_PARALLEL_MIN)
 
 const dn_op dn_op_sigmoid = {
     .name = "Sigmoid",

@@ -12,8 +12,8 @@
  */
 #include <math.h>
 
-#include "runtime/parallel.h"
 #include "ops/op.h"
+#include "runtime/parallel.h"
 
 typedef struct softmax_attrs {
     int64_t axis; /* as written; may be negative, resolved against the rank */
@@ -124,8 +124,8 @@ static void backward_lane(const float *y, const float *dy, float *dx, int64_t n,
         dx[j * stride] += y[j * stride] * (dy[j * stride] - d);
 }
 
-static void backward_lanes(const lanes *l, const float *y, const float *dy, float *dx,
-                           int64_t lo, int64_t hi)
+static void backward_lanes(const lanes *l, const float *y, const float *dy, float *dx, int64_t lo,
+                           int64_t hi)
 {
     for (int64_t t = lo; t < hi; t++) {
         int64_t base = lane_base(l, t);

@@ -19,9 +19,8 @@
  */
 #include <math.h>
 
-#include "runtime/parallel.h"
 #include "ops/op.h"
-
+#include "runtime/parallel.h"
 
 static bool same_shape(const dn_shape *a, const dn_shape *b)
 {
@@ -39,8 +38,8 @@ static dn_status check_labels_desc(const dn_node_ctx *c, const dn_tensor_desc *i
         return dn_node_fail(c, DN_ERR_SHAPE, "inputs/1",
                             "labels \"%s\" %s are %s; expected int32 class indices or float32 "
                             "targets for logits \"%s\" %s",
-                            c->input_names[1], tstr, dn_dtype_name(in[1].dtype),
-                            c->input_names[0], lstr);
+                            c->input_names[1], tstr, dn_dtype_name(in[1].dtype), c->input_names[0],
+                            lstr);
     dn_shape expect = *ls;
     if (in[1].dtype == DN_I32)
         expect.rank = 1;
@@ -106,8 +105,8 @@ static dn_status check(const dn_node_ctx *c, const void *attrs, const dn_tensor 
     for (int64_t r = 0; r < rows; r++)
         if (label[r] < 0 || label[r] >= classes)
             return dn_node_fail(c, DN_ERR_ARG, "inputs/1",
-                                "label %d at row %lld is outside [0, %lld)", label[r],
-                                (long long)r, (long long)classes);
+                                "label %d at row %lld is outside [0, %lld)", label[r], (long long)r,
+                                (long long)classes);
     return DN_OK;
 }
 

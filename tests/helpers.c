@@ -181,8 +181,8 @@ int64_t dn_test_view_numel(const dn_view *v)
 
 /* ---------------------------------------------------------------- running one op */
 
-dn_test_run dn_test_run_new(const dn_op *op, const char *attrs_json, int n_in,
-                            const dn_tensor *x, int threads)
+dn_test_run dn_test_run_new(const dn_op *op, const char *attrs_json, int n_in, const dn_tensor *x,
+                            int threads)
 {
     static const char *const names[DN_TEST_MAX_INPUTS] = { "x0", "x1", "x2", "x3",
                                                            "x4", "x5", "x6", "x7" };
@@ -192,8 +192,12 @@ dn_test_run dn_test_run_new(const dn_op *op, const char *attrs_json, int n_in,
     cr_assert_not_null(json, "bad test JSON %s", attrs_json);
     dn_err err;
     dn_err_clear(&err);
-    dn_node_ctx c = { .file = "run.json", .node = "n", .n_inputs = n_in, .input_names = names,
-                      .attrs = json, .err = &err };
+    dn_node_ctx c = { .file = "run.json",
+                      .node = "n",
+                      .n_inputs = n_in,
+                      .input_names = names,
+                      .attrs = json,
+                      .err = &err };
     dn_tensor_desc in[DN_TEST_MAX_INPUTS], out;
     for (int i = 0; i < n_in; i++)
         in[i] = (dn_tensor_desc){ x[i].dtype, x[i].shape };
@@ -223,10 +227,10 @@ dn_test_run dn_test_run_new(const dn_op *op, const char *attrs_json, int n_in,
     for (int i = 0; i < n_in; i++) {
         r.x[i] = x[i];
         int64_t n = dn_shape_numel(&x[i].shape);
-        r.dx[i] = (dn_tensor){ x[i].dtype, x[i].shape,
-                               x[i].dtype == DN_F32
-                                   ? dn_test_uniform(n, 50 + (uint64_t)i, -2.0f, 2.0f)
-                                   : NULL };
+        r.dx[i] =
+            (dn_tensor){ x[i].dtype, x[i].shape,
+                         x[i].dtype == DN_F32 ? dn_test_uniform(n, 50 + (uint64_t)i, -2.0f, 2.0f)
+                                              : NULL };
     }
     return r;
 }
@@ -236,9 +240,17 @@ static dn_kernel kernel_of(dn_test_run *r, int threads, bool training)
     cr_assert(threads >= 1 && threads <= r->threads,
               "%s: run on %d threads, its workspace is sized for %d", r->op->name, threads,
               r->threads);
-    return (dn_kernel){ .attrs = r->attrs, .n_inputs = r->n_in, .x = r->x, .y = &r->y,
-                        .dx = r->dx, .dy = &r->dy, .work = r->work, .saved = r->saved,
-                        .training = training, .seed = r->seed, .threads = threads };
+    return (dn_kernel){ .attrs = r->attrs,
+                        .n_inputs = r->n_in,
+                        .x = r->x,
+                        .y = &r->y,
+                        .dx = r->dx,
+                        .dy = &r->dy,
+                        .work = r->work,
+                        .saved = r->saved,
+                        .training = training,
+                        .seed = r->seed,
+                        .threads = threads };
 }
 
 void dn_test_run_forward(dn_test_run *r, int threads, bool training)

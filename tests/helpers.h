@@ -22,7 +22,7 @@
 /* ---------------------------------------------------------------- shapes */
 
 /* DIMS(2, 3, 7, 7) expands to the two arguments `rank, dims`. */
-#define DIMS(...)                                                                              \
+#define DIMS(...) \
     (int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)), (int64_t[]) { __VA_ARGS__ }
 
 /* How many dims a literal list such as `2, 3, 4` has. */
@@ -113,8 +113,8 @@ typedef struct dn_test_run {
 } dn_test_run;
 
 /* threads: the most threads forward and backward will be given. */
-dn_test_run dn_test_run_new(const dn_op *op, const char *attrs_json, int n_in,
-                            const dn_tensor *x, int threads);
+dn_test_run dn_test_run_new(const dn_op *op, const char *attrs_json, int n_in, const dn_tensor *x,
+                            int threads);
 void dn_test_run_forward(dn_test_run *r, int threads, bool training);
 void dn_test_run_backward(dn_test_run *r, int threads);
 void dn_test_run_free(dn_test_run *r);

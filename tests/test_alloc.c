@@ -30,7 +30,7 @@
 
 #define SIDE 28
 #define CLASSES 10
-#define EXAMPLES 250   /* batches of 100, 100 and 50: epochs wrap with a partial batch */
+#define EXAMPLES 250 /* batches of 100, 100 and 50: epochs wrap with a partial batch */
 #define BATCH 100
 #define MAX_STACKS 4
 #define STACK_DEPTH 24
@@ -156,9 +156,11 @@ static const char dropout_model[] =
     " \"inputs\": {\"image\": {\"shape\": [null, 1, 28, 28]},"
     "              \"label\": {\"shape\": [null], \"dtype\": \"int32\"}},"
     " \"nodes\": ["
-    "  {\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 4, \"kernel\": 5}},"
+    "  {\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 4, "
+    "\"kernel\": 5}},"
     "  {\"name\": \"relu\", \"op\": \"ReLU\", \"inputs\": [\"conv\"]},"
-    "  {\"name\": \"drop\", \"op\": \"Dropout\", \"inputs\": [\"relu\"], \"attrs\": {\"ratio\": 0.5}},"
+    "  {\"name\": \"drop\", \"op\": \"Dropout\", \"inputs\": [\"relu\"], \"attrs\": {\"ratio\": "
+    "0.5}},"
     "  {\"name\": \"flat\", \"op\": \"Flatten\", \"inputs\": [\"drop\"]},"
     "  {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"flat\"], \"attrs\": {\"units\": 10}},"
     "  {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}],"

@@ -88,9 +88,14 @@ static reference reference_of(const shape *s, int64_t oh, int64_t ow, const floa
                               const float *w, const float *b, const float *dy)
 {
     int64_t k = s->c * s->kh * s->kw;
-    reference r = { zeros(s->n * s->f * oh * ow), zeros(s->n * s->f * oh * ow),
-                    zeros(s->n * s->c * s->h * s->w), zeros(s->n * s->c * s->h * s->w),
-                    zeros(s->f * k), zeros(s->f * k), zeros(s->f), zeros(s->f) };
+    reference r = { zeros(s->n * s->f * oh * ow),
+                    zeros(s->n * s->f * oh * ow),
+                    zeros(s->n * s->c * s->h * s->w),
+                    zeros(s->n * s->c * s->h * s->w),
+                    zeros(s->f * k),
+                    zeros(s->f * k),
+                    zeros(s->f),
+                    zeros(s->f) };
     for (int64_t n = 0; n < s->n; n++)
         for (int64_t f = 0; f < s->f; f++)
             for (int64_t p = 0; p < oh; p++)
@@ -130,8 +135,8 @@ static void expect_near(const char *what, const char *path, const float *got, fl
 {
     for (int64_t i = 0; i < n; i++) {
         double err = fabs((double)got[i] - base - want[i]);
-        cr_assert(err <= 1e-5 * abs[i] + 1e-6, "%s, %s: element %lld is %.9g, expected %.9g",
-                  path, what, (long long)i, (double)got[i] - base, want[i]);
+        cr_assert(err <= 1e-5 * abs[i] + 1e-6, "%s, %s: element %lld is %.9g, expected %.9g", path,
+                  what, (long long)i, (double)got[i] - base, want[i]);
     }
 }
 
@@ -153,8 +158,12 @@ static void check_paths(const shape *s, int threads)
     const char *names[] = { "x", "w", "b" };
     cJSON *json = cJSON_Parse(attrs_json);
     dn_err err = { 0 };
-    dn_node_ctx ctx = { .file = "paths.json", .node = "conv", .n_inputs = n_in,
-                        .input_names = names, .attrs = json, .err = &err };
+    dn_node_ctx ctx = { .file = "paths.json",
+                        .node = "conv",
+                        .n_inputs = n_in,
+                        .input_names = names,
+                        .attrs = json,
+                        .err = &err };
     unsigned char attrs[512];
     cr_assert_leq(dn_op_conv.attrs_size, sizeof attrs);
     dn_tensor_desc in[3], out;
@@ -201,8 +210,14 @@ static void check_paths(const shape *s, int threads)
         dn_tensor dx[3] = { { DN_F32, x[0].shape, filled(nx, base) },
                             { DN_F32, x[1].shape, filled(nw, base) },
                             { DN_F32, x[2].shape, s->bias ? filled(s->f, base) : NULL } };
-        dn_kernel k = { .attrs = attrs, .n_inputs = n_in, .x = x, .y = &y, .dx = dx,
-                        .dy = &dyt, .work = work, .threads = threads };
+        dn_kernel k = { .attrs = attrs,
+                        .n_inputs = n_in,
+                        .x = x,
+                        .y = &y,
+                        .dx = dx,
+                        .dy = &dyt,
+                        .work = work,
+                        .threads = threads };
         p->forward(&k, &g, p->isa);
         expect_near("y", p->name, y.data, 0.0f, r.y, r.y_abs, ny);
         memset(work, 0xff, ws);
@@ -220,8 +235,9 @@ static void check_paths(const shape *s, int threads)
 Test(conv_paths, lenet_first_conv)
 {
     /* 1×5×5, pad 2: OW = 28, one block of 16 outputs and one of 12, 3 vectors of 8 and 4. */
-    shape s = { .n = 3, .c = 1, .h = 28, .w = 28, .f = 6, .kh = 5, .kw = 5, .ph = 2, .pw = 2,
-                .bias = true };
+    shape s = {
+        .n = 3, .c = 1, .h = 28, .w = 28, .f = 6, .kh = 5, .kw = 5, .ph = 2, .pw = 2, .bias = true
+    };
     check_paths(&s, 2);
     check_paths(&s, 1);
 }
@@ -230,36 +246,41 @@ Test(conv_paths, three_channels_odd_width_rectangular_pad)
 {
     /* K = 27: tap blocks of 10, 10 and 7; 5 filters: blocks of 3 and 2; OW = 15. Batch 4
      * packs through the per-sample path's index table. */
-    shape s = { .n = 4, .c = 3, .h = 11, .w = 13, .f = 5, .kh = 3, .kw = 3, .ph = 1, .pw = 2,
-                .bias = true };
+    shape s = {
+        .n = 4, .c = 3, .h = 11, .w = 13, .f = 5, .kh = 3, .kw = 3, .ph = 1, .pw = 2, .bias = true
+    };
     check_paths(&s, 2);
 }
 
 Test(conv_paths, one_sample_rows_split_no_bias)
 {
     /* 2×2×4, no pad: OH = 8, OW = 18; forward splits the one sample's rows. */
-    shape s = { .n = 1, .c = 2, .h = 9, .w = 21, .f = 4, .kh = 2, .kw = 4, .ph = 0, .pw = 0,
-                .bias = false };
+    shape s = {
+        .n = 1, .c = 2, .h = 9, .w = 21, .f = 4, .kh = 2, .kw = 4, .ph = 0, .pw = 0, .bias = false
+    };
     check_paths(&s, 2);
 }
 
 Test(conv_paths, rows_narrower_than_a_vector)
 {
     /* OW = 5: every dW vector is partial (masked), every forward block short. */
-    shape s = { .n = 4, .c = 1, .h = 6, .w = 5, .f = 7, .kh = 3, .kw = 3, .ph = 0, .pw = 1,
-                .bias = true };
+    shape s = {
+        .n = 4, .c = 1, .h = 6, .w = 5, .f = 7, .kh = 3, .kw = 3, .ph = 0, .pw = 1, .bias = true
+    };
     check_paths(&s, 2);
 }
 
 Test(conv_paths, widths_that_are_whole_vectors_and_k_at_the_limit)
 {
     /* OW = 16 = one block, two vectors, nothing masked. */
-    shape a = { .n = 2, .c = 2, .h = 10, .w = 16, .f = 3, .kh = 3, .kw = 3, .ph = 1, .pw = 1,
-                .bias = true };
+    shape a = {
+        .n = 2, .c = 2, .h = 10, .w = 16, .f = 3, .kh = 3, .kw = 3, .ph = 1, .pw = 1, .bias = true
+    };
     check_paths(&a, 2);
     /* K = 2·4·4 = 32 = DIRECT_MAX_K; OH = 13, OW = 18. */
-    shape b = { .n = 2, .c = 2, .h = 12, .w = 19, .f = 8, .kh = 4, .kw = 4, .ph = 2, .pw = 1,
-                .bias = true };
+    shape b = {
+        .n = 2, .c = 2, .h = 12, .w = 19, .f = 8, .kh = 4, .kw = 4, .ph = 2, .pw = 1, .bias = true
+    };
     check_paths(&b, 2);
 }
 
@@ -278,8 +299,12 @@ Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
     const char *names[] = { "x", "w", "b" };
     cJSON *json = cJSON_Parse("{\"pad\": 2}");
     dn_err err = { 0 };
-    dn_node_ctx ctx = { .file = "paths.json", .node = "conv", .n_inputs = 3,
-                        .input_names = names, .attrs = json, .err = &err };
+    dn_node_ctx ctx = { .file = "paths.json",
+                        .node = "conv",
+                        .n_inputs = 3,
+                        .input_names = names,
+                        .attrs = json,
+                        .err = &err };
     unsigned char attrs[512];
     int64_t xd[4] = { 2, 1, 28, 28 }, wd[4] = { 6, 1, 5, 5 }, f = 6;
     dn_tensor x[3] = { { DN_F32, dn_shape_make(4, xd, true), floats(2 * 28 * 28, 5) },
@@ -303,8 +328,14 @@ Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
         dn_tensor dx[3] = { { DN_F32, x[0].shape, NULL },
                             { DN_F32, x[1].shape, filled(nw, 0.0f) },
                             { DN_F32, x[2].shape, NULL } };
-        dn_kernel k = { .attrs = attrs, .n_inputs = 3, .x = x, .y = &y, .dx = dx, .dy = &dyt,
-                        .work = work, .threads = 2 };
+        dn_kernel k = { .attrs = attrs,
+                        .n_inputs = 3,
+                        .x = x,
+                        .y = &y,
+                        .dx = dx,
+                        .dy = &dyt,
+                        .work = work,
+                        .threads = 2 };
         if (run == 0) {
             dn_op_conv.forward(&k);
             dn_op_conv.backward(&k);

@@ -155,8 +155,8 @@ Test(io_idx, rank_1_and_4)
     cr_assert_eq(x.dims[0], 5);
     cr_assert_arr_eq(x.data, lab, 5);
     dn_idx_free(&x);
-    cr_assert_eq(dn_idx_read(write_idx("i", true, 4, d4, PIX_12, 6), 100, &x, &err), DN_OK,
-                 "%s", err.msg);
+    cr_assert_eq(dn_idx_read(write_idx("i", true, 4, d4, PIX_12, 6), 100, &x, &err), DN_OK, "%s",
+                 err.msg);
     cr_assert_eq(x.rank, 4);
     cr_assert_eq(x.dims[3], 3);
     cr_assert_eq(x.size, 6);
@@ -197,8 +197,8 @@ Test(io_idx, bad_magic)
     unsigned char bad[] = { 0x01, 0x00, 0x08, 0x01, 0, 0, 0, 1, 7 };
     const char *path = dn_test_path("magic.idx");
     dn_test_write_file(path, bad, sizeof bad);
-    expect_read_error(path, 1000, DN_ERR_PARSE, FRAGS("not an IDX file", "magic", "00 00",
-                                                      "found 01 00"));
+    expect_read_error(path, 1000, DN_ERR_PARSE,
+                      FRAGS("not an IDX file", "magic", "00 00", "found 01 00"));
 }
 
 Test(io_idx, unsupported_type)
@@ -248,8 +248,9 @@ Test(io_idx, truncated_header)
     const unsigned char head[] = { 0, 0, 0x08, 3, 0, 0, 0, 2, 0, 0 };
     const char *path = dn_test_path("head");
     dn_test_write_file(path, head, sizeof head);
-    expect_read_error(path, 1000, DN_ERR_PARSE,
-                      FRAGS("truncated IDX header", "expected 16 bytes", "3 dimensions", "found 10"));
+    expect_read_error(
+        path, 1000, DN_ERR_PARSE,
+        FRAGS("truncated IDX header", "expected 16 bytes", "3 dimensions", "found 10"));
     dn_test_write_file(path, head, 3);
     expect_read_error(path, 1000, DN_ERR_PARSE,
                       FRAGS("too short", "expected at least 4 bytes", "found 3"));
@@ -395,7 +396,8 @@ Test(data_load, load_idx_pair)
 Test(data_load, load_rank_4_images)
 {
     const char *img = write_idx("img4", true, 4, (const uint32_t[]){ 2, 3, 1, 2 }, PIX_12, 12);
-    const char *lab = write_idx("lab", false, 1, (const uint32_t[]){ 2 }, (const unsigned char[]){ 1, 0 }, 2);
+    const char *lab =
+        write_idx("lab", false, 1, (const uint32_t[]){ 2 }, (const unsigned char[]){ 1, 0 }, 2);
     dn_data d;
     dn_err err;
     cr_assert_eq(dn_data_load_idx(img, lab, &d, &err), DN_OK, "%s", err.msg);

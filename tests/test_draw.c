@@ -28,12 +28,11 @@
 
 #include "dagnet.h"
 #include "draw/draw.h"
+#include "helpers.h"
 #include "io/npy.h"
 #include "runtime/error.h"
-#include "helpers.h"
 
 /* ------------------------------------------------------------------ helpers */
-
 
 /* The sanitizer build's leak checker calls this for its built-in suppressions (it is
  * LeakSanitizer's documented hook; other builds never call it). fontconfig, which cairo and
@@ -562,7 +561,8 @@ static void write_log(const char *path, int epochs, double loss0, double loss1, 
 Test(draw_plot, curves_follow_the_logs)
 {
     /* run a: high loss, 3 epochs; run b: low loss, 6 epochs, higher accuracy */
-    const char *a = dn_test_path("a.csv"), *b = dn_test_path("b.csv"), *out = dn_test_path("curve.png");
+    const char *a = dn_test_path("a.csv"), *b = dn_test_path("b.csv"),
+               *out = dn_test_path("curve.png");
     write_log(a, 3, 2.0, 1.5, 40, 50);
     write_log(b, 6, 0.6, 0.3, 80, 90);
     const char *logs[] = { a, b };
@@ -707,9 +707,9 @@ Test(draw_confusion, heat_follows_the_rows_shares)
     dn_draw_heat_color(1.0, c);
     cr_assert_gt(find_color(&p, c, 0, p.width).count, 100, "no cell of share 1");
     free_png(&p);
-    cr_assert_eq(
-        dn_draw_confusion(counts, 3, dn_draw_fashion_mnist_classes, NULL, dn_test_path("c.svg"), &err),
-        DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_draw_confusion(counts, 3, dn_draw_fashion_mnist_classes, NULL,
+                                   dn_test_path("c.svg"), &err),
+                 DN_OK, "%s", err.msg);
 }
 
 /* ------------------------------------------------------------------ errors */

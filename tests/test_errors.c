@@ -14,13 +14,17 @@
 
 /* A small valid model; each test breaks one thing in it. */
 #define HEAD "{\"format\": \"dagnet/1\", \"name\": \"t\","
-#define INPUTS                                                                            \
-    "\"inputs\": {\"image\": {\"shape\": [null, 1, 8, 8]},"                               \
+#define INPUTS                                              \
+    "\"inputs\": {\"image\": {\"shape\": [null, 1, 8, 8]}," \
     "             \"label\": {\"shape\": [null], \"dtype\": \"int32\"}},"
 #define TAIL "\"outputs\": [\"fc\"], \"loss\": \"loss\"}"
-#define CONV "{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 2, \"kernel\": 3}}"
-#define FC "{\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"conv\"], \"attrs\": {\"units\": 4}}"
-#define LOSS "{\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}"
+#define CONV                                                                                       \
+    "{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 2, " \
+    "\"kernel\": 3}}"
+#define FC \
+    "{\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"conv\"], \"attrs\": {\"units\": 4}}"
+#define LOSS \
+    "{\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}"
 
 static dn_model *load_text(const char *json, dn_status *st)
 {
@@ -56,7 +60,8 @@ Test(api_load_errors, invalid_json_gives_line_and_column)
 {
     EXPECT("{\"format\": \"dagnet/1\",\n  \"inputs\": {,\n}", DN_ERR_PARSE, "invalid JSON",
            "line 2, column");
-    EXPECT("{\"format\": \"dagnet/1\",\n\n   \"nodes\": [1,,2]}", DN_ERR_PARSE, "line 3, column 16");
+    EXPECT("{\"format\": \"dagnet/1\",\n\n   \"nodes\": [1,,2]}", DN_ERR_PARSE,
+           "line 3, column 16");
     EXPECT("{\"format\": \"dagnet/1\"}\n  x", DN_ERR_PARSE, "line 2, column 3");
 }
 
@@ -69,39 +74,47 @@ Test(api_load_errors, wrong_format)
 
 Test(api_load_errors, unknown_op)
 {
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"c\", \"op\": \"Convolution\", \"inputs\": [\"image\"]}]," TAIL,
+    EXPECT(HEAD INPUTS
+           "\"nodes\": [{\"name\": \"c\", \"op\": \"Convolution\", \"inputs\": [\"image\"]}]," TAIL,
            DN_ERR_MODEL, "node \"c\"", "/nodes/0/op", "unknown op \"Convolution\"", "Conv");
 }
 
 Test(api_load_errors, unknown_attr)
 {
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"], \"attrs\": {\"slope\": 0.1}}],"
+    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"], "
+                       "\"attrs\": {\"slope\": 0.1}}],"
                        "\"outputs\": [\"r\"]}",
            DN_ERR_MODEL, "node \"r\"", "/nodes/0/attrs/slope", "unknown attr \"slope\"");
 }
 
 Test(api_load_errors, ill_typed_attr)
 {
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
-                       " \"attrs\": {\"filters\": 2, \"kernel\": \"three\"}}], \"outputs\": [\"conv\"]}",
+    EXPECT(HEAD INPUTS
+           "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
+           " \"attrs\": {\"filters\": 2, \"kernel\": \"three\"}}], \"outputs\": [\"conv\"]}",
            DN_ERR_MODEL, "node \"conv\"", "/nodes/0/attrs/kernel", "found a string");
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
-                       " \"attrs\": {\"filters\": 2, \"kernel\": 3, \"stride\": 1.5}}], \"outputs\": [\"conv\"]}",
-           DN_ERR_MODEL, "node \"conv\"", "/nodes/0/attrs/stride", "integer");
+    EXPECT(
+        HEAD INPUTS
+        "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
+        " \"attrs\": {\"filters\": 2, \"kernel\": 3, \"stride\": 1.5}}], \"outputs\": [\"conv\"]}",
+        DN_ERR_MODEL, "node \"conv\"", "/nodes/0/attrs/stride", "integer");
 }
 
 Test(api_load_errors, undefined_input)
 {
-    EXPECT(HEAD INPUTS "\"nodes\": [" CONV ", {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"pool9\"],"
+    EXPECT(HEAD INPUTS "\"nodes\": [" CONV
+                       ", {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"pool9\"],"
                        " \"attrs\": {\"units\": 4}}," LOSS "]," TAIL,
            DN_ERR_MODEL, "node \"fc\"", "/nodes/1/inputs/0", "input \"pool9\" is not defined");
 }
 
 Test(api_load_errors, duplicate_name)
 {
-    EXPECT(HEAD INPUTS "\"nodes\": [" CONV ", {\"name\": \"conv\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}]," TAIL,
+    EXPECT(HEAD INPUTS "\"nodes\": [" CONV
+                       ", {\"name\": \"conv\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}]," TAIL,
            DN_ERR_MODEL, "node \"conv\"", "/nodes/1", "duplicate name \"conv\"");
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"image\", \"op\": \"ReLU\", \"inputs\": [\"label\"]}]," TAIL,
+    EXPECT(HEAD INPUTS
+           "\"nodes\": [{\"name\": \"image\", \"op\": \"ReLU\", \"inputs\": [\"label\"]}]," TAIL,
            DN_ERR_MODEL, "node \"image\"", "duplicate name \"image\"", "already an input");
 }
 
@@ -114,24 +127,32 @@ Test(api_load_errors, cycle_names_its_nodes)
                        "{\"name\": \"d\", \"op\": \"ReLU\", \"inputs\": [\"c\"]}],"
                        "\"outputs\": [\"d\"]}",
            DN_ERR_MODEL, "cycle", "\"a\"", "\"b\"", "\"c\"");
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"self\", \"op\": \"ReLU\", \"inputs\": [\"self\"]}], \"outputs\": [\"self\"]}",
+    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"self\", \"op\": \"ReLU\", \"inputs\": "
+                       "[\"self\"]}], \"outputs\": [\"self\"]}",
            DN_ERR_MODEL, "cycle", "\"self\" -> \"self\"");
 }
 
 Test(api_load_errors, wrong_number_of_inputs)
 {
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"sum\", \"op\": \"Add\", \"inputs\": [\"image\"]}], \"outputs\": [\"sum\"]}",
+    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"sum\", \"op\": \"Add\", \"inputs\": "
+                       "[\"image\"]}], \"outputs\": [\"sum\"]}",
            DN_ERR_MODEL, "node \"sum\"", "/nodes/0/inputs", "Add expects 2 inputs, found 1");
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"]}], \"outputs\": [\"conv\"]}",
-           DN_ERR_MODEL, "node \"conv\"", "/nodes/0/inputs", "found 1", "attrs that size its params");
+    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": "
+                       "[\"image\"]}], \"outputs\": [\"conv\"]}",
+           DN_ERR_MODEL, "node \"conv\"", "/nodes/0/inputs", "found 1",
+           "attrs that size its params");
 }
 
 Test(api_load_errors, shape_mismatch_shows_both_shapes)
 {
-    EXPECT(HEAD INPUTS "\"params\": {\"W\": {\"shape\": [100, 4]}},"
-                       "\"nodes\": [" CONV ", {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"conv\", \"W\"]}," LOSS "]," TAIL,
+    EXPECT(HEAD INPUTS
+           "\"params\": {\"W\": {\"shape\": [100, 4]}},"
+           "\"nodes\": [" CONV
+           ", {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"conv\", \"W\"]}," LOSS
+           "]," TAIL,
            DN_ERR_SHAPE, "node \"fc\"", "100", "72", "[N,2,6,6]");
-    EXPECT(HEAD INPUTS "\"nodes\": [" CONV ", {\"name\": \"sum\", \"op\": \"Add\", \"inputs\": [\"conv\", \"image\"]}],"
+    EXPECT(HEAD INPUTS "\"nodes\": [" CONV
+                       ", {\"name\": \"sum\", \"op\": \"Add\", \"inputs\": [\"conv\", \"image\"]}],"
                        "\"outputs\": [\"sum\"]}",
            DN_ERR_SHAPE, "node \"sum\"", "[N,2,6,6]", "[N,1,8,8]");
 }
@@ -139,13 +160,16 @@ Test(api_load_errors, shape_mismatch_shows_both_shapes)
 Test(api_load_errors, zero_negative_and_overflowing_dimensions)
 {
     EXPECT(HEAD "\"inputs\": {\"image\": {\"shape\": [null, 0, 8, 8]}},"
-                "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}], \"outputs\": [\"r\"]}",
+                "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}], "
+                "\"outputs\": [\"r\"]}",
            DN_ERR_SHAPE, "input \"image\"", "/inputs/image/shape/1", "must be >= 1, found 0");
     EXPECT(HEAD "\"inputs\": {\"image\": {\"shape\": [null, 1, -8, 8]}},"
-                "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}], \"outputs\": [\"r\"]}",
+                "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}], "
+                "\"outputs\": [\"r\"]}",
            DN_ERR_SHAPE, "input \"image\"", "/inputs/image/shape/2", "found -8");
     EXPECT(HEAD "\"inputs\": {\"image\": {\"shape\": [null, 1000000, 1000000, 1000000, 1000000]}},"
-                "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}], \"outputs\": [\"r\"]}",
+                "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}], "
+                "\"outputs\": [\"r\"]}",
            DN_ERR_SHAPE, "input \"image\"", "overflows 64 bits");
     EXPECT(HEAD INPUTS "\"params\": {\"W\": {\"shape\": [4, 1e300]}},"
                        "\"nodes\": [" CONV "], \"outputs\": [\"conv\"]}",
@@ -164,7 +188,8 @@ Test(api_load_errors, kernel_larger_than_input)
 
 Test(api_load_errors, int32_where_float_is_needed)
 {
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"label\"]}], \"outputs\": [\"r\"]}",
+    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"label\"]}], "
+                       "\"outputs\": [\"r\"]}",
            DN_ERR_SHAPE, "node \"r\"", "/nodes/0/inputs/0", "\"label\"", "float32", "int32");
 }
 
@@ -172,10 +197,12 @@ Test(api_load_errors, unknown_fields_are_rejected)
 {
     EXPECT(HEAD INPUTS "\"nodes\": [" CONV "], \"outputs\": [\"conv\"], \"optimizer\": \"sgd\"}",
            DN_ERR_MODEL, "/optimizer", "unknown field \"optimizer\"");
-    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"input\": [\"image\"]}], \"outputs\": [\"r\"]}",
+    EXPECT(HEAD INPUTS "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"input\": [\"image\"]}], "
+                       "\"outputs\": [\"r\"]}",
            DN_ERR_MODEL, "node \"r\"", "/nodes/0/input", "unknown field \"input\"");
     EXPECT(HEAD "\"inputs\": {\"image\": {\"shape\": [null, 4], \"dtype\": \"float16\"}},"
-                "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}], \"outputs\": [\"r\"]}",
+                "\"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"image\"]}], "
+                "\"outputs\": [\"r\"]}",
            DN_ERR_MODEL, "input \"image\"", "/inputs/image/dtype", "\"float16\"");
 }
 
@@ -185,7 +212,8 @@ Test(api_load_errors, bad_init_and_missing_param_shape)
                        "\"nodes\": [" CONV "], \"outputs\": [\"conv\"]}",
            DN_ERR_MODEL, "param \"W\"", "/params/W/init", "unknown init \"gaussian\"");
     EXPECT(HEAD INPUTS "\"params\": {\"W\": {\"init\": \"zeros\"}},"
-                       "\"nodes\": [" CONV ", {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"conv\", \"W\"]}],"
+                       "\"nodes\": [" CONV
+                       ", {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"conv\", \"W\"]}],"
                        "\"outputs\": [\"fc\"]}",
            DN_ERR_MODEL, "param \"W\"", "/params/W/shape", "required");
 }
@@ -268,11 +296,13 @@ Test(api_session_errors, weights_that_do_not_fit, .init = dn_test_dir_init,
     const char *path = dn_test_path("w.safetensors");
     dn_status st;
     /* Save weights of a model whose conv has 3 filters, load them into one with 2. */
-    const char *three = HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
-                                    " \"attrs\": {\"filters\": 3, \"kernel\": 3}}], \"outputs\": [\"conv\"]}";
+    const char *three =
+        HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
+                    " \"attrs\": {\"filters\": 3, \"kernel\": 3}}], \"outputs\": [\"conv\"]}";
     const char *two = HEAD INPUTS "\"nodes\": [" CONV "], \"outputs\": [\"conv\"]}";
-    const char *nobias = HEAD INPUTS "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
-                                     " \"attrs\": {\"filters\": 2, \"kernel\": 3, \"bias\": false}}], \"outputs\": [\"conv\"]}";
+    const char *nobias = HEAD INPUTS
+        "\"nodes\": [{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"],"
+        " \"attrs\": {\"filters\": 2, \"kernel\": 3, \"bias\": false}}], \"outputs\": [\"conv\"]}";
     dn_model *m3 = load_text(three, &st), *m2 = load_text(two, &st), *mnb = load_text(nobias, &st);
     dn_session *s3, *s2, *snb;
     dn_session_new(m3, NULL, &s3);

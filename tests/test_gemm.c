@@ -43,8 +43,8 @@ static void check_sgemm(int64_t m, int64_t n, int64_t k, int threads)
         dn_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, c, ldc, threads);
         reference(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, want, ldc);
         char what[96];
-        snprintf(what, sizeof what, "dn_sgemm %lldx%lldx%lld ta=%d tb=%d threads=%d",
-                 (long long)m, (long long)n, (long long)k, ta, tb, threads);
+        snprintf(what, sizeof what, "dn_sgemm %lldx%lldx%lld ta=%d tb=%d threads=%d", (long long)m,
+                 (long long)n, (long long)k, ta, tb, threads);
         dn_test_expect_close(c, want, m * ldc, 1e-5f, what);
         free(a), free(b), free(c), free(want);
     }

@@ -40,22 +40,30 @@ static void assert_topological(const dn_model *m)
     }
 }
 
-#define LENET_HEAD                                                                     \
-    "{\"format\": \"dagnet/1\", \"name\": \"shuffled\","                                \
-    " \"inputs\": {\"image\": {\"shape\": [null, 1, 12, 12]},"                          \
+#define LENET_HEAD                                             \
+    "{\"format\": \"dagnet/1\", \"name\": \"shuffled\","       \
+    " \"inputs\": {\"image\": {\"shape\": [null, 1, 12, 12]}," \
     "              \"label\": {\"shape\": [null], \"dtype\": \"int32\"}},"
-#define N_CONV "{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 3, \"kernel\": 3, \"pad\": 1}}"
+#define N_CONV                                                                                     \
+    "{\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 3, " \
+    "\"kernel\": 3, \"pad\": 1}}"
 #define N_RELU "{\"name\": \"relu\", \"op\": \"ReLU\", \"inputs\": [\"conv\"]}"
-#define N_POOL "{\"name\": \"pool\", \"op\": \"MaxPool\", \"inputs\": [\"relu\"], \"attrs\": {\"kernel\": 2}}"
-#define N_FC "{\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"pool\"], \"attrs\": {\"units\": 5}}"
+#define N_POOL                                                                                   \
+    "{\"name\": \"pool\", \"op\": \"MaxPool\", \"inputs\": [\"relu\"], \"attrs\": {\"kernel\": " \
+    "2}}"
+#define N_FC \
+    "{\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"pool\"], \"attrs\": {\"units\": 5}}"
 #define N_PROB "{\"name\": \"prob\", \"op\": \"Softmax\", \"inputs\": [\"fc\"]}"
-#define N_LOSS "{\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}"
+#define N_LOSS \
+    "{\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}"
 #define LENET_TAIL "\"outputs\": [\"prob\"], \"loss\": \"loss\"}"
 
 Test(graph_sort, shuffled_order_is_sorted_and_deterministic)
 {
-    const char *in_order = LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC "," N_PROB "," N_LOSS "]," LENET_TAIL;
-    const char *shuffled = LENET_HEAD "\"nodes\": [" N_LOSS "," N_FC "," N_PROB "," N_RELU "," N_POOL "," N_CONV "]," LENET_TAIL;
+    const char *in_order = LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC
+                                      "," N_PROB "," N_LOSS "]," LENET_TAIL;
+    const char *shuffled = LENET_HEAD "\"nodes\": [" N_LOSS "," N_FC "," N_PROB "," N_RELU
+                                      "," N_POOL "," N_CONV "]," LENET_TAIL;
     dn_model *a = parse_ok(in_order), *b = parse_ok(shuffled), *c = parse_ok(shuffled);
     assert_topological(a);
     assert_topological(b);
@@ -81,7 +89,8 @@ Test(graph_sort, shuffled_order_is_sorted_and_deterministic)
 
 Test(graph_summary, shapes_params_and_flops)
 {
-    dn_model *m = parse_ok(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC "," N_PROB "," N_LOSS "]," LENET_TAIL);
+    dn_model *m = parse_ok(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC
+                                      "," N_PROB "," N_LOSS "]," LENET_TAIL);
     dn_node_info n;
     dn_model_node_info(m, node_position(m, "pool"), &n);
     cr_assert(n.batched && n.rank == 4 && n.shape[1] == 3 && n.shape[2] == 6 && n.shape[3] == 6);
@@ -117,8 +126,10 @@ static void make_feed(feed *f, int64_t batch, int channels, uint64_t seed)
 static void set_feed(dn_session *s, const feed *f, int channels)
 {
     int64_t ishape[4] = { f->batch, channels, 12, 12 }, lshape[1] = { f->batch };
-    cr_assert_eq(dn_session_set_input(s, "image", DN_F32, 4, ishape, f->image), DN_OK, "%s", dn_session_errmsg(s));
-    cr_assert_eq(dn_session_set_input(s, "label", DN_I32, 1, lshape, f->label), DN_OK, "%s", dn_session_errmsg(s));
+    cr_assert_eq(dn_session_set_input(s, "image", DN_F32, 4, ishape, f->image), DN_OK, "%s",
+                 dn_session_errmsg(s));
+    cr_assert_eq(dn_session_set_input(s, "label", DN_I32, 1, lshape, f->label), DN_OK, "%s",
+                 dn_session_errmsg(s));
 }
 
 static double loss_of(dn_session *s, const char *loss)
@@ -181,19 +192,22 @@ static void check_model_gradients(const char *json, int channels)
 
 Test(graph_autograd, chain_matches_finite_differences)
 {
-    check_model_gradients(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC "," N_PROB "," N_LOSS "]," LENET_TAIL, 1);
+    check_model_gradients(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC "," N_PROB
+                                     "," N_LOSS "]," LENET_TAIL,
+                          1);
 }
 
 Test(graph_autograd, fan_out_adds_gradients)
 {
     /* "t" feeds two Affine branches that meet again in Add. */
     check_model_gradients(
-        LENET_HEAD "\"nodes\": ["
-                   "{\"name\": \"t\", \"op\": \"Tanh\", \"inputs\": [\"image\"]},"
-                   "{\"name\": \"a\", \"op\": \"Affine\", \"inputs\": [\"t\"], \"attrs\": {\"units\": 5}},"
-                   "{\"name\": \"b\", \"op\": \"Affine\", \"inputs\": [\"t\"], \"attrs\": {\"units\": 5}},"
-                   "{\"name\": \"fc\", \"op\": \"Add\", \"inputs\": [\"a\", \"b\"]},"
-                   N_PROB "," N_LOSS "]," LENET_TAIL,
+        LENET_HEAD
+        "\"nodes\": ["
+        "{\"name\": \"t\", \"op\": \"Tanh\", \"inputs\": [\"image\"]},"
+        "{\"name\": \"a\", \"op\": \"Affine\", \"inputs\": [\"t\"], \"attrs\": {\"units\": 5}},"
+        "{\"name\": \"b\", \"op\": \"Affine\", \"inputs\": [\"t\"], \"attrs\": {\"units\": 5}},"
+        "{\"name\": \"fc\", \"op\": \"Add\", \"inputs\": [\"a\", \"b\"]}," N_PROB "," N_LOSS
+        "]," LENET_TAIL,
         1);
 }
 
@@ -201,14 +215,15 @@ Test(graph_autograd, shared_weights_add_gradients)
 {
     /* One weight W used by two Affine nodes, and one tensor added to itself. */
     check_model_gradients(
-        LENET_HEAD "\"params\": {\"W\": {\"shape\": [144, 5], \"init\": {\"type\": \"normal\", \"std\": 0.1}}},"
+        LENET_HEAD "\"params\": {\"W\": {\"shape\": [144, 5], \"init\": {\"type\": \"normal\", "
+                   "\"std\": 0.1}}},"
                    "\"nodes\": ["
                    "{\"name\": \"s\", \"op\": \"Sigmoid\", \"inputs\": [\"image\"]},"
                    "{\"name\": \"a\", \"op\": \"Affine\", \"inputs\": [\"image\", \"W\"]},"
                    "{\"name\": \"b\", \"op\": \"Affine\", \"inputs\": [\"s\", \"W\"]},"
                    "{\"name\": \"ab\", \"op\": \"Add\", \"inputs\": [\"a\", \"b\"]},"
-                   "{\"name\": \"fc\", \"op\": \"Add\", \"inputs\": [\"ab\", \"ab\"]},"
-                   N_PROB "," N_LOSS "]," LENET_TAIL,
+                   "{\"name\": \"fc\", \"op\": \"Add\", \"inputs\": [\"ab\", \"ab\"]}," N_PROB
+                   "," N_LOSS "]," LENET_TAIL,
         1);
 }
 
@@ -218,12 +233,15 @@ Test(graph_autograd, concat_branches)
         "{\"format\": \"dagnet/1\", \"inputs\": {\"image\": {\"shape\": [null, 2, 12, 12]},"
         " \"label\": {\"shape\": [null], \"dtype\": \"int32\"}},"
         " \"nodes\": ["
-        "{\"name\": \"c1\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 2, \"kernel\": [3, 2], \"stride\": 2}},"
-        "{\"name\": \"c2\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 3, \"kernel\": [3, 2], \"stride\": 2}},"
+        "{\"name\": \"c1\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 2, "
+        "\"kernel\": [3, 2], \"stride\": 2}},"
+        "{\"name\": \"c2\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 3, "
+        "\"kernel\": [3, 2], \"stride\": 2}},"
         "{\"name\": \"cat\", \"op\": \"Concat\", \"inputs\": [\"c1\", \"c2\"]},"
-        "{\"name\": \"p\", \"op\": \"AvgPool\", \"inputs\": [\"cat\"], \"attrs\": {\"kernel\": 3, \"stride\": 2, \"pad\": 1}},"
-        "{\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"p\"], \"attrs\": {\"units\": 5}},"
-        N_LOSS "], \"loss\": \"loss\"}",
+        "{\"name\": \"p\", \"op\": \"AvgPool\", \"inputs\": [\"cat\"], \"attrs\": {\"kernel\": 3, "
+        "\"stride\": 2, \"pad\": 1}},"
+        "{\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"p\"], \"attrs\": {\"units\": "
+        "5}}," N_LOSS "], \"loss\": \"loss\"}",
         2);
 }
 
@@ -231,7 +249,8 @@ Test(graph_autograd, concat_branches)
 
 Test(graph_exec, runs_only_the_nodes_needed)
 {
-    dn_model *m = parse_ok(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC "," N_PROB "," N_LOSS "]," LENET_TAIL);
+    dn_model *m = parse_ok(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC
+                                      "," N_PROB "," N_LOSS "]," LENET_TAIL);
     dn_session *s = dn_test_session(m, NULL);
     feed f;
     make_feed(&f, 2, 1, 3);
@@ -268,7 +287,8 @@ Test(graph_exec, runs_only_the_nodes_needed)
 Test(graph_exec, no_gradient_work_towards_inputs_or_off_the_loss_path)
 {
     /* Through the executor itself: which gradient buffers exist, and which dx the kernels get. */
-    const char *json = LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC "," N_PROB "," N_LOSS "]," LENET_TAIL;
+    const char *json = LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC "," N_PROB
+                                  "," N_LOSS "]," LENET_TAIL;
     dn_graph *g;
     dn_err err;
     cr_assert_eq(dn_graph_parse(json, strlen(json), "graph.json", &g, &err), DN_OK, "%s", err.msg);
@@ -278,8 +298,10 @@ Test(graph_exec, no_gradient_work_towards_inputs_or_off_the_loss_path)
     make_feed(&f, 2, 1, 3);
     int64_t ishape[4] = { 2, 1, 12, 12 }, lshape[1] = { 2 };
     int image = dn_graph_find(g, "image"), label = dn_graph_find(g, "label");
-    cr_assert_eq(dn_exec_set_input(&e, image, DN_F32, 4, ishape, f.image, &err), DN_OK, "%s", err.msg);
-    cr_assert_eq(dn_exec_set_input(&e, label, DN_I32, 1, lshape, f.label, &err), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_exec_set_input(&e, image, DN_F32, 4, ishape, f.image, &err), DN_OK, "%s",
+                 err.msg);
+    cr_assert_eq(dn_exec_set_input(&e, label, DN_I32, 1, lshape, f.label, &err), DN_OK, "%s",
+                 err.msg);
     /* Buffers are planned for a run, so they exist once a forward has asked for one. */
     int targets[1] = { g->loss };
     cr_assert_eq(dn_exec_forward(&e, true, targets, 1, &err), DN_OK, "%s", err.msg);
@@ -300,7 +322,8 @@ Test(graph_exec, no_gradient_work_towards_inputs_or_off_the_loss_path)
 
 Test(graph_exec, gradients_are_recomputed_not_accumulated_across_steps)
 {
-    dn_model *m = parse_ok(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC "," N_PROB "," N_LOSS "]," LENET_TAIL);
+    dn_model *m = parse_ok(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC
+                                      "," N_PROB "," N_LOSS "]," LENET_TAIL);
     dn_session *s = dn_test_session(m, NULL);
     feed f;
     make_feed(&f, 2, 1, 5);
@@ -325,9 +348,11 @@ Test(graph_exec, gradients_are_recomputed_not_accumulated_across_steps)
 
 Test(graph_exec, dropout_is_identity_in_inference_and_masks_in_training)
 {
-    dn_model *m = parse_ok("{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 1000]}},"
-                           " \"nodes\": [{\"name\": \"d\", \"op\": \"Dropout\", \"inputs\": [\"x\"], \"attrs\": {\"ratio\": 0.4}}],"
-                           " \"outputs\": [\"d\"]}");
+    dn_model *m =
+        parse_ok("{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 1000]}},"
+                 " \"nodes\": [{\"name\": \"d\", \"op\": \"Dropout\", \"inputs\": [\"x\"], "
+                 "\"attrs\": {\"ratio\": 0.4}}],"
+                 " \"outputs\": [\"d\"]}");
     dn_session *s = dn_test_session(m, NULL);
     float x[2000];
     for (int i = 0; i < 2000; i++)
@@ -384,7 +409,8 @@ static void *train_step(void *arg)
 
 Test(graph_exec, two_sessions_on_two_threads_agree_with_one)
 {
-    dn_model *m = parse_ok(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC "," N_PROB "," N_LOSS "]," LENET_TAIL);
+    dn_model *m = parse_ok(LENET_HEAD "\"nodes\": [" N_CONV "," N_RELU "," N_POOL "," N_FC
+                                      "," N_PROB "," N_LOSS "]," LENET_TAIL);
     run alone = { m, 42, 0 }, a = { m, 42, 0 }, b = { m, 43, 0 };
     train_step(&alone);
     pthread_t ta, tb;

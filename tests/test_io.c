@@ -27,26 +27,23 @@ TestSuite(io_npy, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 TestSuite(io_safetensors, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 TestSuite(io_atomic, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
-static dn_shape shape_of(int rank, const int64_t *dims)
-{
-    return dn_shape_make(rank, dims, false);
-}
+static dn_shape shape_of(int rank, const int64_t *dims) { return dn_shape_make(rank, dims, false); }
 
 /* ---------------------------------------------------------------- npy: round trips */
 
 #define S10 "          "
 /* numpy.save(f, np.arange(3, dtype='<f4')) with NumPy 1.24: 128 header bytes, then data. */
 static const char NPY_F32_3_HEADER[] =
-    "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"
-    S10 S10 S10 S10 S10 S10 "\n";
+    "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }" S10 S10 S10
+        S10 S10 S10 "\n";
 /* numpy.save(f, np.array([[1, -2, 3], [4, 5, -6]], dtype='<i8')): the header. */
 static const char NPY_I64_2x3_HEADER[] =
-    "\x93NUMPY\x01\x00\x76\x00{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), }"
-    S10 S10 S10 S10 S10 "        \n";
+    "\x93NUMPY\x01\x00\x76\x00{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), }" S10 S10
+        S10 S10 S10 "        \n";
 /* numpy.save(f, np.array(2.5, dtype='<f4')): rank 0, no growth room. */
 static const char NPY_F32_SCALAR_HEADER[] =
-    "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (), }"
-    S10 S10 S10 S10 S10 S10 "  \n";
+    "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (), }" S10 S10 S10
+        S10 S10 S10 "  \n";
 
 static void roundtrip_npy(dn_dtype dtype, int rank, const int64_t *dims, const void *data)
 {
@@ -57,13 +54,11 @@ static void roundtrip_npy(dn_dtype dtype, int rank, const int64_t *dims, const v
     dn_array a;
     cr_assert_eq(dn_npy_read(path, &a, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(a.dtype, dtype);
-    cr_assert(dn_shape_equal(&a.shape, &shape), "rank %d read back as rank %d", rank,
-              a.shape.rank);
+    cr_assert(dn_shape_equal(&a.shape, &shape), "rank %d read back as rank %d", rank, a.shape.rank);
     cr_assert_not(a.shape.batched);
     size_t nbytes = (size_t)dn_shape_numel(&shape) * dn_dtype_size(dtype);
     cr_assert_not_null(a.data);
-    cr_assert(nbytes == 0 || memcmp(a.data, data, nbytes) == 0,
-              "data differ after the round trip");
+    cr_assert(nbytes == 0 || memcmp(a.data, data, nbytes) == 0, "data differ after the round trip");
     dn_array_free(&a);
     cr_assert_null(a.data);
     cr_assert_eq(dn_test_dir_entries(), 1, "a temporary file was left behind");
@@ -110,14 +105,14 @@ static void check_numpy_bytes(const char *header, size_t header_len, dn_dtype dt
 Test(io_npy, bytes_match_numpy)
 {
     float f[3] = { 0, 1, 2 };
-    check_numpy_bytes(NPY_F32_3_HEADER, sizeof NPY_F32_3_HEADER - 1, DN_F32, 1,
-                      (int64_t[]){ 3 }, f, sizeof f);
+    check_numpy_bytes(NPY_F32_3_HEADER, sizeof NPY_F32_3_HEADER - 1, DN_F32, 1, (int64_t[]){ 3 }, f,
+                      sizeof f);
     int64_t i[6] = { 1, -2, 3, 4, 5, -6 };
     check_numpy_bytes(NPY_I64_2x3_HEADER, sizeof NPY_I64_2x3_HEADER - 1, DN_I64, 2,
                       (int64_t[]){ 2, 3 }, i, sizeof i);
     float s = 2.5f;
-    check_numpy_bytes(NPY_F32_SCALAR_HEADER, sizeof NPY_F32_SCALAR_HEADER - 1, DN_F32, 0,
-                      NULL, &s, sizeof s);
+    check_numpy_bytes(NPY_F32_SCALAR_HEADER, sizeof NPY_F32_SCALAR_HEADER - 1, DN_F32, 0, NULL, &s,
+                      sizeof s);
 }
 
 /* Build a .npy 1.0 image from a header dict text (padded with a newline) and data. */
@@ -150,8 +145,7 @@ Test(io_npy, parses_header_variants)
         size_t n = make_npy(buf, sizeof buf, dicts[k], v, sizeof v);
         dn_array a;
         dn_err err;
-        cr_assert_eq(dn_npy_parse(buf, n, "v.npy", &a, &err), DN_OK, "%s: %s", dicts[k],
-                     err.msg);
+        cr_assert_eq(dn_npy_parse(buf, n, "v.npy", &a, &err), DN_OK, "%s: %s", dicts[k], err.msg);
         cr_assert_eq(a.shape.rank, 2);
         cr_assert_eq(a.shape.d[0], 2);
         cr_assert_eq(a.shape.d[1], 3);
@@ -173,8 +167,7 @@ Test(io_npy, reads_version_2_header)
     memcpy(buf + 12 + hlen, v, sizeof v);
     dn_array a;
     dn_err err;
-    cr_assert_eq(dn_npy_parse(buf, 12 + hlen + sizeof v, "v2.npy", &a, &err), DN_OK, "%s",
-                 err.msg);
+    cr_assert_eq(dn_npy_parse(buf, 12 + hlen + sizeof v, "v2.npy", &a, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(a.dtype, DN_I32);
     cr_assert_eq(((int32_t *)a.data)[1], -7);
     dn_array_free(&a);
@@ -225,8 +218,8 @@ Test(io_npy, rejects_truncated_header)
 
 Test(io_npy, rejects_truncated_and_trailing_data)
 {
-    expect_dict_error(GOOD_F32_23, 20, FRAGS("data is truncated", "expected 24 bytes",
-                                             "found 20", "float32 [2,3]"));
+    expect_dict_error(GOOD_F32_23, 20,
+                      FRAGS("data is truncated", "expected 24 bytes", "found 20", "float32 [2,3]"));
     expect_dict_error(GOOD_F32_23, 28, FRAGS("trailing bytes", "expected 24 bytes", "found 28"));
     expect_dict_error(GOOD_F32_23, 0, FRAGS("truncated", "found 0"));
 }
@@ -259,13 +252,15 @@ Test(io_npy, rejects_shape_overflow_and_bad_shapes)
                       "'shape': (1099511627776, 1099511627776, 1099511627776), }",
                       0, FRAGS("too large", "overflows"));
     expect_dict_error("{'descr': '<f4', 'fortran_order': False, "
-                      "'shape': (99999999999999999999999,), }", 0, FRAGS("too large"));
+                      "'shape': (99999999999999999999999,), }",
+                      0, FRAGS("too large"));
     expect_dict_error("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", 0,
                       FRAGS("non-negative integer"));
     expect_dict_error("{'descr': '<f4', 'fortran_order': False, 'shape': (3), }", 12,
                       FRAGS("not a tuple", "(3,)"));
     expect_dict_error("{'descr': '<f4', 'fortran_order': False, "
-                      "'shape': (1, 1, 1, 1, 1, 1, 1, 1, 1), }", 4, FRAGS("more than 8"));
+                      "'shape': (1, 1, 1, 1, 1, 1, 1, 1, 1), }",
+                      4, FRAGS("more than 8"));
 }
 
 Test(io_npy, rejects_bad_dicts)
@@ -274,8 +269,8 @@ Test(io_npy, rejects_bad_dicts)
                       FRAGS("lacks the key 'fortran_order'"));
     expect_dict_error("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", 8,
                       FRAGS("unknown key 'x'"));
-    expect_dict_error("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}",
-                      8, FRAGS("twice"));
+    expect_dict_error("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}", 8,
+                      FRAGS("twice"));
     expect_dict_error("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} junk", 8,
                       FRAGS("after the header dict", "junk"));
     expect_dict_error("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)", 8,
@@ -442,8 +437,8 @@ static void expect_st_error(const char *json, size_t nbytes, const char *const *
     expect_st_error_buf(buf, size, fragments);
 }
 
-#define ENTRY(name, dtype, shape, b, e)                                                   \
-    "\"" name "\": {\"dtype\": \"" dtype "\", \"shape\": " shape ", \"data_offsets\": [" #b   \
+#define ENTRY(name, dtype, shape, b, e)                                                     \
+    "\"" name "\": {\"dtype\": \"" dtype "\", \"shape\": " shape ", \"data_offsets\": [" #b \
     ", " #e "]}"
 
 Test(io_safetensors, rejects_short_file)
@@ -517,7 +512,8 @@ Test(io_safetensors, rejects_missing_and_extra_fields)
     expect_st_error("{\"w\": {\"dtype\": \"F32\", \"data_offsets\": [0, 4]}}", 4,
                     FRAGS("tensor \"w\"", "missing field \"shape\""));
     expect_st_error("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4], "
-                    "\"extra\": 1}}", 4, FRAGS("tensor \"w\"", "unexpected field \"extra\""));
+                    "\"extra\": 1}}",
+                    4, FRAGS("tensor \"w\"", "unexpected field \"extra\""));
     expect_st_error("{\"w\": {\"dtype\": 5, \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
                     FRAGS("tensor \"w\"", "dtype must be a string", "a number"));
     expect_st_error("{\"w\": [1]}", 4, FRAGS("tensor \"w\"", "expected an object"));
@@ -525,10 +521,10 @@ Test(io_safetensors, rejects_missing_and_extra_fields)
 
 Test(io_safetensors, rejects_duplicates_and_bad_metadata)
 {
-    expect_st_error("{" ENTRY("w", "F32", "[1]", 0, 4) ", " ENTRY("w", "F32", "[1]", 4, 8) "}",
-                    8, FRAGS("tensor \"w\" appears twice"));
-    expect_st_error("{\"__metadata__\": {\"k\": 1}}", 0, FRAGS("__metadata__", "\"k\"",
-                                                              "must be a string"));
+    expect_st_error("{" ENTRY("w", "F32", "[1]", 0, 4) ", " ENTRY("w", "F32", "[1]", 4, 8) "}", 8,
+                    FRAGS("tensor \"w\" appears twice"));
+    expect_st_error("{\"__metadata__\": {\"k\": 1}}", 0,
+                    FRAGS("__metadata__", "\"k\"", "must be a string"));
 }
 
 Test(io_safetensors, missing_file_is_io_error)

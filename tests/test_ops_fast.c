@@ -23,8 +23,8 @@
 #include "runtime/rng.h"
 
 extern const dn_op dn_op_relu, dn_op_sigmoid, dn_op_tanh, dn_op_dropout, dn_op_flatten,
-    dn_op_maxpool, dn_op_avgpool, dn_op_lrn, dn_op_softmax, dn_op_softmax_cross_entropy,
-    dn_op_add, dn_op_concat, dn_op_affine;
+    dn_op_maxpool, dn_op_avgpool, dn_op_lrn, dn_op_softmax, dn_op_softmax_cross_entropy, dn_op_add,
+    dn_op_concat, dn_op_affine;
 
 /* ---------------------------------------------------------------- in place */
 
@@ -96,8 +96,8 @@ Test(dropout_fast, in_place_training_and_inference)
 /* The rule, written plainly: window rows/columns clipped to the image, scanned in row-major
  * order, a later pixel winning when larger or NaN. */
 static void direct_maxpool(const float *x, int64_t h, int64_t w, const int64_t k[2],
-                           const int64_t s[2], const int64_t p[2], int64_t oh, int64_t ow,
-                           float *y, int32_t *arg)
+                           const int64_t s[2], const int64_t p[2], int64_t oh, int64_t ow, float *y,
+                           int32_t *arg)
 {
     for (int64_t i = 0; i < oh; i++)
         for (int64_t j = 0; j < ow; j++) {
@@ -116,8 +116,7 @@ static void direct_maxpool(const float *x, int64_t h, int64_t w, const int64_t k
 }
 
 static void direct_avgpool(const float *x, int64_t h, int64_t w, const int64_t k[2],
-                           const int64_t s[2], const int64_t p[2], int64_t oh, int64_t ow,
-                           float *y)
+                           const int64_t s[2], const int64_t p[2], int64_t oh, int64_t ow, float *y)
 {
     for (int64_t i = 0; i < oh; i++)
         for (int64_t j = 0; j < ow; j++) {
@@ -197,9 +196,11 @@ static void check_maxpool(const pool_case *c, const char *attrs)
                        arg);
         for (int64_t o = 0; o < out; o++) {
             int32_t got = ((int32_t *)r.saved)[i * out + o];
-            cr_assert_eq(got, arg[o], "%s on %lldx%lld, plane %lld output %lld: argmax %d, "
-                         "expected %d", attrs, (long long)c->h, (long long)c->w, (long long)i,
-                         (long long)o, got, arg[o]);
+            cr_assert_eq(got, arg[o],
+                         "%s on %lldx%lld, plane %lld output %lld: argmax %d, "
+                         "expected %d",
+                         attrs, (long long)c->h, (long long)c->w, (long long)i, (long long)o, got,
+                         arg[o]);
         }
         dn_test_expect_same_bits(dn_f32(&r.y) + i * out, want, out, attrs);
     }
@@ -207,10 +208,7 @@ static void check_maxpool(const pool_case *c, const char *attrs)
     dn_test_run_free(&r);
 }
 
-Test(maxpool_fast, every_window_matches_the_rule)
-{
-    each_pool_case(check_maxpool);
-}
+Test(maxpool_fast, every_window_matches_the_rule) { each_pool_case(check_maxpool); }
 
 static void check_avgpool(const pool_case *c, const char *attrs)
 {
@@ -234,10 +232,7 @@ static void check_avgpool(const pool_case *c, const char *attrs)
     dn_test_run_free(&r);
 }
 
-Test(avgpool_fast, every_window_matches_direct_loops)
-{
-    each_pool_case(check_avgpool);
-}
+Test(avgpool_fast, every_window_matches_direct_loops) { each_pool_case(check_avgpool); }
 
 /* ---------------------------------------------------------------- LRN */
 
@@ -287,8 +282,10 @@ Test(lrn_fast, sliding_sums_match_direct_sums)
     double *y = malloc((size_t)total * sizeof *y), *dx = malloc((size_t)total * sizeof *dx);
     for (int t = 0; t < 5; t++) {
         char attrs[128];
-        snprintf(attrs, sizeof attrs, "{\"size\": %lld, \"alpha\": 0.01, \"beta\": 0.75, "
-                 "\"k\": 2}", (long long)sizes[t]);
+        snprintf(attrs, sizeof attrs,
+                 "{\"size\": %lld, \"alpha\": 0.01, \"beta\": 0.75, "
+                 "\"k\": 2}",
+                 (long long)sizes[t]);
         dn_tensor xt = { DN_F32, dn_shape_make(DIMS(n, c, 7, 100), true), x };
         dn_test_run r = dn_test_run_new(&dn_op_lrn, attrs, 1, &xt, 2);
         float *dx0 = dn_test_copy(r.dx[0].data, total);
@@ -297,10 +294,14 @@ Test(lrn_fast, sliding_sums_match_direct_sums)
         direct_lrn(x, r.dy.data, n, c, inner, sizes[t], 0.01, 0.75, 2.0, y, dx);
         for (int64_t i = 0; i < total; i++) {
             float got = dn_f32(&r.y)[i], grad = dn_f32(&r.dx[0])[i] - dx0[i];
-            cr_assert(fabs(got - y[i]) <= 2e-6 * fabs(y[i]) + 1e-30, "%s y[%lld] = %.9g, want "
-                      "%.9g", attrs, (long long)i, got, y[i]);
-            cr_assert(fabs(grad - dx[i]) <= 1e-4 * (fabs(dx[i]) + 1e-3), "%s dx[%lld] = %.9g, "
-                      "want %.9g", attrs, (long long)i, grad, dx[i]);
+            cr_assert(fabs(got - y[i]) <= 2e-6 * fabs(y[i]) + 1e-30,
+                      "%s y[%lld] = %.9g, want "
+                      "%.9g",
+                      attrs, (long long)i, got, y[i]);
+            cr_assert(fabs(grad - dx[i]) <= 1e-4 * (fabs(dx[i]) + 1e-3),
+                      "%s dx[%lld] = %.9g, "
+                      "want %.9g",
+                      attrs, (long long)i, grad, dx[i]);
         }
         free(dx0);
         dn_test_run_free(&r);
@@ -379,20 +380,14 @@ static void expect_same_bits_on_two_inputs(const dn_op *op, const char *attrs)
     free(pair[0].data), free(pair[1].data);
 }
 
-Test(relu_fast, same_bits_on_1_and_2_threads)
-{
-    expect_same_bits_on_one_input(&dn_op_relu, "{}");
-}
+Test(relu_fast, same_bits_on_1_and_2_threads) { expect_same_bits_on_one_input(&dn_op_relu, "{}"); }
 
 Test(sigmoid_fast, same_bits_on_1_and_2_threads)
 {
     expect_same_bits_on_one_input(&dn_op_sigmoid, "{}");
 }
 
-Test(tanh_fast, same_bits_on_1_and_2_threads)
-{
-    expect_same_bits_on_one_input(&dn_op_tanh, "{}");
-}
+Test(tanh_fast, same_bits_on_1_and_2_threads) { expect_same_bits_on_one_input(&dn_op_tanh, "{}"); }
 
 Test(dropout_fast, same_bits_on_1_and_2_threads)
 {
@@ -427,10 +422,7 @@ Test(softmax_fast, same_bits_on_1_and_2_threads)
     expect_same_bits_on_one_input(&dn_op_softmax, "{\"axis\": -1}");
 }
 
-Test(add_fast, same_bits_on_1_and_2_threads)
-{
-    expect_same_bits_on_two_inputs(&dn_op_add, "{}");
-}
+Test(add_fast, same_bits_on_1_and_2_threads) { expect_same_bits_on_two_inputs(&dn_op_add, "{}"); }
 
 Test(concat_fast, same_bits_on_1_and_2_threads)
 {

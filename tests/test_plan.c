@@ -19,26 +19,29 @@
 #include "helpers.h"
 #include "runtime/rng.h"
 
-#define BRANCHY                                                                                 \
-    "{\"format\": \"dagnet/1\", \"name\": \"branchy\","                                        \
-    " \"inputs\": {\"image\": {\"shape\": [null, 3, 8, 8]}, \"label\": {\"shape\": [null], "    \
-    "\"dtype\": \"int32\"}},"                                                                   \
-    " \"nodes\": ["                                                                             \
-    "  {\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 4, \"kernel\": 3, \"pad\": 1}}," \
-    "  {\"name\": \"ra\", \"op\": \"ReLU\", \"inputs\": [\"conv\"]},"                         \
-    "  {\"name\": \"sig\", \"op\": \"Sigmoid\", \"inputs\": [\"ra\"]},"                       \
-    "  {\"name\": \"th\", \"op\": \"Tanh\", \"inputs\": [\"ra\"]},"                           \
-    "  {\"name\": \"sum\", \"op\": \"Add\", \"inputs\": [\"sig\", \"th\"]},"                  \
-    "  {\"name\": \"drop\", \"op\": \"Dropout\", \"inputs\": [\"sum\"], \"attrs\": {\"ratio\": 0.3}}," \
-    "  {\"name\": \"norm\", \"op\": \"LRN\", \"inputs\": [\"drop\"], \"attrs\": {\"size\": 3}}," \
-    "  {\"name\": \"cat\", \"op\": \"Concat\", \"inputs\": [\"norm\", \"ra\"]},"              \
-    "  {\"name\": \"pool\", \"op\": \"MaxPool\", \"inputs\": [\"cat\"], \"attrs\": {\"kernel\": 2, \"stride\": 2}}," \
-    "  {\"name\": \"flat\", \"op\": \"Flatten\", \"inputs\": [\"pool\"]},"                    \
+#define BRANCHY                                                                                    \
+    "{\"format\": \"dagnet/1\", \"name\": \"branchy\","                                            \
+    " \"inputs\": {\"image\": {\"shape\": [null, 3, 8, 8]}, \"label\": {\"shape\": [null], "       \
+    "\"dtype\": \"int32\"}},"                                                                      \
+    " \"nodes\": ["                                                                                \
+    "  {\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": "  \
+    "4, \"kernel\": 3, \"pad\": 1}},"                                                              \
+    "  {\"name\": \"ra\", \"op\": \"ReLU\", \"inputs\": [\"conv\"]},"                              \
+    "  {\"name\": \"sig\", \"op\": \"Sigmoid\", \"inputs\": [\"ra\"]},"                            \
+    "  {\"name\": \"th\", \"op\": \"Tanh\", \"inputs\": [\"ra\"]},"                                \
+    "  {\"name\": \"sum\", \"op\": \"Add\", \"inputs\": [\"sig\", \"th\"]},"                       \
+    "  {\"name\": \"drop\", \"op\": \"Dropout\", \"inputs\": [\"sum\"], \"attrs\": {\"ratio\": "   \
+    "0.3}},"                                                                                       \
+    "  {\"name\": \"norm\", \"op\": \"LRN\", \"inputs\": [\"drop\"], \"attrs\": {\"size\": 3}},"   \
+    "  {\"name\": \"cat\", \"op\": \"Concat\", \"inputs\": [\"norm\", \"ra\"]},"                   \
+    "  {\"name\": \"pool\", \"op\": \"MaxPool\", \"inputs\": [\"cat\"], \"attrs\": {\"kernel\": "  \
+    "2, \"stride\": 2}},"                                                                          \
+    "  {\"name\": \"flat\", \"op\": \"Flatten\", \"inputs\": [\"pool\"]},"                         \
     "  {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"flat\"], \"attrs\": {\"units\": 6}}," \
-    "  {\"name\": \"r2\", \"op\": \"ReLU\", \"inputs\": [\"fc\"]},"                           \
-    "  {\"name\": \"out\", \"op\": \"Affine\", \"inputs\": [\"r2\"], \"attrs\": {\"units\": 3}}," \
-    "  {\"name\": \"prob\", \"op\": \"Softmax\", \"inputs\": [\"out\"]},"                     \
-    "  {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"out\", \"label\"]}]," \
+    "  {\"name\": \"r2\", \"op\": \"ReLU\", \"inputs\": [\"fc\"]},"                                \
+    "  {\"name\": \"out\", \"op\": \"Affine\", \"inputs\": [\"r2\"], \"attrs\": {\"units\": 3}},"  \
+    "  {\"name\": \"prob\", \"op\": \"Softmax\", \"inputs\": [\"out\"]},"                          \
+    "  {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"out\", \"label\"]}],"  \
     " \"outputs\": [\"prob\"], \"loss\": \"loss\"}"
 
 typedef struct pair {

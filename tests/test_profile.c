@@ -115,8 +115,8 @@ Test(api_data, dataset_from_arrays_copies_and_checks)
     float images[2 * 4] = { 0, 1, 2, 3, 4, 5, 6, 7 };
     int32_t labels[2] = { 1, 0 };
     dn_dataset *d;
-    cr_assert_eq(dn_dataset_from_arrays(2, 1, 2, 2, images, labels, 2, &d), DN_OK,
-                 "%s", dn_dataset_errmsg(d));
+    cr_assert_eq(dn_dataset_from_arrays(2, 1, 2, 2, images, labels, 2, &d), DN_OK, "%s",
+                 dn_dataset_errmsg(d));
     images[0] = 99; /* copied, not borrowed */
     dn_view v;
     cr_assert_eq(dn_dataset_images(d, &v), DN_OK);

@@ -92,8 +92,7 @@ Test(registry_table, ids_names_and_required_fields)
         cr_expect_eq(dn_op_find(op->name), op, "%s: dn_op_find finds another op of that name",
                      op->name);
         cr_expect(op->parse_attrs && op->infer && op->flops && op->forward && op->backward,
-                  "%s: parse_attrs, infer, flops, forward and backward are all required",
-                  op->name);
+                  "%s: parse_attrs, infer, flops, forward and backward are all required", op->name);
         cr_expect(op->min_inputs >= 1 && (op->max_inputs < 0 || op->max_inputs >= op->min_inputs),
                   "%s: inputs [%d, %d]", op->name, op->min_inputs, op->max_inputs);
     }
@@ -172,8 +171,7 @@ Test(registry_coverage, every_op_has_a_gradient_test)
                 /* the test is about this op (by descriptor or by name) and its file runs the
                  * finite-difference harness */
                 size_t len = (size_t)(end - body);
-                bool names_op = has_word(body, len, symbol) ||
-                                has_text(body, len, quoted);
+                bool names_op = has_word(body, len, symbol) || has_text(body, len, quoted);
                 checked += names_op && harness;
             }
         }

@@ -33,11 +33,11 @@
 
 enum {
     BATCH = 4,
-    IMG = 28,         /* input height and width, one channel */
+    IMG = 28, /* input height and width, one channel */
     FILTERS = 30,
-    K = 5,            /* conv kernel */
-    CONV = IMG - K + 1, /* 24: stride 1, pad 0 */
-    POOL = CONV / 2,  /* 12: 2x2 windows, stride 2 */
+    K = 5,                        /* conv kernel */
+    CONV = IMG - K + 1,           /* 24: stride 1, pad 0 */
+    POOL = CONV / 2,              /* 12: 2x2 windows, stride 2 */
     FLAT = FILTERS * POOL * POOL, /* 4320 */
     HIDDEN = 100,
     CLASSES = 10,
@@ -53,8 +53,7 @@ static float *copy_param(const dn_st_file *f, const char *name, int rank, const 
     const dn_st_entry *e = dn_st_find(f, name);
     cr_assert_not_null(e, "%s has no tensor \"%s\"", WEIGHTS_PATH, name);
     cr_assert_eq(e->dtype, DN_F32, "\"%s\" is not F32", name);
-    cr_assert_eq(e->shape.rank, rank, "\"%s\" has rank %d, expected %d", name, e->shape.rank,
-                 rank);
+    cr_assert_eq(e->shape.rank, rank, "\"%s\" has rank %d, expected %d", name, e->shape.rank, rank);
     for (int i = 0; i < rank; i++)
         cr_assert_eq(e->shape.d[i], dims[i], "\"%s\" dim %d is %lld, expected %lld", name, i,
                      (long long)e->shape.d[i], (long long)dims[i]);
@@ -108,8 +107,8 @@ static void conv_relu_pool(const weights *w, const float *img, double *pooled)
                 double acc = w->b1[f];
                 for (int ky = 0; ky < K; ky++)
                     for (int kx = 0; kx < K; kx++)
-                        acc += (double)w->w1[(f * K + ky) * K + kx] *
-                               img[(y + ky) * IMG + (x + kx)];
+                        acc +=
+                            (double)w->w1[(f * K + ky) * K + kx] * img[(y + ky) * IMG + (x + kx)];
                 conv[f][y][x] = acc > 0 ? acc : 0;
             }
     for (int f = 0; f < FILTERS; f++)
@@ -229,6 +228,7 @@ Test(api_seed_weights, simple_convnet_matches_direct_computation)
     cr_assert(max_abs > 0, "the reference logits are all zero: a broken test");
     cr_assert(max_diff <= 1e-4 * max_abs,
               "fc2 differs from the direct computation by %g (largest logit %g, allowed %g); "
-              "fc2[0] = %g, expected %g", max_diff, max_abs, 1e-4 * max_abs, got[0], want[0]);
+              "fc2[0] = %g, expected %g",
+              max_diff, max_abs, 1e-4 * max_abs, got[0], want[0]);
     cr_assert(max_pdiff <= 1e-5, "prob differs from softmax(direct logits) by %g", max_pdiff);
 }

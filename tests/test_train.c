@@ -29,8 +29,8 @@ static unsigned char pixel(int c, int y, int x, unsigned *rng)
 
 static void put_be32(FILE *f, uint32_t v)
 {
-    unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
-                           (unsigned char)v };
+    unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                           (unsigned char)(v >> 8), (unsigned char)v };
     fwrite(b, 1, 4, f);
 }
 
@@ -74,12 +74,16 @@ TestSuite(train_checkpoint, .init = make_data, .fini = dn_test_dir_fini);
 
 static const char *model_json =
     "{\"format\": \"dagnet/1\", \"name\": \"bars\","
-    " \"inputs\": {\"image\": {\"shape\": [null, 1, 12, 12]}, \"label\": {\"shape\": [null], \"dtype\": \"int32\"}},"
+    " \"inputs\": {\"image\": {\"shape\": [null, 1, 12, 12]}, \"label\": {\"shape\": [null], "
+    "\"dtype\": \"int32\"}},"
     " \"nodes\": ["
-    "  {\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 4, \"kernel\": 3, \"pad\": 1}},"
+    "  {\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": 4, "
+    "\"kernel\": 3, \"pad\": 1}},"
     "  {\"name\": \"relu\", \"op\": \"ReLU\", \"inputs\": [\"conv\"]},"
-    "  {\"name\": \"pool\", \"op\": \"MaxPool\", \"inputs\": [\"relu\"], \"attrs\": {\"kernel\": 2}},"
-    "  {\"name\": \"drop\", \"op\": \"Dropout\", \"inputs\": [\"pool\"], \"attrs\": {\"ratio\": 0.2}},"
+    "  {\"name\": \"pool\", \"op\": \"MaxPool\", \"inputs\": [\"relu\"], \"attrs\": {\"kernel\": "
+    "2}},"
+    "  {\"name\": \"drop\", \"op\": \"Dropout\", \"inputs\": [\"pool\"], \"attrs\": {\"ratio\": "
+    "0.2}},"
     "  {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"drop\"], \"attrs\": {\"units\": 4}},"
     "  {\"name\": \"prob\", \"op\": \"Softmax\", \"inputs\": [\"fc\"]},"
     "  {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}],"
@@ -106,8 +110,10 @@ static void rig_open(rig *r, dn_optimizer opt)
     o.optimizer = opt;
     o.seed = 9;
     cr_assert_eq(dn_trainer_new(r->s, &o, NULL, &r->t), DN_OK, "%s", dn_trainer_errmsg(r->t));
-    cr_assert_eq(dn_dataset_load_dir(dn_test_dir, true, &r->train), DN_OK, "%s", dn_dataset_errmsg(r->train));
-    cr_assert_eq(dn_dataset_load_dir(dn_test_dir, false, &r->test), DN_OK, "%s", dn_dataset_errmsg(r->test));
+    cr_assert_eq(dn_dataset_load_dir(dn_test_dir, true, &r->train), DN_OK, "%s",
+                 dn_dataset_errmsg(r->train));
+    cr_assert_eq(dn_dataset_load_dir(dn_test_dir, false, &r->test), DN_OK, "%s",
+                 dn_dataset_errmsg(r->test));
 }
 
 static void rig_close(rig *r)
@@ -155,10 +161,12 @@ Test(train_loop, converges_far_above_chance)
     rig r;
     rig_open(&r, DN_ADAM);
     dn_eval_result before, after;
-    cr_assert_eq(dn_session_evaluate(r.s, r.test, NULL, 100, &before), DN_OK, "%s", dn_session_errmsg(r.s));
+    cr_assert_eq(dn_session_evaluate(r.s, r.test, NULL, 100, &before), DN_OK, "%s",
+                 dn_session_errmsg(r.s));
     train_for(&r, -2);
     cr_assert_eq(dn_trainer_epoch(r.t), 2);
-    cr_assert_eq(dn_session_evaluate(r.s, r.test, NULL, 100, &after), DN_OK, "%s", dn_session_errmsg(r.s));
+    cr_assert_eq(dn_session_evaluate(r.s, r.test, NULL, 100, &after), DN_OK, "%s",
+                 dn_session_errmsg(r.s));
     cr_assert_eq(after.count, 400);
     int64_t total = 0;
     for (int i = 0; i < after.classes * after.classes; i++)
@@ -207,13 +215,15 @@ static void check_resume(int first_steps, dn_optimizer opt)
     rig_close(&part);
 
     rig_open(&resumed, opt);
-    cr_assert_eq(dn_trainer_load_checkpoint(resumed.t, path), DN_OK, "%s", dn_trainer_errmsg(resumed.t));
+    cr_assert_eq(dn_trainer_load_checkpoint(resumed.t, path), DN_OK, "%s",
+                 dn_trainer_errmsg(resumed.t));
     while (dn_trainer_epoch(resumed.t) < 2)
         train_for(&resumed, 1);
     size_t ns, nr;
     float *ws = weights_of(&straight, &ns), *wr = weights_of(&resumed, &nr);
     cr_assert_eq(ns, nr);
-    cr_assert_arr_eq(ws, wr, ns * sizeof *ws, "resumed after %d steps: weights differ", first_steps);
+    cr_assert_arr_eq(ws, wr, ns * sizeof *ws, "resumed after %d steps: weights differ",
+                     first_steps);
     free(ws);
     free(wr);
     remove(path);
@@ -226,10 +236,7 @@ Test(train_checkpoint, resume_at_an_epoch_boundary_is_bit_identical)
     check_resume(32, DN_ADAM); /* 2000 / 64 → 32 steps per epoch */
 }
 
-Test(train_checkpoint, resume_mid_epoch_is_bit_identical)
-{
-    check_resume(45, DN_NESTEROV);
-}
+Test(train_checkpoint, resume_mid_epoch_is_bit_identical) { check_resume(45, DN_NESTEROV); }
 
 Test(train_checkpoint, checkpoint_of_another_optimizer_is_refused)
 {
@@ -260,13 +267,15 @@ Test(train_section, gives_the_defaults)
     dn_model_free(m);
 
     const char *bad = "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
-                      " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], \"outputs\": [\"r\"],"
+                      " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], "
+                      "\"outputs\": [\"r\"],"
                       " \"train\": {\"lr\": -1}}";
     cr_assert_eq(dn_model_parse(bad, strlen(bad), "bad.json", &m), DN_ERR_MODEL);
     EXPECT_MSG(dn_model_errmsg(m), "bad.json: (/train/lr): expected a positive number, found -1");
     dn_model_free(m);
     const char *unknown = "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
-                          " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], \"outputs\": [\"r\"],"
+                          " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], "
+                          "\"outputs\": [\"r\"],"
                           " \"train\": {\"optimiser\": \"adam\"}}";
     cr_assert_eq(dn_model_parse(unknown, strlen(unknown), "bad.json", &m), DN_ERR_MODEL);
     EXPECT_MSG(dn_model_errmsg(m), "/train/optimiser");

@@ -94,8 +94,9 @@ dn_status dn_draw_filters(dn_session *s, const dn_model *m, const char *node,
  * image is drawn on the left (three channels in RGB, else the first in gray), then one tile
  * per channel. Each tile is scaled by its own range with the gray map: minimum black,
  * maximum white (a map that is all zero, a dead ReLU channel, is black). Runs a forward in
- * DN_INFER mode, so s's batch becomes 1. Errors as dn_draw_filters, DN_ERR_SHAPE for an image or output of the
- * wrong shape. `grid` (may be NULL) receives the layout, as for dn_draw_filters. */
+ * DN_INFER mode, so s's batch becomes 1. Errors as dn_draw_filters, DN_ERR_SHAPE for an image
+ * or output of the wrong shape. `grid` (may be NULL) receives the layout, as for
+ * dn_draw_filters. */
 dn_status dn_draw_activations(dn_session *s, const dn_model *m, const char *node, const char *input,
                               const dn_view *image, const dn_draw_tiles *o, const char *path,
                               dn_draw_grid *grid, dn_draw_err *err);
