@@ -14,6 +14,7 @@
  * loss node has a double border. Inputs never take gradients and stay unmarked.
  */
 #include <gvc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,11 @@
 #include "draw/canvas.h"
 
 #define RED "#c0392b"
+
+/* Graphviz is process-wide state (its error hook, its plugins, the context below), so
+ * dn_draw_graph runs one graph at a time: the lock makes two threads drawing graphs wait for
+ * each other instead of racing in Graphviz. It guards gv_message and shared_context. */
+static pthread_mutex_t graphviz_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Graphviz reports through a global hook; we keep its last message for ours. */
 static char gv_message[512];
@@ -209,6 +215,7 @@ dn_status dn_draw_graph(const dn_model *m, const char *path, int *boxes, dn_draw
     dn_status st = dn_draw_format_of(path, true, &format, err);
     if (st)
         return st;
+    pthread_mutex_lock(&graphviz_lock);
     gv_message[0] = '\0';
     agusererrf old_hook = agseterrf(capture);
     agerrlevel_t old_level = agseterr(AGERR);
@@ -241,6 +248,7 @@ dn_status dn_draw_graph(const dn_model *m, const char *path, int *boxes, dn_draw
         agclose(g);
     agseterr(old_level);
     agseterrf(old_hook);
+    pthread_mutex_unlock(&graphviz_lock);
     if (!st && boxes)
         *boxes = count;
     return st;
