@@ -19,9 +19,10 @@
  *      docs/format.md's node table.
  *   5. Its PyTorch equivalent in TORCH_OPS of tests/parity/parity.py (and its output shape
  *      in Model._build there).
- *   6. If models use it directly, an example model in examples/models/ that does: the
- *      pytorch_parity test runs every model there, so that is what puts step 5 to work.
- * tests/test_registry.c walks this list and fails, naming the op, when step 3, 4 or 5 is
+ *   6. A model in examples/models/ that uses it (a new one if none fits, as branchy.json
+ *      for Add and Concat): the pytorch_parity test runs every model there, so that is what
+ *      puts step 5 to work.
+ * tests/test_registry.c walks this list and fails, naming the op, when step 3, 4, 5 or 6 is
  * missing. Nothing else in dagnet names an op: the loader looks ops up here by their "op"
  * string.
  */

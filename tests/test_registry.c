@@ -5,7 +5,8 @@
  *     source of tests/ that calls dn_gradcheck (tests/gradcheck.h);
  *   - a section of docs/ops.md: a `## ` heading naming the op as a word ("## ReLU, Sigmoid,
  *     Tanh" serves all three) and its name, in backquotes, in docs/format.md;
- *   - an entry "<Name>": in the TORCH_OPS table of tests/parity/parity.py.
+ *   - an entry "<Name>": in the TORCH_OPS table of tests/parity/parity.py, and a model in
+ *     examples/models/ that uses the op, so that the pytorch_parity test runs that entry.
  * The sources are read, as text, from DAGNET_SOURCE_DIR (the tree the tests were built from).
  * Each op is checked with cr_expect, so one run names every op that misses something.
  */
@@ -242,4 +243,39 @@ Test(registry_coverage, every_op_has_a_parity_entry)
                   dn_op_id_at(i), key);
     }
     free(py);
+}
+
+/* The pytorch_parity test runs the example models, so an op that no example model uses has a
+ * TORCH_OPS entry that nothing exercises: each op must appear in one of examples/models/. */
+Test(registry_coverage, every_op_runs_in_an_example_model)
+{
+    DIR *d = opendir(SOURCE("examples/models"));
+    cr_assert_not_null(d, "cannot list %s", SOURCE("examples/models"));
+    char *texts[64];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        cr_assert_lt(n, 64, "more than 64 example models");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", SOURCE("examples/models"), e->d_name);
+        texts[n++] = slurp(path);
+    }
+    closedir(d);
+    for (int i = 0; i < dn_op_count(); i++) {
+        const dn_op *op = dn_op_at(i);
+        char key[80];
+        snprintf(key, sizeof key, "\"op\": \"%s\"", op->name);
+        bool used = false;
+        for (int k = 0; k < n && !used; k++)
+            used = strstr(texts[k], key) != NULL;
+        cr_expect(used,
+                  "%s (ops/%s.c): no model in examples/models/ uses it (%s), so the PyTorch "
+                  "parity test never runs it",
+                  op->name, dn_op_id_at(i), key);
+    }
+    for (int k = 0; k < n; k++)
+        free(texts[k]);
 }
