@@ -28,7 +28,7 @@
  *               (conv_im2col.c)
  * dx always comes from the per-sample or the batched products (the direct path delegates it).
  *
- * attrs: stride (1), pad (0), each an int or [h, w]. For implicit params (FORMAT.md):
+ * attrs: stride (1), pad (0), each an int or [h, w]. For implicit params (docs/format.md):
  * filters and kernel (int or [h, w]) size the weight, bias (true), init, bias_init. When
  * filters or kernel is given alongside explicit params it must agree with W.
  */

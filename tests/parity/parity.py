@@ -11,7 +11,7 @@ For every model (a directory stands for the *.json files in it):
   2. `dagnet grad MODEL --seed S --feed NAME=FILE ... --out G.safetensors --tensors` runs
      one forward/backward pass in training mode and writes "loss", "grad.<param>",
      "param.<param>" and "act.<node>";
-  3. the same graph is built in PyTorch in float64 from the JSON (every op of FORMAT.md),
+  3. the same graph is built in PyTorch in float64 from the JSON (every op of docs/format.md),
      with the params dagnet used and, for Dropout, the mask dagnet drew (read back from
      its output and input: kept where the output is nonzero);
   4. every node output, the loss and every param gradient are compared:
