@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "runtime/rng.h"
 
 #define EPS 1e-3
@@ -51,29 +52,38 @@ static void fill_input(dn_tensor *t, const dn_gc_input *spec, dn_rng *rng)
             x[r * cols + (int64_t)dn_rng_below(rng, (uint64_t)cols)] = 1.0f;
         break;
     }
-    case DN_GC_POSITIVE:
-        for (int64_t i = 0; i < n; i++)
-            x[i] = 0.5f + dn_rng_uniform(rng);
-        break;
-    default:
-        for (int64_t i = 0; i < n; i++)
-            x[i] = 2.0f * dn_rng_uniform(rng) - 1.0f;
+    case DN_GC_POSITIVE: dn_test_fill_uniform(x, n, rng, 0.5f, 1.5f); break;
+    default: dn_test_fill_uniform(x, n, rng, -1.0f, 1.0f);
     }
 }
 
 static void run_forward(gc_case *c)
 {
-    dn_kernel k = { .attrs = c->attrs, .n_inputs = c->n_in, .x = c->x, .y = &c->y,
-                    .work = c->work, .saved = c->saved, .training = true, .seed = c->seed,
+    dn_kernel k = { .attrs = c->attrs,
+                    .n_inputs = c->n_in,
+                    .x = c->x,
+                    .y = &c->y,
+                    .work = c->work,
+                    .saved = c->saved,
+                    .training = true,
+                    .seed = c->seed,
                     .threads = 2 };
     c->op->forward(&k);
 }
 
 static void run_backward(gc_case *c, const dn_tensor *dx)
 {
-    dn_kernel k = { .attrs = c->attrs, .n_inputs = c->n_in, .x = c->x, .y = &c->y, .dx = dx,
-                    .dy = &c->dy, .work = c->work, .saved = c->saved, .training = true,
-                    .seed = c->seed, .threads = 2 };
+    dn_kernel k = { .attrs = c->attrs,
+                    .n_inputs = c->n_in,
+                    .x = c->x,
+                    .y = &c->y,
+                    .dx = dx,
+                    .dy = &c->dy,
+                    .work = c->work,
+                    .saved = c->saved,
+                    .training = true,
+                    .seed = c->seed,
+                    .threads = 2 };
     c->op->backward(&k);
 }
 
@@ -92,22 +102,27 @@ static bool wants_grad(const gc_case *c, int i)
     return c->x[i].dtype == DN_F32 && !(c->op->no_grad_inputs & (1u << i));
 }
 
-dn_gc_result dn_gradcheck(const dn_op *op, const char *attrs_json, int n_in,
-                          const dn_gc_input *in, uint64_t seed)
+dn_gc_result dn_gradcheck(const dn_op *op, const char *attrs_json, int n_in, const dn_gc_input *in,
+                          uint64_t seed)
 {
     dn_gc_result res = { .ok = false };
     gc_case c = { .op = op, .n_in = n_in, .seed = seed };
     dn_err err;
     dn_err_clear(&err);
     if (n_in < 1 || n_in > DN_GC_MAX_INPUTS) {
-        snprintf(res.msg, sizeof res.msg, "gradcheck takes 1 to %d inputs, given %d", DN_GC_MAX_INPUTS, n_in);
+        snprintf(res.msg, sizeof res.msg, "gradcheck takes 1 to %d inputs, given %d",
+                 DN_GC_MAX_INPUTS, n_in);
         return res;
     }
     cJSON *attrs_obj = cJSON_Parse(attrs_json);
-    const char *names[DN_GC_MAX_INPUTS] = { "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7",
-                              "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15" };
-    dn_node_ctx ctx = { .file = "gradcheck", .node = op->name, .n_inputs = n_in,
-                        .input_names = names, .attrs = attrs_obj, .err = &err };
+    const char *names[DN_GC_MAX_INPUTS] = { "x0", "x1", "x2",  "x3",  "x4",  "x5",  "x6",  "x7",
+                                            "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15" };
+    dn_node_ctx ctx = { .file = "gradcheck",
+                        .node = op->name,
+                        .n_inputs = n_in,
+                        .input_names = names,
+                        .attrs = attrs_obj,
+                        .err = &err };
     dn_tensor_desc desc[DN_GC_MAX_INPUTS], out;
     dn_rng rng;
     dn_rng_seed(&rng, seed);
@@ -131,8 +146,7 @@ dn_gc_result dn_gradcheck(const dn_op *op, const char *attrs_json, int n_in,
     int64_t ny = dn_shape_numel(&out.shape);
     c.y = (dn_tensor){ DN_F32, out.shape, calloc((size_t)ny + 1, sizeof(float)) };
     c.dy = (dn_tensor){ DN_F32, out.shape, calloc((size_t)ny + 1, sizeof(float)) };
-    for (int64_t i = 0; i < ny; i++)
-        dn_f32(&c.dy)[i] = 2.0f * dn_rng_uniform(&rng) - 1.0f;
+    dn_test_fill_uniform(dn_f32(&c.dy), ny, &rng, -1.0f, 1.0f);
     size_t ws = op->workspace_size ? op->workspace_size(c.attrs, desc, n_in, &out, 2) : 0;
     size_t ss = op->saved_size ? op->saved_size(c.attrs, desc, n_in, &out) : 0;
     /* NaN-filled scratch: an op that relies on zeroed workspace or saved state fails. */

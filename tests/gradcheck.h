@@ -32,16 +32,16 @@ typedef struct dn_gc_input {
 
 typedef struct dn_gc_result {
     bool ok;
-    int checked;            /* elements compared */
-    double max_err;         /* largest |analytic − numeric| / (atol + rtol·|numeric|) */
-    char msg[1024];         /* what failed, or a summary */
+    int checked;    /* elements compared */
+    double max_err; /* largest |analytic − numeric| / (atol + rtol·|numeric|) */
+    char msg[1024]; /* what failed, or a summary */
 } dn_gc_result;
 
 /* attrs_json: the node's attrs as JSON text ("{}" for none); at most DN_GC_MAX_INPUTS inputs.
  * Inputs with dtype int32 or in the op's no_grad_inputs are not checked. At most 150 elements
  * per input are probed (chosen at random), all when the input is small. */
 #define DN_GC_MAX_INPUTS 16
-dn_gc_result dn_gradcheck(const dn_op *op, const char *attrs_json, int n_in,
-                          const dn_gc_input *in, uint64_t seed);
+dn_gc_result dn_gradcheck(const dn_op *op, const char *attrs_json, int n_in, const dn_gc_input *in,
+                          uint64_t seed);
 
 #endif

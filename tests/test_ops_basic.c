@@ -1,7 +1,9 @@
 /*
  * test_ops_basic.c — the elementwise, softmax/loss, dropout and shape ops: finite-difference
  * gradients (tests/gradcheck.h), forward values against direct computations, and the
- * messages infer and parse_attrs give for bad models.
+ * messages infer and parse_attrs give for bad models. Kernels run in helpers.h's harness (y,
+ * workspace and saved state start as NaN); a test that checks backward's accumulation sets dy
+ * and the starting dx itself.
  *
  * Suites are named after the op's id in ops/registry.c and what they test: <id>_grad (the
  * suite tests/test_registry.c requires of every op), <id>_forward, <id>_infer, <id>_check,
@@ -13,19 +15,16 @@
 #include <string.h>
 
 #include "gradcheck.h"
-#include "runtime/rng.h"
+#include "helpers.h"
 
 extern const dn_op dn_op_relu, dn_op_sigmoid, dn_op_tanh, dn_op_softmax,
     dn_op_softmax_cross_entropy, dn_op_dropout, dn_op_flatten, dn_op_add, dn_op_concat;
 
 /* ------------------------------------------------------------------ helpers */
 
-/* How many dims a literal list such as `2, 3, 4` has. */
-#define NDIMS(...) ((int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)))
-
-#define F32(fill_, ...)                                                                        \
-    ((dn_gc_input){ .dtype = DN_F32, .rank = NDIMS(__VA_ARGS__), .shape = { __VA_ARGS__ },     \
-                    .fill = (fill_) })
+#define F32(fill_, ...) \
+    ((dn_gc_input){     \
+        .dtype = DN_F32, .rank = NDIMS(__VA_ARGS__), .shape = { __VA_ARGS__ }, .fill = (fill_) })
 
 static void expect_grad(const dn_op *op, const char *attrs, int n, const dn_gc_input *in)
 {
@@ -38,8 +37,7 @@ static dn_tensor_desc desc_of(dn_dtype t, bool batched, int rank, const int64_t 
 {
     return (dn_tensor_desc){ t, dn_shape_make(rank, dims, batched) };
 }
-#define DESC(t, batched, ...)                                                                  \
-    desc_of(t, batched, NDIMS(__VA_ARGS__), (int64_t[]){ __VA_ARGS__ })
+#define DESC(t, batched, ...) desc_of(t, batched, NDIMS(__VA_ARGS__), (int64_t[]){ __VA_ARGS__ })
 
 static const char *const names[] = { "alpha", "beta", "gamma", "delta" };
 
@@ -47,8 +45,12 @@ static const char *const names[] = { "alpha", "beta", "gamma", "delta" };
 static dn_node_ctx ctx_for(int n_inputs, const cJSON *attrs, dn_err *err)
 {
     dn_err_clear(err);
-    return (dn_node_ctx){ .file = "net.json", .node = "mynode", .index = 3,
-                          .n_inputs = n_inputs, .input_names = names, .attrs = attrs,
+    return (dn_node_ctx){ .file = "net.json",
+                          .node = "mynode",
+                          .index = 3,
+                          .n_inputs = n_inputs,
+                          .input_names = names,
+                          .attrs = attrs,
                           .err = err };
 }
 
@@ -68,100 +70,20 @@ static dn_status infer_node(const dn_op *op, const char *attrs_json, int n,
     return st;
 }
 
-/* Every string in the NULL-terminated list appears in the message. */
-static void expect_msg(const dn_err *err, const char *const *parts)
-{
-    for (; *parts; parts++)
-        cr_assert(strstr(err->msg, *parts), "\"%s\" missing from: %s", *parts, err->msg);
-}
-#define EXPECT_MSG(err, ...) expect_msg(err, (const char *const[]){ __VA_ARGS__, NULL })
-
 static void expect_infer_fails(const dn_op *op, const char *attrs_json, int n,
                                const dn_tensor_desc *in, dn_status want, dn_err *err)
 {
     dn_tensor_desc out;
     dn_status st = infer_node(op, attrs_json, n, in, &out, err);
-    cr_assert_eq(st, want, "%s: status %d, want %d (%s)", op->name, st, want, err->msg);
-    EXPECT_MSG(err, "net.json", "\"mynode\"");
-}
-
-/* One node ready to run: parsed attrs, inferred output, saved and work buffers. Inputs are
- * the caller's. */
-typedef struct op_run {
-    const dn_op *op;
-    void *attrs;
-    int n;
-    const dn_tensor *x;
-    dn_tensor y;
-    void *saved, *work;
-} op_run;
-
-static op_run run_new(const dn_op *op, const char *attrs_json, int n, const dn_tensor *x)
-{
-    op_run r = { .op = op, .n = n, .x = x };
-    dn_tensor_desc in[4], out;
-    for (int i = 0; i < n; i++)
-        in[i] = (dn_tensor_desc){ x[i].dtype, x[i].shape };
-    cJSON *json = cJSON_Parse(attrs_json);
-    dn_err err;
-    dn_node_ctx c = ctx_for(n, json, &err);
-    r.attrs = calloc(1, op->attrs_size + 1);
-    cr_assert_eq(op->parse_attrs(&c, r.attrs), DN_OK, "%s", err.msg);
-    cr_assert_eq(op->infer(&c, r.attrs, in, &out), DN_OK, "%s", err.msg);
-    cJSON_Delete(json);
-    int64_t ny = dn_shape_numel(&out.shape);
-    r.y = (dn_tensor){ DN_F32, out.shape, calloc((size_t)ny, sizeof(float)) };
-    r.saved = calloc(1, (op->saved_size ? op->saved_size(r.attrs, in, n, &out) : 0) + 1);
-    r.work = calloc(1, (op->workspace_size ? op->workspace_size(r.attrs, in, n, &out, 4) : 0) + 1);
-    return r;
-}
-
-static dn_kernel run_kernel(const op_run *r, bool training, uint64_t seed, int threads)
-{
-    return (dn_kernel){ .attrs = r->attrs, .n_inputs = r->n, .x = r->x, .y = &r->y,
-                        .work = r->work, .saved = r->saved, .training = training,
-                        .seed = seed, .threads = threads };
-}
-
-static void run_forward(const op_run *r, bool training, uint64_t seed, int threads)
-{
-    dn_kernel k = run_kernel(r, training, seed, threads);
-    r->op->forward(&k);
-}
-
-static void run_backward(const op_run *r, const dn_tensor *dx, const dn_tensor *dy,
-                         bool training, uint64_t seed)
-{
-    dn_kernel k = run_kernel(r, training, seed, 2);
-    k.dx = dx;
-    k.dy = dy;
-    r->op->backward(&k);
-}
-
-static void run_free(op_run *r)
-{
-    free(r->attrs);
-    free(r->y.data);
-    free(r->saved);
-    free(r->work);
+    dn_test_expect_status(st, want, err->msg);
+    EXPECT_MSG_FROM(err->msg, "net.json", "\"mynode\"");
 }
 
 static dn_tensor tensor_of(dn_dtype t, int rank, const int64_t *dims, void *data)
 {
     return (dn_tensor){ t, dn_shape_make(rank, dims, true), data };
 }
-#define TENSOR(t, data, ...)                                                                   \
-    tensor_of(t, NDIMS(__VA_ARGS__), (int64_t[]){ __VA_ARGS__ }, data)
-
-static float *uniform_floats(int64_t n, uint64_t seed, float lo, float hi)
-{
-    dn_rng rng;
-    dn_rng_seed(&rng, seed);
-    float *v = malloc((size_t)n * sizeof *v);
-    for (int64_t i = 0; i < n; i++)
-        v[i] = lo + (hi - lo) * dn_rng_uniform(&rng);
-    return v;
-}
+#define TENSOR(t, data, ...) tensor_of(t, NDIMS(__VA_ARGS__), (int64_t[]){ __VA_ARGS__ }, data)
 
 /* ------------------------------------------------------------------ gradients */
 
@@ -209,9 +131,10 @@ Test(softmax_grad, rank4_last_axis)
 
 Test(softmax_cross_entropy_grad, int_labels)
 {
-    dn_gc_input in[] = { F32(DN_GC_UNIFORM, 6, 7),
-                         { .dtype = DN_I32, .rank = 1, .shape = { 6 }, .fill = DN_GC_LABELS,
-                           .classes = 7 } };
+    dn_gc_input in[] = {
+        F32(DN_GC_UNIFORM, 6, 7),
+        { .dtype = DN_I32, .rank = 1, .shape = { 6 }, .fill = DN_GC_LABELS, .classes = 7 }
+    };
     expect_grad(&dn_op_softmax_cross_entropy, "{}", 2, in);
 }
 
@@ -270,21 +193,23 @@ Test(concat_grad, single_input)
 
 /* ------------------------------------------------------------------ forward values */
 
-/* Forward and backward by hand; backward adds dy where y > 0 (ReLU's gradient at 0 is 0). */
+/* Forward and backward by hand; backward adds dy where y > 0 (ReLU's gradient at 0 is 0) to
+ * the dx it is given, here 10 everywhere. */
 Test(relu_forward, by_hand)
 {
     float x[] = { -2.0f, -0.5f, 0.0f, 0.5f, 3.0f }, dy[] = { 1, 2, 3, 4, 5 };
-    float grad[] = { 10, 10, 10, 10, 10 };
     dn_tensor in = TENSOR(DN_F32, x, 5);
-    op_run r = run_new(&dn_op_relu, "{}", 1, &in);
-    run_forward(&r, false, 0, 1);
+    dn_test_run r = dn_test_run_new(&dn_op_relu, "{}", 1, &in, 2);
+    dn_test_run_forward(&r, 1, false);
     float want[] = { 0, 0, 0, 0.5f, 3.0f };
     cr_assert_arr_eq(r.y.data, want, sizeof want);
-    dn_tensor dyt = { DN_F32, r.y.shape, dy }, dx = { DN_F32, r.y.shape, grad };
-    run_backward(&r, &dx, &dyt, false, 0);
+    memcpy(r.dy.data, dy, sizeof dy);
+    for (int i = 0; i < 5; i++)
+        dn_f32(&r.dx[0])[i] = 10.0f;
+    dn_test_run_backward(&r, 2);
     float want_dx[] = { 10, 10, 10, 14, 15 };
-    cr_assert_arr_eq(grad, want_dx, sizeof want_dx);
-    run_free(&r);
+    cr_assert_arr_eq(r.dx[0].data, want_dx, sizeof want_dx);
+    dn_test_run_free(&r);
 }
 
 /* From far below to far above saturation, against double precision. */
@@ -296,18 +221,18 @@ Test(sigmoid_forward, extremes)
     float x[N_EXTREMES];
     memcpy(x, extremes, sizeof x);
     dn_tensor in = TENSOR(DN_F32, x, N_EXTREMES);
-    op_run s = run_new(&dn_op_sigmoid, "{}", 1, &in);
-    run_forward(&s, false, 0, 1);
+    dn_test_run s = dn_test_run_new(&dn_op_sigmoid, "{}", 1, &in, 1);
+    dn_test_run_forward(&s, 1, false);
     for (int i = 0; i < N_EXTREMES; i++) {
         double want = 1.0 / (1.0 + exp(-(double)x[i]));
         float got = dn_f32(&s.y)[i];
         cr_assert(isfinite(got), "sigmoid(%g) = %g", x[i], got);
         /* relative: sigmoid(−30) ≈ 9.4e-14 must not collapse to 0 (sigmoid(−100) is a
          * float denormal, hence the absolute floor) */
-        cr_assert(fabs(got - want) <= 1e-6 * want + 1e-44, "sigmoid(%g) = %.9g, want %.9g",
-                  x[i], got, want);
+        cr_assert(fabs(got - want) <= 1e-6 * want + 1e-44, "sigmoid(%g) = %.9g, want %.9g", x[i],
+                  got, want);
     }
-    run_free(&s);
+    dn_test_run_free(&s);
 }
 
 Test(tanh_forward, extremes)
@@ -315,20 +240,20 @@ Test(tanh_forward, extremes)
     float x[N_EXTREMES];
     memcpy(x, extremes, sizeof x);
     dn_tensor in = TENSOR(DN_F32, x, N_EXTREMES);
-    op_run t = run_new(&dn_op_tanh, "{}", 1, &in);
-    run_forward(&t, false, 0, 1);
+    dn_test_run t = dn_test_run_new(&dn_op_tanh, "{}", 1, &in, 1);
+    dn_test_run_forward(&t, 1, false);
     for (int i = 0; i < N_EXTREMES; i++)
         cr_assert(fabs(dn_f32(&t.y)[i] - tanh((double)x[i])) <= 1e-6, "tanh(%g) = %g", x[i],
                   dn_f32(&t.y)[i]);
-    run_free(&t);
+    dn_test_run_free(&t);
 }
 
 Test(softmax_forward, rows_sum_to_one)
 {
-    float *x = uniform_floats(8 * 10, 7, -5.0f, 5.0f);
+    float *x = dn_test_uniform(8 * 10, 7, -5.0f, 5.0f);
     dn_tensor in = TENSOR(DN_F32, x, 8, 10);
-    op_run r = run_new(&dn_op_softmax, "{}", 1, &in);
-    run_forward(&r, false, 0, 2);
+    dn_test_run r = dn_test_run_new(&dn_op_softmax, "{}", 1, &in, 2);
+    dn_test_run_forward(&r, 2, false);
     for (int row = 0; row < 8; row++) {
         double sum = 0, ez = 0;
         for (int j = 0; j < 10; j++)
@@ -340,7 +265,7 @@ Test(softmax_forward, rows_sum_to_one)
         }
         cr_assert(fabs(sum - 1.0) <= 1e-5, "row %d sums to %.9g", row, sum);
     }
-    run_free(&r);
+    dn_test_run_free(&r);
     free(x);
 }
 
@@ -348,8 +273,8 @@ Test(softmax_forward, stable_for_huge_logits)
 {
     float x[] = { 1000.0f, -1000.0f, 999.0f, 0.0f, -1000.0f, -1000.0f, -1000.0f, -1000.0f };
     dn_tensor in = TENSOR(DN_F32, x, 2, 4);
-    op_run r = run_new(&dn_op_softmax, "{\"axis\": -1}", 1, &in);
-    run_forward(&r, false, 0, 1);
+    dn_test_run r = dn_test_run_new(&dn_op_softmax, "{\"axis\": -1}", 1, &in, 1);
+    dn_test_run_forward(&r, 1, false);
     const float *p = dn_f32(&r.y);
     double e = exp(-1.0);
     cr_assert_float_eq(p[0], 1.0 / (1.0 + e), 1e-6);
@@ -357,17 +282,17 @@ Test(softmax_forward, stable_for_huge_logits)
     cr_assert_float_eq(p[2], e / (1.0 + e), 1e-6);
     for (int j = 4; j < 8; j++)
         cr_assert_float_eq(p[j], 0.25, 1e-7);
-    run_free(&r);
+    dn_test_run_free(&r);
 }
 
 /* The channel axis of an NCHW tensor: each (n, h, w) column sums to 1. */
 Test(softmax_forward, rank4_channel_axis)
 {
     enum { N = 2, C = 3, HW = 6 };
-    float *x = uniform_floats(N * C * HW, 11, -3.0f, 3.0f);
+    float *x = dn_test_uniform(N * C * HW, 11, -3.0f, 3.0f);
     dn_tensor in = TENSOR(DN_F32, x, N, C, 2, 3);
-    op_run r = run_new(&dn_op_softmax, "{\"axis\": 1}", 1, &in);
-    run_forward(&r, false, 0, 2);
+    dn_test_run r = dn_test_run_new(&dn_op_softmax, "{\"axis\": 1}", 1, &in, 2);
+    dn_test_run_forward(&r, 2, false);
     for (int n = 0; n < N; n++)
         for (int s = 0; s < HW; s++) {
             double ez = 0;
@@ -379,7 +304,7 @@ Test(softmax_forward, rank4_channel_axis)
                           n, c, s);
             }
         }
-    run_free(&r);
+    dn_test_run_free(&r);
     free(x);
 }
 
@@ -389,33 +314,35 @@ Test(softmax_cross_entropy_forward, loss_and_gradient_by_hand)
     float logits[] = { 0.0f, 0.0f, 0.0f, logf(3.0f) };
     int32_t labels[] = { 0, 1 };
     dn_tensor x[] = { TENSOR(DN_F32, logits, 2, 2), TENSOR(DN_I32, labels, 2) };
-    op_run r = run_new(&dn_op_softmax_cross_entropy, "{}", 2, x);
+    dn_test_run r = dn_test_run_new(&dn_op_softmax_cross_entropy, "{}", 2, x, 2);
     cr_assert_eq(r.y.shape.rank, 0);
     cr_assert(!r.y.shape.batched);
-    run_forward(&r, true, 0, 1);
+    dn_test_run_forward(&r, 1, true);
     double want = (log(2.0) + log(4.0 / 3.0)) / 2;
     cr_assert_float_eq(dn_f32(&r.y)[0], want, 1e-6);
 
-    float dy = 2.0f, grad[4] = { 1, 1, 1, 1 };
-    dn_tensor dyt = { DN_F32, r.y.shape, &dy };
-    dn_tensor dx[] = { TENSOR(DN_F32, grad, 2, 2), { DN_I32, x[1].shape, NULL } };
-    run_backward(&r, dx, &dyt, true, 0);
+    /* dy = 2 onto dx = 1 everywhere (the labels get no dx) */
+    dn_f32(&r.dy)[0] = 2.0f;
+    float *grad = dn_f32(&r.dx[0]);
+    for (int i = 0; i < 4; i++)
+        grad[i] = 1.0f;
+    cr_assert_null(r.dx[1].data);
+    dn_test_run_backward(&r, 2);
     /* 1 + dy · (p − t) / N, N = 2 */
     float expect[] = { 1 + (0.5f - 1), 1 + 0.5f, 1 + 0.25f, 1 + (0.75f - 1) };
     for (int i = 0; i < 4; i++)
-        cr_assert_float_eq(grad[i], expect[i], 1e-6, "dx[%d] = %g, want %g", i, grad[i],
-                           expect[i]);
-    run_free(&r);
+        cr_assert_float_eq(grad[i], expect[i], 1e-6, "dx[%d] = %g, want %g", i, grad[i], expect[i]);
+    dn_test_run_free(&r);
 }
 
 Test(softmax_cross_entropy_forward, soft_targets_by_hand)
 {
     float logits[] = { 0.0f, logf(3.0f) }, target[] = { 0.5f, 0.5f };
     dn_tensor x[] = { TENSOR(DN_F32, logits, 1, 2), TENSOR(DN_F32, target, 1, 2) };
-    op_run r = run_new(&dn_op_softmax_cross_entropy, "{}", 2, x);
-    run_forward(&r, true, 0, 1);
+    dn_test_run r = dn_test_run_new(&dn_op_softmax_cross_entropy, "{}", 2, x, 1);
+    dn_test_run_forward(&r, 1, true);
     cr_assert_float_eq(dn_f32(&r.y)[0], -0.5 * log(0.25) - 0.5 * log(0.75), 1e-6);
-    run_free(&r);
+    dn_test_run_free(&r);
 }
 
 Test(softmax_cross_entropy_forward, extreme_logits)
@@ -426,19 +353,22 @@ Test(softmax_cross_entropy_forward, extreme_logits)
     dn_tensor xi[] = { TENSOR(DN_F32, logits, 2, 3), TENSOR(DN_I32, labels, 2) };
     dn_tensor xf[] = { xi[0], TENSOR(DN_F32, one_hot, 2, 3) };
     for (int kind = 0; kind < 2; kind++) {
-        op_run r = run_new(&dn_op_softmax_cross_entropy, "{}", 2, kind ? xf : xi);
-        run_forward(&r, true, 0, 1);
+        dn_test_run r = dn_test_run_new(&dn_op_softmax_cross_entropy, "{}", 2, kind ? xf : xi, 2);
+        dn_test_run_forward(&r, 1, true);
         /* row 0 loses by 2000, row 1 is certain */
         cr_assert_float_eq(dn_f32(&r.y)[0], 1000.0, 1e-3, "kind %d: %g", kind, dn_f32(&r.y)[0]);
-        float dy = 1.0f, grad[6] = { 0 };
-        dn_tensor dyt = { DN_F32, r.y.shape, &dy };
-        dn_tensor dx[] = { TENSOR(DN_F32, grad, 2, 3), { DN_F32, xi[1].shape, NULL } };
-        run_backward(&r, dx, &dyt, true, 0);
+        /* dy = 1 onto dx = 0; the targets' gradient is not asked for */
+        dn_f32(&r.dy)[0] = 1.0f;
+        float *grad = dn_f32(&r.dx[0]);
+        memset(grad, 0, 6 * sizeof *grad);
+        free(r.dx[1].data);
+        r.dx[1].data = NULL;
+        dn_test_run_backward(&r, 2);
         for (int i = 0; i < 6; i++)
             cr_assert(isfinite(grad[i]), "kind %d dx[%d] = %g", kind, i, grad[i]);
         cr_assert_float_eq(grad[0], 0.5, 1e-6);
         cr_assert_float_eq(grad[1], -0.5, 1e-6);
-        run_free(&r);
+        dn_test_run_free(&r);
     }
 }
 
@@ -446,18 +376,17 @@ Test(softmax_cross_entropy_forward, extreme_logits)
 Test(softmax_cross_entropy_forward, independent_of_threads)
 {
     enum { N = 4096, C = 10 };
-    float *logits = uniform_floats(N * C, 5, -4.0f, 4.0f);
+    float *logits = dn_test_uniform(N * C, 5, -4.0f, 4.0f);
     int32_t *labels = malloc(N * sizeof *labels);
     for (int i = 0; i < N; i++)
         labels[i] = (i * 7) % C;
     dn_tensor x[] = { TENSOR(DN_F32, logits, N, C), TENSOR(DN_I32, labels, N) };
-    op_run r = run_new(&dn_op_softmax_cross_entropy, "{}", 2, x);
-    run_forward(&r, true, 0, 1);
+    dn_test_run r = dn_test_run_new(&dn_op_softmax_cross_entropy, "{}", 2, x, 4);
+    dn_test_run_forward(&r, 1, true);
     float one = dn_f32(&r.y)[0];
-    run_forward(&r, true, 0, 4);
-    cr_assert_eq(memcmp(&one, dn_f32(&r.y), sizeof one), 0, "%.9g vs %.9g", one,
-                 dn_f32(&r.y)[0]);
-    run_free(&r);
+    dn_test_run_forward(&r, 4, true);
+    cr_assert_eq(memcmp(&one, dn_f32(&r.y), sizeof one), 0, "%.9g vs %.9g", one, dn_f32(&r.y)[0]);
+    dn_test_run_free(&r);
     free(logits);
     free(labels);
 }
@@ -475,11 +404,11 @@ Test(softmax_cross_entropy_check, labels_in_range)
     labels[0] = 0, labels[1] = 2;
     cr_assert_eq(op->check(&c, NULL, x), DN_OK, "%s", err.msg);
     labels[1] = 3;
-    cr_assert_eq(op->check(&c, NULL, x), DN_ERR_ARG);
-    EXPECT_MSG(&err, "mynode", "inputs/1", "label 3 at row 1", "[0, 3)");
+    dn_test_expect_status(op->check(&c, NULL, x), DN_ERR_ARG, err.msg);
+    EXPECT_MSG(err.msg, "mynode", "inputs/1", "label 3 at row 1", "[0, 3)");
     labels[0] = -1, labels[1] = 0;
-    cr_assert_eq(op->check(&c, NULL, x), DN_ERR_ARG);
-    EXPECT_MSG(&err, "mynode", "inputs/1", "label -1 at row 0");
+    dn_test_expect_status(op->check(&c, NULL, x), DN_ERR_ARG, err.msg);
+    EXPECT_MSG(err.msg, "mynode", "inputs/1", "label -1 at row 0");
 
     float targets[6] = { 0 };
     dn_tensor xf[] = { x[0], TENSOR(DN_F32, targets, 2, 3) };
@@ -490,10 +419,11 @@ enum { DROP_N = 1 << 20 };
 
 Test(dropout_forward, training_mask)
 {
-    float *x = uniform_floats(DROP_N, 3, 1.0f, 2.0f); /* never 0: zeros in y are the mask */
+    float *x = dn_test_uniform(DROP_N, 3, 1.0f, 2.0f); /* never 0: zeros in y are the mask */
     dn_tensor in = TENSOR(DN_F32, x, 1024, 1024);
-    op_run r = run_new(&dn_op_dropout, "{\"ratio\": 0.3}", 1, &in);
-    run_forward(&r, true, 42, 4);
+    dn_test_run r = dn_test_run_new(&dn_op_dropout, "{\"ratio\": 0.3}", 1, &in, 4);
+    r.seed = 42;
+    dn_test_run_forward(&r, 4, true);
     int64_t zeros = 0;
     const float *y = dn_f32(&r.y);
     for (int64_t i = 0; i < DROP_N; i++) {
@@ -507,84 +437,103 @@ Test(dropout_forward, training_mask)
     double frac = (double)zeros / DROP_N;
     cr_assert(fabs(frac - 0.3) < 0.003, "fraction of zeros %g", frac);
 
-    /* backward applies the same mask */
-    float *dy = uniform_floats(DROP_N, 4, -1.0f, 1.0f), *grad = calloc(DROP_N, sizeof *grad);
-    dn_tensor dyt = { DN_F32, r.y.shape, dy }, dx = { DN_F32, r.y.shape, grad };
-    run_backward(&r, &dx, &dyt, true, 42);
+    /* backward applies the same mask (dy U(-1, 1) onto dx = 0) */
+    float *dy = dn_f32(&r.dy), *grad = dn_f32(&r.dx[0]);
+    dn_rng rng;
+    dn_rng_seed(&rng, 4);
+    dn_test_fill_uniform(dy, DROP_N, &rng, -1.0f, 1.0f);
+    memset(grad, 0, DROP_N * sizeof *grad);
+    dn_test_run_backward(&r, 2);
     for (int64_t i = 0; i < DROP_N; i++)
         cr_assert_float_eq(grad[i], y[i] == 0.0f ? 0.0f : dy[i] / 0.7f, 1e-6f, "%lld",
                            (long long)i);
-    run_free(&r);
+    dn_test_run_free(&r);
     free(x);
-    free(dy);
-    free(grad);
 }
 
 Test(dropout_forward, same_mask_for_any_thread_count)
 {
-    float *x = uniform_floats(DROP_N, 3, 1.0f, 2.0f);
+    float *x = dn_test_uniform(DROP_N, 3, 1.0f, 2.0f);
     dn_tensor in = TENSOR(DN_F32, x, DROP_N);
-    op_run r = run_new(&dn_op_dropout, "{}", 1, &in);
+    dn_test_run r = dn_test_run_new(&dn_op_dropout, "{}", 1, &in, 4);
     float *one = malloc(DROP_N * sizeof *one);
-    run_forward(&r, true, 9, 1);
+    r.seed = 9;
+    dn_test_run_forward(&r, 1, true);
     memcpy(one, r.y.data, DROP_N * sizeof *one);
-    run_forward(&r, true, 9, 4);
+    dn_test_run_forward(&r, 4, true);
     cr_assert_eq(memcmp(one, r.y.data, DROP_N * sizeof *one), 0);
-    run_forward(&r, true, 10, 4);
+    r.seed = 10;
+    dn_test_run_forward(&r, 4, true);
     cr_assert_neq(memcmp(one, r.y.data, DROP_N * sizeof *one), 0, "a new seed, a new mask");
-    run_free(&r);
+    dn_test_run_free(&r);
     free(x);
     free(one);
 }
 
+/* Outside training forward copies x and backward adds dy to dx (here 1 everywhere).
+ * dn_test_run_backward always trains, so backward's kernel is spelled out here. */
 Test(dropout_forward, inference_is_identity)
 {
     float x[] = { 1, -2, 3, -4, 5, -6 }, dy[] = { 1, 2, 3, 4, 5, 6 };
-    float grad[6] = { 1, 1, 1, 1, 1, 1 };
     dn_tensor in = TENSOR(DN_F32, x, 2, 3);
-    op_run r = run_new(&dn_op_dropout, "{\"ratio\": 0.9}", 1, &in);
-    run_forward(&r, false, 1, 1);
+    dn_test_run r = dn_test_run_new(&dn_op_dropout, "{\"ratio\": 0.9}", 1, &in, 2);
+    r.seed = 1;
+    dn_test_run_forward(&r, 1, false);
     cr_assert_eq(memcmp(r.y.data, x, sizeof x), 0);
-    dn_tensor dyt = { DN_F32, r.y.shape, dy }, dx = { DN_F32, r.y.shape, grad };
-    run_backward(&r, &dx, &dyt, false, 1);
+    memcpy(r.dy.data, dy, sizeof dy);
+    float *grad = dn_f32(&r.dx[0]);
+    for (int i = 0; i < 6; i++)
+        grad[i] = 1.0f;
+    dn_kernel k = { .attrs = r.attrs,
+                    .n_inputs = 1,
+                    .x = r.x,
+                    .y = &r.y,
+                    .dx = r.dx,
+                    .dy = &r.dy,
+                    .work = r.work,
+                    .saved = r.saved,
+                    .training = false,
+                    .seed = r.seed,
+                    .threads = 2 };
+    dn_op_dropout.backward(&k);
     for (int i = 0; i < 6; i++)
         cr_assert_float_eq(grad[i], 1 + dy[i], 0.0f);
-    run_free(&r);
+    dn_test_run_free(&r);
 }
 
 Test(concat_forward, last_axis)
 {
     float a[] = { 1, 2, 3, 4 }, b[] = { 5, 6 }, c[] = { 7, 8, 9, 10, 11, 12 };
     dn_tensor x[] = { TENSOR(DN_F32, a, 2, 2), TENSOR(DN_F32, b, 2, 1), TENSOR(DN_F32, c, 2, 3) };
-    op_run r = run_new(&dn_op_concat, "{\"axis\": -1}", 3, x);
+    dn_test_run r = dn_test_run_new(&dn_op_concat, "{\"axis\": -1}", 3, x, 1);
     cr_assert_eq(r.y.shape.d[1], 6);
-    run_forward(&r, false, 0, 1);
+    dn_test_run_forward(&r, 1, false);
     float want[] = { 1, 2, 5, 7, 8, 9, 3, 4, 6, 10, 11, 12 };
     cr_assert_arr_eq(r.y.data, want, sizeof want);
-    run_free(&r);
+    dn_test_run_free(&r);
 }
 
 Test(flatten_forward, keeps_the_values)
 {
     float s[] = { 1, 2, 3, 4, 5, 6 };
     dn_tensor img = TENSOR(DN_F32, s, 1, 3, 1, 2);
-    op_run f = run_new(&dn_op_flatten, "{}", 1, &img);
+    dn_test_run f = dn_test_run_new(&dn_op_flatten, "{}", 1, &img, 1);
     cr_assert(f.y.shape.rank == 2 && f.y.shape.d[0] == 1 && f.y.shape.d[1] == 6);
     cr_assert(f.y.shape.batched);
-    run_forward(&f, false, 0, 1);
+    dn_test_run_forward(&f, 1, false);
     cr_assert_arr_eq(f.y.data, s, sizeof s);
-    run_free(&f);
+    dn_test_run_free(&f);
 }
 
 Test(add_forward, elementwise_sum)
 {
     float s[] = { 1, 2, 3, 4, 5, 6 }, c[] = { 7, 8, 9, 10, 11, 12 };
     dn_tensor pair[] = { TENSOR(DN_F32, s, 2, 3), TENSOR(DN_F32, c, 2, 3) };
-    op_run sum = run_new(&dn_op_add, "{}", 2, pair);
-    run_forward(&sum, false, 0, 1);
+    dn_test_run sum = dn_test_run_new(&dn_op_add, "{}", 2, pair, 1);
+    dn_test_run_forward(&sum, 1, false);
     for (int i = 0; i < 6; i++)
         cr_assert_float_eq(dn_f32(&sum.y)[i], s[i] + c[i], 0.0f);
-    run_free(&sum);
+    dn_test_run_free(&sum);
 }
 
 /* ------------------------------------------------------------------ infer and attrs */
@@ -595,7 +544,7 @@ static void expect_unknown_attr_rejected(const dn_op *op)
     dn_tensor_desc in[] = { DESC(DN_F32, true, 1, 4), DESC(DN_F32, true, 1, 4) };
     dn_err err;
     expect_infer_fails(op, "{\"bogus\": 1}", op->min_inputs, in, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/bogus", "unknown attr");
+    EXPECT_MSG(err.msg, "attrs/bogus", "unknown attr");
 }
 
 /* A one-input float op given int32: the message names the input and its dtype. */
@@ -604,7 +553,7 @@ static void expect_int32_rejected(const dn_op *op)
     dn_tensor_desc ints[] = { DESC(DN_I32, true, 1, 10) };
     dn_err err;
     expect_infer_fails(op, "{}", 1, ints, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/0", "alpha", "int32");
+    EXPECT_MSG(err.msg, "inputs/0", "alpha", "int32");
 }
 
 Test(relu_infer, float32_only_and_no_attrs)
@@ -641,11 +590,11 @@ Test(softmax_infer, errors)
     dn_tensor_desc out;
     cr_assert_eq(infer_node(&dn_op_softmax, "{\"axis\": -2}", 1, m, &out, &err), DN_OK);
     expect_infer_fails(&dn_op_softmax, "{\"axis\": 2}", 1, m, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "attrs/axis", "alpha", "[N,10]", "2");
+    EXPECT_MSG(err.msg, "attrs/axis", "alpha", "[N,10]", "2");
     expect_infer_fails(&dn_op_softmax, "{\"axis\": -3}", 1, m, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "attrs/axis", "[N,10]", "-3");
+    EXPECT_MSG(err.msg, "attrs/axis", "[N,10]", "-3");
     expect_infer_fails(&dn_op_softmax, "{\"axis\": \"last\"}", 1, m, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/axis", "a string");
+    EXPECT_MSG(err.msg, "attrs/axis", "a string");
     expect_int32_rejected(&dn_op_softmax);
     expect_unknown_attr_rejected(&dn_op_softmax);
 }
@@ -667,35 +616,35 @@ Test(softmax_cross_entropy_infer, errors)
 
     dn_tensor_desc rank3[] = { DESC(DN_F32, true, 1, 3, 4), DESC(DN_I32, true, 1) };
     expect_infer_fails(op, "{}", 2, rank3, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/0", "alpha", "rank 2", "[N,3,4]");
+    EXPECT_MSG(err.msg, "inputs/0", "alpha", "rank 2", "[N,3,4]");
 
     dn_tensor_desc int_rank2[] = { DESC(DN_F32, true, 1, 5), DESC(DN_I32, true, 1, 2) };
     expect_infer_fails(op, "{}", 2, int_rank2, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "beta", "[N,2]", "[N,5]", "[N]");
+    EXPECT_MSG(err.msg, "inputs/1", "beta", "[N,2]", "[N,5]", "[N]");
 
     dn_tensor_desc float_cols[] = { DESC(DN_F32, true, 1, 5), DESC(DN_F32, true, 1, 4) };
     expect_infer_fails(op, "{}", 2, float_cols, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "[N,4]", "[N,5]");
+    EXPECT_MSG(err.msg, "inputs/1", "[N,4]", "[N,5]");
 
     dn_tensor_desc float_rank1[] = { DESC(DN_F32, true, 1, 5), DESC(DN_F32, true, 1) };
     expect_infer_fails(op, "{}", 2, float_rank1, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "[N]", "[N,5]");
+    EXPECT_MSG(err.msg, "inputs/1", "[N]", "[N,5]");
 
     dn_tensor_desc rows[] = { DESC(DN_F32, false, 4, 5), DESC(DN_I32, false, 3) };
     expect_infer_fails(op, "{}", 2, rows, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "[3]", "[4,5]", "3 rows");
+    EXPECT_MSG(err.msg, "inputs/1", "[3]", "[4,5]", "3 rows");
 
     dn_tensor_desc unbatched[] = { DESC(DN_F32, true, 1, 5), DESC(DN_I32, false, 1) };
     expect_infer_fails(op, "{}", 2, unbatched, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "[1]", "[N,5]");
+    EXPECT_MSG(err.msg, "inputs/1", "[1]", "[N,5]");
 
     dn_tensor_desc wide[] = { DESC(DN_F32, true, 1, 5), DESC(DN_I64, true, 1) };
     expect_infer_fails(op, "{}", 2, wide, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "int64", "[N]", "[N,5]");
+    EXPECT_MSG(err.msg, "inputs/1", "int64", "[N]", "[N,5]");
 
     dn_tensor_desc int_logits[] = { DESC(DN_I32, true, 1, 5), DESC(DN_I32, true, 1) };
     expect_infer_fails(op, "{}", 2, int_logits, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/0", "alpha", "int32");
+    EXPECT_MSG(err.msg, "inputs/0", "alpha", "int32");
 
     expect_unknown_attr_rejected(op);
 }
@@ -705,11 +654,11 @@ Test(dropout_infer, ratio_in_range)
     dn_tensor_desc in[] = { DESC(DN_F32, true, 1, 4) };
     dn_err err;
     expect_infer_fails(&dn_op_dropout, "{\"ratio\": 1}", 1, in, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/ratio", "[0, 1)");
+    EXPECT_MSG(err.msg, "attrs/ratio", "[0, 1)");
     expect_infer_fails(&dn_op_dropout, "{\"ratio\": -0.1}", 1, in, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/ratio", "-0.1");
+    EXPECT_MSG(err.msg, "attrs/ratio", "-0.1");
     expect_infer_fails(&dn_op_dropout, "{\"ratio\": true}", 1, in, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/ratio", "a boolean");
+    EXPECT_MSG(err.msg, "attrs/ratio", "a boolean");
     dn_tensor_desc out;
     cr_assert_eq(infer_node(&dn_op_dropout, "{\"ratio\": 0}", 1, in, &out, &err), DN_OK);
     cr_assert_eq(infer_node(&dn_op_dropout, "{\"ratio\": 0.99}", 1, in, &out, &err), DN_OK);
@@ -731,7 +680,7 @@ Test(flatten_infer, errors)
     dn_err err;
     dn_tensor_desc v[] = { DESC(DN_F32, true, 1) };
     expect_infer_fails(&dn_op_flatten, "{}", 1, v, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/0", "alpha", "[N]", "rank 2");
+    EXPECT_MSG(err.msg, "inputs/0", "alpha", "[N]", "rank 2");
     expect_int32_rejected(&dn_op_flatten);
     expect_unknown_attr_rejected(&dn_op_flatten);
 }
@@ -741,19 +690,19 @@ Test(add_infer, errors)
     dn_err err;
     dn_tensor_desc cols[] = { DESC(DN_F32, true, 1, 3), DESC(DN_F32, true, 1, 4) };
     expect_infer_fails(&dn_op_add, "{}", 2, cols, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "alpha", "beta", "[N,3]", "[N,4]");
+    EXPECT_MSG(err.msg, "inputs/1", "alpha", "beta", "[N,3]", "[N,4]");
 
     dn_tensor_desc ranks[] = { DESC(DN_F32, true, 1, 12), DESC(DN_F32, true, 1, 3, 4) };
     expect_infer_fails(&dn_op_add, "{}", 2, ranks, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "[N,12]", "[N,3,4]");
+    EXPECT_MSG(err.msg, "inputs/1", "[N,12]", "[N,3,4]");
 
     dn_tensor_desc batch[] = { DESC(DN_F32, true, 1, 4), DESC(DN_F32, false, 1, 4) };
     expect_infer_fails(&dn_op_add, "{}", 2, batch, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "[N,4]", "[1,4]");
+    EXPECT_MSG(err.msg, "inputs/1", "[N,4]", "[1,4]");
 
     dn_tensor_desc ints[] = { DESC(DN_F32, true, 1, 4), DESC(DN_I32, true, 1, 4) };
     expect_infer_fails(&dn_op_add, "{}", 2, ints, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "beta", "int32");
+    EXPECT_MSG(err.msg, "inputs/1", "beta", "int32");
 
     expect_unknown_attr_rejected(&dn_op_add);
 }
@@ -780,31 +729,31 @@ Test(concat_infer, errors)
     dn_tensor_desc third[] = { DESC(DN_F32, true, 1, 3, 4), DESC(DN_F32, true, 1, 2, 4),
                                DESC(DN_F32, true, 1, 3, 5) };
     expect_infer_fails(&dn_op_concat, "{}", 3, third, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/2", "gamma", "alpha", "[N,3,5]", "[N,3,4]");
+    EXPECT_MSG(err.msg, "inputs/2", "gamma", "alpha", "[N,3,5]", "[N,3,4]");
 
     dn_tensor_desc rank[] = { DESC(DN_F32, true, 1, 3, 4), DESC(DN_F32, true, 1, 3) };
     expect_infer_fails(&dn_op_concat, "{}", 2, rank, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "beta", "[N,3]", "[N,3,4]");
+    EXPECT_MSG(err.msg, "inputs/1", "beta", "[N,3]", "[N,3,4]");
 
     /* on the last axis the channel dims must agree */
     dn_tensor_desc last[] = { DESC(DN_F32, true, 1, 3, 4), DESC(DN_F32, true, 1, 2, 4) };
     expect_infer_fails(&dn_op_concat, "{\"axis\": -1}", 2, last, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "[N,2,4]", "[N,3,4]");
+    EXPECT_MSG(err.msg, "inputs/1", "[N,2,4]", "[N,3,4]");
 
     dn_tensor_desc two[] = { DESC(DN_F32, true, 1, 3), DESC(DN_F32, true, 1, 3) };
     expect_infer_fails(&dn_op_concat, "{\"axis\": 2}", 2, two, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "attrs/axis", "[N,3]");
+    EXPECT_MSG(err.msg, "attrs/axis", "[N,3]");
     expect_infer_fails(&dn_op_concat, "{\"axis\": -3}", 2, two, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "attrs/axis", "-3");
+    EXPECT_MSG(err.msg, "attrs/axis", "-3");
     expect_infer_fails(&dn_op_concat, "{\"axis\": 0}", 2, two, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "attrs/axis", "batch", "[N,3]");
+    EXPECT_MSG(err.msg, "attrs/axis", "batch", "[N,3]");
 
     dn_tensor_desc ints[] = { DESC(DN_F32, true, 1, 3), DESC(DN_I32, true, 1, 3) };
     expect_infer_fails(&dn_op_concat, "{}", 2, ints, DN_ERR_SHAPE, &err);
-    EXPECT_MSG(&err, "inputs/1", "beta", "int32");
+    EXPECT_MSG(err.msg, "inputs/1", "beta", "int32");
 
     expect_unknown_attr_rejected(&dn_op_concat);
     dn_tensor_desc in[] = { DESC(DN_F32, true, 1, 4), DESC(DN_F32, true, 1, 4) };
     expect_infer_fails(&dn_op_concat, "{\"axis\": 1.5}", 2, in, DN_ERR_MODEL, &err);
-    EXPECT_MSG(&err, "attrs/axis", "1.5");
+    EXPECT_MSG(err.msg, "attrs/axis", "1.5");
 }

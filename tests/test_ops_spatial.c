@@ -3,9 +3,10 @@
  *
  * Three kinds of test: finite-difference gradient checks (tests/gradcheck.h) over strides,
  * pads, rectangular kernels, batches and optional biases; forward values against direct
- * loops written here, independently of the ops' im2col/gemm/sliding-window code; and
- * attr/infer errors, asserting the status and that the message names the node, the field and
- * the shapes involved.
+ * loops written here, independently of the ops' im2col/gemm/sliding-window code, the kernels
+ * run in helpers.h's harness (y, workspace and saved state start as NaN); and attr/infer
+ * errors, asserting the status and that the message names the node, the field and the shapes
+ * involved.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -14,13 +15,9 @@
 #include <string.h>
 
 #include "gradcheck.h"
-#include "runtime/rng.h"
+#include "helpers.h"
 
 extern const dn_op dn_op_conv, dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn;
-
-/* DIMS(2, 3, 7, 7) expands to the two arguments `rank, dims`. */
-#define DIMS(...)                                                                              \
-    (int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)), (int64_t[]) { __VA_ARGS__ }
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -61,24 +58,19 @@ static probe run_infer(const dn_op *op, const char *node, const char *attrs_json
     cr_assert_leq(op->attrs_size, sizeof p.attrs);
     cJSON *attrs = cJSON_Parse(attrs_json);
     cr_assert_not_null(attrs, "bad test JSON: %s", attrs_json);
-    dn_node_ctx c = { .file = "model.json", .node = node, .index = 3, .n_inputs = n_in,
-                      .input_names = names, .attrs = attrs, .err = &p.err };
+    dn_node_ctx c = { .file = "model.json",
+                      .node = node,
+                      .index = 3,
+                      .n_inputs = n_in,
+                      .input_names = names,
+                      .attrs = attrs,
+                      .err = &p.err };
     p.st = op->parse_attrs(&c, p.attrs);
     if (p.st == DN_OK && n_in >= op->min_inputs)
         p.st = op->infer(&c, p.attrs, in, &p.out);
     cJSON_Delete(attrs);
     return p;
 }
-
-/* The failure has this status and its message holds every one of the NULL-terminated
- * fragments. */
-static void expect_fail(const probe *p, dn_status st, const char *const *fragments)
-{
-    cr_assert_eq(p->st, st, "status %d, expected %d; message: %s", p->st, st, p->err.msg);
-    for (const char *const *f = fragments; *f; f++)
-        cr_assert_not_null(strstr(p->err.msg, *f), "message lacks \"%s\": %s", *f, p->err.msg);
-}
-#define EXPECT_FAIL(p, st, ...) expect_fail(&(p), (st), (const char *const[]){ __VA_ARGS__, NULL })
 
 static void expect_shape(const dn_shape *s, bool batched, int rank, const int64_t *dims)
 {
@@ -89,57 +81,9 @@ static void expect_shape(const dn_shape *s, bool batched, int rank, const int64_
                      (long long)dims[i]);
 }
 
-static float *random_floats(int64_t n, uint64_t seed)
-{
-    dn_rng rng;
-    dn_rng_seed(&rng, seed);
-    float *x = malloc((size_t)n * sizeof *x);
-    for (int64_t i = 0; i < n; i++)
-        x[i] = 2.0f * dn_rng_uniform(&rng) - 1.0f;
-    return x;
-}
-
 static dn_tensor tensor(float *data, int rank, const int64_t *dims)
 {
     return (dn_tensor){ DN_F32, dn_shape_make(rank, dims, true), data };
-}
-
-/* One forward of `op` as the engine runs it: attrs parsed, shape inferred, workspace and
- * saved buffers filled with garbage (NaN bytes) and y pre-filled with NaN so that an element
- * the op forgets to write shows. Returns y (caller frees); its shape goes to *shape. */
-static float *run_forward(const dn_op *op, const char *attrs_json, int n_in, const dn_tensor *x,
-                          dn_shape *shape, int threads)
-{
-    const char *names[] = { "x", "w", "b" };
-    dn_tensor_desc in[3];
-    for (int i = 0; i < n_in; i++)
-        in[i] = (dn_tensor_desc){ x[i].dtype, x[i].shape };
-    probe p = run_infer(op, "n", attrs_json, n_in, in, names);
-    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
-    size_t ws = op->workspace_size ? op->workspace_size(p.attrs, in, n_in, &p.out, threads) : 0;
-    size_t ss = op->saved_size ? op->saved_size(p.attrs, in, n_in, &p.out) : 0;
-    int64_t ny = dn_shape_numel(&p.out.shape);
-    void *work = malloc(ws + 1), *saved = malloc(ss + 1);
-    memset(work, 0xff, ws + 1);
-    memset(saved, 0xff, ss + 1);
-    float *y = malloc((size_t)ny * sizeof *y);
-    for (int64_t i = 0; i < ny; i++)
-        y[i] = NAN;
-    dn_tensor yt = { DN_F32, p.out.shape, y };
-    dn_kernel k = { .attrs = p.attrs, .n_inputs = n_in, .x = x, .y = &yt, .work = work,
-                    .saved = saved, .threads = threads };
-    op->forward(&k);
-    free(work);
-    free(saved);
-    *shape = p.out.shape;
-    return y;
-}
-
-static void expect_close(const float *got, const float *want, int64_t n, float tol)
-{
-    for (int64_t i = 0; i < n; i++)
-        cr_assert(fabsf(got[i] - want[i]) <= tol * (1.0f + fabsf(want[i])),
-                  "element %lld: %.7g, expected %.7g", (long long)i, got[i], want[i]);
 }
 
 /* ---------------------------------------------------------------- Conv: gradients */
@@ -227,23 +171,35 @@ static void check_conv_forward(const conv_case *k, const char *attrs, bool bias,
 {
     int64_t nx = k->n * k->c * k->h * k->w, nw = k->f * k->c * k->kh * k->kw;
     int64_t ny = k->n * k->f * k->oh * k->ow;
-    float *x = random_floats(nx, 1), *w = random_floats(nw, 2), *b = random_floats(k->f, 3);
-    float *want = malloc((size_t)ny * sizeof *want);
+    float *x = dn_test_uniform(nx, 1, -1.0f, 1.0f), *w = dn_test_uniform(nw, 2, -1.0f, 1.0f);
+    float *b = dn_test_uniform(k->f, 3, -1.0f, 1.0f), *want = malloc((size_t)ny * sizeof *want);
     direct_conv(k, x, w, bias ? b : NULL, want);
     dn_tensor in[] = { tensor(x, DIMS(k->n, k->c, k->h, k->w)),
                        tensor(w, DIMS(k->f, k->c, k->kh, k->kw)), tensor(b, DIMS(k->f)) };
-    dn_shape s;
-    float *y = run_forward(&dn_op_conv, attrs, bias ? 3 : 2, in, &s, threads);
-    expect_shape(&s, true, DIMS(k->n, k->f, k->oh, k->ow));
-    expect_close(y, want, ny, 1e-5f);
-    free(x), free(w), free(b), free(want), free(y);
+    dn_test_run r = dn_test_run_new(&dn_op_conv, attrs, bias ? 3 : 2, in, threads);
+    dn_test_run_forward(&r, threads, false);
+    expect_shape(&r.y.shape, true, DIMS(k->n, k->f, k->oh, k->ow));
+    dn_test_expect_close(dn_f32(&r.y), want, ny, 1e-5f, attrs);
+    dn_test_run_free(&r);
+    free(x), free(w), free(b), free(want);
 }
 
 Test(conv_forward, matches_direct_loops_with_pad_and_stride)
 {
     /* OH = (7 + 2 − 3) / 2 + 1 = 4, OW = (6 + 0 − 2) / 1 + 1 = 5 */
-    conv_case k = { .n = 2, .c = 3, .h = 7, .w = 6, .f = 4, .kh = 3, .kw = 2, .sh = 2, .sw = 1,
-                    .ph = 1, .pw = 0, .oh = 4, .ow = 5 };
+    conv_case k = { .n = 2,
+                    .c = 3,
+                    .h = 7,
+                    .w = 6,
+                    .f = 4,
+                    .kh = 3,
+                    .kw = 2,
+                    .sh = 2,
+                    .sw = 1,
+                    .ph = 1,
+                    .pw = 0,
+                    .oh = 4,
+                    .ow = 5 };
     check_conv_forward(&k, "{\"stride\": [2, 1], \"pad\": [1, 0]}", true, 1);
     check_conv_forward(&k, "{\"stride\": [2, 1], \"pad\": [1, 0]}", false, 2);
 }
@@ -252,24 +208,68 @@ Test(conv_forward, matches_direct_loops_on_every_path)
 {
     /* Batch 6 packs through the index table; 60·3·3 = 540 kernel values take the batched
      * path. OH = (5 + 2 − 3) / 1 + 1 = 5, OW = (6 + 4 − 2) / 2 + 1 = 5. */
-    conv_case thin = { .n = 6, .c = 3, .h = 5, .w = 6, .f = 7, .kh = 3, .kw = 2, .sh = 1,
-                       .sw = 2, .ph = 1, .pw = 2, .oh = 5, .ow = 5 };
+    conv_case thin = { .n = 6,
+                       .c = 3,
+                       .h = 5,
+                       .w = 6,
+                       .f = 7,
+                       .kh = 3,
+                       .kw = 2,
+                       .sh = 1,
+                       .sw = 2,
+                       .ph = 1,
+                       .pw = 2,
+                       .oh = 5,
+                       .ow = 5 };
     check_conv_forward(&thin, "{\"stride\": [1, 2], \"pad\": [1, 2]}", true, 2);
     check_conv_forward(&thin, "{\"stride\": [1, 2], \"pad\": [1, 2]}", false, 1);
     /* One sample, large enough for the direct path to split its rows across 2 threads. */
-    conv_case rows = { .n = 1, .c = 3, .h = 40, .w = 37, .f = 8, .kh = 3, .kw = 3, .sh = 1,
-                       .sw = 1, .ph = 1, .pw = 1, .oh = 40, .ow = 37 };
+    conv_case rows = { .n = 1,
+                       .c = 3,
+                       .h = 40,
+                       .w = 37,
+                       .f = 8,
+                       .kh = 3,
+                       .kw = 3,
+                       .sh = 1,
+                       .sw = 1,
+                       .ph = 1,
+                       .pw = 1,
+                       .oh = 40,
+                       .ow = 37 };
     check_conv_forward(&rows, "{\"pad\": 1}", true, 2);
-    conv_case wide = { .n = 5, .c = 60, .h = 5, .w = 6, .f = 7, .kh = 3, .kw = 3, .sh = 1,
-                       .sw = 1, .ph = 1, .pw = 0, .oh = 5, .ow = 4 };
+    conv_case wide = { .n = 5,
+                       .c = 60,
+                       .h = 5,
+                       .w = 6,
+                       .f = 7,
+                       .kh = 3,
+                       .kw = 3,
+                       .sh = 1,
+                       .sw = 1,
+                       .ph = 1,
+                       .pw = 0,
+                       .oh = 5,
+                       .ow = 4 };
     check_conv_forward(&wide, "{\"pad\": [1, 0]}", true, 2);
 }
 
 Test(conv_forward, matches_direct_loops_in_parallel)
 {
     /* col is 4·3·3 × 45·45 = 72900 floats: im2col runs on several threads. */
-    conv_case k = { .n = 3, .c = 4, .h = 45, .w = 45, .f = 6, .kh = 3, .kw = 3, .sh = 1,
-                    .sw = 1, .ph = 1, .pw = 1, .oh = 45, .ow = 45 };
+    conv_case k = { .n = 3,
+                    .c = 4,
+                    .h = 45,
+                    .w = 45,
+                    .f = 6,
+                    .kh = 3,
+                    .kw = 3,
+                    .sh = 1,
+                    .sw = 1,
+                    .ph = 1,
+                    .pw = 1,
+                    .oh = 45,
+                    .ow = 45 };
     check_conv_forward(&k, "{\"pad\": 1}", true, 3);
 }
 
@@ -295,29 +295,32 @@ Test(conv_infer, rejects_channel_mismatch)
 {
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 8, 8)), desc(false, DIMS(4, 2, 3, 3)) };
     probe p = run_infer(&dn_op_conv, "conv1", "{}", 2, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "model.json: node \"conv1\"", "inputs/1", "[N,3,8,8]",
-                "[4,2,3,3]", "\"img\"", "\"conv1.weight\"");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "model.json: node \"conv1\"", "inputs/1", "[N,3,8,8]", "[4,2,3,3]",
+               "\"img\"", "\"conv1.weight\"");
 }
 
 Test(conv_infer, rejects_kernel_attr_that_disagrees_with_weight)
 {
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 8, 8)), desc(false, DIMS(4, 3, 3, 3)) };
     probe p = run_infer(&dn_op_conv, "conv1", "{\"kernel\": [3, 2]}", 2, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"conv1\"", "attrs/kernel", "[3,2]", "[4,3,3,3]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"conv1\"", "attrs/kernel", "[3,2]", "[4,3,3,3]");
 }
 
 Test(conv_infer, rejects_filters_attr_that_disagrees_with_weight)
 {
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 8, 8)), desc(false, DIMS(4, 3, 3, 3)) };
     probe p = run_infer(&dn_op_conv, "conv1", "{\"filters\": 5}", 2, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"conv1\"", "attrs/filters", "5", "[4,3,3,3]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"conv1\"", "attrs/filters", "5", "[4,3,3,3]");
 }
 
 Test(conv_infer, accepts_filters_and_kernel_that_agree)
 {
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 8, 8)), desc(false, DIMS(4, 3, 3, 1)) };
-    probe p = run_infer(&dn_op_conv, "conv1", "{\"filters\": 4, \"kernel\": [3, 1]}", 2, in,
-                        conv_names);
+    probe p =
+        run_infer(&dn_op_conv, "conv1", "{\"filters\": 4, \"kernel\": [3, 1]}", 2, in, conv_names);
     cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
     expect_shape(&p.out.shape, true, DIMS(1, 4, 6, 8));
 }
@@ -327,7 +330,8 @@ Test(conv_infer, rejects_bias_input_when_bias_is_false)
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 8, 8)), desc(false, DIMS(4, 3, 3, 3)),
                             desc(false, DIMS(4)) };
     probe p = run_infer(&dn_op_conv, "conv1", "{\"bias\": false}", 3, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "node \"conv1\"", "attrs/bias", "\"conv1.bias\"", "[4]");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"conv1\"", "attrs/bias", "\"conv1.bias\"", "[4]");
 }
 
 Test(conv_infer, rejects_bias_of_wrong_length)
@@ -335,7 +339,8 @@ Test(conv_infer, rejects_bias_of_wrong_length)
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 8, 8)), desc(false, DIMS(4, 3, 3, 3)),
                             desc(false, DIMS(5)) };
     probe p = run_infer(&dn_op_conv, "conv1", "{}", 3, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"conv1\"", "inputs/2", "[5]", "[4,3,3,3]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"conv1\"", "inputs/2", "[5]", "[4,3,3,3]");
 }
 
 Test(conv_infer, rejects_bias_of_wrong_rank)
@@ -343,34 +348,41 @@ Test(conv_infer, rejects_bias_of_wrong_rank)
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 8, 8)), desc(false, DIMS(4, 3, 3, 3)),
                             desc(false, DIMS(4, 1)) };
     probe p = run_infer(&dn_op_conv, "conv1", "{}", 3, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"conv1\"", "inputs/2", "[4,1]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"conv1\"", "inputs/2", "[4,1]");
 }
 
 Test(conv_infer, rejects_weight_of_wrong_rank)
 {
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 8, 8)), desc(false, DIMS(4, 27)) };
     probe p = run_infer(&dn_op_conv, "conv1", "{}", 2, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"conv1\"", "inputs/1", "[4,27]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"conv1\"", "inputs/1", "[4,27]");
 }
 
 Test(conv_infer, rejects_kernel_larger_than_padded_input)
 {
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 4, 2)), desc(false, DIMS(4, 3, 3, 5)) };
     probe p = run_infer(&dn_op_conv, "conv1", "{\"pad\": 1}", 2, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"conv1\"", "inputs/0", "[N,3,4,2]", "[4,3,3,5]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"conv1\"", "inputs/0", "[N,3,4,2]", "[4,3,3,5]");
 }
 
 Test(conv_infer, rejects_unknown_and_ill_typed_attrs)
 {
     dn_tensor_desc in[] = { desc(true, DIMS(1, 3, 8, 8)), desc(false, DIMS(4, 3, 3, 3)) };
     probe p = run_infer(&dn_op_conv, "conv1", "{\"strides\": 2}", 2, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "node \"conv1\"", "attrs/strides");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"conv1\"", "attrs/strides");
     p = run_infer(&dn_op_conv, "conv1", "{\"stride\": 0}", 2, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "attrs/stride");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "attrs/stride");
     p = run_infer(&dn_op_conv, "conv1", "{\"pad\": [1, 2, 3]}", 2, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "attrs/pad");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "attrs/pad");
     p = run_infer(&dn_op_conv, "conv1", "{\"init\": \"bogus\"}", 2, in, conv_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "attrs/init", "bogus");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "attrs/init", "bogus");
 }
 
 Test(conv_params, implicit_weight_and_bias_from_input_and_attrs)
@@ -392,8 +404,8 @@ Test(conv_params, implicit_weight_and_bias_from_input_and_attrs)
     cr_assert_float_eq(spec[1].init.value, 0.1, 1e-12);
 
     dn_tensor_desc in[] = { x, { DN_F32, spec[0].shape }, { DN_F32, spec[1].shape } };
-    probe q = run_infer(&dn_op_conv, "conv1", "{\"filters\": 6, \"kernel\": [5, 3]}", 3, in,
-                        conv_names);
+    probe q =
+        run_infer(&dn_op_conv, "conv1", "{\"filters\": 6, \"kernel\": [5, 3]}", 3, in, conv_names);
     cr_assert_eq(q.st, DN_OK, "%s", q.err.msg);
     expect_shape(&q.out.shape, true, DIMS(1, 6, 5, 7));
 }
@@ -402,8 +414,8 @@ Test(conv_params, no_bias_param_when_bias_is_false_and_none_without_sizes)
 {
     dn_tensor_desc x = desc(true, DIMS(1, 2, 9, 9));
     dn_param_spec spec[DN_MAX_IMPLICIT_PARAMS];
-    probe p = run_infer(&dn_op_conv, "c", "{\"filters\": 6, \"kernel\": 3, \"bias\": false}", 1,
-                        &x, conv_names);
+    probe p = run_infer(&dn_op_conv, "c", "{\"filters\": 6, \"kernel\": 3, \"bias\": false}", 1, &x,
+                        conv_names);
     cr_assert_eq(dn_op_conv.implicit_params(p.attrs, &x, spec), 1);
     expect_shape(&spec[0].shape, false, DIMS(6, 2, 3, 3));
     cr_assert_eq(spec[0].init.type, DN_INIT_DEFAULT);
@@ -436,8 +448,7 @@ Test(maxpool_grad, padded_stride1)
 Test(maxpool_grad, rectangular)
 {
     dn_gc_input in[] = { gc_in(DN_GC_DISTINCT, DIMS(3, 2, 5, 7)) };
-    expect_grad(&dn_op_maxpool, "{\"kernel\": [2, 3], \"stride\": [1, 2], \"pad\": [1, 1]}", 1,
-                in);
+    expect_grad(&dn_op_maxpool, "{\"kernel\": [2, 3], \"stride\": [1, 2], \"pad\": [1, 1]}", 1, in);
 }
 
 static void direct_maxpool(const float *x, int64_t planes, int64_t h, int64_t w, int64_t k,
@@ -461,36 +472,40 @@ static void direct_maxpool(const float *x, int64_t planes, int64_t h, int64_t w,
 Test(maxpool_forward, padding_never_wins)
 {
     int64_t n = 2 * 3 * 5 * 6;
-    float *x = random_floats(n, 11);
+    float *x = dn_test_uniform(n, 11, -1.0f, 1.0f);
     for (int64_t i = 0; i < n; i++)
         x[i] = -1.5f - fabsf(x[i]);
     dn_tensor in[] = { tensor(x, DIMS(2, 3, 5, 6)) };
-    dn_shape s;
-    float *y = run_forward(&dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1}", 1, in,
-                           &s, 2);
-    expect_shape(&s, true, DIMS(2, 3, 3, 3)); /* (5 + 2 − 3) / 2 + 1 = 3, (6 + 2 − 3) / 2 + 1 = 3 */
+    dn_test_run r =
+        dn_test_run_new(&dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1}", 1, in, 2);
+    dn_test_run_forward(&r, 2, false);
+    /* (5 + 2 − 3) / 2 + 1 = 3, (6 + 2 − 3) / 2 + 1 = 3 */
+    expect_shape(&r.y.shape, true, DIMS(2, 3, 3, 3));
     float want[2 * 3 * 3 * 3];
     direct_maxpool(x, 6, 5, 6, 3, 2, 1, 3, 3, want);
+    const float *y = dn_f32(&r.y);
     for (int i = 0; i < 54; i++)
         cr_assert_lt(y[i], -1.0f);
-    expect_close(y, want, 54, 0.0f);
-    free(x), free(y);
+    dn_test_expect_close(y, want, 54, 0.0f, NULL);
+    dn_test_run_free(&r);
+    free(x);
 }
 
 Test(maxpool_forward, matches_direct_loops_in_parallel)
 {
     /* 2·16 planes of 64×64 → 32·32·32 = 32768 outputs: the OpenMP path. */
     int64_t n = 2 * 16 * 64 * 64;
-    float *x = random_floats(n, 12);
+    float *x = dn_test_uniform(n, 12, -1.0f, 1.0f);
     dn_tensor in[] = { tensor(x, DIMS(2, 16, 64, 64)) };
-    dn_shape s;
-    float *y = run_forward(&dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1}", 1, in,
-                           &s, 3);
-    expect_shape(&s, true, DIMS(2, 16, 32, 32));
+    dn_test_run r =
+        dn_test_run_new(&dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1}", 1, in, 3);
+    dn_test_run_forward(&r, 3, false);
+    expect_shape(&r.y.shape, true, DIMS(2, 16, 32, 32));
     float *want = malloc(32768 * sizeof *want);
     direct_maxpool(x, 32, 64, 64, 3, 2, 1, 32, 32, want);
-    expect_close(y, want, 32768, 0.0f);
-    free(x), free(y), free(want);
+    dn_test_expect_close(dn_f32(&r.y), want, 32768, 0.0f, NULL);
+    dn_test_run_free(&r);
+    free(x), free(want);
 }
 
 /* The 2×2 stride-2 loop of its own (ops/maxpool.c) against the rule, on odd sizes (the last
@@ -502,7 +517,7 @@ Test(maxpool_forward, two_by_two_path_keeps_the_rules)
     float x[N * C * H * W];
     for (int i = 0; i < N * C * H * W; i++)
         x[i] = (float)((i * 7) % 5); /* many ties */
-    x[1 * W + 3] = NAN;                /* plane 0, row 1, column 3 */
+    x[1 * W + 3] = NAN;              /* plane 0, row 1, column 3 */
     dn_tensor in[] = { tensor(x, DIMS(N, C, H, W)) };
     probe p = run_infer(&dn_op_maxpool, "n", "{\"kernel\": 2}", 1,
                         (dn_tensor_desc[]){ { DN_F32, in[0].shape } }, (const char *[]){ "x" });
@@ -510,8 +525,9 @@ Test(maxpool_forward, two_by_two_path_keeps_the_rules)
     float y[N * C * OH * OW];
     int32_t arg[N * C * OH * OW];
     dn_tensor yt = { DN_F32, p.out.shape, y };
-    dn_kernel k = { .attrs = p.attrs, .n_inputs = 1, .x = in, .y = &yt, .saved = arg,
-                    .threads = 2 };
+    dn_kernel k = {
+        .attrs = p.attrs, .n_inputs = 1, .x = in, .y = &yt, .saved = arg, .threads = 2
+    };
     dn_op_maxpool.forward(&k);
     for (int pl = 0; pl < N * C; pl++)
         for (int o = 0; o < OH * OW; o++) {
@@ -548,14 +564,20 @@ Test(maxpool_backward, scatters_onto_argmax_and_accumulates)
     float y[4];
     dn_tensor yt = { DN_F32, p.out.shape, y }, dyt = { DN_F32, p.out.shape, dy };
     dn_tensor dxt = { DN_F32, in[0].shape, dx };
-    dn_kernel k = { .attrs = p.attrs, .n_inputs = 1, .x = in, .y = &yt, .dx = &dxt, .dy = &dyt,
-                    .saved = saved, .threads = 1 };
+    dn_kernel k = { .attrs = p.attrs,
+                    .n_inputs = 1,
+                    .x = in,
+                    .y = &yt,
+                    .dx = &dxt,
+                    .dy = &dyt,
+                    .saved = saved,
+                    .threads = 1 };
     dn_op_maxpool.forward(&k);
     dn_op_maxpool.backward(&k);
     float want[9] = { 0.5f + 1, 0.5f, 0.5f, 0.5f, 0.5f + 1110, 0.5f, 0.5f, 0.5f, 0.5f };
-    expect_close(dx, want, 9, 0.0f);
+    dn_test_expect_close(dx, want, 9, 0.0f, "dx");
     float want_y[4] = { 9.5f, 9, 9, 9 };
-    expect_close(y, want_y, 4, 0.0f);
+    dn_test_expect_close(y, want_y, 4, 0.0f, "y");
 }
 
 static const char *const pool_names[] = { "conv3" };
@@ -574,18 +596,21 @@ Test(maxpool_infer, requires_kernel)
 {
     dn_tensor_desc x = desc(true, DIMS(1, 2, 8, 8));
     probe p = run_infer(&dn_op_maxpool, "pool1", "{\"stride\": 2}", 1, &x, pool_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "node \"pool1\"", "attrs/kernel");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"pool1\"", "attrs/kernel");
 }
 
 Test(maxpool_infer, rejects_pad_over_half_the_kernel)
 {
     dn_tensor_desc x = desc(true, DIMS(1, 2, 8, 8));
     probe p = run_infer(&dn_op_maxpool, "pool1", "{\"kernel\": 3, \"pad\": 2}", 1, &x, pool_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "node \"pool1\"", "attrs/pad", "[2,2]", "[3,3]", "half");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"pool1\"", "attrs/pad", "[2,2]", "[3,3]", "half");
     /* Only the width breaks the rule here: 2 > 3 / 2. */
     p = run_infer(&dn_op_maxpool, "pool1", "{\"kernel\": [4, 3], \"pad\": [2, 2]}", 1, &x,
                   pool_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "attrs/pad", "[4,3]");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "attrs/pad", "[4,3]");
     p = run_infer(&dn_op_maxpool, "pool1", "{\"kernel\": [4, 3], \"pad\": [2, 1]}", 1, &x,
                   pool_names);
     cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
@@ -595,14 +620,16 @@ Test(maxpool_infer, rejects_window_larger_than_input)
 {
     dn_tensor_desc x = desc(true, DIMS(1, 2, 2, 8));
     probe p = run_infer(&dn_op_maxpool, "pool1", "{\"kernel\": 3}", 1, &x, pool_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"pool1\"", "inputs/0", "[N,2,2,8]", "[3,3]", "\"conv3\"");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"pool1\"", "inputs/0", "[N,2,2,8]", "[3,3]", "\"conv3\"");
 }
 
 Test(maxpool_infer, rejects_rank_3_input)
 {
     dn_tensor_desc x = desc(true, DIMS(1, 8, 8));
     probe p = run_infer(&dn_op_maxpool, "pool1", "{\"kernel\": 2}", 1, &x, pool_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"pool1\"", "inputs/0", "[N,8,8]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"pool1\"", "inputs/0", "[N,8,8]");
 }
 
 /* ---------------------------------------------------------------- AvgPool */
@@ -622,8 +649,7 @@ Test(avgpool_grad, padded)
 Test(avgpool_grad, rectangular_padded_stride1)
 {
     dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(1, 2, 5, 6)) };
-    expect_grad(&dn_op_avgpool, "{\"kernel\": [2, 3], \"stride\": [2, 1], \"pad\": [1, 1]}", 1,
-                in);
+    expect_grad(&dn_op_avgpool, "{\"kernel\": [2, 3], \"stride\": [2, 1], \"pad\": [1, 1]}", 1, in);
 }
 
 /* Ones in, kernel 3, stride 1, pad 1: a window holds 4 pixels at a corner, 6 along an edge and
@@ -634,15 +660,15 @@ Test(avgpool_forward, padding_counts_in_the_divisor)
     for (int i = 0; i < 40; i++)
         x[i] = 1.0f;
     dn_tensor in[] = { tensor(x, DIMS(2, 1, 4, 5)) };
-    dn_shape s;
-    float *y = run_forward(&dn_op_avgpool, "{\"kernel\": 3, \"stride\": 1, \"pad\": 1}", 1, in,
-                           &s, 1);
-    expect_shape(&s, true, DIMS(2, 1, 4, 5));
+    dn_test_run r =
+        dn_test_run_new(&dn_op_avgpool, "{\"kernel\": 3, \"stride\": 1, \"pad\": 1}", 1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(2, 1, 4, 5));
     float c = 4.0f / 9, e = 6.0f / 9, m = 1.0f;
     float plane[20] = { c, e, e, e, c, e, m, m, m, e, e, m, m, m, e, c, e, e, e, c };
-    expect_close(y, plane, 20, 1e-6f);
-    expect_close(y + 20, plane, 20, 1e-6f);
-    free(y);
+    dn_test_expect_close(dn_f32(&r.y), plane, 20, 1e-6f, "sample 0");
+    dn_test_expect_close(dn_f32(&r.y) + 20, plane, 20, 1e-6f, "sample 1");
+    dn_test_run_free(&r);
 }
 
 Test(avgpool_forward, rectangular_stride_matches_direct_sum)
@@ -652,25 +678,28 @@ Test(avgpool_forward, rectangular_stride_matches_direct_sum)
     for (int i = 0; i < 16; i++)
         x[i] = (float)i;
     dn_tensor in[] = { tensor(x, DIMS(1, 1, 4, 4)) };
-    dn_shape s;
-    float *y = run_forward(&dn_op_avgpool, "{\"kernel\": [2, 3], \"stride\": [2, 1]}", 1, in, &s,
-                           1);
-    expect_shape(&s, true, DIMS(1, 1, 2, 2));
+    dn_test_run r =
+        dn_test_run_new(&dn_op_avgpool, "{\"kernel\": [2, 3], \"stride\": [2, 1]}", 1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(1, 1, 2, 2));
     float want[4] = { (0 + 1 + 2 + 4 + 5 + 6) / 6.0f, (1 + 2 + 3 + 5 + 6 + 7) / 6.0f,
                       (8 + 9 + 10 + 12 + 13 + 14) / 6.0f, (9 + 10 + 11 + 13 + 14 + 15) / 6.0f };
-    expect_close(y, want, 4, 1e-6f);
-    free(y);
+    dn_test_expect_close(dn_f32(&r.y), want, 4, 1e-6f, NULL);
+    dn_test_run_free(&r);
 }
 
 Test(avgpool_infer, rejects_pad_over_half_the_kernel_and_requires_kernel)
 {
     dn_tensor_desc x = desc(true, DIMS(1, 2, 8, 8));
     probe p = run_infer(&dn_op_avgpool, "pool2", "{\"kernel\": 2, \"pad\": 2}", 1, &x, pool_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "node \"pool2\"", "attrs/pad", "[2,2]");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"pool2\"", "attrs/pad", "[2,2]");
     p = run_infer(&dn_op_avgpool, "pool2", "{}", 1, &x, pool_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "node \"pool2\"", "attrs/kernel");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"pool2\"", "attrs/kernel");
     p = run_infer(&dn_op_avgpool, "pool2", "{\"kernel\": 2, \"size\": 2}", 1, &x, pool_names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "attrs/size");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "attrs/size");
 }
 
 Test(avgpool_infer, shape_and_window_that_does_not_fit)
@@ -682,15 +711,16 @@ Test(avgpool_infer, shape_and_window_that_does_not_fit)
     expect_shape(&p.out.shape, true, DIMS(3, 2, 4, 4));
     x = desc(true, DIMS(3, 2, 7, 1));
     p = run_infer(&dn_op_avgpool, "pool2", "{\"kernel\": 2}", 1, &x, pool_names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"pool2\"", "inputs/0", "[N,2,7,1]", "[2,2]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"pool2\"", "inputs/0", "[N,2,7,1]", "[2,2]");
 }
 
 /* ---------------------------------------------------------------- Affine */
 
 Test(affine_grad, rank4_input_with_bias)
 {
-    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(3, 2, 3, 2)),
-                         gc_in(DN_GC_UNIFORM, DIMS(12, 5)), gc_in(DN_GC_UNIFORM, DIMS(5)) };
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(3, 2, 3, 2)), gc_in(DN_GC_UNIFORM, DIMS(12, 5)),
+                         gc_in(DN_GC_UNIFORM, DIMS(5)) };
     expect_grad(&dn_op_affine, "{}", 3, in);
 }
 
@@ -711,8 +741,9 @@ Test(affine_grad, rank2_input_batch1)
 Test(affine_forward, matches_direct_loops)
 {
     int64_t n = 3, in_f = 2 * 2 * 3, out_f = 4;
-    float *x = random_floats(n * in_f, 21), *w = random_floats(in_f * out_f, 22);
-    float *b = random_floats(out_f, 23);
+    float *x = dn_test_uniform(n * in_f, 21, -1.0f, 1.0f);
+    float *w = dn_test_uniform(in_f * out_f, 22, -1.0f, 1.0f);
+    float *b = dn_test_uniform(out_f, 23, -1.0f, 1.0f);
     float want[3 * 4], want_nb[3 * 4];
     for (int64_t r = 0; r < n; r++)
         for (int64_t o = 0; o < out_f; o++) {
@@ -723,14 +754,17 @@ Test(affine_forward, matches_direct_loops)
             want[r * out_f + o] = (float)(sum + b[o]);
         }
     dn_tensor in[] = { tensor(x, DIMS(3, 2, 2, 3)), tensor(w, DIMS(12, 4)), tensor(b, DIMS(4)) };
-    dn_shape s;
-    float *y = run_forward(&dn_op_affine, "{}", 3, in, &s, 2);
-    expect_shape(&s, true, DIMS(3, 4));
-    expect_close(y, want, 12, 1e-5f);
-    free(y);
-    y = run_forward(&dn_op_affine, "{\"bias\": false}", 2, in, &s, 1);
-    expect_close(y, want_nb, 12, 1e-5f);
-    free(y), free(x), free(w), free(b);
+    dn_test_run r = dn_test_run_new(&dn_op_affine, "{}", 3, in, 2);
+    dn_test_run_forward(&r, 2, false);
+    expect_shape(&r.y.shape, true, DIMS(3, 4));
+    dn_test_expect_close(dn_f32(&r.y), want, 12, 1e-5f, "with bias");
+    dn_test_run_free(&r);
+    r = dn_test_run_new(&dn_op_affine, "{\"bias\": false}", 2, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(3, 4));
+    dn_test_expect_close(dn_f32(&r.y), want_nb, 12, 1e-5f, "without bias");
+    dn_test_run_free(&r);
+    free(x), free(w), free(b);
 }
 
 Test(affine_infer, feature_mismatch_reads_like_the_format_contract)
@@ -739,9 +773,10 @@ Test(affine_infer, feature_mismatch_reads_like_the_format_contract)
     dn_tensor_desc in[] = { desc(true, DIMS(1, 256, 5, 5)), desc(false, DIMS(9216, 4096)),
                             desc(false, DIMS(4096)) };
     probe p = run_infer(&dn_op_affine, "fc6", "{}", 3, in, names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "model.json: node \"fc6\"",
-                "Affine expects 9216 input features, got 6400 from \"pool5\" [N,256,5,5]",
-                "[9216,4096]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "model.json: node \"fc6\"",
+               "Affine expects 9216 input features, got 6400 from \"pool5\" [N,256,5,5]",
+               "[9216,4096]");
 }
 
 Test(affine_infer, shape_and_flops)
@@ -759,24 +794,29 @@ Test(affine_infer, shape_and_flops)
 Test(affine_infer, rejects_units_bias_and_rank_errors)
 {
     const char *names[] = { "x", "w", "b" };
-    dn_tensor_desc in[] = { desc(true, DIMS(1, 6)), desc(false, DIMS(6, 4)),
-                            desc(false, DIMS(3)) };
+    dn_tensor_desc in[] = { desc(true, DIMS(1, 6)), desc(false, DIMS(6, 4)), desc(false, DIMS(3)) };
     probe p = run_infer(&dn_op_affine, "fc", "{\"units\": 5}", 2, in, names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"fc\"", "attrs/units", "5", "[6,4]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"fc\"", "attrs/units", "5", "[6,4]");
     p = run_infer(&dn_op_affine, "fc", "{}", 3, in, names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"fc\"", "inputs/2", "[3]", "[6,4]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"fc\"", "inputs/2", "[3]", "[6,4]");
     in[2] = desc(false, DIMS(4));
     p = run_infer(&dn_op_affine, "fc", "{\"bias\": false}", 3, in, names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "node \"fc\"", "attrs/bias", "[4]");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"fc\"", "attrs/bias", "[4]");
     in[0] = desc(true, DIMS(6));
     p = run_infer(&dn_op_affine, "fc", "{}", 2, in, names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"fc\"", "inputs/0", "[N]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"fc\"", "inputs/0", "[N]");
     in[0] = desc(true, DIMS(1, 6));
     in[1] = desc(false, DIMS(6, 4, 1));
     p = run_infer(&dn_op_affine, "fc", "{}", 2, in, names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"fc\"", "inputs/1", "[6,4,1]");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"fc\"", "inputs/1", "[6,4,1]");
     p = run_infer(&dn_op_affine, "fc", "{\"unit\": 4}", 2, in, names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "attrs/unit");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "attrs/unit");
 }
 
 Test(affine_params, implicit_weight_and_bias)
@@ -784,8 +824,8 @@ Test(affine_params, implicit_weight_and_bias)
     const char *names[] = { "pool2" };
     dn_tensor_desc x = desc(true, DIMS(1, 3, 4, 4));
     dn_param_spec spec[DN_MAX_IMPLICIT_PARAMS];
-    probe p = run_infer(&dn_op_affine, "fc", "{\"units\": 10, \"init\": \"he_uniform\"}", 1, &x,
-                        names);
+    probe p =
+        run_infer(&dn_op_affine, "fc", "{\"units\": 10, \"init\": \"he_uniform\"}", 1, &x, names);
     cr_assert_eq(dn_op_affine.implicit_params(p.attrs, &x, spec), 2);
     cr_assert_str_eq(spec[0].suffix, "weight");
     expect_shape(&spec[0].shape, false, DIMS(48, 10));
@@ -846,13 +886,13 @@ Test(lrn_forward, tiny_case_by_hand)
 {
     float x[3] = { 1, 2, 3 };
     dn_tensor in[] = { tensor(x, DIMS(1, 3, 1, 1)) };
-    dn_shape s;
-    float *y = run_forward(&dn_op_lrn, "{\"size\": 2, \"alpha\": 0.3, \"beta\": 0.75, \"k\": 1}",
-                           1, in, &s, 1);
-    expect_shape(&s, true, DIMS(1, 3, 1, 1));
+    dn_test_run r = dn_test_run_new(
+        &dn_op_lrn, "{\"size\": 2, \"alpha\": 0.3, \"beta\": 0.75, \"k\": 1}", 1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(1, 3, 1, 1));
     float want[3] = { 0.9004853f, 1.3144724f, 1.3327686f };
-    expect_close(y, want, 3, 1e-6f);
-    free(y);
+    dn_test_expect_close(dn_f32(&r.y), want, 3, 1e-6f, NULL);
+    dn_test_run_free(&r);
 }
 
 static void direct_lrn(const float *x, int64_t n, int64_t c, int64_t inner, int64_t size,
@@ -873,7 +913,7 @@ static void direct_lrn(const float *x, int64_t n, int64_t c, int64_t inner, int6
 Test(lrn_forward, matches_direct_loops)
 {
     int64_t sizes[] = { 1, 2, 3, 4, 5, 9 };
-    float *x = random_floats(2 * 5 * 6, 31);
+    float *x = dn_test_uniform(2 * 5 * 6, 31, -1.0f, 1.0f);
     float want[60];
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
         char attrs[128];
@@ -881,10 +921,10 @@ Test(lrn_forward, matches_direct_loops)
                  (long long)sizes[t]);
         direct_lrn(x, 2, 5, 6, sizes[t], 0.8, 0.7, 1.3, want);
         dn_tensor in[] = { tensor(x, DIMS(2, 5, 2, 3)) };
-        dn_shape s;
-        float *y = run_forward(&dn_op_lrn, attrs, 1, in, &s, 2);
-        expect_close(y, want, 60, 1e-5f);
-        free(y);
+        dn_test_run r = dn_test_run_new(&dn_op_lrn, attrs, 1, in, 2);
+        dn_test_run_forward(&r, 2, false);
+        dn_test_expect_close(dn_f32(&r.y), want, 60, 1e-5f, attrs);
+        dn_test_run_free(&r);
     }
     free(x);
 }
@@ -894,17 +934,22 @@ Test(lrn_infer, rejects_bad_attrs_and_low_rank)
     const char *names[] = { "conv1" };
     dn_tensor_desc x = desc(true, DIMS(1, 5, 4, 4));
     probe p = run_infer(&dn_op_lrn, "norm1", "{\"size\": 0}", 1, &x, names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "node \"norm1\"", "attrs/size");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"norm1\"", "attrs/size");
     p = run_infer(&dn_op_lrn, "norm1", "{\"k\": 0}", 1, &x, names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "node \"norm1\"", "attrs/k");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"norm1\"", "attrs/k");
     p = run_infer(&dn_op_lrn, "norm1", "{\"alpha\": -1}", 1, &x, names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "attrs/alpha");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "attrs/alpha");
     p = run_infer(&dn_op_lrn, "norm1", "{\"bias\": 1}", 1, &x, names);
-    EXPECT_FAIL(p, DN_ERR_MODEL, "attrs/bias");
+    dn_test_expect_status(p.st, DN_ERR_MODEL, p.err.msg);
+    EXPECT_MSG(p.err.msg, "attrs/bias");
     p = run_infer(&dn_op_lrn, "norm1", "{\"size\": 3}", 1, &x, names);
     cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
     expect_shape(&p.out.shape, true, DIMS(1, 5, 4, 4));
     x = desc(true, DIMS(1, 5));
     p = run_infer(&dn_op_lrn, "norm1", "{}", 1, &x, names);
-    EXPECT_FAIL(p, DN_ERR_SHAPE, "node \"norm1\"", "inputs/0", "[N,5]", "\"conv1\"");
+    dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
+    EXPECT_MSG(p.err.msg, "node \"norm1\"", "inputs/0", "[N,5]", "\"conv1\"");
 }
