@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # setup.sh — install what dagnet needs from Debian's packages, or print the line to run.
 #
-#   bash scripts/setup.sh          build dependencies (compiler, CMake, pkg-config, BLIS, cJSON, zlib,
-#                                  Criterion, cairo and Graphviz for the pictures)
+#   bash scripts/setup.sh          build dependencies (compiler, CMake, pkg-config, BLIS, cJSON,
+#                                  zlib, Criterion, cairo and Graphviz for the pictures)
 #                                  and the default data set, Fashion-MNIST
-#   bash scripts/setup.sh --test   also PyTorch and NumPy for the parity tests
+#   bash scripts/setup.sh --test   also PyTorch and NumPy for the parity tests, clang-format
+#                                  for the format check
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libblis-dev libcjson-dev libcriterion-dev zlib1g-dev
           libcairo2-dev libgraphviz-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3-torch python3-numpy)
+  packages+=(python3-torch python3-numpy clang-format)
 fi
 
 missing=()
