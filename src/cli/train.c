@@ -244,7 +244,9 @@ typedef struct run {
     dn_dataset *train, *val, *test;
     epoch_row rows[1024];
     int n_rows;
-    char *earlier_log; /* rows of the run a --resume continues */
+    char *earlier_log;    /* rows of the run a --resume continues */
+    bool diverged;        /* a step met a non-finite loss or gradient */
+    char last_ckpt[4096]; /* the last checkpoint written, or "" */
 } run;
 
 static int save_checkpoint(run *r, const char *name)
@@ -261,6 +263,7 @@ static int save_checkpoint(run *r, const char *name)
         return 1;
     }
     printf("checkpoint: %s\n", path);
+    snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
     return 0;
 }
 
@@ -276,7 +279,10 @@ static int train_epoch(run *r)
             printf("\ninterrupted: saving a checkpoint\n");
             return save_checkpoint(r, "interrupted.ckpt") ? 1 : 130;
         }
-        if (dn_trainer_step(r->tr, r->train, &st)) {
+        dn_status status = dn_trainer_step(r->tr, r->train, &st);
+        if (status) {
+            /* A diverged epoch gets no log row: the CSV holds complete epochs only. */
+            r->diverged = status == DN_ERR_DIVERGED;
             fprintf(stderr, "\ndagnet: %s\n", dn_trainer_errmsg(r->tr));
             return 1;
         }
@@ -371,6 +377,14 @@ int cmd_train(const dn_model *m, const options *o)
     }
     while (!rc && dn_trainer_epoch(r.tr) < r.t.epochs)
         rc = train_epoch(&r);
+    if (r.diverged) {
+        /* --save writes nothing: the last good weights are finite but are those that sent the
+         * loss to infinity; the checkpoints of the finished epochs stay as they were. */
+        if (o->save)
+            fprintf(stderr, "dagnet: %s not written: training diverged\n", o->save);
+        if (r.last_ckpt[0])
+            fprintf(stderr, "dagnet: the last good checkpoint is %s\n", r.last_ckpt);
+    }
     if (!rc && r.n_rows)
         printf("test accuracy: %.2f%%\n", r.rows[r.n_rows - 1].test_acc);
     if (!rc && o->save) {
