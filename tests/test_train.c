@@ -73,6 +73,7 @@ static void make_data(void)
 TestSuite(train_loop, .init = make_data, .fini = dn_test_dir_fini);
 TestSuite(train_checkpoint, .init = make_data, .fini = dn_test_dir_fini);
 TestSuite(train_divergence, .init = make_data, .fini = dn_test_dir_fini);
+TestSuite(train_labels, .init = make_data, .fini = dn_test_dir_fini);
 
 static const char *model_json =
     "{\"format\": \"dagnet/1\", \"name\": \"bars\","
@@ -328,5 +329,51 @@ Test(train_divergence, huge_lr_stops_before_the_update_with_finite_params)
     EXPECT_MSG(dn_trainer_errmsg(r.t), where);
     free(now);
     free(good);
+    rig_close(&r);
+}
+
+/* Example `index` of the training labels becomes `label` (byte 8 + index of the IDX file). */
+static void patch_label(const char *prefix, long index, int label)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dn_test_dir, prefix);
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, 8 + index, SEEK_SET), 0);
+    fputc(label, f);
+    fclose(f);
+}
+
+/* A label past the model's 4 classes in the LAST example: the first step refuses the whole
+ * data set, naming the file, the example, the label and the range, before any update. */
+Test(train_labels, out_of_range_label_is_refused_before_the_first_step)
+{
+    patch_label("train", 1999, 7);
+    rig r;
+    rig_open(&r, DN_SGD);
+    size_t n, m;
+    float *before = weights_of(&r, &n);
+    dn_step_stats st;
+    dn_test_expect_status(dn_trainer_step(r.t, r.train, &st), DN_ERR_ARG, dn_trainer_errmsg(r.t));
+    EXPECT_MSG(dn_trainer_errmsg(r.t), "train-labels-idx1-ubyte", "example 1999", "label 7",
+               "[0, 4)");
+    float *after = weights_of(&r, &m);
+    cr_assert_arr_eq(after, before, n * sizeof *after, "a step ran before the labels were checked");
+    free(before);
+    free(after);
+    rig_close(&r);
+}
+
+/* Evaluation with a loss checks the whole test set before the first batch. */
+Test(train_labels, evaluation_refuses_an_out_of_range_label_up_front)
+{
+    patch_label("t10k", 399, 200);
+    rig r;
+    rig_open(&r, DN_SGD);
+    dn_eval_result res;
+    dn_test_expect_status(dn_session_evaluate(r.s, r.test, NULL, 100, &res), DN_ERR_ARG,
+                          dn_session_errmsg(r.s));
+    EXPECT_MSG(dn_session_errmsg(r.s), "t10k-labels-idx1-ubyte", "example 399", "label 200",
+               "[0, 4)");
     rig_close(&r);
 }

@@ -181,8 +181,9 @@ static dn_status begin_epoch(dn_trainer *t, const dn_data *d)
 {
     if (d->n < 1)
         return dn_err_set(&t->err, DN_ERR_ARG, "the training set is empty");
-    dn_status st = size_buffers(t, d);
-    if (st)
+    const dn_shape *ps = &t->e->g->values[t->b.prediction].desc.shape;
+    dn_status st = dn_check_labels(d, ps->d[ps->rank - 1], &t->err);
+    if (st || (st = size_buffers(t, d)))
         return st;
     if (!t->redraw) {
         t->pos = 0;
