@@ -185,18 +185,13 @@ typedef struct window {
     bool afresh; /* the rows hold NaN or Inf: each window summed anew, not slid */
 } window;
 
-/* Whether the item's rows (channels rows `inner` apart, len values each) are all finite: the
- * exponent bits OR-ed as integers, which vectorises; memcpy keeps to the aliasing rules. */
+/* Whether the item's rows (channels rows `inner` apart, len values each) are all finite. */
 static bool rows_finite(const float *rows, int64_t inner, int64_t channels, int64_t len)
 {
-    uint32_t bad = 0;
     for (int64_t c = 0; c < channels; c++)
-        for (int64_t i = 0; i < len; i++) {
-            uint32_t b;
-            memcpy(&b, &rows[c * inner + i], sizeof b);
-            bad |= (b & 0x7f800000u) == 0x7f800000u;
-        }
-    return !bad;
+        if (!dn_all_finite(rows + c * inner, len))
+            return false;
+    return true;
 }
 
 static void slide(window *w, const float *in, const float *out)

@@ -213,22 +213,9 @@ static int64_t count_correct(const dn_trainer *t, int64_t n)
  * float, so only large models (AlexNet's 61 M params) pay for waking the second. */
 #define FINITE_PARALLEL_MIN (1 << 20)
 
-/* Whether n floats are all finite: no exponent all ones (Inf or NaN). Integer compares OR-ed
- * together, which GCC vectorises; memcpy reads the bits without breaking aliasing rules. */
-static bool span_finite(const float *restrict x, int64_t n)
-{
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, &x[i], sizeof b);
-        bad |= (b & 0x7f800000u) == 0x7f800000u;
-    }
-    return !bad;
-}
-
 static void check_span(const float *x, int64_t lo, int64_t hi, int *bad)
 {
-    if (!span_finite(x + lo, hi - lo)) {
+    if (!dn_all_finite(x + lo, hi - lo)) {
         _Pragma("omp atomic write") *bad = 1;
     }
 }
