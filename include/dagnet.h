@@ -38,6 +38,9 @@ typedef enum dn_status {
     DN_ERR_SHAPE, /* shapes or dtypes that do not fit together */
     DN_ERR_NOMEM, /* an allocation failed or a size overflowed */
     DN_ERR_ARG,   /* a bad argument from the caller (unknown name, NULL, wrong mode) */
+    /* training met a non-finite loss or gradient and stopped before the update (the params
+     * are those of the last good step) */
+    DN_ERR_DIVERGED,
 } dn_status;
 
 /* A short English name for a status, e.g. "model error". Static storage. */
@@ -335,7 +338,9 @@ typedef struct dn_step_stats {
 } dn_step_stats;
 
 /* Train one mini-batch of `train` (shuffling at each epoch's start). Call until
- * stats->epoch_done, then again for the next epoch. */
+ * stats->epoch_done, then again for the next epoch. A non-finite loss or gradient returns
+ * DN_ERR_DIVERGED, naming the epoch and step, before the update: the params, the optimiser's
+ * state and the position in the epoch stay those of the last good step. */
 dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats *stats);
 /* Epochs finished so far (after a resume: counted from the start of training). */
 int dn_trainer_epoch(const dn_trainer *t);

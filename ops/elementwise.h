@@ -3,8 +3,8 @@
  * loops, the split among threads and the kernels, written once. An activation keeps only its
  * maths, as static inline functions, and its thresholds:
  *
- *   static inline float relu_y(float x) { return x > 0.0f ? x : 0.0f; }
- *   static inline float relu_dx(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
+ *   static inline float relu_y(float x) { return x < 0.0f ? 0.0f : x; }
+ *   static inline float relu_dx(float y, float dy) { return y <= 0.0f ? 0.0f : dy; }
  *   DN_ELEMENTWISE(relu_y, relu_dx, RELU_PARALLEL_MIN, RELU_PARALLEL_MIN)
  *   const dn_op dn_op_relu = { .name = "ReLU", .parse_attrs = dn_attrs_none,
  *                              DN_ELEMENTWISE_FIELDS };

@@ -20,6 +20,12 @@
  * They run in double: x² of a float is exact there, and the adds and subtracts drift by ~1e-16
  * of the largest sum, far below a float's precision.
  *
+ * NaN and Inf: a sliding sum would carry a NaN or an Inf on to every later channel (Inf − Inf
+ * is NaN), where PyTorch's window sum (an average pool over channels) keeps it in the windows
+ * that hold it. So an item whose rows hold a non-finite value (one vectorised pass over its
+ * bits, small beside the powers) sums each window afresh instead of sliding: NaN and Inf
+ * then reach exactly the channels whose window holds them, as in PyTorch.
+ *
  * Forward saves p = s^(−beta) (one float per element), its one power per element (libm powf,
  * the costly part, or two square roots for beta = 0.75); backward recomputes s with the same
  * sliding sum and uses s^(−beta−1) = p / s, so it takes no power at all. The workspace holds
@@ -176,7 +182,17 @@ typedef struct window {
     const float *rows;
     int64_t inner, channels, len, lag, lead;
     bool squares;
+    bool afresh; /* the rows hold NaN or Inf: each window summed anew, not slid */
 } window;
+
+/* Whether the item's rows (channels rows `inner` apart, len values each) are all finite. */
+static bool rows_finite(const float *rows, int64_t inner, int64_t channels, int64_t len)
+{
+    for (int64_t c = 0; c < channels; c++)
+        if (!dn_all_finite(rows + c * inner, len))
+            return false;
+    return true;
+}
 
 static void slide(window *w, const float *in, const float *out)
 {
@@ -192,6 +208,12 @@ static void start(window *w)
 
 static void step(window *w, int64_t c)
 {
+    if (w->afresh) {
+        memset(w->acc, 0, (size_t)w->len * sizeof w->acc[0]);
+        for (int64_t j = c - w->lag < 0 ? 0 : c - w->lag; j <= c + w->lead && j < w->channels; j++)
+            slide(w, w->rows + j * w->inner, NULL);
+        return;
+    }
     int64_t in = c + w->lead, out = c - w->lag - 1;
     slide(w, in < w->channels ? w->rows + in * w->inner : NULL,
           out >= 0 ? w->rows + out * w->inner : NULL);
@@ -216,6 +238,7 @@ static void squares_window(const lrn_attrs *a, const lrn_geom *g, const float *x
                    .lag = a->size / 2,
                    .lead = (a->size - 1) / 2,
                    .squares = true };
+    w->afresh = !rows_finite(w->rows, w->inner, w->channels, w->len);
     start(w);
 }
 
@@ -297,6 +320,7 @@ static void backward_item(const lrn_attrs *a, const lrn_geom *g, const float *x,
                  .lag = (a->size - 1) / 2,
                  .lead = a->size / 2,
                  .squares = false };
+    m.afresh = !rows_finite(m.rows, m.inner, m.channels, m.len);
     start(&m);
     for (int64_t j = 0; j < g->c; j++) {
         int64_t row = it.off + j * g->inner;

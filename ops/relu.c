@@ -1,8 +1,12 @@
 /*
  * relu.c — ReLU, elementwise.
  *
- *   y = max(x, 0)                      x, y: any shape, float32
- *   dx += dy · [y > 0]                 (reads y, not x, so y may overwrite x in place)
+ *   y = x < 0 ? 0 : x                  x, y: any shape, float32
+ *   dx += y <= 0 ? 0 : dy              (reads y, not x, so y may overwrite x in place)
+ *
+ * NaN and Inf as PyTorch 1.13 (torch.relu and its threshold_backward): ReLU(NaN) = NaN,
+ * ReLU(−0) = −0, and the gradient passes where y is NaN (NaN ≤ 0 is false) and is exactly 0
+ * where y ≤ 0, even for a NaN dy (a select, not a product).
  *
  * Both are branch-free selects that GCC vectorises (a compare and a mask per vector): a
  * branch on the sign of activations would be mispredicted half the time. Memory-bound, so a
@@ -16,9 +20,10 @@
  * more so when the machine is busy, waking the second costs about what it saves. */
 #define RELU_PARALLEL_MIN 65536
 
-static inline float relu_y(float x) { return x > 0.0f ? x : 0.0f; }
+/* `x > 0 ? x : 0` would turn NaN into 0 and hide it. */
+static inline float relu_y(float x) { return x < 0.0f ? 0.0f : x; }
 
-static inline float relu_dx(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
+static inline float relu_dx(float y, float dy) { return y <= 0.0f ? 0.0f : dy; }
 
 DN_ELEMENTWISE(relu_y, relu_dx, RELU_PARALLEL_MIN, RELU_PARALLEL_MIN)
 

@@ -6,6 +6,7 @@
  * file's "train" section gives the trainer's defaults (train_section).
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,8 @@ static void make_data(void)
 
 TestSuite(train_loop, .init = make_data, .fini = dn_test_dir_fini);
 TestSuite(train_checkpoint, .init = make_data, .fini = dn_test_dir_fini);
+TestSuite(train_divergence, .init = make_data, .fini = dn_test_dir_fini);
+TestSuite(train_labels, .init = make_data, .fini = dn_test_dir_fini);
 
 static const char *model_json =
     "{\"format\": \"dagnet/1\", \"name\": \"bars\","
@@ -97,7 +100,7 @@ typedef struct rig {
     dn_dataset *train, *test;
 } rig;
 
-static void rig_open(rig *r, dn_optimizer opt)
+static void rig_open_lr(rig *r, dn_optimizer opt, float lr)
 {
     memset(r, 0, sizeof *r);
     r->m = dn_test_parse_model(model_json, "bars.json");
@@ -109,12 +112,16 @@ static void rig_open(rig *r, dn_optimizer opt)
     dn_model_train_options(r->m, &o);
     o.optimizer = opt;
     o.seed = 9;
+    if (lr > 0)
+        o.lr = lr;
     cr_assert_eq(dn_trainer_new(r->s, &o, NULL, &r->t), DN_OK, "%s", dn_trainer_errmsg(r->t));
     cr_assert_eq(dn_dataset_load_dir(dn_test_dir, true, &r->train), DN_OK, "%s",
                  dn_dataset_errmsg(r->train));
     cr_assert_eq(dn_dataset_load_dir(dn_test_dir, false, &r->test), DN_OK, "%s",
                  dn_dataset_errmsg(r->test));
 }
+
+static void rig_open(rig *r, dn_optimizer opt) { rig_open_lr(r, opt, 0); }
 
 static void rig_close(rig *r)
 {
@@ -280,4 +287,93 @@ Test(train_section, gives_the_defaults)
     cr_assert_eq(dn_model_parse(unknown, strlen(unknown), "bad.json", &m), DN_ERR_MODEL);
     EXPECT_MSG(dn_model_errmsg(m), "/train/optimiser");
     dn_model_free(m);
+}
+
+/* SGD at lr 1e30 sends the weights to ~1e30 at the first step and the loss to infinity
+ * or NaN soon after: the step that meets it must stop before its update, say where, and leave
+ * the params (and the position in the epoch) as the last good step left them. */
+Test(train_divergence, huge_lr_stops_before_the_update_with_finite_params)
+{
+    rig r;
+    rig_open_lr(&r, DN_SGD, 1e30f);
+    dn_step_stats st = { 0 }, before = { 0 };
+    size_t n = 0;
+    float *good = NULL;
+    dn_status status = DN_OK;
+    int steps = 0;
+    for (; steps < 60; steps++) {
+        free(good);
+        good = weights_of(&r, &n);
+        before = st;
+        if ((status = dn_trainer_step(r.t, r.train, &st)) != DN_OK)
+            break;
+    }
+    dn_test_expect_status(status, DN_ERR_DIVERGED, dn_trainer_errmsg(r.t));
+    cr_assert_gt(steps, 0, "the first step, from finite weights, cannot diverge");
+    char where[96];
+    snprintf(where, sizeof where, "at epoch %d, step %lld of %lld", st.epoch + 1,
+             (long long)st.step + 1, (long long)st.steps);
+    EXPECT_MSG(dn_trainer_errmsg(r.t), "training diverged", where,
+               "the params are those of the last good step");
+    cr_assert_str_eq(dn_status_name(DN_ERR_DIVERGED), "training diverged");
+    size_t m;
+    float *now = weights_of(&r, &m);
+    cr_assert_eq(m, n);
+    cr_assert_arr_eq(now, good, n * sizeof *now, "the diverging update was applied");
+    for (size_t i = 0; i < n; i++)
+        cr_assert(isfinite(now[i]), "param element %zu is %g", i, (double)now[i]);
+    /* Nothing counted for the failed step, and trying again fails the same way. */
+    cr_assert_eq(st.step, before.step);
+    cr_assert_eq(st.seen, before.seen);
+    cr_assert_eq(dn_trainer_step(r.t, r.train, &st), DN_ERR_DIVERGED);
+    EXPECT_MSG(dn_trainer_errmsg(r.t), where);
+    free(now);
+    free(good);
+    rig_close(&r);
+}
+
+/* Example `index` of the training labels becomes `label` (byte 8 + index of the IDX file). */
+static void patch_label(const char *prefix, long index, int label)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dn_test_dir, prefix);
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, 8 + index, SEEK_SET), 0);
+    fputc(label, f);
+    fclose(f);
+}
+
+/* A label past the model's 4 classes in the LAST example: the first step refuses the whole
+ * data set, naming the file, the example, the label and the range, before any update. */
+Test(train_labels, out_of_range_label_is_refused_before_the_first_step)
+{
+    patch_label("train", 1999, 7);
+    rig r;
+    rig_open(&r, DN_SGD);
+    size_t n, m;
+    float *before = weights_of(&r, &n);
+    dn_step_stats st;
+    dn_test_expect_status(dn_trainer_step(r.t, r.train, &st), DN_ERR_ARG, dn_trainer_errmsg(r.t));
+    EXPECT_MSG(dn_trainer_errmsg(r.t), "train-labels-idx1-ubyte", "example 1999", "label 7",
+               "[0, 4)");
+    float *after = weights_of(&r, &m);
+    cr_assert_arr_eq(after, before, n * sizeof *after, "a step ran before the labels were checked");
+    free(before);
+    free(after);
+    rig_close(&r);
+}
+
+/* Evaluation with a loss checks the whole test set before the first batch. */
+Test(train_labels, evaluation_refuses_an_out_of_range_label_up_front)
+{
+    patch_label("t10k", 399, 200);
+    rig r;
+    rig_open(&r, DN_SGD);
+    dn_eval_result res;
+    dn_test_expect_status(dn_session_evaluate(r.s, r.test, NULL, 100, &res), DN_ERR_ARG,
+                          dn_session_errmsg(r.s));
+    EXPECT_MSG(dn_session_errmsg(r.s), "t10k-labels-idx1-ubyte", "example 399", "label 200",
+               "[0, 4)");
+    rig_close(&r);
 }

@@ -193,6 +193,9 @@ dn_status dn_session_evaluate(dn_session *s, const dn_dataset *ds, const dn_bind
     int64_t width = g->values[b.prediction].desc.shape.d[1];
     int classes = (int)(width > d->classes ? width : d->classes);
     bool with_loss = b.label >= 0 && g->loss >= 0;
+    /* The loss refuses a label outside the model's classes: say so before the first batch. */
+    if (with_loss && (st = dn_check_labels(d, width, &s->err)))
+        return st;
     eval_batch buf = {
         malloc((size_t)batch * (size_t)(d->channels * d->height * d->width) * sizeof(float)),
         malloc((size_t)batch * sizeof(int32_t)), malloc((size_t)batch * sizeof(int64_t))

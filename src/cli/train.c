@@ -11,10 +11,19 @@
  * The log's columns: epoch,train_loss,train_acc[,val_acc],test_acc,lr,seconds,model
  * (accuracies in percent, model the model's name with commas and line breaks replaced).
  *
+ * Before any data is loaded, the --save and --log files' directories and the --checkpoint
+ * directory must take a new file (a probe created and removed): an unwritable path fails at
+ * once, naming the path and the system's reason, not after the training it would have kept.
+ * A step that diverges (a non-finite loss or gradient) stops the run with exit code 1: no log
+ * row for that epoch (the CSV holds finished epochs only), no --save weights (those of the
+ * last good step are finite but are what sent the loss to infinity), and the checkpoints of
+ * the finished epochs are left as they were.
+ *
  * eval: test accuracy, loss, per-class accuracy and the confusion matrix; --confusion FILE
  * draws the matrix as a heat map (draw.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +109,63 @@ static bool train_options(const dn_model *m, const options *o, dn_train_options 
         fprintf(stderr, "dagnet: bad schedule \"%s\" (constant, step:N[:GAMMA], cosine)\n",
                 o->schedule);
         return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ output paths */
+
+/* Whether a file can be created in `dir`: a probe file made (O_EXCL) and removed, so that an
+ * unwritable --save, --log or --checkpoint is reported before training rather than after it. */
+static bool probe_dir(const char *flag, const char *path, const char *dir)
+{
+    char probe[4096 + 64];
+    snprintf(probe, sizeof probe, "%s/.dagnet-probe.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "dagnet: %s %s: cannot create a file in %s: %s\n", flag, path, dir,
+                strerror(errno));
+        return false;
+    }
+    close(fd);
+    unlink(probe);
+    return true;
+}
+
+/* --save and --log: the file's directory takes new files (they are written under a temporary
+ * name and renamed), and the file, if it exists, is not a directory. */
+static bool file_writable(const char *flag, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "dagnet: %s %s: is a directory\n", flag, path);
+        return false;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/x" → "/" */
+    return probe_dir(flag, path, dir);
+}
+
+/* Every output path of `dagnet train` checked before any data is loaded; --checkpoint DIR is
+ * created if missing, as saving it would. */
+static bool outputs_writable(const options *o)
+{
+    if (o->save && !file_writable("--save", o->save))
+        return false;
+    if (o->log && !file_writable("--log", o->log))
+        return false;
+    if (o->checkpoint) {
+        if (mkdir(o->checkpoint, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "dagnet: --checkpoint %s: cannot create it: %s\n", o->checkpoint,
+                    strerror(errno));
+            return false;
+        }
+        return probe_dir("--checkpoint", o->checkpoint, o->checkpoint);
     }
     return true;
 }
@@ -244,7 +310,9 @@ typedef struct run {
     dn_dataset *train, *val, *test;
     epoch_row rows[1024];
     int n_rows;
-    char *earlier_log; /* rows of the run a --resume continues */
+    char *earlier_log;    /* rows of the run a --resume continues */
+    bool diverged;        /* a step met a non-finite loss or gradient */
+    char last_ckpt[4096]; /* the last checkpoint written, or "" */
 } run;
 
 static int save_checkpoint(run *r, const char *name)
@@ -261,6 +329,7 @@ static int save_checkpoint(run *r, const char *name)
         return 1;
     }
     printf("checkpoint: %s\n", path);
+    snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
     return 0;
 }
 
@@ -276,7 +345,10 @@ static int train_epoch(run *r)
             printf("\ninterrupted: saving a checkpoint\n");
             return save_checkpoint(r, "interrupted.ckpt") ? 1 : 130;
         }
-        if (dn_trainer_step(r->tr, r->train, &st)) {
+        dn_status status = dn_trainer_step(r->tr, r->train, &st);
+        if (status) {
+            /* A diverged epoch gets no log row: the CSV holds complete epochs only. */
+            r->diverged = status == DN_ERR_DIVERGED;
             fprintf(stderr, "\ndagnet: %s\n", dn_trainer_errmsg(r->tr));
             return 1;
         }
@@ -335,6 +407,8 @@ int cmd_train(const dn_model *m, const options *o)
     run r = { .m = m, .o = o };
     if (!train_options(m, o, &r.t))
         return 2;
+    if (!outputs_writable(o))
+        return 1;
     int rc = open_session(m, o, &r.s);
     if (!rc)
         rc = load_data(o, &r.train, &r.val, &r.test);
@@ -371,6 +445,14 @@ int cmd_train(const dn_model *m, const options *o)
     }
     while (!rc && dn_trainer_epoch(r.tr) < r.t.epochs)
         rc = train_epoch(&r);
+    if (r.diverged) {
+        /* --save writes nothing: the last good weights are finite but are those that sent the
+         * loss to infinity; the checkpoints of the finished epochs stay as they were. */
+        if (o->save)
+            fprintf(stderr, "dagnet: %s not written: training diverged\n", o->save);
+        if (r.last_ckpt[0])
+            fprintf(stderr, "dagnet: the last good checkpoint is %s\n", r.last_ckpt);
+    }
     if (!rc && r.n_rows)
         printf("test accuracy: %.2f%%\n", r.rows[r.n_rows - 1].test_acc);
     if (!rc && o->save) {

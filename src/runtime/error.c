@@ -51,6 +51,7 @@ const char *dn_status_name(dn_status s)
     case DN_ERR_SHAPE: return "shape error";
     case DN_ERR_NOMEM: return "out of memory";
     case DN_ERR_ARG: return "bad argument";
+    case DN_ERR_DIVERGED: return "training diverged";
     }
     return "unknown status";
 }

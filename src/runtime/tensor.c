@@ -78,3 +78,14 @@ const char *dn_dtype_name(dn_dtype t)
     }
     return "unknown";
 }
+
+bool dn_all_finite(const float *x, int64_t n)
+{
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b); /* the bits, within the aliasing rules */
+        bad |= (b & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}

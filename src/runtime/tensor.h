@@ -66,4 +66,8 @@ char *dn_shape_str(const dn_shape *s, char *buf, size_t size);
 size_t dn_dtype_size(dn_dtype t);
 const char *dn_dtype_name(dn_dtype t); /* "float32", "int32", "int64" */
 
+/* Whether the n floats at x are all finite (no NaN, no ±Inf): their exponent bits compared as
+ * integers and OR-ed, a loop GCC vectorises where a float sum would need -ffast-math. */
+bool dn_all_finite(const float *x, int64_t n);
+
 #endif

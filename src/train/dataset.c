@@ -98,6 +98,7 @@ dn_status dn_data_load_idx(const char *images_path, const char *labels_path, dn_
         (st = check_labels(&lab, &img, labels_path, images_path, err)) != DN_OK ||
         (st = convert_labels(&lab, labels_path, out, err)) != DN_OK)
         goto done;
+    snprintf(out->label_file, sizeof out->label_file, "%s", labels_path);
     dn_idx_free(&lab); /* before the float images: the peak is then bytes + floats only */
     st = convert_images(&img, images_path, out, err);
 done:
@@ -272,6 +273,7 @@ dn_status dn_data_split(dn_data *all, int64_t n_val, dn_data *val, dn_err *err)
                       .images = images,
                       .labels = labels,
                       .classes = all->classes };
+    memcpy(val->label_file, all->label_file, sizeof val->label_file);
     all->n = keep;
     return DN_OK;
 }

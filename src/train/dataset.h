@@ -25,6 +25,9 @@ typedef struct dn_data {
     float *images;   /* owned: n·c·h·w, scaled to [0, 1] (byte / 255) */
     int32_t *labels; /* owned: n */
     int32_t classes; /* largest label + 1 */
+    /* the labels' file, for messages ("" when the labels came from elsewhere); truncated if
+     * longer */
+    char label_file[512];
 } dn_data;
 
 /* Load an IDX pair. The counts of images and labels must match. On failure *out is zeroed

@@ -107,3 +107,15 @@ dn_status dn_feed_batch(dn_exec *e, const dn_bound *b, const dn_data *d, const f
         st = dn_exec_set_input(e, b->label, DN_I32, 1, lshape, labels, err);
     return st;
 }
+
+dn_status dn_check_labels(const dn_data *d, int64_t classes, dn_err *err)
+{
+    for (int64_t i = 0; i < d->n; i++)
+        if (d->labels[i] < 0 || d->labels[i] >= classes)
+            return dn_err_set(err, DN_ERR_ARG,
+                              "%s: example %lld has label %d, outside the model's classes "
+                              "[0, %lld)",
+                              d->label_file[0] ? d->label_file : "the labels", (long long)i,
+                              d->labels[i], (long long)classes);
+    return DN_OK;
+}

@@ -28,6 +28,12 @@ dn_status dn_bind(const dn_graph *g, const dn_binding *b, bool need_label, dn_bo
 dn_status dn_feed_batch(dn_exec *e, const dn_bound *b, const dn_data *d, const float *images,
                         const int32_t *labels, int64_t n, dn_err *err);
 
+/* Every label of d must be in [0, classes), the model's class count: checked over the whole
+ * data set before training or evaluating on it, so that a bad label is found before any work
+ * is done rather than when its batch comes up. The message names the labels' file, the
+ * example's index (from 0), the label and the range. Errors: DN_ERR_ARG. */
+dn_status dn_check_labels(const dn_data *d, int64_t classes, dn_err *err);
+
 /* Index of the largest of n scores (the first on ties). */
 int64_t dn_argmax(const float *scores, int64_t n);
 
