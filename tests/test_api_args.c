@@ -350,3 +350,18 @@ Test(api_args, threads_range)
     dn_session_free(s);
     dn_model_free(m);
 }
+
+/* A batch too large for memory: the message names the buffer and the bytes, not a bare "out of
+ * memory". 2^30 images of 28×28 floats and their labels are 3.4 TB, more than any allocator here will give. */
+Test(api_args, huge_batch_names_the_buffer)
+{
+    dn_model *m = dn_test_load_model(DN_TEST_MODELS "/lenet5.json");
+    dn_session *s = dn_test_session(m, NULL);
+    const int64_t shape[4] = { (int64_t)1 << 30, 1, 28, 28 };
+    dn_status st = dn_session_set_input(s, "image", DN_F32, 4, shape, PIXELS);
+    dn_test_expect_status(st, DN_ERR_NOMEM, dn_session_errmsg(s));
+    EXPECT_MSG(dn_session_errmsg(s), "cannot allocate 3371549327360 bytes",
+               "bytes for the graph inputs", "\"image\"", "batch 1073741824");
+    dn_session_free(s);
+    dn_model_free(m);
+}
