@@ -8,7 +8,9 @@
  * Afterwards the directory must hold the target and at most one leftover, the target must be
  * either the old complete file or a new complete file (every byte of one save, the right
  * size), and the next save must succeed and leave nothing but the target. Two writers of one
- * target at once: the second fails with a message saying so.
+ * target at once: the second fails with a message saying so. A full disk is simulated with
+ * RLIMIT_FSIZE (writes past it fail with EFBIG, as they would with ENOSPC): the old file stays,
+ * the temporary file is removed and the message names the path and the system's reason.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -16,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -185,4 +188,21 @@ Test(io_atomic_crash, kill_at_random_moments)
     cr_assert_eq(save(path, 7, &err), DN_OK, "%s", err.msg);
     cr_assert_eq(expect_complete(path), 7);
     cr_assert_eq(dn_test_dir_entries(), 1, "the next save leaves no leftover");
+}
+
+/* A write that fails half-way (the file size limit standing in for a full disk): the old file
+ * stays, no temporary file remains, and the message names the path and errno's text. Criterion
+ * runs each test in a process of its own, so the limit does not leak into other tests. */
+Test(io_atomic_crash, failed_write_keeps_old_file)
+{
+    const char *path = dn_test_path("ckpt");
+    dn_err err;
+    cr_assert_eq(save(path, 1, &err), DN_OK, "%s", err.msg);
+    signal(SIGXFSZ, SIG_IGN); /* a write past the limit then fails with EFBIG */
+    struct rlimit lim = { 256 * 1024, 256 * 1024 };
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    dn_test_expect_status(save(path, 2, &err), DN_ERR_IO, err.msg);
+    EXPECT_MSG(err.msg, ".ckpt.tmp", "File too large");
+    cr_assert_eq(expect_complete(path), 1, "the old file survives a failed write");
+    cr_assert_eq(dn_test_dir_entries(), 1, "the temporary file is removed");
 }
