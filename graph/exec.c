@@ -187,10 +187,12 @@ static bool reserve(void **buf, size_t *have, size_t size)
 }
 
 /* Offsets of the graph inputs and the largest workspace any node needs at this batch size. */
-static dn_status size_batch(dn_exec *e, int64_t batch, size_t *inputs, size_t *work, dn_err *err)
+static dn_status size_batch(dn_exec *e, int64_t batch, size_t *inputs, size_t *work, int *work_node,
+                            dn_err *err)
 {
     const dn_graph *g = e->g;
     *inputs = *work = 0;
+    *work_node = -1;
     for (int k = 0; k < g->n_inputs; k++) {
         const dn_value *v = &g->values[g->input_values[k]];
         dn_shape s = dn_shape_at_batch(v->desc.shape, batch);
@@ -213,8 +215,10 @@ static dn_status size_batch(dn_exec *e, int64_t batch, size_t *inputs, size_t *w
         out = g->values[n->output].desc;
         out.shape = dn_shape_at_batch(out.shape, batch);
         size_t ws = n->op->workspace_size(n->attrs, in, n->n_inputs, &out, e->threads);
-        if (ws > *work)
+        if (ws > *work) {
             *work = ws;
+            *work_node = i;
+        }
     }
     return DN_OK;
 }
@@ -228,16 +232,24 @@ dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
         return dn_err_set(err, DN_ERR_ARG, "%s: batch size must be in [1, %lld], found %lld",
                           g->file, (long long)DN_MAX_DIM, (long long)batch);
     size_t inputs, work;
-    dn_status st = size_batch(e, batch, &inputs, &work, err);
+    int work_node;
+    dn_status st = size_batch(e, batch, &inputs, &work, &work_node, err);
     e->batch = 0;
     e->planned = false;
     if (st)
         return st;
-    if (!reserve(&e->inputs, &e->inputs_size, inputs) || !reserve(&e->work, &e->work_size, work))
+    /* Each failure names the buffer and its size, so that a huge batch says what is huge. */
+    if (!reserve(&e->inputs, &e->inputs_size, inputs))
         return dn_err_set(err, DN_ERR_NOMEM,
-                          "%s: cannot allocate %zu bytes of inputs and %zu of workspace for "
-                          "batch %lld",
-                          g->file, inputs, work, (long long)batch);
+                          "%s: cannot allocate %zu bytes for the graph inputs (the first, \"%s\", "
+                          "and the others) at batch %lld",
+                          g->file, inputs, g->values[g->input_values[0]].name, (long long)batch);
+    if (!reserve(&e->work, &e->work_size, work))
+        return dn_err_set(err, DN_ERR_NOMEM,
+                          "%s: cannot allocate %zu bytes of workspace for node \"%s\" at batch "
+                          "%lld",
+                          g->file, work, work_node >= 0 ? g->nodes[work_node].name : "?",
+                          (long long)batch);
     e->batch = batch;
     e->work_used = work;
     for (int k = 0; k < g->n_inputs; k++) {
@@ -318,8 +330,9 @@ dn_status dn_exec_plan_run(dn_exec *e, bool training, dn_err *err)
         return st;
     if (!reserve(&e->arena, &e->arena_size, e->plan.total))
         return dn_err_set(err, DN_ERR_NOMEM,
-                          "%s: cannot allocate %zu bytes of buffers for batch %lld", g->file,
-                          e->plan.total, (long long)e->batch);
+                          "%s: cannot allocate %zu bytes for the arena (activations, their "
+                          "gradients and saved state) at batch %lld",
+                          g->file, e->plan.total, (long long)e->batch);
     bind_views(e);
     e->planned = true;
     return DN_OK;

@@ -3,7 +3,8 @@
  *
  * The walk, each step failing with a message that names the file, the JSON location and the
  * input, param or node concerned:
- *   1. parse the JSON (errors carry line and column); check the top-level keys and "format";
+ *   1. parse the JSON (errors carry line and column; duplicate keys and \u0000 escapes are
+ *      refused, runtime/json_strict.h); check the top-level keys and "format";
  *   2. declare the graph inputs and params (shapes: positive, overflow-checked; load_values.c);
  *   3. declare one value per node, resolve every node input by name (load_nodes.c);
  *   4. sort the nodes topologically (sort.c);
@@ -29,6 +30,7 @@
 #include <string.h>
 
 #include "graph/train_section.h"
+#include "runtime/json_strict.h"
 
 /* ------------------------------------------------------------------ messages */
 
@@ -147,8 +149,15 @@ static dn_status parse_json(dn_loader *L, const char *json, size_t len, cJSON **
     if (*root) {
         while (end < json + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
             end++;
-        if (end == json + len || *end == '\0')
-            return DN_OK;
+        if (end == json + len || *end == '\0') {
+            /* Duplicate keys and \u0000 escapes: ambiguous, so refused (json_strict.h). */
+            dn_status st = dn_json_check_strict(json, len, *root, L->file, L->err);
+            if (st != DN_OK) {
+                cJSON_Delete(*root);
+                *root = NULL;
+            }
+            return st;
+        }
         cJSON_Delete(*root);
         *root = NULL; /* text after the JSON value: report where it starts */
     }

@@ -14,6 +14,14 @@
  * e.g.  lenet5.json: node "fc1" (/nodes/6/inputs/0): input "pool9" is not defined
  * The library never prints, exits or aborts.
  *
+ * Arguments: every function checks its own arguments (NULL handles and pointers, indices,
+ * modes, dtypes, ranks, sizes, thread counts) and returns DN_ERR_ARG with a message naming the
+ * function and the argument, e.g. "dn_session_tensor: out is NULL", never crashing on NULL.
+ * The message goes on the handle the call was given (also a const one: the message is the
+ * handle's mutable state). When there is no handle to hold it (a NULL handle, or a constructor
+ * given a NULL `out`), the call just returns DN_ERR_ARG, and dn_*_errmsg(NULL) says "no handle:
+ * out of memory, or the call that should have made it was given a NULL out".
+ *
  * Threads: a handle may be used by one thread at a time; distinct handles are independent
  * (no global state), so two sessions can run on two threads.
  */
@@ -116,11 +124,15 @@ typedef struct dn_session dn_session;
 
 typedef struct dn_session_options {
     uint64_t seed;     /* initialisers and Dropout draw from a generator seeded here */
-    int threads;       /* 0: OMP_NUM_THREADS or the number of cores */
+    int threads;       /* 0: OMP_NUM_THREADS or the number of cores; 1 to DN_THREADS_MAX
+                          (1024) taken as given; anything else is DN_ERR_ARG naming the value
+                          and the range */
     bool keep_tensors; /* every node output stays readable after a forward (inspection,
                           gradient dumps); otherwise only the fetched tensors do, and the
                           others' memory is reused */
 } dn_session_options;
+
+#define DN_THREADS_MAX 1024
 
 #define DN_SESSION_OPTIONS_DEFAULT \
     ((dn_session_options){ .seed = 0, .threads = 0, .keep_tensors = false })

@@ -25,24 +25,37 @@
 /* Weight files larger than this are refused (AlexNet's are 250 MB). */
 #define MAX_WEIGHTS_BYTES ((size_t)16 << 30)
 
-static const char out_of_memory[] = "out of memory";
+/* What dn_*_errmsg(NULL) says: no handle exists, because memory ran out or because the
+ * constructor was given a NULL `out` (then it returned DN_ERR_ARG). */
+static const char no_handle[] =
+    "no handle: out of memory, or the call that should have made it was given a NULL out";
+
+/* A bad argument: the message goes on the handle (its message is mutable state even through a
+ * const pointer, like sqlite3_errmsg's), or nowhere when there is no handle. */
+#define ARG_ERR(errp, ...) ((errp) ? dn_err_set((errp), DN_ERR_ARG, __VA_ARGS__) : DN_ERR_ARG)
+#define MODEL_ERR(m) ((m) ? &((dn_model *)(m))->err : NULL)
+#define SESSION_ERR(s) ((s) ? &((dn_session *)(s))->err : NULL)
 
 /* ------------------------------------------------------------------ models */
 
 dn_status dn_model_parse(const char *json, size_t len, const char *file_name, dn_model **out)
 {
+    if (!out)
+        return DN_ERR_ARG; /* nowhere to put a message: dn_model_errmsg(NULL) says so */
     dn_model *m = calloc(1, sizeof *m);
     *out = m;
     if (!m)
         return DN_ERR_NOMEM;
     if (!json)
-        return dn_err_set(&m->err, DN_ERR_ARG, "%s: no JSON text given",
+        return dn_err_set(&m->err, DN_ERR_ARG, "dn_model_parse: json is NULL (%s)",
                           file_name ? file_name : "<model>");
     return dn_graph_parse(json, len, file_name, &m->g, &m->err);
 }
 
 dn_status dn_model_load(const char *path, dn_model **out)
 {
+    if (!out)
+        return DN_ERR_ARG; /* nowhere to put a message: dn_model_errmsg(NULL) says so */
     *out = NULL;
     unsigned char *text = NULL;
     size_t size = 0;
@@ -71,7 +84,7 @@ void dn_model_free(dn_model *m)
     free(m);
 }
 
-const char *dn_model_errmsg(const dn_model *m) { return m ? m->err.msg : out_of_memory; }
+const char *dn_model_errmsg(const dn_model *m) { return m ? m->err.msg : no_handle; }
 
 static bool model_ready(const dn_model *m) { return m && m->g; }
 
@@ -82,9 +95,26 @@ int dn_model_input_count(const dn_model *m) { return model_ready(m) ? m->g->n_in
 int dn_model_param_count(const dn_model *m) { return model_ready(m) ? m->g->n_params : 0; }
 int dn_model_output_count(const dn_model *m) { return model_ready(m) ? m->g->n_outputs : 0; }
 
+/* The model's own checks for the introspection calls: loaded, index in range, out given. */
+static dn_status check_index(const dn_model *m, const char *fn, int i, int count, const char *what,
+                             const void *out)
+{
+    if (!m)
+        return DN_ERR_ARG;
+    if (!m->g)
+        return ARG_ERR(MODEL_ERR(m), "%s: the model did not load", fn);
+    if (i < 0 || i >= count)
+        return ARG_ERR(MODEL_ERR(m), "%s: index %d is out of range (the model has %d %s)", fn, i,
+                       count, what);
+    if (!out)
+        return ARG_ERR(MODEL_ERR(m), "%s: out is NULL", fn);
+    return DN_OK;
+}
+
 const char *dn_model_output_name(const dn_model *m, int i)
 {
-    if (!model_ready(m) || i < 0 || i >= m->g->n_outputs)
+    if (check_index(m, "dn_model_output_name", i, m && m->g ? m->g->n_outputs : 0, "outputs", "") !=
+        DN_OK)
         return NULL;
     return m->g->values[m->g->outputs[i]].name;
 }
@@ -96,6 +126,10 @@ const char *dn_model_loss_name(const dn_model *m)
 
 void dn_model_train_options(const dn_model *m, dn_train_options *out)
 {
+    if (!out) {
+        (void)ARG_ERR(MODEL_ERR(m), "dn_model_train_options: out is NULL");
+        return;
+    }
     *out = model_ready(m) ? m->g->train : DN_TRAIN_OPTIONS_DEFAULT;
 }
 
@@ -108,8 +142,10 @@ static void fill_shape(const dn_shape *s, int *rank, int64_t *shape, bool *batch
 
 dn_status dn_model_node_info(const dn_model *m, int i, dn_node_info *out)
 {
-    if (!model_ready(m) || i < 0 || i >= m->g->n_nodes || !out)
-        return DN_ERR_ARG;
+    dn_status st =
+        check_index(m, "dn_model_node_info", i, m && m->g ? m->g->n_nodes : 0, "nodes", out);
+    if (st != DN_OK)
+        return st;
     const dn_node *n = &m->g->nodes[i];
     const dn_value *v = &m->g->values[n->output];
     *out = (dn_node_info){ .name = n->name,
@@ -131,15 +167,19 @@ static dn_status tensor_info(const dn_value *v, dn_tensor_info *out)
 
 dn_status dn_model_input_info(const dn_model *m, int i, dn_tensor_info *out)
 {
-    if (!model_ready(m) || i < 0 || i >= m->g->n_inputs || !out)
-        return DN_ERR_ARG;
+    dn_status st =
+        check_index(m, "dn_model_input_info", i, m && m->g ? m->g->n_inputs : 0, "inputs", out);
+    if (st != DN_OK)
+        return st;
     return tensor_info(&m->g->values[m->g->input_values[i]], out);
 }
 
 dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out)
 {
-    if (!model_ready(m) || i < 0 || i >= m->g->n_params || !out)
-        return DN_ERR_ARG;
+    dn_status st =
+        check_index(m, "dn_model_param_info", i, m && m->g ? m->g->n_params : 0, "params", out);
+    if (st != DN_OK)
+        return st;
     return tensor_info(&m->g->values[m->g->param_values[i]], out);
 }
 
@@ -147,14 +187,23 @@ dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out)
 
 dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_session **out)
 {
+    if (!out)
+        return DN_ERR_ARG; /* nowhere to put a message: dn_session_errmsg(NULL) says so */
     dn_session *s = calloc(1, sizeof *s);
     *out = s;
     if (!s)
         return DN_ERR_NOMEM;
+    if (!m)
+        return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_new: model is NULL");
     if (!model_ready(m))
         return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_new: the model did not load");
-    s->m = m;
     dn_session_options o = opts ? *opts : DN_SESSION_OPTIONS_DEFAULT;
+    if (o.threads < 0 || o.threads > DN_THREADS_MAX)
+        return dn_err_set(&s->err, DN_ERR_ARG,
+                          "dn_session_new: threads = %d is out of range (0 for the default, or "
+                          "1 to %d)",
+                          o.threads, DN_THREADS_MAX);
+    s->m = m;
     dn_status st = dn_exec_init(&s->e, m->g, o.seed, o.threads, &s->err);
     s->e.keep_all = o.keep_tensors;
     return st;
@@ -168,7 +217,7 @@ void dn_session_free(dn_session *s)
     free(s);
 }
 
-const char *dn_session_errmsg(const dn_session *s) { return s ? s->err.msg : out_of_memory; }
+const char *dn_session_errmsg(const dn_session *s) { return s ? s->err.msg : no_handle; }
 
 dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_binding *bind,
                          dn_trainer **out)
@@ -177,6 +226,29 @@ dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_bind
 }
 
 static bool session_ready(const dn_session *s) { return s && s->m && s->e.g; }
+
+/* The session is usable (a message on it when it is not, unless it is NULL). */
+static dn_status check_session(const dn_session *s, const char *fn)
+{
+    if (!s)
+        return DN_ERR_ARG; /* nowhere to put a message */
+    if (!session_ready(s))
+        return ARG_ERR(SESSION_ERR(s), "%s: the session did not open", fn);
+    return DN_OK;
+}
+
+/* A pointer argument that must not be NULL. */
+static dn_status check_ptr(dn_session *s, const char *fn, const void *p, const char *what)
+{
+    return p ? DN_OK : dn_err_set(&s->err, DN_ERR_ARG, "%s: %s is NULL", fn, what);
+}
+
+#define CHECK(expr)                   \
+    do {                              \
+        dn_status check_st_ = (expr); \
+        if (check_st_ != DN_OK)       \
+            return check_st_;         \
+    } while (0)
 
 /* Value index of `name` of the wanted kind, or a message. kind < 0: any kind. */
 static int find_value(dn_session *s, const char *name, int kind, const char *what)
@@ -194,8 +266,19 @@ static int find_value(dn_session *s, const char *name, int kind, const char *wha
 dn_status dn_session_set_input(dn_session *s, const char *name, dn_dtype dtype, int rank,
                                const int64_t *shape, const void *data)
 {
-    if (!session_ready(s))
-        return DN_ERR_ARG;
+    const char *fn = "dn_session_set_input";
+    CHECK(check_session(s, fn));
+    CHECK(check_ptr(s, fn, name, "name"));
+    if (dtype != DN_F32 && dtype != DN_I32 && dtype != DN_I64)
+        return dn_err_set(&s->err, DN_ERR_ARG,
+                          "%s: dtype %d is not DN_F32 (0), DN_I32 (1) or DN_I64 (2)", fn,
+                          (int)dtype);
+    if (rank < 0 || rank > DN_MAX_RANK)
+        return dn_err_set(&s->err, DN_ERR_ARG, "%s: rank %d is out of range (0 to %d)", fn, rank,
+                          DN_MAX_RANK);
+    if (rank > 0)
+        CHECK(check_ptr(s, fn, shape, "shape"));
+    CHECK(check_ptr(s, fn, data, "data"));
     int v = find_value(s, name, DN_VALUE_INPUT, "graph input");
     if (v < 0)
         return DN_ERR_ARG;
@@ -204,8 +287,10 @@ dn_status dn_session_set_input(dn_session *s, const char *name, dn_dtype dtype, 
 
 dn_status dn_session_set_input_npy(dn_session *s, const char *name, const char *path)
 {
-    if (!session_ready(s))
-        return DN_ERR_ARG;
+    const char *fn = "dn_session_set_input_npy";
+    CHECK(check_session(s, fn));
+    CHECK(check_ptr(s, fn, name, "name"));
+    CHECK(check_ptr(s, fn, path, "path"));
     dn_array a;
     dn_status st = dn_npy_read(path, &a, &s->err);
     if (st)
@@ -219,11 +304,19 @@ dn_status dn_session_set_input_npy(dn_session *s, const char *name, const char *
 
 dn_status dn_session_forward(dn_session *s, dn_mode mode, const char *const *fetch, int n_fetch)
 {
-    if (!session_ready(s))
-        return DN_ERR_ARG;
+    const char *fn = "dn_session_forward";
+    CHECK(check_session(s, fn));
     const dn_graph *g = s->e.g;
-    if (n_fetch < 0 || (n_fetch > 0 && !fetch))
-        return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_forward: bad fetch list");
+    if (mode != DN_INFER && mode != DN_TRAIN)
+        return dn_err_set(&s->err, DN_ERR_ARG,
+                          "%s: mode %d is neither DN_INFER (0) nor DN_TRAIN (1)", fn, (int)mode);
+    if (n_fetch < 0)
+        return dn_err_set(&s->err, DN_ERR_ARG, "%s: n_fetch = %d is negative", fn, n_fetch);
+    if (n_fetch > 0)
+        CHECK(check_ptr(s, fn, fetch, "fetch"));
+    for (int i = 0; i < n_fetch; i++)
+        if (!fetch[i])
+            return dn_err_set(&s->err, DN_ERR_ARG, "%s: fetch[%d] is NULL", fn, i);
     /* The default targets: the outputs, and the loss when training. */
     int targets[64];
     int n = 0;
@@ -248,8 +341,7 @@ dn_status dn_session_forward(dn_session *s, dn_mode mode, const char *const *fet
 
 dn_status dn_session_backward(dn_session *s)
 {
-    if (!session_ready(s))
-        return DN_ERR_ARG;
+    CHECK(check_session(s, "dn_session_backward"));
     return dn_exec_backward(&s->e, &s->err);
 }
 
@@ -261,8 +353,9 @@ static void to_view(const dn_tensor *t, dn_view *out)
 
 dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out)
 {
-    if (!session_ready(s) || !out)
-        return DN_ERR_ARG;
+    CHECK(check_session(s, "dn_session_tensor"));
+    CHECK(check_ptr(s, "dn_session_tensor", name, "name"));
+    CHECK(check_ptr(s, "dn_session_tensor", out, "out"));
     int v = find_value(s, name, -1, "tensor");
     if (v < 0)
         return DN_ERR_ARG;
@@ -276,8 +369,9 @@ dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out)
 
 dn_status dn_session_param(dn_session *s, const char *name, dn_view *out)
 {
-    if (!session_ready(s) || !out)
-        return DN_ERR_ARG;
+    CHECK(check_session(s, "dn_session_param"));
+    CHECK(check_ptr(s, "dn_session_param", name, "name"));
+    CHECK(check_ptr(s, "dn_session_param", out, "out"));
     int v = find_value(s, name, DN_VALUE_PARAM, "param");
     if (v < 0)
         return DN_ERR_ARG;
@@ -287,8 +381,9 @@ dn_status dn_session_param(dn_session *s, const char *name, dn_view *out)
 
 dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out)
 {
-    if (!session_ready(s) || !out)
-        return DN_ERR_ARG;
+    CHECK(check_session(s, "dn_session_param_grad"));
+    CHECK(check_ptr(s, "dn_session_param_grad", name, "name"));
+    CHECK(check_ptr(s, "dn_session_param_grad", out, "out"));
     int v = find_value(s, name, DN_VALUE_PARAM, "param");
     if (v < 0)
         return DN_ERR_ARG;
@@ -334,8 +429,8 @@ static dn_status check_weights(dn_session *s, const dn_st_file *f, const char *p
 
 dn_status dn_session_load_weights(dn_session *s, const char *path)
 {
-    if (!session_ready(s))
-        return DN_ERR_ARG;
+    CHECK(check_session(s, "dn_session_load_weights"));
+    CHECK(check_ptr(s, "dn_session_load_weights", path, "path"));
     dn_st_file f;
     dn_status st = dn_st_read(path, &f, &s->err);
     if (st)
@@ -356,8 +451,8 @@ dn_status dn_session_load_weights(dn_session *s, const char *path)
 
 dn_status dn_session_save_weights(dn_session *s, const char *path)
 {
-    if (!session_ready(s))
-        return DN_ERR_ARG;
+    CHECK(check_session(s, "dn_session_save_weights"));
+    CHECK(check_ptr(s, "dn_session_save_weights", path, "path"));
     const dn_graph *g = s->e.g;
     dn_st_tensor *t = calloc((size_t)g->n_params + 1, sizeof *t);
     if (!t)
@@ -373,6 +468,9 @@ dn_status dn_session_save_weights(dn_session *s, const char *path)
 
 dn_status dn_session_write_npy(dn_session *s, const char *tensor, const char *path)
 {
+    CHECK(check_session(s, "dn_session_write_npy"));
+    CHECK(check_ptr(s, "dn_session_write_npy", tensor, "tensor"));
+    CHECK(check_ptr(s, "dn_session_write_npy", path, "path"));
     dn_view v;
     dn_status st = dn_session_tensor(s, tensor, &v);
     if (st)
@@ -395,8 +493,8 @@ static char *prefixed(const char *prefix, const char *name)
 
 dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors)
 {
-    if (!session_ready(s))
-        return DN_ERR_ARG;
+    CHECK(check_session(s, "dn_session_save_gradients"));
+    CHECK(check_ptr(s, "dn_session_save_gradients", path, "path"));
     const dn_graph *g = s->e.g;
     if (!s->e.grads_ready)
         return dn_err_set(&s->err, DN_ERR_ARG,

@@ -21,6 +21,8 @@ static dn_dataset *new_dataset(dn_dataset **out)
 
 dn_status dn_dataset_load_dir(const char *dir, bool train, dn_dataset **out)
 {
+    if (!out)
+        return DN_ERR_ARG; /* nowhere to put a message: dn_dataset_errmsg(NULL) says so */
     dn_dataset *d = new_dataset(out);
     if (!d)
         return DN_ERR_NOMEM;
@@ -31,19 +33,26 @@ dn_status dn_dataset_load_dir(const char *dir, bool train, dn_dataset **out)
 
 dn_status dn_dataset_load_idx(const char *images_path, const char *labels_path, dn_dataset **out)
 {
+    if (!out)
+        return DN_ERR_ARG; /* nowhere to put a message: dn_dataset_errmsg(NULL) says so */
     dn_dataset *d = new_dataset(out);
     if (!d)
         return DN_ERR_NOMEM;
     if (!images_path || !labels_path)
-        return dn_err_set(&d->err, DN_ERR_ARG, "dn_dataset_load_idx: a path is NULL");
+        return dn_err_set(&d->err, DN_ERR_ARG, "dn_dataset_load_idx: %s is NULL",
+                          images_path ? "labels_path" : "images_path");
     return dn_data_load_idx(images_path, labels_path, &d->data, &d->err);
 }
 
 dn_status dn_dataset_load_images(const char *path, dn_dataset **out)
 {
+    if (!out)
+        return DN_ERR_ARG; /* nowhere to put a message: dn_dataset_errmsg(NULL) says so */
     dn_dataset *d = new_dataset(out);
     if (!d)
         return DN_ERR_NOMEM;
+    if (!path)
+        return dn_err_set(&d->err, DN_ERR_ARG, "dn_dataset_load_images: path is NULL");
     return dn_data_load_images(path, &d->data, &d->err);
 }
 
@@ -76,6 +85,8 @@ static dn_status check_arrays(dn_err *err, int64_t n, int c, int h, int w, const
 dn_status dn_dataset_from_arrays(int64_t n, int c, int h, int w, const float *images,
                                  const int32_t *labels, int classes, dn_dataset **out)
 {
+    if (!out)
+        return DN_ERR_ARG; /* nowhere to put a message: dn_dataset_errmsg(NULL) says so */
     dn_dataset *d = new_dataset(out);
     if (!d)
         return DN_ERR_NOMEM;
@@ -108,15 +119,22 @@ void dn_dataset_free(dn_dataset *d)
     free(d);
 }
 
-const char *dn_dataset_errmsg(const dn_dataset *d) { return d ? d->err.msg : "out of memory"; }
+const char *dn_dataset_errmsg(const dn_dataset *d)
+{
+    return d ? d->err.msg
+             : "no handle: out of memory, or the call that should have made it was given a "
+               "NULL out";
+}
 int64_t dn_dataset_count(const dn_dataset *d) { return d ? d->data.n : 0; }
 int dn_dataset_classes(const dn_dataset *d) { return d ? d->data.classes : 0; }
 
 dn_status dn_dataset_split(dn_dataset *d, int64_t n_val, dn_dataset **val)
 {
-    *val = NULL;
     if (!d)
         return DN_ERR_ARG;
+    if (!val)
+        return dn_err_set(&d->err, DN_ERR_ARG, "dn_dataset_split: val is NULL");
+    *val = NULL;
     dn_dataset *v = new_dataset(val);
     if (!v)
         return dn_err_set(&d->err, DN_ERR_NOMEM, "out of memory");
@@ -130,8 +148,10 @@ dn_status dn_dataset_split(dn_dataset *d, int64_t n_val, dn_dataset **val)
 
 dn_status dn_dataset_images(const dn_dataset *d, dn_view *out)
 {
-    if (!d || !out)
+    if (!d)
         return DN_ERR_ARG;
+    if (!out) /* the message is the handle's mutable state, also through const */
+        return dn_err_set(&((dn_dataset *)d)->err, DN_ERR_ARG, "dn_dataset_images: out is NULL");
     *out = (dn_view){ .dtype = DN_F32,
                       .rank = 4,
                       .data = d->data.images,
@@ -141,8 +161,10 @@ dn_status dn_dataset_images(const dn_dataset *d, dn_view *out)
 
 dn_status dn_dataset_labels(const dn_dataset *d, dn_view *out)
 {
-    if (!d || !out)
+    if (!d)
         return DN_ERR_ARG;
+    if (!out) /* the message is the handle's mutable state, also through const */
+        return dn_err_set(&((dn_dataset *)d)->err, DN_ERR_ARG, "dn_dataset_labels: out is NULL");
     *out = (dn_view){ .dtype = DN_I32, .rank = 1, .data = d->data.labels, .shape = { d->data.n } };
     return DN_OK;
 }
@@ -180,10 +202,18 @@ static dn_status eval_run(dn_session *s, const dn_data *d, const dn_bound *b, ev
 dn_status dn_session_evaluate(dn_session *s, const dn_dataset *ds, const dn_binding *bind,
                               int batch, dn_eval_result *out)
 {
+    if (!s)
+        return DN_ERR_ARG;
+    const char *fn = "dn_session_evaluate";
+    if (!out)
+        return dn_err_set(&s->err, DN_ERR_ARG, "%s: out is NULL", fn);
     memset(out, 0, sizeof *out);
-    if (!s || !s->e.g || !ds || batch < 1)
-        return s ? dn_err_set(&s->err, DN_ERR_ARG, "dn_session_evaluate: bad arguments")
-                 : DN_ERR_ARG;
+    if (!s->e.g)
+        return dn_err_set(&s->err, DN_ERR_ARG, "%s: the session did not open", fn);
+    if (!ds)
+        return dn_err_set(&s->err, DN_ERR_ARG, "%s: dataset is NULL", fn);
+    if (batch < 1)
+        return dn_err_set(&s->err, DN_ERR_ARG, "%s: batch = %d, expected at least 1", fn, batch);
     const dn_graph *g = s->e.g;
     const dn_data *d = &ds->data;
     dn_bound b;

@@ -17,12 +17,27 @@
 
 static bool ready(const dn_session *s) { return s && s->m && s->e.g; }
 
+/* The session is usable and the pointer given; DN_ERR_ARG with a message otherwise (none when
+ * s is NULL: there is nowhere to put it). */
+static dn_status check(const dn_session *s, const char *fn, const void *p, const char *what)
+{
+    dn_err *err = s ? &((dn_session *)s)->err : NULL; /* the message is mutable state */
+    if (!err)
+        return DN_ERR_ARG;
+    if (!ready(s))
+        return dn_err_set(err, DN_ERR_ARG, "%s: the session did not open", fn);
+    if (!p)
+        return dn_err_set(err, DN_ERR_ARG, "%s: %s is NULL", fn, what);
+    return DN_OK;
+}
+
 int dn_session_threads(const dn_session *s) { return ready(s) ? s->e.threads : 0; }
 
 dn_status dn_session_set_profiling(dn_session *s, bool on)
 {
-    if (!ready(s))
-        return DN_ERR_ARG;
+    dn_status st = check(s, "dn_session_set_profiling", "", "");
+    if (st != DN_OK)
+        return st;
     s->e.profiling = on;
     if (on)
         memset(s->e.timing, 0, (size_t)s->e.g->n_nodes * sizeof *s->e.timing);
@@ -72,12 +87,15 @@ static bool node_gemm(const dn_exec *e, int i, dn_gemm_shape *g)
 
 dn_status dn_session_node_profile(dn_session *s, int i, dn_node_profile *out)
 {
-    if (!ready(s) || !out)
-        return DN_ERR_ARG;
+    dn_status st = check(s, "dn_session_node_profile", out, "out");
+    if (st != DN_OK)
+        return st;
     const dn_exec *e = &s->e;
     if (i < 0 || i >= e->g->n_nodes)
-        return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_node_profile: node %d of %d", i,
-                          e->g->n_nodes);
+        return dn_err_set(&s->err, DN_ERR_ARG,
+                          "dn_session_node_profile: index %d is out of range (the model has %d "
+                          "nodes)",
+                          i, e->g->n_nodes);
     const dn_node *n = &e->g->nodes[i];
     const dn_node_timing *t = &e->timing[i];
     dn_tensor_desc o;
@@ -159,8 +177,12 @@ static double flops_of(const product *p, int count)
 dn_status dn_session_gemm_reference(dn_session *s, int i, int repeats, double *forward_gflops,
                                     double *backward_gflops)
 {
-    if (!ready(s) || !forward_gflops || !backward_gflops)
-        return DN_ERR_ARG;
+    const char *fn = "dn_session_gemm_reference";
+    dn_status st0 = check(s, fn, forward_gflops, "forward_gflops");
+    if (st0 == DN_OK)
+        st0 = check(s, fn, backward_gflops, "backward_gflops");
+    if (st0 != DN_OK)
+        return st0;
     *forward_gflops = *backward_gflops = 0;
     if (i < 0 || i >= s->e.g->n_nodes || repeats < 1)
         return dn_err_set(&s->err, DN_ERR_ARG,
@@ -188,8 +210,9 @@ dn_status dn_session_gemm_reference(dn_session *s, int i, int repeats, double *f
 
 dn_status dn_session_memory(const dn_session *s, dn_memory_info *out)
 {
-    if (!ready(s) || !out)
-        return DN_ERR_ARG;
+    dn_status st = check(s, "dn_session_memory", out, "out");
+    if (st != DN_OK)
+        return st;
     const dn_exec *e = &s->e;
     size_t params = (size_t)e->param_count * sizeof(float);
     *out = (dn_memory_info){ .params = params,

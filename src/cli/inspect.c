@@ -135,11 +135,17 @@ static int feed_synthetic(const dn_model *m, dn_session *s, int64_t batch, unsig
         if (t.batched)
             t.shape[0] = batch;
         int64_t n = 1;
+        bool fits = true;
         for (int d = 0; d < t.rank; d++)
-            n *= t.shape[d];
-        void *data = malloc((size_t)n * 4 + 4);
+            fits = fits && !__builtin_mul_overflow(n, t.shape[d], &n);
+        fits = fits && (uint64_t)n < SIZE_MAX / 4 - 1;
+        void *data = fits ? malloc((size_t)n * 4 + 4) : NULL;
         if (!data) {
-            fprintf(stderr, "dagnet: out of memory\n");
+            fprintf(stderr,
+                    "dagnet: cannot allocate %s%.0f bytes for input \"%s\" at batch %lld "
+                    "(%lld elements of 4 bytes)\n",
+                    fits ? "" : "more than ", fits ? (double)n * 4 : (double)SIZE_MAX, t.name,
+                    (long long)batch, (long long)n);
             return 1;
         }
         for (int64_t k = 0; k < n; k++) {

@@ -3,23 +3,22 @@
  *
  * Reads use open/fstat/read rather than stdio so that the size limit is checked before any
  * allocation for regular files, and enforced while reading for pipes and devices whose size
- * fstat cannot tell. Atomic writes go to "<path>.tmp.<pid>.<n>" created with O_EXCL.
+ * fstat cannot tell. Atomic writes go to one fixed temporary name per target,
+ * "<dir>/.<name>.tmp", held with flock while it is written and renamed.
  */
 #include "io/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 /* First allocation when the size is unknown (a pipe); the buffer doubles from there. */
 #define READ_CHUNK ((size_t)1 << 16)
-/* How many temporary names to try before giving up (each collision is a stale file). */
-#define TMP_ATTEMPTS 100
 
 const char *dn_errno_str(int errnum, char *buf, size_t size)
 {
@@ -152,9 +151,9 @@ dn_status dn_file_read_all(const char *path, size_t max_size, unsigned char **da
 
 /* ---------------------------------------------------------------- atomic writes */
 
-/* Distinguishes the temporary files of several writers in one process; atomic, so threads
- * writing at the same time never pick the same name. */
-static atomic_uint_fast64_t tmp_counter;
+/* How many times to retry when the temporary file changed identity between open and lock
+ * (another writer renamed or removed it meanwhile). */
+#define TMP_ATTEMPTS 8
 
 static void atomic_reset(dn_atomic_file *f)
 {
@@ -165,41 +164,82 @@ static void atomic_reset(dn_atomic_file *f)
     f->tmp_path = NULL;
 }
 
-/* Close and delete the temporary file, forget everything. Keeps errno for the caller. */
+/* Delete the temporary file (while still holding its lock, so no other writer is using it),
+ * then close it and forget everything. Keeps errno for the caller. */
 static void atomic_discard(dn_atomic_file *f)
 {
     int saved = errno;
+    if (f->fp && f->tmp_path)
+        unlink(f->tmp_path);
     if (f->fp)
         fclose(f->fp);
-    if (f->tmp_path)
-        unlink(f->tmp_path);
     atomic_reset(f);
     errno = saved;
 }
 
-/* Create "<path>.tmp.<pid>.<n>" exclusively; *fd_out gets the descriptor. */
+/* "<dir>/.<name>.tmp": one fixed name per target, so that a crash leaves at most one file,
+ * which the next save of the same target reuses. */
+static char *tmp_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t len = strlen(path) + 6;
+    char *tmp = malloc(len);
+    if (tmp)
+        snprintf(tmp, len, "%.*s.%s.tmp", (int)dir_len, path, path + dir_len);
+    return tmp;
+}
+
+/* Open the temporary file and take its lock; *fd_out gets the descriptor, locked and empty.
+ * flock is per open file description, so two writers of one target conflict even in one
+ * process. The second fails at once rather than waiting: a save racing another save of the
+ * same file is a mistake worth reporting, and whichever finished last would win anyway. */
 static dn_status create_tmp(dn_atomic_file *f, int *fd_out, dn_err *err)
 {
-    size_t len = strlen(f->path) + 64;
-    f->tmp_path = malloc(len);
+    char reason[256];
+    f->tmp_path = tmp_name(f->path);
     if (!f->tmp_path)
         return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate a temporary name", f->path);
     for (int attempt = 0; attempt < TMP_ATTEMPTS; attempt++) {
-        unsigned long long n = (unsigned long long)atomic_fetch_add(&tmp_counter, 1);
-        snprintf(f->tmp_path, len, "%s.tmp.%ld.%llu", f->path, (long)getpid(), n);
-        /* mkstemp would give mode 0600; O_EXCL with 0666 lets the umask decide, like fopen. */
-        int fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd >= 0) {
+        /* O_NOFOLLOW: a symbolic link planted at the temporary name is refused, not written
+         * through. No O_TRUNC: a file another writer holds must not be cut before we hold its
+         * lock. */
+        int fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd < 0)
+            return dn_err_set(err, DN_ERR_IO, "%s: cannot create the temporary file %s: %s",
+                              f->path, f->tmp_path, dn_errno_str(errno, reason, sizeof reason));
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            close(fd);
+            if (e == EWOULDBLOCK)
+                return dn_err_set(err, DN_ERR_IO,
+                                  "%s: another writer is saving this file (its temporary file "
+                                  "%s is locked)",
+                                  f->path, f->tmp_path);
+            return dn_err_set(err, DN_ERR_IO, "%s: cannot lock the temporary file %s: %s", f->path,
+                              f->tmp_path, dn_errno_str(e, reason, sizeof reason));
+        }
+        /* The writer we waited for may have renamed or removed the file between our open and
+         * our lock: then the descriptor is no longer the name's file; start again. */
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(f->tmp_path, &named) == 0 &&
+            held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+            /* A stale file from a crash: reused, its old content dropped. */
+            if (ftruncate(fd, 0) != 0) {
+                int e = errno;
+                unlink(f->tmp_path);
+                close(fd);
+                return dn_err_set(err, DN_ERR_IO, "%s: cannot truncate the temporary file %s: %s",
+                                  f->path, f->tmp_path, dn_errno_str(e, reason, sizeof reason));
+            }
             *fd_out = fd;
             return DN_OK;
         }
-        if (errno != EEXIST)
-            return io_error(err, f->tmp_path, "cannot create temporary file", errno);
+        close(fd);
     }
     return dn_err_set(err, DN_ERR_IO,
-                      "%s: cannot create a temporary file beside it: %d names "
-                      "were taken",
-                      f->path, TMP_ATTEMPTS);
+                      "%s: cannot hold the temporary file %s: other writers keep replacing it",
+                      f->path, f->tmp_path);
 }
 
 dn_status dn_atomic_open(dn_atomic_file *f, const char *path, dn_err *err)
@@ -215,15 +255,16 @@ dn_status dn_atomic_open(dn_atomic_file *f, const char *path, dn_err *err)
     int fd = -1;
     dn_status s = create_tmp(f, &fd, err);
     if (s != DN_OK) {
-        atomic_reset(f); /* nothing was created */
+        atomic_reset(f); /* nothing of ours is left on disk */
         return s;
     }
     f->fp = fdopen(fd, "wb");
     if (!f->fp) {
         int e = errno;
+        unlink(f->tmp_path);
         close(fd);
         s = io_error(err, f->tmp_path, "cannot open temporary file", e);
-        atomic_discard(f);
+        atomic_reset(f);
         return s;
     }
     return DN_OK;
@@ -249,9 +290,8 @@ dn_status dn_atomic_write(dn_atomic_file *f, const void *data, size_t n, dn_err 
     return DN_OK;
 }
 
-/* Make the rename itself durable. Best effort: some file systems refuse fsync on a
- * directory, and by now the new file is in place, so a failure here is not reported. */
-static void sync_parent_dir(const char *path)
+/* The directory holding path, opened for fsync; -1 (errno set) when it cannot be. */
+static int open_parent_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
     char *dir;
@@ -262,13 +302,18 @@ static void sync_parent_dir(const char *path)
     else
         dir = strndup(path, (size_t)(slash - path));
     if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+        return -1;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     free(dir);
-    if (fd < 0)
-        return;
-    (void)fsync(fd);
-    close(fd);
+    return fd;
+}
+
+/* fsync a directory; file systems that cannot sync directories (EINVAL) are not an error. */
+static int sync_dir(int dir_fd)
+{
+    if (fsync(dir_fd) == 0 || errno == EINVAL || errno == ENOTSUP)
+        return 0;
+    return -1;
 }
 
 dn_status dn_atomic_commit(dn_atomic_file *f, dn_err *err)
@@ -281,23 +326,39 @@ dn_status dn_atomic_commit(dn_atomic_file *f, dn_err *err)
         atomic_discard(f);
         return s;
     }
-    FILE *fp = f->fp;
-    f->fp = NULL;
-    if (fclose(fp) != 0) {
-        dn_status s = io_error(err, f->tmp_path, "cannot close", errno);
+    /* The directory is synced before the rename (the temporary file's entry is durable) and
+     * after it (the rename is). */
+    int dir_fd = open_parent_dir(f->path);
+    if (dir_fd < 0 || sync_dir(dir_fd) != 0) {
+        dn_status s = io_error(err, f->path, "cannot sync its directory", errno);
+        if (dir_fd >= 0)
+            close(dir_fd);
         atomic_discard(f);
         return s;
     }
+    /* The lock is held until after the rename, so no other writer reuses the file meanwhile. */
     if (rename(f->tmp_path, f->path) != 0) {
         char reason[256];
         dn_status s = dn_err_set(err, DN_ERR_IO, "%s: cannot rename %s into place: %s", f->path,
                                  f->tmp_path, dn_errno_str(errno, reason, sizeof reason));
+        close(dir_fd);
         atomic_discard(f);
         return s;
     }
-    sync_parent_dir(f->path);
+    int synced = sync_dir(dir_fd);
+    int e = errno;
+    close(dir_fd);
+    /* fsync succeeded, so a failing close cannot lose data; it only releases the lock. */
+    fclose(f->fp);
+    f->fp = NULL;
+    dn_status s = DN_OK;
+    if (synced != 0)
+        s = io_error(err, f->path,
+                     "was renamed into place but its directory cannot be synced, so the "
+                     "rename may not survive a crash",
+                     e);
     atomic_reset(f);
-    return DN_OK;
+    return s;
 }
 
 void dn_atomic_abort(dn_atomic_file *f)

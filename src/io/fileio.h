@@ -14,9 +14,18 @@
  *     ... more writes ...
  *     return dn_atomic_commit(&f, err);
  *
- * The data goes to a new temporary file beside the target ("<path>.tmp.<pid>.<n>", created
- * with O_EXCL); commit flushes it to disk, renames it over the target and syncs the
- * directory. Any failure removes the temporary file and leaves the old target untouched.
+ * The data goes to a temporary file beside the target with one fixed name per target,
+ * "<dir>/.<name>.tmp", opened without following symbolic links and locked with flock (an
+ * exclusive lock on the open file, released by close, also at a crash). Commit flushes and
+ * fsyncs the file, fsyncs the directory, renames the file over the target and fsyncs the
+ * directory again. Any failure removes the temporary file and leaves the old target untouched;
+ * the message names the path and the system's reason (errno).
+ *
+ * A crash (kill -9, power loss) can leave at most one temporary file per target, never a
+ * partial target; the next save of that target reuses it (truncated after taking the lock)
+ * and renames it away. A second writer of the same target while the first holds the lock (in
+ * this process or another) fails at once with DN_ERR_IO, "another writer is saving this
+ * file"; it does not wait. The fixed name needs 5 more bytes than the target's name.
  * dn_atomic_abort removes the temporary file; it is safe to call at any point, also after a
  * failure or a commit (then it does nothing), so error paths may always call it.
  * The new file gets the usual 0666 & ~umask permissions, as fopen(path, "w") would give.

@@ -2,9 +2,12 @@
  * idx.c — IDX reader, raw or gzip-compressed (the format is described in idx.h).
  *
  * A file is read whole (dn_file_read_all, size-capped), inflated in memory when it starts with
- * the gzip magic, then parsed. Inflation writes into a buffer that grows by doubling but never
- * beyond max_bytes + 1: reaching that extra byte proves the data are too large, so a gzip
- * bomb costs at most the caller's cap, whatever its header claims. zlib counts in 32-bit
+ * the gzip magic, then parsed. Inflation first produces at most 4 KiB, enough for the IDX
+ * header; from then on the output buffer grows by doubling but never beyond the header's
+ * length + the data length it declares + 1 byte: reaching that extra byte proves the stream
+ * holds more than declared, and inflation stops there. So a gzip bomb costs (in memory and
+ * time) at most the size its header declares, itself capped by max_bytes before anything is
+ * allocated for it. zlib counts in 32-bit
  * uInt, so input and output are handed to inflate in slices of at most UINT_MAX bytes.
  */
 #include "io/idx.h"
@@ -24,9 +27,6 @@
 #define GZIP_MAGIC1 0x8b
 /* zlib's windowBits: 15 (the largest window) + 16 = expect a gzip wrapper, not zlib's. */
 #define GZIP_WINDOW_BITS (15 + 16)
-/* Deflate cannot expand more than 1032:1, so a trailer claiming more is lying. */
-#define DEFLATE_MAX_RATIO 1032
-#define INFLATE_MIN_CAP ((size_t)1 << 16)
 
 /* ---------------------------------------------------------------- header */
 
@@ -84,10 +84,10 @@ static void dims_str(const int64_t *dims, int rank, char *buf, size_t size)
         snprintf(buf + used, size - used, "]");
 }
 
-/* Validate the header and the data length; fills rank, dims and size of *out (not data) and
- * the header length. */
-static dn_status parse_header(const unsigned char *buf, size_t size, const char *label, dn_idx *out,
-                              size_t *header_len, dn_err *err)
+/* Validate the header (magic, type, rank, dims and their product); fills rank, dims and size
+ * of *out (not data) and the header length. The data length is not checked here. */
+static dn_status parse_dims(const unsigned char *buf, size_t size, const char *label, dn_idx *out,
+                            size_t *header_len, dn_err *err)
 {
     dn_status st = check_magic(buf, size, label, err);
     if (st != DN_OK)
@@ -105,7 +105,7 @@ static dn_status parse_header(const unsigned char *buf, size_t size, const char 
         if (out->dims[i] < 1)
             return dn_err_set(err, DN_ERR_PARSE,
                               "%s: IDX dimension %d is 0: expected every dimension >= 1", label, i);
-        if (!dn_mul_ok(count, out->dims[i], &count) || (uint64_t)count > SIZE_MAX) {
+        if (!dn_mul_ok(count, out->dims[i], &count) || (uint64_t)count > SIZE_MAX - header) {
             char shape[DN_SHAPE_STR_MAX];
             dims_str(out->dims, i + 1, shape, sizeof shape);
             return dn_err_set(err, DN_ERR_PARSE,
@@ -114,17 +114,51 @@ static dn_status parse_header(const unsigned char *buf, size_t size, const char 
         }
     }
     out->rank = rank;
-    size_t found = size - header;
-    if ((uint64_t)count != found) {
-        char shape[DN_SHAPE_STR_MAX];
-        dims_str(out->dims, rank, shape, sizeof shape);
-        bool truncated = (uint64_t)count > found;
-        return dn_err_set(err, DN_ERR_PARSE,
-                          "%s: %s: expected %lld bytes of data for IDX dimensions %s, found %zu",
-                          label, truncated ? "truncated" : "trailing bytes after the data",
-                          (long long)count, shape, found);
-    }
     out->size = (size_t)count;
+    *header_len = header;
+    return DN_OK;
+}
+
+/* The header's length + the data length it declares, in *total; a declared size above
+ * max_bytes is refused before anything is allocated for it. */
+static dn_status declared_size(const unsigned char *buf, size_t size, const char *label,
+                               size_t max_bytes, dn_idx *shape, size_t *total, dn_err *err)
+{
+    size_t header = 0;
+    dn_status st = parse_dims(buf, size, label, shape, &header, err);
+    if (st != DN_OK)
+        return st;
+    if (shape->size > max_bytes || header > max_bytes - shape->size) {
+        char dims[DN_SHAPE_STR_MAX];
+        dims_str(shape->dims, shape->rank, dims, sizeof dims);
+        return dn_err_set(err, DN_ERR_IO,
+                          "%s: IDX header declares %zu bytes of data (dimensions %s): the data "
+                          "would decompress to more than the limit of %zu bytes",
+                          label, shape->size, dims, max_bytes);
+    }
+    *total = header + shape->size;
+    return DN_OK;
+}
+
+/* Validate the header and the data length; fills rank, dims and size of *out (not data) and
+ * the header length. */
+static dn_status parse_header(const unsigned char *buf, size_t size, const char *label, dn_idx *out,
+                              size_t *header_len, dn_err *err)
+{
+    size_t header = 0;
+    dn_status st = parse_dims(buf, size, label, out, &header, err);
+    if (st != DN_OK)
+        return st;
+    size_t found = size - header;
+    if (out->size != found) {
+        char shape[DN_SHAPE_STR_MAX];
+        dims_str(out->dims, out->rank, shape, sizeof shape);
+        bool truncated = out->size > found;
+        return dn_err_set(err, DN_ERR_PARSE,
+                          "%s: %s: expected %zu bytes of data for IDX dimensions %s, found %zu",
+                          label, truncated ? "truncated" : "trailing bytes after the data",
+                          out->size, shape, found);
+    }
     *header_len = header;
     return DN_OK;
 }
@@ -159,24 +193,9 @@ static bool is_gzip(const unsigned char *buf, size_t size)
     return size >= 2 && buf[0] == GZIP_MAGIC0 && buf[1] == GZIP_MAGIC1;
 }
 
-/* A first output size: the trailer's ISIZE (size mod 2^32 of the last member) + 1, so that a
- * single honest member fits without regrowth; never above the cap nor what deflate could
- * produce from this much input, so a lying trailer cannot make us allocate early. */
-static size_t first_capacity(const unsigned char *in, size_t in_size, size_t limit)
-{
-    size_t cap = INFLATE_MIN_CAP;
-    if (in_size >= 18) { /* gzip header 10 + trailer 8 */
-        const unsigned char *t = in + in_size - 4;
-        uint64_t isize =
-            (uint64_t)t[0] | (uint64_t)t[1] << 8 | (uint64_t)t[2] << 16 | (uint64_t)t[3] << 24;
-        uint64_t bound = (uint64_t)in_size > UINT64_MAX / DEFLATE_MAX_RATIO
-                             ? UINT64_MAX
-                             : (uint64_t)in_size * DEFLATE_MAX_RATIO;
-        if (isize + 1 <= bound && isize + 1 > cap)
-            cap = (size_t)(isize + 1);
-    }
-    return cap < limit ? cap : limit;
-}
+/* Bytes inflated before the IDX header is known: enough for any header (4 + 4·4 bytes)
+ * and small enough that a bomb costs nothing before its header bounds it. */
+#define INFLATE_HEAD_CAP ((size_t)4096)
 
 /* Make room for more output: double, up to `limit`. */
 static dn_status grow(unsigned char **buf, size_t *cap, size_t limit, const char *path, dn_err *err)
@@ -197,6 +216,11 @@ typedef struct inflater {
     size_t in_size, in_pos;
     unsigned char *out;
     size_t cap, used;
+    /* Output allowed so far: INFLATE_HEAD_CAP until the header is read, then the header's
+     * length + the data length it declares + 1, the one byte that proves excess. */
+    size_t limit;
+    bool header_known;
+    dn_idx shape; /* the header's dims, for messages */
 } inflater;
 
 /* One call of inflate on the next slices of input and output; returns zlib's code. */
@@ -236,24 +260,58 @@ static dn_status after_member(inflater *f, const char *path, bool *done, dn_err 
                       path, f->in_size - f->in_pos, f->in_pos);
 }
 
-static dn_status inflate_loop(inflater *f, size_t limit, size_t max_bytes, const char *path,
-                              dn_err *err)
+static dn_status declared_size(const unsigned char *buf, size_t size, const char *label,
+                               size_t max_bytes, dn_idx *shape, size_t *total, dn_err *err);
+
+/* Once the header has been inflated, bound the output by what it declares: a bomb then
+ * costs the declared size (itself capped by max_bytes), never what the stream expands to. */
+static dn_status learn_header(inflater *f, size_t max_bytes, const char *path, dn_err *err)
+{
+    if (f->header_known || f->used < 4 || f->used < 4 + 4 * (size_t)f->out[3])
+        return DN_OK;
+    size_t total = 0;
+    dn_status st = declared_size(f->out, f->used, path, max_bytes, &f->shape, &total, err);
+    if (st != DN_OK)
+        return st;
+    f->header_known = true;
+    f->limit = total + 1;
+    return DN_OK;
+}
+
+static dn_status excess(const inflater *f, const char *path, dn_err *err)
+{
+    char shape[DN_SHAPE_STR_MAX];
+    dims_str(f->shape.dims, f->shape.rank, shape, sizeof shape);
+    size_t header = 4 + 4 * (size_t)f->shape.rank;
+    return dn_err_set(err, DN_ERR_PARSE,
+                      "%s: gzip data decompress to more than the IDX header declares: expected "
+                      "%zu bytes of data for IDX dimensions %s, found more (decompression "
+                      "stopped at %zu bytes)",
+                      path, f->shape.size, shape, f->used - header);
+}
+
+static dn_status inflate_loop(inflater *f, size_t max_bytes, const char *path, dn_err *err)
 {
     for (;;) {
         if (f->used == f->cap) {
-            dn_status st = grow(&f->out, &f->cap, limit, path, err);
+            if (f->cap >= f->limit)
+                return f->header_known
+                           ? excess(f, path, err)
+                           : dn_err_set(err, DN_ERR_PARSE, "%s: cannot read the IDX header", path);
+            dn_status st = grow(&f->out, &f->cap, f->limit, path, err);
             if (st != DN_OK)
                 return st;
         }
         int ret = inflate_step(f);
-        /* The buffer holds at most limit = max_bytes + 1 bytes, so this ends every bomb. */
-        if (f->used > max_bytes)
-            return dn_err_set(err, DN_ERR_IO,
-                              "%s: gzip data decompress to more than the limit of %zu bytes", path,
-                              max_bytes);
+        dn_status st = learn_header(f, max_bytes, path, err);
+        if (st != DN_OK)
+            return st;
+        /* The buffer holds at most limit = declared + 1 bytes, so this ends every bomb. */
+        if (f->header_known && f->used >= f->limit)
+            return excess(f, path, err);
         if (ret == Z_STREAM_END) {
             bool done = false;
-            dn_status st = after_member(f, path, &done, err);
+            st = after_member(f, path, &done, err);
             if (st != DN_OK || done)
                 return st;
         } else if (ret == Z_BUF_ERROR && f->in_pos == f->in_size && f->used < f->cap) {
@@ -271,20 +329,20 @@ static dn_status inflate_loop(inflater *f, size_t limit, size_t max_bytes, const
     }
 }
 
-/* Decompress a whole gzip file image into a new buffer of at most max_bytes. */
+/* Decompress a whole gzip file image into a new buffer of at most the size its IDX header
+ * declares (itself at most max_bytes). */
 static dn_status gunzip(const unsigned char *in, size_t in_size, size_t max_bytes, const char *path,
                         unsigned char **out, size_t *out_size, dn_err *err)
 {
     *out = NULL;
     *out_size = 0;
-    size_t limit = max_bytes + 1; /* one byte more than allowed proves "too large" */
-    inflater f = { .in = in, .in_size = in_size };
+    inflater f = { .in = in, .in_size = in_size, .limit = INFLATE_HEAD_CAP };
     if (inflateInit2(&f.zs, GZIP_WINDOW_BITS) != Z_OK)
         return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot start zlib decompression", path);
-    f.cap = first_capacity(in, in_size, limit);
+    f.cap = INFLATE_HEAD_CAP;
     f.out = malloc(f.cap);
     dn_status st = f.out
-                       ? inflate_loop(&f, limit, max_bytes, path, err)
+                       ? inflate_loop(&f, max_bytes, path, err)
                        : dn_err_set(err, DN_ERR_NOMEM,
                                     "%s: cannot allocate %zu bytes to decompress it", path, f.cap);
     inflateEnd(&f.zs);

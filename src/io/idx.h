@@ -13,8 +13,10 @@
  * dimensions; anything else is an error that names what was found. A file that starts with
  * the gzip magic 1f 8b is decompressed in memory first (concatenated gzip members are
  * allowed, as gunzip allows them). The file is hostile: the header, every dimension, their
- * product and the exact data length are checked, and the decompressed size is capped so that
- * a small gzip bomb cannot exhaust memory.
+ * product and the exact data length are checked. Decompression stops as soon as the output
+ * exceeds what the header declares (header + product of dims, + 1 byte to see the excess),
+ * and the declared size is itself capped, so a small gzip bomb costs at most the declared
+ * size in memory and time, never what the stream would expand to.
  */
 #ifndef DN_IDX_H
 #define DN_IDX_H
@@ -42,7 +44,8 @@ typedef struct dn_idx {
 } dn_idx;
 
 /* Read an IDX file, raw or gzip-compressed. max_bytes caps the file's size and, for gzip, the
- * decompressed size. On failure *out is zeroed (dn_idx_free is harmless).
+ * decompressed size the header may declare (checked before inflating the data); inflation
+ * stops one byte past the declared size. On failure *out is zeroed (dn_idx_free is harmless).
  * Errors: DN_ERR_IO (cannot read, or larger than max_bytes), DN_ERR_PARSE (bad gzip stream or
  * IDX content; the message names the path and says what was expected and found),
  * DN_ERR_NOMEM. */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "io/fileio.h"
+#include "runtime/json_strict.h"
 
 /* Data are handed out as raw bytes; a big-endian host would need byte swaps. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -374,6 +375,12 @@ static dn_status parse_json(const char *text, size_t len, const char *label, cJS
                               "the JSON object, at byte %td",
                               label, p - text);
         }
+    /* \u0000 in a name would be cut there by cJSON: refused, with the JSON location. */
+    dn_status strict = dn_json_check_nul(text, len, label, err);
+    if (strict != DN_OK) {
+        cJSON_Delete(root);
+        return strict;
+    }
     if (!cJSON_IsObject(root)) {
         dn_status s = dn_err_set(err, DN_ERR_PARSE,
                                  "%s: safetensors header must be a JSON "
@@ -426,6 +433,10 @@ static dn_status parse_file(const unsigned char *buf, size_t size, const char *l
     size_t region_at = ST_LEN_BYTES + (size_t)hlen;
     parse_ctx c = { label, err, (uint64_t)(size - region_at) };
     s = parse_entries(&c, root, buf + region_at, out);
+    /* A tensor listed twice is reported by parse_entries; a field given twice inside an entry
+     * or in __metadata__ is found here. */
+    if (s == DN_OK)
+        s = dn_json_check_dups(root, label, err);
     cJSON_Delete(root);
     return s;
 }

@@ -99,12 +99,16 @@ static dn_status check_options(dn_trainer *t, const dn_train_options *o)
 dn_status dn_trainer_open(dn_exec *e, const dn_train_options *o, const dn_binding *bind,
                           dn_trainer **out)
 {
+    if (!out)
+        return DN_ERR_ARG; /* nowhere to put a message: dn_trainer_errmsg(NULL) says so */
     dn_trainer *t = calloc(1, sizeof *t);
     *out = t;
     if (!t)
         return DN_ERR_NOMEM;
-    if (!e || !e->g)
-        return dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_new: the session is not usable");
+    if (!e)
+        return dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_new: session is NULL");
+    if (!e->g)
+        return dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_new: the session did not open");
     t->e = e;
     t->o = o ? *o : DN_TRAIN_OPTIONS_DEFAULT;
     dn_status st = check_options(t, &t->o);
@@ -138,7 +142,12 @@ void dn_trainer_free(dn_trainer *t)
     free(t);
 }
 
-const char *dn_trainer_errmsg(const dn_trainer *t) { return t ? t->err.msg : "out of memory"; }
+const char *dn_trainer_errmsg(const dn_trainer *t)
+{
+    return t ? t->err.msg
+             : "no handle: out of memory, or the call that should have made it was given a "
+               "NULL out";
+}
 int dn_trainer_epoch(const dn_trainer *t) { return t ? t->epoch : 0; }
 
 /* ------------------------------------------------------------------ epochs and steps */
@@ -268,7 +277,9 @@ static dn_status diverged(dn_trainer *t, float loss)
 dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats *stats)
 {
     if (!t || !t->e || !train)
-        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_step: bad arguments") : DN_ERR_ARG;
+        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_step: %s",
+                              !t->e ? "the trainer did not open" : "train (the dataset) is NULL")
+                 : DN_ERR_ARG;
     const dn_data *d = &train->data;
     dn_exec *e = t->e;
     dn_status st = DN_OK;
@@ -344,7 +355,8 @@ static double double_of_bits(int64_t i)
 dn_status dn_trainer_save_checkpoint(dn_trainer *t, const char *path)
 {
     if (!t || !t->e || !path)
-        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_save_checkpoint: bad arguments")
+        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_save_checkpoint: %s",
+                              !t->e ? "the trainer did not open" : "path is NULL")
                  : DN_ERR_ARG;
     const dn_exec *e = t->e;
     const dn_graph *g = e->g;
@@ -483,7 +495,8 @@ static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
 dn_status dn_trainer_load_checkpoint(dn_trainer *t, const char *path)
 {
     if (!t || !t->e || !path)
-        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_load_checkpoint: bad arguments")
+        return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_load_checkpoint: %s",
+                              !t->e ? "the trainer did not open" : "path is NULL")
                  : DN_ERR_ARG;
     dn_st_file f;
     dn_status st = dn_st_read(path, &f, &t->err);
