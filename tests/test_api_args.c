@@ -352,7 +352,8 @@ Test(api_args, threads_range)
 }
 
 /* A batch too large for memory: the message names the buffer and the bytes, not a bare "out of
- * memory". 2^30 images of 28×28 floats and their labels are 3.4 TB, more than any allocator here will give. */
+ * memory". 2^30 images of 28×28 floats and their labels are 3.4 TB, more than any allocator
+ * here will give. */
 Test(api_args, huge_batch_names_the_buffer)
 {
     dn_model *m = dn_test_load_model(DN_TEST_MODELS "/lenet5.json");
