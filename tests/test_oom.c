@@ -5,7 +5,8 @@
  * Each scenario is a call sequence on a tiny model (image [n, 1, 8, 8] → Conv 3×3, 2 filters →
  * ReLU → MaxPool 2 → Flatten → Affine 10 → softmax cross-entropy): parsing the model, making a
  * session and running forward and backward, training steps on a data set made from arrays,
- * saving and loading weights, saving and loading a checkpoint. A scenario runs once without
+ * saving and loading weights, saving and loading a checkpoint; and loading a gzipped IDX data
+ * set (zlib's allocations). A scenario runs once without
  * faults (its reference results: losses, gradients, params), once counting the allocations it
  * makes, then once for each N with the Nth allocation failing (only that one). Each run must
  * either stop at a call that returns a non-OK status with a non-empty message, or succeed
@@ -432,6 +433,28 @@ done:
     dn_model_free(m);
 }
 
+/* The gzipped IDX seeds of the IDX fuzzer (3 images 4×4, labels 0 1 2 in two gzip members):
+ * zlib's allocations fail too. */
+static void gz_dataset(outcome *o)
+{
+    dn_dataset *d = NULL;
+    dn_view v;
+    CALL(o,
+         dn_dataset_load_idx(DAGNET_SOURCE_DIR "/tests/fuzz/corpus/idx/images_3x4x4.idx.gz",
+                             DAGNET_SOURCE_DIR "/tests/fuzz/corpus/idx/labels_3_two_members.idx.gz",
+                             &d),
+         dn_dataset_errmsg(d));
+    CALL(o, dn_dataset_images(d, &v), dn_dataset_errmsg(d));
+    keep(o, v.data, numel(&v));
+    CALL(o, dn_dataset_labels(d, &v), dn_dataset_errmsg(d));
+    for (int64_t i = 0; i < numel(&v); i++) {
+        float label = (float)((const int32_t *)v.data)[i];
+        keep(o, &label, 1);
+    }
+done:
+    dn_dataset_free(d);
+}
+
 /* ------------------------------------------------------------------ the countdown */
 
 static outcome run_once(void (*scenario)(outcome *), long n, bool all, long *count, long *leaked)
@@ -501,9 +524,11 @@ TestSuite(oom_session, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 TestSuite(oom_train, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 TestSuite(oom_weights, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 TestSuite(oom_checkpoint, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
+TestSuite(oom_data, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 Test(oom_model, parse) { countdown(parse_model, "dn_model_parse"); }
 Test(oom_session, forward_backward) { countdown(forward_backward, "forward and backward"); }
 Test(oom_train, steps) { countdown(training, "training steps"); }
 Test(oom_weights, save_load) { countdown(weights, "weights save and load"); }
 Test(oom_checkpoint, save_load) { countdown(checkpoint, "checkpoint save and load"); }
+Test(oom_data, gzip_idx) { countdown(gz_dataset, "gzipped IDX data set"); }
