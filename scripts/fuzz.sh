@@ -19,7 +19,10 @@ targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=(model npy safetensors idx checkpoint)
 build=${DAGNET_FUZZ_BUILD:-build-fuzz}
 
-command -v clang >/dev/null || { echo "fuzz.sh: clang is missing (scripts/setup.sh --test)" >&2; exit 1; }
+if ! command -v clang >/dev/null; then
+  echo "fuzz.sh: clang is missing (bash scripts/setup.sh --test installs it)" >&2
+  exit 1
+fi
 CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDAGNET_FUZZ=ON >/dev/null
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
 
@@ -37,11 +40,12 @@ for t in "${targets[@]}"; do
       -print_final_stats=1 -artifact_prefix="$build/crashes/$t/" \
       "$build/corpus/$t" "tests/fuzz/corpus/$t" >"$build/fuzz_$t.log" 2>&1; then
     status=1
-    grep -E "ERROR|SUMMARY|Test unit written|deadly signal" "$build/fuzz_$t.log" || tail -20 "$build/fuzz_$t.log"
+    grep -E "ERROR|SUMMARY|Test unit written|deadly signal" "$build/fuzz_$t.log" ||
+      tail -20 "$build/fuzz_$t.log"
   fi
-  awk -v t="$t" '/stat::number_of_executed_units/ { n = $2 }
-                 /stat::peak_rss_mb/ { rss = $2 }
-                 END { printf "fuzz_%s: %s executions, peak RSS %s MB, corpus of %d files\n", t, n, rss, 0 }' \
-    "$build/fuzz_$t.log" | sed "s/corpus of 0 files/corpus of $(ls "$build/corpus/$t" | wc -l) new files/"
+  runs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$build/fuzz_$t.log")
+  rss=$(awk '/stat::peak_rss_mb/ { print $2 }' "$build/fuzz_$t.log")
+  echo "fuzz_$t: ${runs:-?} executions, peak RSS ${rss:-?} MB," \
+    "$(ls "$build/corpus/$t" | wc -l) inputs in $build/corpus/$t"
 done
 exit "$status"
