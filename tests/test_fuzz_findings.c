@@ -6,8 +6,8 @@
  * was INT64_MAX; it loaded, and the next dn_trainer_step overflowed the counter (signed
  * overflow, undefined behaviour). The checkpoint's counters (epoch, optimiser step, step,
  * examples seen, correct) must lie in range, else the load fails with a message. The
- * checkpoint is one of the tiny model the harness uses (tests/fuzz/fuzz_tiny_model.h); its
- * "trainer.state" entry is int64 [15], in the order of trainer.c's CK_* fields.
+ * checkpoint is one of the tiny model the harness uses (tests/fuzz/fuzz_tiny_model.h, the same
+ * text as tests/fuzz/corpus/model/tiny.json); its "trainer.state" entry is int64 [15], in the order of trainer.c's CK_* fields.
  */
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -16,9 +16,11 @@
 #include <string.h>
 
 #include "dagnet.h"
-#include "fuzz/fuzz_tiny_model.h"
 #include "helpers.h"
 #include "io/safetensors.h"
+
+/* The harness's model (tests/fuzz/fuzz_tiny_model.h), as its seed in the model corpus. */
+#define TINY_MODEL DAGNET_SOURCE_DIR "/tests/fuzz/corpus/model/tiny.json"
 
 TestSuite(train_checkpoint_counters, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
@@ -42,7 +44,7 @@ static tiny tiny_new(void)
     int32_t labels[4] = { 0, 1, 2, 0 };
     for (int i = 0; i < 16; i++)
         images[i] = (float)i / 16.0f;
-    x.m = dn_test_parse_model(DN_FUZZ_TINY_MODEL, "tiny.json");
+    x.m = dn_test_load_model(TINY_MODEL);
     x.s = dn_test_session(x.m, &so);
     cr_assert_eq(dn_trainer_new(x.s, &to, NULL, &x.t), DN_OK, "%s", dn_trainer_errmsg(x.t));
     cr_assert_eq(dn_dataset_from_arrays(4, 1, 2, 2, images, labels, 3, &x.d), DN_OK);
