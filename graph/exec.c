@@ -44,14 +44,16 @@ static void *alloc_aligned(size_t n) { return n ? aligned_alloc(ALIGN, round_up(
 
 /* ------------------------------------------------------------------ init */
 
-static void mark_loss_path(dn_exec *e)
+/* Issue 10 (item 7): a failed calloc used to return silently, leaving on_loss_path all false,
+ * and every later backward "succeeded" with zero gradients; now the session fails to open. */
+static dn_status mark_loss_path(dn_exec *e, dn_err *err)
 {
     const dn_graph *g = e->g;
     if (g->loss < 0)
-        return;
+        return DN_OK;
     bool *needed = calloc((size_t)g->n_values, sizeof *needed);
     if (!needed)
-        return;
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: out of memory marking the loss's nodes", g->file);
     needed[g->loss] = true;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const dn_node *n = &g->nodes[i];
@@ -62,6 +64,7 @@ static void mark_loss_path(dn_exec *e)
             needed[n->inputs[j]] = true;
     }
     free(needed);
+    return DN_OK;
 }
 
 static dn_status init_params(dn_exec *e, uint64_t seed, dn_err *err)
@@ -137,8 +140,8 @@ dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads
     if (!e->x_views || !e->dx_views || !e->descs || !e->plan.offset || !e->plan.grad_offset ||
         !e->plan.saved_offset || !e->scratch)
         return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
-    mark_loss_path(e);
-    return init_params(e, seed, err);
+    dn_status st = mark_loss_path(e, err);
+    return st ? st : init_params(e, seed, err);
 }
 
 void dn_exec_free(dn_exec *e)

@@ -5,13 +5,14 @@
 #                                  zlib, Criterion, cairo and Graphviz for the pictures)
 #                                  and the default data set, Fashion-MNIST
 #   bash scripts/setup.sh --test   also PyTorch and NumPy for the parity tests, clang-format
-#                                  for the format check
+#                                  for the format check, and clang with its libFuzzer runtime
+#                                  and OpenMP for the fuzz build
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libblis-dev libcjson-dev libcriterion-dev zlib1g-dev
           libcairo2-dev libgraphviz-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3-torch python3-numpy clang-format)
+  packages+=(python3-torch python3-numpy clang-format clang libclang-rt-dev libomp-dev)
 fi
 
 missing=()

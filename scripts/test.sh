@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — build and run every test: once optimised, once with AddressSanitizer and
-# UndefinedBehaviorSanitizer. The PyTorch parity test runs in both builds.
+# UndefinedBehaviorSanitizer (the PyTorch parity test runs in both builds); then the threads
+# test under ThreadSanitizer and each libFuzzer harness for a short, bounded time.
 #
 # ctest runs each Criterion suite as a test of its own, $jobs at a time; --verbose prints
 # every suite's output, Criterion's "Synthesis" line included, and the counts over all the
@@ -39,3 +40,15 @@ echo "== sanitizer build (address, undefined)"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DDAGNET_SANITIZE=ON >/dev/null
 cmake --build build-sanitize -j"$jobs"
 run_ctest build-sanitize
+
+# Only the library and the threads test: four threads with their own sessions on one model.
+# halt_on_error: any TSan report fails CI. The sessions use one kernel thread each (libgomp and
+# BLIS are not instrumented); OMP_NUM_THREADS=1 says the same for anything else.
+echo "== ThreadSanitizer build (the library and the threads test)"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDAGNET_TSAN=ON >/dev/null
+cmake --build build-tsan -j"$jobs" --target dagnet_tsan_tests
+TSAN_OPTIONS=halt_on_error=1 OMP_NUM_THREADS=1 build-tsan/dagnet_tsan_tests
+
+# Each harness for 10 s from its committed seeds (a longer run: bash scripts/fuzz.sh 300).
+echo "== fuzzing (clang, libFuzzer, ASan, UBSan: 10 s per reader)"
+bash scripts/fuzz.sh 10

@@ -23,6 +23,7 @@
  */
 #include "train/trainer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -452,6 +453,20 @@ static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
                 : "?",
             (long long)meta[CK_PARAMS], CHECKPOINT_VERSION,
             dn_optimizer_name((dn_optimizer)t->optim.kind), (long long)e->param_count);
+    /* Issue 10, found by tests/fuzz/fuzz_checkpoint: a step counter of INT64_MAX loaded, and
+     * the next step's t->t++ overflowed. Every counter a step adds to must leave headroom;
+     * no real run comes near 2^62 steps or INT_MAX epochs. */
+    const int64_t most = (int64_t)1 << 62;
+    if (meta[CK_EPOCH] >= INT_MAX || meta[CK_POS] >= most || meta[CK_PERM_N] >= most ||
+        meta[CK_T] < 0 || meta[CK_T] >= most || meta[CK_STEP] < 0 || meta[CK_STEP] >= most ||
+        meta[CK_SEEN] < 0 || meta[CK_SEEN] >= most || meta[CK_CORRECT] < 0 ||
+        meta[CK_CORRECT] >= most)
+        return dn_err_set(&t->err, DN_ERR_PARSE,
+                          "%s: checkpoint counters out of range (epoch %lld, optimizer step "
+                          "%lld, step %lld, seen %lld, correct %lld): expected 0 to 2^62",
+                          path, (long long)meta[CK_EPOCH], (long long)meta[CK_T],
+                          (long long)meta[CK_STEP], (long long)meta[CK_SEEN],
+                          (long long)meta[CK_CORRECT]);
     dn_shape state_shape = { .rank = 1, .d = { t->state_count } };
     const dn_st_entry *se =
         t->state_count ? entry(t, f, path, "optim.state", DN_F32, &state_shape) : NULL;
