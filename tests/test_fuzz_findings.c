@@ -7,7 +7,8 @@
  * overflow, undefined behaviour). The checkpoint's counters (epoch, optimiser step, step,
  * examples seen, correct) must lie in range, else the load fails with a message. The
  * checkpoint is one of the tiny model the harness uses (tests/fuzz/fuzz_tiny_model.h, the same
- * text as tests/fuzz/corpus/model/tiny.json); its "trainer.state" entry is int64 [15], in the order of trainer.c's CK_* fields.
+ * text as tests/fuzz/corpus/model/tiny.json); its "trainer.state" entry is int64 [15], in the
+ * order of trainer.c's CK_* fields.
  */
 #include <criterion/criterion.h>
 #include <limits.h>
