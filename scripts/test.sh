@@ -26,8 +26,9 @@ run_ctest() {
            if ($i == "Crashing:") c += $(i + 1)
          }
        }
-       END { printf "[====] Synthesis of %d suites: Tested: %d | Passing: %d | Failing: %d | " \
-                    "Crashing: %d\n", suites, t, p, f, c }' "$1/ctest.log" | tee "$1/ctest.summary"
+       END { printf "all %d suites of %s:\n[====] Synthesis: Tested: %d | Passing: %d | " \
+                    "Failing: %d | Crashing: %d\n", suites, dir, t, p, f, c }' dir="$1" \
+    "$1/ctest.log" | tee "$1/ctest.summary"
   return "$status"
 }
 
