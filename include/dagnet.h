@@ -54,6 +54,16 @@ typedef enum dn_status {
 /* A short English name for a status, e.g. "model error". Static storage. */
 const char *dn_status_name(dn_status s);
 
+/* Write size bytes of data to path as dagnet saves its own files: under one fixed, locked
+ * temporary name beside the target (".<name>.tmp", reused by the next save after a crash),
+ * fsynced, renamed into place, the directory fsynced. On failure the old file is untouched,
+ * the temporary file removed, and, when errmsg is not NULL, errmsg[0..errmsg_size) holds the
+ * message (naming the path and the system's reason); there is no handle to hold it. For
+ * programs that write files of their own next to dagnet's (the `dagnet` command's log, the
+ * pictures). DN_ERR_ARG for a NULL path, or NULL data with size > 0. */
+dn_status dn_file_write(const char *path, const void *data, size_t size, char *errmsg,
+                        size_t errmsg_size);
+
 typedef enum dn_dtype { DN_F32 = 0, DN_I32 = 1, DN_I64 = 2 } dn_dtype;
 
 /* A view of a tensor: shape, dtype and data owned by someone else (see each call). */

@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/session.h"
@@ -365,4 +366,31 @@ Test(api_args, huge_batch_names_the_buffer)
                "bytes for the graph inputs", "\"image\"", "batch 1073741824");
     dn_session_free(s);
     dn_model_free(m);
+}
+
+/* dn_file_write: arguments checked, the message in the caller's buffer; a save replaces the
+ * target and reuses (then removes) a temporary file a crashed save left behind. */
+TestSuite(api_file, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
+
+Test(api_file, writes_atomically_and_checks_its_arguments)
+{
+    char msg[256] = "stale message";
+    cr_expect_eq(dn_file_write(NULL, "x", 1, msg, sizeof msg), DN_ERR_ARG);
+    EXPECT_MSG(msg, "dn_file_write", "path is NULL");
+    cr_expect_eq(dn_file_write(dn_test_path("a.csv"), NULL, 3, msg, sizeof msg), DN_ERR_ARG);
+    EXPECT_MSG(msg, "dn_file_write", "data is NULL");
+    cr_expect_eq(dn_file_write(NULL, NULL, 0, NULL, 0), DN_ERR_ARG, "no buffer is fine");
+
+    dn_test_write_file(dn_test_path(".a.csv.tmp"), "half a fi", 9); /* a crashed save's */
+    cr_assert_eq(dn_file_write(dn_test_path("a.csv"), "one,two\n", 8, msg, sizeof msg), DN_OK, "%s",
+                 msg);
+    size_t size;
+    unsigned char *got = dn_test_read_file(dn_test_path("a.csv"), &size);
+    cr_expect(size == 8 && memcmp(got, "one,two\n", 8) == 0);
+    free(got);
+    cr_expect_eq(dn_test_dir_entries(), 1, "only the target is left");
+
+    cr_expect_eq(dn_file_write(dn_test_path("no/such/dir/a.csv"), "x", 1, msg, sizeof msg),
+                 DN_ERR_IO);
+    EXPECT_MSG(msg, "no/such/dir/a.csv");
 }

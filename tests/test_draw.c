@@ -122,7 +122,7 @@ static void assert_no_tmp_files(void)
     cr_assert_not_null(d);
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        cr_assert_null(strstr(e->d_name, ".tmp."), "a temporary file was left: %s", e->d_name);
+        cr_assert_null(strstr(e->d_name, ".tmp"), "a temporary file was left: %s", e->d_name);
     closedir(d);
 }
 

@@ -397,6 +397,30 @@ dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out)
 
 /* ------------------------------------------------------------------ files */
 
+dn_status dn_file_write(const char *path, const void *data, size_t size, char *errmsg,
+                        size_t errmsg_size)
+{
+    dn_err err = { 0 };
+    dn_status st;
+    if (!path)
+        st = dn_err_set(&err, DN_ERR_ARG, "dn_file_write: path is NULL");
+    else if (!data && size > 0)
+        st = dn_err_set(&err, DN_ERR_ARG, "dn_file_write: data is NULL");
+    else {
+        dn_atomic_file f;
+        st = dn_atomic_open(&f, path, &err);
+        if (!st && size > 0)
+            st = dn_atomic_write(&f, data, size, &err);
+        if (!st)
+            st = dn_atomic_commit(&f, &err);
+        else
+            dn_atomic_abort(&f);
+    }
+    if (st && errmsg && errmsg_size > 0)
+        snprintf(errmsg, errmsg_size, "%s", err.msg);
+    return st;
+}
+
 /* Every param must be in the file as F32 with its exact shape, and nothing else. */
 static dn_status check_weights(dn_session *s, const dn_st_file *f, const char *path)
 {

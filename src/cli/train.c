@@ -229,8 +229,9 @@ static char *earlier_rows(const char *path)
     return text;
 }
 
-/* The whole CSV rewritten under a temporary name and renamed: a crash never leaves half a log.
- * `earlier` holds the rows of the run this one resumed. */
+/* The whole CSV, built in memory and saved with dn_file_write (a locked temporary name,
+ * fsync, rename): a crash never leaves half a log nor a pile of temporary files. `earlier`
+ * holds the rows of the run this one resumed. */
 static int write_log(const char *path, const char *earlier, const epoch_row *rows, int n,
                      bool has_val, const char *model)
 {
@@ -239,11 +240,11 @@ static int write_log(const char *path, const char *earlier, const epoch_row *row
     for (char *p = name; *p; p++)
         if (*p == ',' || *p == '\n' || *p == '\r' || *p == '"')
             *p = '_';
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
     if (!f) {
-        fprintf(stderr, "dagnet: cannot write %s: %s\n", tmp, strerror(errno));
+        fprintf(stderr, "dagnet: cannot write %s: %s\n", path, strerror(errno));
         return 1;
     }
     fprintf(f, "epoch,train_loss,train_acc,%stest_acc,lr,seconds,model\n",
@@ -256,11 +257,12 @@ static int write_log(const char *path, const char *earlier, const epoch_row *row
             fprintf(f, "%.4f,", rows[i].val_acc);
         fprintf(f, "%.4f,%.6g,%.2f,%s\n", rows[i].test_acc, rows[i].lr, rows[i].seconds, name);
     }
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "dagnet: cannot write %s: %s\n", path, strerror(errno));
-        remove(tmp);
+    bool ok = fclose(f) == 0;
+    char msg[1024] = "out of memory";
+    ok = ok && dn_file_write(path, text, size, msg, sizeof msg) == DN_OK;
+    free(text);
+    if (!ok) {
+        fprintf(stderr, "dagnet: %s\n", msg);
         return 1;
     }
     return 0;

@@ -9,14 +9,10 @@
 #include "draw/canvas.h"
 
 #include <cairo-svg.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 dn_status dn_draw_fail(dn_draw_err *err, dn_status st, const char *fmt, ...)
 {
@@ -156,58 +152,13 @@ dn_status dn_canvas_save(dn_canvas *c, const char *path, dn_draw_err *err)
 
 /* ------------------------------------------------------------------ atomic files */
 
-/* Distinguishes the temporary files of several writers in one process. */
-static atomic_uint_fast64_t tmp_counter;
-
-static dn_status io_fail(dn_draw_err *err, const char *path, const char *what, int errnum)
-{
-    char reason[256];
-    if (strerror_r(errnum, reason, sizeof reason) != 0)
-        snprintf(reason, sizeof reason, "error %d", errnum);
-    return dn_draw_fail(err, DN_ERR_IO, "%s: %s: %s", path, what, reason);
-}
-
+/* dagnet's own atomic save (one locked temporary name per target, fsync, rename, directory
+ * fsync), so that a picture left half-written by a crash is cleaned up as dagnet's files are. */
 dn_status dn_draw_write_file(const char *path, const void *data, size_t size, dn_draw_err *err)
 {
-    char tmp[4096];
-    int fd = -1;
-    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-        unsigned long long n = (unsigned long long)atomic_fetch_add(&tmp_counter, 1);
-        int len = snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%llu", path, (long)getpid(), n);
-        if (len < 0 || (size_t)len >= sizeof tmp)
-            return dn_draw_fail(err, DN_ERR_ARG, "%.200s...: the path is too long", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd < 0 && errno != EEXIST)
-            return io_fail(err, path, "cannot create a temporary file beside it", errno);
-    }
-    if (fd < 0)
-        return io_fail(err, path, "cannot create a temporary file beside it", EEXIST);
-    const unsigned char *p = data;
-    size_t left = size;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return io_fail(err, path, "cannot write", e);
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return io_fail(err, path, "cannot write", e);
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return io_fail(err, path, "cannot rename the temporary file into place", e);
-    }
-    return DN_OK;
+    char msg[sizeof err->msg];
+    dn_status st = dn_file_write(path, data, size, msg, sizeof msg);
+    return st ? dn_draw_fail(err, st, "%s", msg) : DN_OK;
 }
 
 /* ------------------------------------------------------------------ text and colour */
