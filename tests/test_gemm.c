@@ -57,6 +57,33 @@ Test(runtime_gemm, one_by_one) { check_sgemm(1, 1, 9, 2); }
 /* Large enough for the threads to split a one-row product (over k, or over B's rows). */
 Test(runtime_gemm, one_row_split_across_threads) { check_sgemm(1, 301, 700, 2); }
 
+/* A one-row product where a zero in the row meets an Inf in the matrix gives NaN in that
+ * column (0 · Inf), as a gemm does, and beta = 0 overwrites a NaN already in C: on one thread
+ * and split over k across two. */
+static void check_zero_times_inf(int64_t n, int64_t k, int threads)
+{
+    float *a = random_floats(k, 1), *b = random_floats(k * n, 2), *c = malloc((size_t)n * 4);
+    a[k - 1] = 0.0f; /* the last row of B is in the second half of the split */
+    b[(k - 1) * n + n / 2] = INFINITY;
+    for (int64_t j = 0; j < n; j++)
+        c[j] = NAN;
+    dn_sgemm(false, false, 1, n, k, 1.0f, a, k, b, n, 0.0f, c, n, threads);
+    for (int64_t j = 0; j < n; j++)
+        if (j == n / 2)
+            cr_expect(isnan(c[j]), "threads=%d: column %lld holds 0 · Inf, want NaN, got %g",
+                      threads, (long long)j, c[j]);
+        else
+            cr_expect(isfinite(c[j]), "threads=%d: column %lld want finite, got %g", threads,
+                      (long long)j, c[j]);
+    free(a), free(b), free(c);
+}
+
+Test(runtime_gemm, one_row_zero_times_inf_is_nan)
+{
+    check_zero_times_inf(37, 23, 1);
+    check_zero_times_inf(301, 700, 2);
+}
+
 static void check_packed(int64_t m, int64_t n, int64_t k, float beta)
 {
     dn_ukernel u;

@@ -203,15 +203,25 @@ Test(affine_nan, nan_and_inf_propagate_as_pytorch)
 
 /* A finite input meets an Inf weight: x = [[0, 1], [1, 1]], W = [[inf], [1]]; y = x @ W;
  * y.backward(ones): y = [nan, inf] (0 · inf is NaN), x.grad = [inf, 1, inf, 1],
- * W.grad = [1, 2]. At batch 1 the product is BLIS's gemv, which skips a zero activation's row
- * and gives 1 where PyTorch gives NaN (docs/reliability.md); from batch 2 on it is a gemm, which
- * skips nothing. */
+ * W.grad = [1, 2]. */
 Test(affine_nan, zero_times_inf_weight_is_nan)
 {
     float xv[] = { 0, 1, 1, 1 }, wv[] = { Inf, 1 };
     dn_tensor x[] = { T(xv, 2, 2), T(wv, 2, 1) };
     check(&dn_op_affine, "{\"bias\": false}", 2, x, true, F(1, 1), F(NaN, Inf),
           WANT(F(Inf, 1, Inf, 1), F(1, 2)));
+}
+
+/* The same at batch 1, where the product is a matrix-vector one (src/runtime/gemm.c) whose
+ * kernel must not skip a zero activation's weight row: x = [[0, 1]], W = [[inf, 2], [1, 3]];
+ * y = x @ W; y.backward(tensor([[1, 1]])): y = [nan, 3], x.grad = [inf, 4],
+ * W.grad = [[0, 0], [1, 1]]. BLIS's own gemv gave y = [1, 3]. */
+Test(affine_nan, zero_times_inf_weight_is_nan_at_batch_1)
+{
+    float xv[] = { 0, 1 }, wv[] = { Inf, 2, 1, 3 };
+    dn_tensor x[] = { T(xv, 1, 2), T(wv, 2, 2) };
+    check(&dn_op_affine, "{\"bias\": false}", 2, x, true, F(1, 1), F(NaN, 3),
+          WANT(F(Inf, 4), F(0, 0, 1, 1)));
 }
 
 /* ---------------------------------------------------------------- softmax and the loss */

@@ -4,6 +4,7 @@
 
 #include <blis.h>
 
+#include "runtime/clones.h"
 #include "runtime/parallel.h"
 
 /* Matrix-vector products split across threads from this many matrix elements (about what
@@ -23,12 +24,39 @@ static void rows_times_vector(int64_t k, float alpha, const float *b, int64_t ld
 }
 
 /* out[0..n) = alpha · a[lo..hi) · (rows [lo, hi) of B [k×n]) + beta · out: one thread's share
- * of a product split over k, each thread reading its own contiguous rows of B. */
-static void vector_times_rows(int64_t n, float alpha, const float *a, int64_t inc_a, const float *b,
-                              int64_t ldb, float beta, float *out, int64_t lo, int64_t hi)
+ * of a product split over k, each thread reading its own contiguous rows of B.
+ *
+ * Written out rather than BLIS's transposed gemv because that one is a chain of axpys, and
+ * an axpy with a zero coefficient returns early: a zero activation would skip its weight row,
+ * and 0 · Inf would give 0 where IEEE arithmetic (and PyTorch) gives NaN. Four rows of B per
+ * pass over out keep the loop bound by the stream of B, as gemv is; the AVX2 clone
+ * (runtime/clones.h) matches gemv's speed, the baseline one is 20 % slower. beta == 0
+ * overwrites out without reading it (BLAS's rule: whatever out held, even NaN, stays out). */
+DN_CLONES_AVX2 static void vector_times_rows(int64_t n, float alpha, const float *a, int64_t inc_a,
+                                             const float *b, int64_t ldb, float beta,
+                                             float *restrict out, int64_t lo, int64_t hi)
 {
-    bli_sgemv_ex(BLIS_TRANSPOSE, BLIS_NO_CONJUGATE, hi - lo, n, &alpha, (float *)b + lo * ldb, ldb,
-                 1, (float *)a + lo * inc_a, inc_a, &beta, out, 1, NULL, NULL);
+    if (beta == 0.0f)
+        for (int64_t j = 0; j < n; j++)
+            out[j] = 0.0f;
+    else if (beta != 1.0f)
+        for (int64_t j = 0; j < n; j++)
+            out[j] *= beta;
+    int64_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        const float a0 = alpha * a[i * inc_a], a1 = alpha * a[(i + 1) * inc_a];
+        const float a2 = alpha * a[(i + 2) * inc_a], a3 = alpha * a[(i + 3) * inc_a];
+        const float *restrict b0 = b + i * ldb, *restrict b1 = b0 + ldb;
+        const float *restrict b2 = b1 + ldb, *restrict b3 = b2 + ldb;
+        for (int64_t j = 0; j < n; j++)
+            out[j] += (a0 * b0[j] + a1 * b1[j]) + (a2 * b2[j] + a3 * b3[j]);
+    }
+    for (; i < hi; i++) {
+        const float ai = alpha * a[i * inc_a];
+        const float *restrict bi = b + i * ldb;
+        for (int64_t j = 0; j < n; j++)
+            out[j] += ai * bi[j];
+    }
 }
 
 /* Halves [lo, hi) of the split over k: half 0 into c (with beta), half 1 into partial. */

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/clones.h"
 #include "runtime/parallel.h"
 
 /* Loops over this many elements or more run in parallel; below it threads cost more than
@@ -71,17 +72,7 @@ static float complement(float x) { return (float)(1.0 - (double)x); }
 /* Each update is an elementwise loop over a range of the params. The clone for x86-64-v3
  * machines (AVX2, FMA) vectorises it and turns fmaf into one instruction; the default clone
  * calls libm's fmaf. Both round fmaf exactly, so the results are the same bits. */
-#if defined(__SANITIZE_THREAD__) && !defined(DN_NO_TARGET_CLONES)
-#define DN_NO_TARGET_CLONES /* GCC's -fsanitize=thread, even without CMake's option */
-#endif
-#ifdef DN_NO_TARGET_CLONES
-/* ThreadSanitizer and fuzzing builds (CMakeLists.txt): the clones' ifunc resolver runs before
- * TSan's runtime is ready and crashes at start-up, so one plain function, the default
- * clone's code (same bits, as said above). */
-#define OPTIM_KERNEL
-#else
-#define OPTIM_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
+#define OPTIM_KERNEL DN_CLONES_AVX2 /* runtime/clones.h: plain in TSan builds */
 #define SPLIT(n, threads, call) \
     DN_PARALLEL_RANGE(n, dn_team(threads, n, OPTIM_PARALLEL_MIN), lo, hi, call)
 
