@@ -214,7 +214,8 @@ dn_status dn_session_memory(const dn_session *s, dn_memory_info *out)
     if (st != DN_OK)
         return st;
     const dn_exec *e = &s->e;
-    size_t params = (size_t)e->param_count * sizeof(float);
+    /* An inference session owns neither: its params are the borrowed weights'. */
+    size_t params = e->inference ? 0 : (size_t)e->param_count * sizeof(float);
     *out = (dn_memory_info){ .params = params,
                              .param_grads = params,
                              .arena = e->planned ? e->plan.total : 0,
