@@ -316,7 +316,7 @@ dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
 bool dn_exec_input_takes_grad(const dn_exec *e, int node, int j)
 {
     const dn_node *n = &e->g->nodes[node];
-    return dn_op_takes_grad(n->op, j) && e->g->values[n->inputs[j]].needs_grad;
+    return !e->inference && dn_op_takes_grad(n->op, j) && e->g->values[n->inputs[j]].needs_grad;
 }
 
 /* Point every activation, gradient, saved state and kernel view at its place in the arena. */

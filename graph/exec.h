@@ -113,7 +113,8 @@ dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_t
                           dn_err *err);
 dn_status dn_exec_backward(dn_exec *e, dn_err *err);
 
-/* Whether node `node`'s input j takes a gradient in training (the image and labels do not). */
+/* Whether node `node`'s input j takes a gradient in training (the image and labels do not;
+ * nothing does in an inference executor). */
 bool dn_exec_input_takes_grad(const dn_exec *e, int node, int j);
 
 /* Lay out the run that e->wanted and e->wanted_keep describe, in training with the backward

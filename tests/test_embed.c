@@ -273,6 +273,12 @@ Test(embed_infer, no_gradient_buffers)
     cr_assert_eq(dn_session_memory(t, &mt), DN_OK);
     cr_assert_gt(mt.param_grads, 0);
     cr_assert_lt(mi.arena, mt.arena, "inference arena %zu, training arena %zu", mi.arena, mt.arena);
+    /* Its profile counts no backward work. */
+    for (int i = 0; i < dn_model_node_count(m); i++) {
+        dn_node_profile p;
+        cr_assert_eq(dn_session_node_profile(s, i, &p), DN_OK);
+        cr_assert_eq(p.backward_flops, 0, "node %s", p.node);
+    }
     /* dn_session_evaluate runs on it too. */
     dn_dataset *d = NULL;
     cr_assert_eq(dn_dataset_from_arrays(BATCH, 1, SIDE, SIDE, images, labels, CLASSES, &d), DN_OK);
@@ -475,4 +481,18 @@ Test(embed_header, options_struct_size)
     cr_assert_eq(from_model.struct_size, sizeof from_model);
     dn_session_free(s);
     dn_model_free(m);
+}
+
+/* The C defaults hold the values tests/cxx/header.cpp asserts for C++'s spelling of the same
+ * macros: a default changed in one spelling only fails one of the two. */
+Test(embed_header, defaults_match_the_cxx_spelling)
+{
+    dn_train_options t = DN_TRAIN_OPTIONS_DEFAULT;
+    cr_assert(t.optimizer == DN_ADAM && t.lr == 0.001f && t.momentum == 0.9f &&
+              t.weight_decay == 0.0f && t.schedule == DN_LR_CONSTANT && t.step_size == 10 &&
+              t.gamma == 0.1f && t.epochs == 3 && t.batch == 100 && t.seed == 0);
+    dn_session_options s = DN_SESSION_OPTIONS_DEFAULT;
+    cr_assert(s.seed == 0 && s.threads == 0 && !s.keep_tensors && s.weights == NULL);
+    dn_binding b = DN_BINDING_DEFAULT;
+    cr_assert(!b.image_input && !b.label_input && !b.prediction);
 }

@@ -108,7 +108,7 @@ dn_status dn_session_node_profile(dn_session *s, int i, dn_node_profile *out)
                               .forward_seconds = t->forward_seconds,
                               .backward_seconds = t->backward_seconds,
                               .forward_flops = fwd,
-                              .backward_flops = fwd };
+                              .backward_flops = e->inference ? 0 : fwd };
     dn_gemm_shape g;
     if (node_gemm(e, i, &g)) {
         product p[2];

@@ -5,6 +5,20 @@
 
 #include <cstdio>
 
+// The C++ defaults are C's (dagnet.h spells them twice: designated in C, positional in C++).
+constexpr dn_train_options cxx_train = DN_TRAIN_OPTIONS_DEFAULT;
+static_assert(cxx_train.struct_size == sizeof(dn_train_options) && cxx_train.optimizer == DN_ADAM &&
+                  cxx_train.lr == 0.001f && cxx_train.momentum == 0.9f &&
+                  cxx_train.weight_decay == 0.0f && cxx_train.schedule == DN_LR_CONSTANT &&
+                  cxx_train.step_size == 10 && cxx_train.gamma == 0.1f && cxx_train.epochs == 3 &&
+                  cxx_train.batch == 100 && cxx_train.seed == 0,
+              "DN_TRAIN_OPTIONS_DEFAULT in C++");
+constexpr dn_session_options cxx_session = DN_SESSION_OPTIONS_DEFAULT;
+static_assert(cxx_session.struct_size == sizeof(dn_session_options) && cxx_session.seed == 0 &&
+                  cxx_session.threads == 0 && !cxx_session.keep_tensors &&
+                  cxx_session.weights == nullptr,
+              "DN_SESSION_OPTIONS_DEFAULT in C++");
+
 int use_dagnet(const char *model_path)
 {
     static_assert(DN_VERSION_NUMBER >= 200, "version macros");
