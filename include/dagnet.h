@@ -295,11 +295,11 @@ typedef struct dn_session_options {
     size_t struct_size; /* sizeof(dn_session_options) as compiled: see the ABI policy above */
     uint64_t seed;      /* initialisers and Dropout draw from a generator seeded here */
     int threads;        /* 0: OMP_NUM_THREADS or the number of cores; 1 to DN_THREADS_MAX
-                          (1024) taken as given; anything else is DN_ERR_ARG naming the value
-                          and the range */
+                           (1024) taken as given; anything else is DN_ERR_ARG naming the value
+                           and the range */
     bool keep_tensors;  /* every node output stays readable after a forward (inspection,
-                          gradient dumps); otherwise only the fetched tensors do, and the
-                          others' memory is reused */
+                           gradient dumps); otherwise only the fetched tensors do, and the
+                           others' memory is reused */
     /* (0.2) NULL: a training session, with params of its own initialised from `seed`, their
      * gradients and buffers for backward. Non-NULL: an INFERENCE session that borrows these
      * weights (loaded for the same model; they must outlive the session) without copying,
