@@ -67,7 +67,8 @@ static dn_status mark_loss_path(dn_exec *e, dn_err *err)
     return DN_OK;
 }
 
-static dn_status init_params(dn_exec *e, uint64_t seed, dn_err *err)
+/* Elements of all params together (e->param_count), checked for overflow. */
+static dn_status count_params(dn_exec *e, dn_err *err)
 {
     const dn_graph *g = e->g;
     int64_t total = 0;
@@ -79,10 +80,20 @@ static dn_status init_params(dn_exec *e, uint64_t seed, dn_err *err)
         total += n;
     }
     e->param_count = total;
-    size_t bytes = (size_t)total * sizeof(float);
     if ((uint64_t)total > SIZE_MAX / sizeof(float))
         return dn_err_set(err, DN_ERR_NOMEM, "%s: %lld params do not fit in memory", g->file,
                           (long long)total);
+    return DN_OK;
+}
+
+static dn_status init_params(dn_exec *e, uint64_t seed, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    dn_status st = count_params(e, err);
+    if (st)
+        return st;
+    int64_t total = e->param_count;
+    size_t bytes = (size_t)total * sizeof(float);
     e->param_data = alloc_aligned(bytes + sizeof(float));
     e->param_grad = alloc_aligned(bytes + sizeof(float));
     if (!e->param_data || !e->param_grad)
@@ -102,7 +113,28 @@ static dn_status init_params(dn_exec *e, uint64_t seed, dn_err *err)
     return DN_OK;
 }
 
-dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads, dn_err *err)
+/* Point every param's view into the borrowed buffer; their gradients stay NULL. */
+static dn_status borrow_params(dn_exec *e, const float *params, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    dn_status st = count_params(e, err);
+    if (st)
+        return st;
+    /* Never written through: an inference executor refuses everything that writes params
+     * (training forwards, backward, loading weights, the trainer). */
+    e->param_data = (float *)params;
+    int64_t offset = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        int v = g->param_values[i];
+        e->val[v] = (dn_tensor){ DN_F32, g->values[v].desc.shape, e->param_data + offset };
+        e->grad[v] = (dn_tensor){ DN_F32, g->values[v].desc.shape, NULL };
+        offset += dn_shape_numel(&g->values[v].desc.shape);
+    }
+    return DN_OK;
+}
+
+/* What both executors hold: per-value and per-node bookkeeping, the loss path. */
+static dn_status init_common(dn_exec *e, const dn_graph *g, int threads, dn_err *err)
 {
     memset(e, 0, sizeof *e);
     e->g = g;
@@ -140,13 +172,27 @@ dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads
     if (!e->x_views || !e->dx_views || !e->descs || !e->plan.offset || !e->plan.grad_offset ||
         !e->plan.saved_offset || !e->scratch)
         return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
-    dn_status st = mark_loss_path(e, err);
+    return mark_loss_path(e, err);
+}
+
+dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads, dn_err *err)
+{
+    dn_status st = init_common(e, g, threads, err);
     return st ? st : init_params(e, seed, err);
+}
+
+dn_status dn_exec_init_borrowed(dn_exec *e, const dn_graph *g, const float *params, int threads,
+                                dn_err *err)
+{
+    dn_status st = init_common(e, g, threads, err);
+    e->inference = true;
+    return st ? st : borrow_params(e, params, err);
 }
 
 void dn_exec_free(dn_exec *e)
 {
-    free(e->param_data);
+    if (!e->inference)
+        free(e->param_data);
     free(e->param_grad);
     free(e->val);
     free(e->grad);
@@ -270,7 +316,7 @@ dn_status dn_exec_plan(dn_exec *e, int64_t batch, dn_err *err)
 bool dn_exec_input_takes_grad(const dn_exec *e, int node, int j)
 {
     const dn_node *n = &e->g->nodes[node];
-    return dn_op_takes_grad(n->op, j) && e->g->values[n->inputs[j]].needs_grad;
+    return !e->inference && dn_op_takes_grad(n->op, j) && e->g->values[n->inputs[j]].needs_grad;
 }
 
 /* Point every activation, gradient, saved state and kernel view at its place in the arena. */

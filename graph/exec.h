@@ -42,8 +42,12 @@ typedef struct dn_exec {
     bool keep_all; /* every node output stays readable: no buffer sharing */
     dn_rng rng;    /* initialisers, then one draw per forward for Dropout */
 
-    float *param_data;   /* every param, contiguous, in g->param_values order */
-    float *param_grad;   /* their gradients, same layout */
+    float *param_data; /* every param, contiguous, in g->param_values order */
+    float *param_grad; /* their gradients, same layout (NULL in an inference executor) */
+    /* An inference executor (dn_exec_init_borrowed) reads its params from a buffer someone
+     * else owns (param_data points there and is never written), holds no gradients, plans no
+     * backward and refuses training forwards: many of them can share one set of weights. */
+    bool inference;
     int64_t param_count; /* floats in each of the two */
 
     dn_tensor *val;     /* per value: its data (params: views into param_data) */
@@ -88,6 +92,11 @@ typedef struct dn_exec {
 
 /* Allocate the params and initialise them from `seed`. threads <= 0: OpenMP's default. */
 dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads, dn_err *err);
+/* An inference executor over borrowed params: `params` holds every param, contiguous, in
+ * g->param_values order (the layout of dn_exec.param_data), and must stay valid and unchanged
+ * until dn_exec_free. Nothing is initialised, no gradient is allocated. */
+dn_status dn_exec_init_borrowed(dn_exec *e, const dn_graph *g, const float *params, int threads,
+                                dn_err *err);
 void dn_exec_free(dn_exec *e);
 
 /* Lay out buffers for `batch` (no-op when already planned for it). Fed inputs are kept only
@@ -104,7 +113,8 @@ dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_t
                           dn_err *err);
 dn_status dn_exec_backward(dn_exec *e, dn_err *err);
 
-/* Whether node `node`'s input j takes a gradient in training (the image and labels do not). */
+/* Whether node `node`'s input j takes a gradient in training (the image and labels do not;
+ * nothing does in an inference executor). */
 bool dn_exec_input_takes_grad(const dn_exec *e, int node, int j);
 
 /* Lay out the run that e->wanted and e->wanted_keep describe, in training with the backward

@@ -111,6 +111,11 @@ static dn_status run_node_forward(dn_exec *e, int i, bool training, uint64_t ste
 dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_targets, dn_err *err)
 {
     const dn_graph *g = e->g;
+    if (training && e->inference)
+        return dn_err_set(err, DN_ERR_ARG,
+                          "%s: a training forward on an inference session (it borrows read-only "
+                          "weights and holds no gradients); use DN_INFER",
+                          g->file);
     if (e->batch == 0)
         return dn_err_set(err, DN_ERR_ARG, "%s: no input has been set", g->file);
     dn_status st = select_nodes(e, targets, n_targets, err);
@@ -178,6 +183,11 @@ static void run_node_backward(dn_exec *e, int i)
 dn_status dn_exec_backward(dn_exec *e, dn_err *err)
 {
     const dn_graph *g = e->g;
+    if (e->inference)
+        return dn_err_set(err, DN_ERR_ARG,
+                          "%s: backward on an inference session (it borrows read-only weights "
+                          "and holds no gradients; open a session without weights to train)",
+                          g->file);
     if (g->loss < 0)
         return dn_err_set(err, DN_ERR_ARG, "%s: the model has no \"loss\" to differentiate",
                           g->file);

@@ -1,17 +1,85 @@
 /*
  * dagnet.h — the public API of dagnet, a CNN framework whose models are JSON graphs.
  *
+ * A complete program: load a model and its weights once, classify on four threads that share
+ * them, and read the errors (docs/embedding.md explains each step; examples/classify_threads.c
+ * is the full version). Build it with
+ *   cc app.c $(pkg-config --cflags --libs dagnet)      or, in CMake,
+ *   find_package(dagnet REQUIRED)  target_link_libraries(app PRIVATE dagnet::dagnet)
+ *
+ *   #include <dagnet.h>
+ *   #include <pthread.h>
+ *   #include <stdio.h>
+ *
+ *   static const dn_model *model;     // shared, read-only
+ *   static const dn_weights *weights; // shared, read-only
+ *
+ *   static void *classify(void *arg)
+ *   {
+ *       float *image = arg; // [1, 1, 28, 28]
+ *       dn_session_options o = DN_SESSION_OPTIONS_DEFAULT;
+ *       o.threads = 1;         // one core per session: the threads run side by side
+ *       o.weights = weights;   // an inference session: borrows the weights, no copy
+ *       dn_session *s;         // one per thread: a session is used by one thread at a time
+ *       if (dn_session_new(model, &o, &s) != DN_OK) {
+ *           fprintf(stderr, "%s\n", dn_session_errmsg(s)); // set even on failure
+ *           dn_session_free(s);
+ *           return NULL;
+ *       }
+ *       int64_t shape[4] = { 1, 1, 28, 28 };
+ *       dn_view out;
+ *       if (dn_session_set_input(s, "image", DN_F32, 4, shape, image) != DN_OK ||
+ *           dn_session_forward(s, DN_INFER, NULL, 0) != DN_OK ||
+ *           dn_session_tensor(s, dn_model_output_name(model, 0), &out) != DN_OK)
+ *           fprintf(stderr, "%s\n", dn_session_errmsg(s)); // names file, node, field
+ *       else
+ *           printf("class 0 scores %g\n", ((const float *)out.data)[0]);
+ *       dn_session_free(s);
+ *       return NULL;
+ *   }
+ *
+ *   int main(void)
+ *   {
+ *       dn_model *m;
+ *       dn_weights *w = NULL;
+ *       if (dn_model_load("lenet5.json", &m) != DN_OK) {
+ *           fprintf(stderr, "%s\n", dn_model_errmsg(m));
+ *           dn_model_free(m);
+ *           return 1;
+ *       }
+ *       if (dn_weights_load(m, "lenet5.safetensors", &w) != DN_OK) {
+ *           fprintf(stderr, "%s\n", dn_weights_errmsg(w)); // e.g. a param's shape differs
+ *           dn_weights_free(w);
+ *           dn_model_free(m);
+ *           return 1;
+ *       }
+ *       model = m;
+ *       weights = w;
+ *       static float images[4][28 * 28];
+ *       pthread_t t[4];
+ *       for (int i = 0; i < 4; i++)
+ *           pthread_create(&t[i], NULL, classify, images[i]);
+ *       for (int i = 0; i < 4; i++)
+ *           pthread_join(t[i], NULL);
+ *       dn_weights_free(w); // after every session that borrowed them
+ *       dn_model_free(m);   // after the weights and the sessions
+ *       return 0;
+ *   }
+ *
  * How a model flows:
  *   dn_model_load()      JSON file → validated, topologically sorted graph (immutable)
- *   dn_session_new()     graph → params (initialised from a seed) + buffers for one batch size
+ *   dn_weights_load()    safetensors → the model's params, validated, immutable (optional)
+ *   dn_session_new()     graph → buffers for one batch size, and either params of its own
+ *                        (initialised from a seed: a training session) or borrowed weights
+ *                        (an inference session)
  *   dn_session_set_input()  feed named inputs (float32 images, int32 labels)
  *   dn_session_forward() run the nodes the requested outputs (or the loss) need
- *   dn_session_backward()  gradients of the loss w.r.t. every param
+ *   dn_session_backward()  gradients of the loss w.r.t. every param (training sessions)
  *   dn_session_tensor() / dn_session_param_grad()  read results (borrowed views)
  *
  * Errors: every fallible call returns a dn_status; the handle involved keeps a message
- * (dn_model_errmsg, dn_session_errmsg) naming the file, the JSON location and the node,
- * e.g.  lenet5.json: node "fc1" (/nodes/6/inputs/0): input "pool9" is not defined
+ * (dn_model_errmsg, dn_session_errmsg, dn_weights_errmsg) naming the file, the JSON location
+ * and the node, e.g.  lenet5.json: node "fc1" (/nodes/6/inputs/0): input "pool9" is not defined
  * The library never prints, exits or aborts.
  *
  * Arguments: every function checks its own arguments (NULL handles and pointers, indices,
@@ -22,8 +90,39 @@
  * given a NULL `out`), the call just returns DN_ERR_ARG, and dn_*_errmsg(NULL) says "no handle:
  * out of memory, or the call that should have made it was given a NULL out".
  *
- * Threads: a handle may be used by one thread at a time; distinct handles are independent
- * (no global state), so two sessions can run on two threads.
+ * Threads: there is no global state. What may be shared between threads:
+ *   - a dn_model and a dn_weights: yes, by any number of threads and sessions at once, for
+ *     reading (every call that takes them as `const` only reads them; their error message is
+ *     the one exception, so a failed call on a shared handle may leave a garbled message:
+ *     check handles once, before sharing them);
+ *   - a dn_session, dn_trainer or dn_dataset: one thread at a time (they hold buffers that
+ *     every call writes); give each thread its own session. Results do not depend on which
+ *     thread runs a session: bit for bit the same as a sequential run with the same thread
+ *     count (tests/test_embed.c checks four threads against one).
+ * A session's `threads` option is its own OpenMP/BLIS team; sessions on several threads each
+ * with threads = 1 use one core each.
+ *
+ * Ownership: a handle made by dn_*_new/load/parse is owned by the caller and freed with its
+ * dn_*_free. A session borrows its model and its weights (both must outlive it); weights
+ * borrow their model. Views (dn_view) and strings are borrowed, valid as each call says.
+ * Buffers the library allocates for the caller (dn_session_save_weights_memory) are freed with
+ * dn_free.
+ *
+ * ABI policy (libdagnet.so.SOVERSION; while the major version is 0, every minor release is a
+ * new SOVERSION "0.MINOR", after that SOVERSION is the major version):
+ *   - within one SOVERSION, functions are only added, never removed or changed;
+ *   - enums only grow at the end, existing values keep their numbers;
+ *   - options structs the caller fills (dn_session_options, dn_train_options) begin with
+ *     `struct_size`, set by their *_DEFAULT macro to the size the caller was compiled with;
+ *     the library reads only the fields inside it (the others take their defaults), and new
+ *     fields are only appended. Start from the DEFAULT macro and set fields by name.
+ *     struct_size 0 (a `{ .seed = 1 }` initialiser) means the fields of version 0.1, the ones
+ *     before `weights`;
+ *   - structs the library fills (dn_view, dn_*_info, dn_node_profile, dn_memory_info,
+ *     dn_step_stats, dn_eval_result) keep their layout within a SOVERSION: new information
+ *     comes through new functions;
+ *   - handles are opaque; their layout is never part of the ABI.
+ * Only the functions declared here are exported from the shared library (tests check it).
  */
 #ifndef DAGNET_H
 #define DAGNET_H
@@ -35,6 +134,30 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The version of this header; dn_version() gives the library's (they differ when a program
+ * runs against another build of the shared library than it was compiled with). */
+#define DN_VERSION_MAJOR 0
+#define DN_VERSION_MINOR 2
+#define DN_VERSION_PATCH 0
+#define DN_VERSION_STRING "0.2.0"
+/* One comparable number: major·10000 + minor·100 + patch (0.2.0 → 200). */
+#define DN_VERSION_NUMBER (DN_VERSION_MAJOR * 10000 + DN_VERSION_MINOR * 100 + DN_VERSION_PATCH)
+/* The model format this version reads: a model file's "format" field (docs/format.md). */
+#define DN_FORMAT "dagnet/1"
+
+/* What the shared library exports: every function declared here, nothing else (the library
+ * is compiled with -fvisibility=hidden). */
+#if defined(__GNUC__) || defined(__clang__)
+#define DN_API __attribute__((visibility("default")))
+#else
+#define DN_API
+#endif
+
+/* The library's version, e.g. "0.2.0", and the model format it reads, "dagnet/1". Static
+ * storage. */
+DN_API const char *dn_version(void);
+DN_API const char *dn_format(void);
 
 #define DN_MAX_RANK 8
 
@@ -52,7 +175,7 @@ typedef enum dn_status {
 } dn_status;
 
 /* A short English name for a status, e.g. "model error". Static storage. */
-const char *dn_status_name(dn_status s);
+DN_API const char *dn_status_name(dn_status s);
 
 /* Write size bytes of data to path as dagnet saves its own files: under one fixed, locked
  * temporary name beside the target (".<name>.tmp", reused by the next save after a crash),
@@ -61,8 +184,8 @@ const char *dn_status_name(dn_status s);
  * message (naming the path and the system's reason); there is no handle to hold it. For
  * programs that write files of their own next to dagnet's (the `dagnet` command's log, the
  * pictures). DN_ERR_ARG for a NULL path, or NULL data with size > 0. */
-dn_status dn_file_write(const char *path, const void *data, size_t size, char *errmsg,
-                        size_t errmsg_size);
+DN_API dn_status dn_file_write(const char *path, const void *data, size_t size, char *errmsg,
+                               size_t errmsg_size);
 
 typedef enum dn_dtype { DN_F32 = 0, DN_I32 = 1, DN_I64 = 2 } dn_dtype;
 
@@ -81,19 +204,20 @@ typedef struct dn_model dn_model;
 /* Load and validate a dagnet/1 model file. Like sqlite3_open, *out is set even on failure
  * (unless memory ran out, then NULL) so that dn_model_errmsg(*out) explains the failure.
  * owned: free *out with dn_model_free in every case. */
-dn_status dn_model_load(const char *path, dn_model **out);
+DN_API dn_status dn_model_load(const char *path, dn_model **out);
 
 /* The same from a JSON text in memory; `file_name` only labels messages. owned as above. */
-dn_status dn_model_parse(const char *json, size_t len, const char *file_name, dn_model **out);
+DN_API dn_status dn_model_parse(const char *json, size_t len, const char *file_name,
+                                dn_model **out);
 
-void dn_model_free(dn_model *m);
+DN_API void dn_model_free(dn_model *m);
 
 /* borrowed: valid until the next call on m or dn_model_free. Never NULL. */
-const char *dn_model_errmsg(const dn_model *m);
+DN_API const char *dn_model_errmsg(const dn_model *m);
 
 /* Introspection, for summaries and tools. Strings are borrowed: valid until dn_model_free. */
-const char *dn_model_name(const dn_model *m);
-const char *dn_model_file(const dn_model *m);
+DN_API const char *dn_model_name(const dn_model *m);
+DN_API const char *dn_model_file(const dn_model *m);
 
 typedef struct dn_node_info {
     const char *name;
@@ -108,8 +232,8 @@ typedef struct dn_node_info {
 } dn_node_info;
 
 /* Nodes in execution (topological) order. */
-int dn_model_node_count(const dn_model *m);
-dn_status dn_model_node_info(const dn_model *m, int i, dn_node_info *out);
+DN_API int dn_model_node_count(const dn_model *m);
+DN_API dn_status dn_model_node_info(const dn_model *m, int i, dn_node_info *out);
 
 typedef struct dn_tensor_info {
     const char *name;
@@ -119,90 +243,158 @@ typedef struct dn_tensor_info {
     bool batched; /* dim 0 is the batch (null in the file) */
 } dn_tensor_info;
 
-int dn_model_input_count(const dn_model *m);
-dn_status dn_model_input_info(const dn_model *m, int i, dn_tensor_info *out);
-int dn_model_param_count(const dn_model *m);
-dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out);
-int dn_model_output_count(const dn_model *m);
-const char *dn_model_output_name(const dn_model *m, int i);
+DN_API int dn_model_input_count(const dn_model *m);
+DN_API dn_status dn_model_input_info(const dn_model *m, int i, dn_tensor_info *out);
+DN_API int dn_model_param_count(const dn_model *m);
+DN_API dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out);
+DN_API int dn_model_output_count(const dn_model *m);
+DN_API const char *dn_model_output_name(const dn_model *m, int i);
+/* Output i's dtype and shape before any run (dim 0 is the batch when `batched`: shape[0]
+ * is then 1, and a run at batch n gives n), to size the caller's buffers. */
+DN_API dn_status dn_model_output_info(const dn_model *m, int i, dn_tensor_info *out);
 /* The loss tensor's name, or NULL for an inference-only model. */
-const char *dn_model_loss_name(const dn_model *m);
+DN_API const char *dn_model_loss_name(const dn_model *m);
 
 /* ---------------------------------------------------------------- sessions */
 
 typedef struct dn_session dn_session;
 
+/* ---------------------------------------------------------------- weights */
+
+/* A model's stored tensors (its params, keyed by name), loaded once, validated against the
+ * model and immutable afterwards: any number of inference sessions, on any threads, borrow
+ * them without copying (dn_session_options.weights). weights borrow m (it must outlive
+ * them); free them with dn_weights_free after every session that borrows them. */
+typedef struct dn_weights dn_weights;
+
+/* Weights for m from a safetensors file: every param of m by name, F32, its exact shape; a
+ * missing or extra tensor is an error. *out is set even on failure (unless memory ran out)
+ * so that dn_weights_errmsg explains. owned: free with dn_weights_free. */
+DN_API dn_status dn_weights_load(const dn_model *m, const char *path, dn_weights **out);
+/* The same from a safetensors image in the caller's memory (copied: data may be freed after
+ * the call). `label` only names the buffer in messages (NULL: "<memory>"). */
+DN_API dn_status dn_weights_from_memory(const dn_model *m, const void *data, size_t size,
+                                        const char *label, dn_weights **out);
+/* A copy of a session's current params (e.g. after training), for inference sessions.
+ * owned as above. */
+DN_API dn_status dn_weights_from_session(dn_session *s, dn_weights **out);
+DN_API void dn_weights_free(dn_weights *w);
+/* borrowed: valid until the next call on w. Never NULL. */
+DN_API const char *dn_weights_errmsg(const dn_weights *w);
+/* Bytes of tensor data the weights hold. */
+DN_API size_t dn_weights_bytes(const dn_weights *w);
+/* One tensor, by name. borrowed and READ-ONLY: valid until dn_weights_free; never write
+ * through out->data (sessions on other threads read it). */
+DN_API dn_status dn_weights_tensor(const dn_weights *w, const char *name, dn_view *out);
+/* Save as safetensors (atomically), as dn_session_save_weights does. */
+DN_API dn_status dn_weights_save(const dn_weights *w, const char *path);
+
+/* ---------------------------------------------------------------- sessions */
+
 typedef struct dn_session_options {
-    uint64_t seed;     /* initialisers and Dropout draw from a generator seeded here */
-    int threads;       /* 0: OMP_NUM_THREADS or the number of cores; 1 to DN_THREADS_MAX
-                          (1024) taken as given; anything else is DN_ERR_ARG naming the value
-                          and the range */
-    bool keep_tensors; /* every node output stays readable after a forward (inspection,
-                          gradient dumps); otherwise only the fetched tensors do, and the
-                          others' memory is reused */
+    size_t struct_size; /* sizeof(dn_session_options) as compiled: see the ABI policy above */
+    uint64_t seed;      /* initialisers and Dropout draw from a generator seeded here */
+    int threads;        /* 0: OMP_NUM_THREADS or the number of cores; 1 to DN_THREADS_MAX
+                           (1024) taken as given; anything else is DN_ERR_ARG naming the value
+                           and the range */
+    bool keep_tensors;  /* every node output stays readable after a forward (inspection,
+                           gradient dumps); otherwise only the fetched tensors do, and the
+                           others' memory is reused */
+    /* (0.2) NULL: a training session, with params of its own initialised from `seed`, their
+     * gradients and buffers for backward. Non-NULL: an INFERENCE session that borrows these
+     * weights (loaded for the same model; they must outlive the session) without copying,
+     * initialises nothing, and holds no gradients, no optimiser state and no buffer kept for
+     * a backward: it runs DN_INFER forwards only. backward, training forwards,
+     * dn_session_param, dn_session_param_grad, loading weights and dn_trainer_new return
+     * DN_ERR_ARG on it. */
+    const dn_weights *weights;
 } dn_session_options;
 
 #define DN_THREADS_MAX 1024
 
+/* The defaults; set fields by name afterwards. Valid in C and C++ (C++ gets an aggregate
+ * initialiser in declaration order instead of C's compound literal). */
+#ifdef __cplusplus
 #define DN_SESSION_OPTIONS_DEFAULT \
-    ((dn_session_options){ .seed = 0, .threads = 0, .keep_tensors = false })
+    (dn_session_options{ sizeof(dn_session_options), 0, 0, false, 0 })
+#else
+#define DN_SESSION_OPTIONS_DEFAULT                                    \
+    ((dn_session_options){ .struct_size = sizeof(dn_session_options), \
+                           .seed = 0,                                 \
+                           .threads = 0,                              \
+                           .keep_tensors = false,                     \
+                           .weights = NULL })
+#endif
 
-/* A session owns the params (initialised by their `init` from opts->seed), their gradients
- * and the buffers of one batch size. m is borrowed: it must outlive the session.
+/* A training session owns the params (initialised by their `init` from opts->seed), their
+ * gradients and the buffers of one batch size; an inference session (opts->weights) borrows
+ * its params. m is borrowed: it must outlive the session.
  * *out is set even on failure (unless memory ran out) so that dn_session_errmsg explains.
  * owned: free *out with dn_session_free. opts may be NULL for the defaults. */
-dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_session **out);
-void dn_session_free(dn_session *s);
+DN_API dn_status dn_session_new(const dn_model *m, const dn_session_options *opts,
+                                dn_session **out);
+DN_API void dn_session_free(dn_session *s);
 /* borrowed: valid until the next call on s. Never NULL. */
-const char *dn_session_errmsg(const dn_session *s);
+DN_API const char *dn_session_errmsg(const dn_session *s);
 
 /* Copy `data` (C order, the given dtype and shape) into graph input `name`. The batch size
  * is taken from shape[0]; all inputs of one run must agree. int64 labels are narrowed to
  * int32 with a range check. */
-dn_status dn_session_set_input(dn_session *s, const char *name, dn_dtype dtype, int rank,
-                               const int64_t *shape, const void *data);
+DN_API dn_status dn_session_set_input(dn_session *s, const char *name, dn_dtype dtype, int rank,
+                                      const int64_t *shape, const void *data);
 /* The same from a NumPy .npy file. */
-dn_status dn_session_set_input_npy(dn_session *s, const char *name, const char *path);
+DN_API dn_status dn_session_set_input_npy(dn_session *s, const char *name, const char *path);
 
 typedef enum dn_mode { DN_INFER = 0, DN_TRAIN = 1 } dn_mode;
 
 /* Run the nodes that `fetch` (n_fetch tensor names) needs; n_fetch == 0 means the model's
  * outputs, plus the loss in DN_TRAIN mode. DN_TRAIN enables Dropout. */
-dn_status dn_session_forward(dn_session *s, dn_mode mode, const char *const *fetch, int n_fetch);
+DN_API dn_status dn_session_forward(dn_session *s, dn_mode mode, const char *const *fetch,
+                                    int n_fetch);
 
 /* Gradients of the loss w.r.t. every param, after a DN_TRAIN forward that computed the loss.
  * Gradients are overwritten (not accumulated across calls). */
-dn_status dn_session_backward(dn_session *s);
+DN_API dn_status dn_session_backward(dn_session *s);
 
 /* borrowed: valid until the next forward/backward/set_input/load on s. */
-dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out);
-dn_status dn_session_param(dn_session *s, const char *name, dn_view *out); /* writable */
-dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out);
+DN_API dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out);
+DN_API dn_status dn_session_param(dn_session *s, const char *name, dn_view *out); /* writable */
+DN_API dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out);
 
 /* Weights as safetensors keyed by param name (F32). Loading checks every name, dtype and
  * shape; a file with missing or extra params is an error. Saving writes a temporary file
  * and renames it into place. */
-dn_status dn_session_load_weights(dn_session *s, const char *path);
-dn_status dn_session_save_weights(dn_session *s, const char *path);
+DN_API dn_status dn_session_load_weights(dn_session *s, const char *path);
+DN_API dn_status dn_session_save_weights(dn_session *s, const char *path);
+/* The same from and to memory: load from a safetensors image of `size` bytes (not kept after
+ * the call); save into a new buffer, *data (free it with dn_free), of *size bytes. */
+DN_API dn_status dn_session_load_weights_memory(dn_session *s, const void *data, size_t size);
+DN_API dn_status dn_session_save_weights_memory(dn_session *s, void **data, size_t *size);
+/* Free a buffer the library allocated for the caller. NULL is ignored. */
+DN_API void dn_free(void *p);
+
+/* Copy a computed tensor (see dn_session_tensor) into the caller's buffer of `size` bytes,
+ * which must hold all of it (DN_ERR_ARG naming both sizes otherwise). */
+DN_API dn_status dn_session_copy_tensor(dn_session *s, const char *name, void *dst, size_t size);
 
 /* Write a computed tensor to a .npy file (atomically). */
-dn_status dn_session_write_npy(dn_session *s, const char *tensor, const char *path);
+DN_API dn_status dn_session_write_npy(dn_session *s, const char *tensor, const char *path);
 
 /* Write the scalar loss under "loss" and each param's gradient under "grad.<param>" to a
  * safetensors file (atomically); with `with_tensors`, also each param's value under
  * "param.<param>" and every computed node output under "act.<node>". For the `dagnet grad`
  * command and parity checks. Needs a backward since the last forward. */
-dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors);
+DN_API dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors);
 
 /* ---------------------------------------------------------------- profiling */
 
 /* The thread count the session's kernels and BLIS use. */
-int dn_session_threads(const dn_session *s);
+DN_API int dn_session_threads(const dn_session *s);
 
 /* Per-node timing for benchmarks (`dagnet bench`). Off by default; when on, each node's
  * forward and backward is timed (two clock reads per node). Turning it on resets the
  * counters. */
-dn_status dn_session_set_profiling(dn_session *s, bool on);
+DN_API dn_status dn_session_set_profiling(dn_session *s, bool on);
 
 typedef struct dn_node_profile {
     const char *node; /* borrowed: valid until the model is freed */
@@ -215,15 +407,15 @@ typedef struct dn_node_profile {
 } dn_node_profile;
 
 /* Node i's counters, i in [0, dn_model_node_count()), in the model's execution order. */
-dn_status dn_session_node_profile(dn_session *s, int i, dn_node_profile *out);
+DN_API dn_status dn_session_node_profile(dn_session *s, int i, dn_node_profile *out);
 
 /* BLIS's own sgemm speed on node i's matrix products at the session's current batch size and
  * thread count: the products of one forward, and those of one backward (only the gradients
  * the session computes), each run `repeats` times on scratch matrices; the median GFLOP/s of
  * each. Both are 0 for nodes without matrix products. The reference a Conv's or Affine's
  * achieved GFLOP/s reads against. */
-dn_status dn_session_gemm_reference(dn_session *s, int i, int repeats, double *forward_gflops,
-                                    double *backward_gflops);
+DN_API dn_status dn_session_gemm_reference(dn_session *s, int i, int repeats,
+                                           double *forward_gflops, double *backward_gflops);
 
 /* Bytes the session holds, as planned for its current batch size. */
 typedef struct dn_memory_info {
@@ -234,7 +426,7 @@ typedef struct dn_memory_info {
     size_t workspace;      /* the kernels' scratch (im2col) */
 } dn_memory_info;
 
-dn_status dn_session_memory(const dn_session *s, dn_memory_info *out);
+DN_API dn_status dn_session_memory(const dn_session *s, dn_memory_info *out);
 
 /* ---------------------------------------------------------------- data sets */
 
@@ -245,32 +437,33 @@ typedef struct dn_dataset dn_dataset;
 /* The four standard MNIST file names in `dir` (train-images-idx3-ubyte, …, with or without
  * .gz); `train` picks the training or the test (t10k) pair. *out is set even on failure so
  * that dn_dataset_errmsg explains. owned: free with dn_dataset_free. */
-dn_status dn_dataset_load_dir(const char *dir, bool train, dn_dataset **out);
-dn_status dn_dataset_load_idx(const char *images_path, const char *labels_path, dn_dataset **out);
+DN_API dn_status dn_dataset_load_dir(const char *dir, bool train, dn_dataset **out);
+DN_API dn_status dn_dataset_load_idx(const char *images_path, const char *labels_path,
+                                     dn_dataset **out);
 /* Images without labels from one file, to look at or to run a model on: an IDX file of
  * unsigned bytes [n, h, w] or [n, c, h, w] (raw or gzip, pixels scaled to [0, 1] as above),
  * or a .npy file of float32 [h, w] (one image), [n, h, w] or [n, c, h, w] (values as they
  * are). The format follows the name: ".npy", else IDX. Every label is 0 and the class
  * count 1. *out is set even on failure. owned: free with dn_dataset_free. */
-dn_status dn_dataset_load_images(const char *path, dn_dataset **out);
+DN_API dn_status dn_dataset_load_images(const char *path, dn_dataset **out);
 /* A data set copied from arrays: images [n, c, h, w] float32 and labels [n] int32, each in
  * [0, classes). For synthetic data (benchmarks, tests) and callers with their own loaders.
  * *out is set even on failure. owned: free with dn_dataset_free. */
-dn_status dn_dataset_from_arrays(int64_t n, int c, int h, int w, const float *images,
-                                 const int32_t *labels, int classes, dn_dataset **out);
-void dn_dataset_free(dn_dataset *d);
+DN_API dn_status dn_dataset_from_arrays(int64_t n, int c, int h, int w, const float *images,
+                                        const int32_t *labels, int classes, dn_dataset **out);
+DN_API void dn_dataset_free(dn_dataset *d);
 /* borrowed: valid until the next call on d. Never NULL. */
-const char *dn_dataset_errmsg(const dn_dataset *d);
+DN_API const char *dn_dataset_errmsg(const dn_dataset *d);
 
-int64_t dn_dataset_count(const dn_dataset *d);
-int dn_dataset_classes(const dn_dataset *d);
+DN_API int64_t dn_dataset_count(const dn_dataset *d);
+DN_API int dn_dataset_classes(const dn_dataset *d);
 /* Move the last n_val examples into a new data set (a validation split).
  * owned: free *val with dn_dataset_free. */
-dn_status dn_dataset_split(dn_dataset *d, int64_t n_val, dn_dataset **val);
+DN_API dn_status dn_dataset_split(dn_dataset *d, int64_t n_val, dn_dataset **val);
 /* borrowed: valid until dn_dataset_free or dn_dataset_split. Images [n, c, h, w] float32,
  * labels [n] int32. */
-dn_status dn_dataset_images(const dn_dataset *d, dn_view *out);
-dn_status dn_dataset_labels(const dn_dataset *d, dn_view *out);
+DN_API dn_status dn_dataset_images(const dn_dataset *d, dn_view *out);
+DN_API dn_status dn_dataset_labels(const dn_dataset *d, dn_view *out);
 
 /* ---------------------------------------------------------------- evaluation */
 
@@ -291,12 +484,16 @@ typedef struct dn_binding {
     const char *prediction;
 } dn_binding;
 
+#ifdef __cplusplus
+#define DN_BINDING_DEFAULT (dn_binding{ 0, 0, 0 })
+#else
 #define DN_BINDING_DEFAULT ((dn_binding){ NULL, NULL, NULL })
+#endif
 
 /* Inference over the whole data set in batches of `batch` (Dropout off). */
-dn_status dn_session_evaluate(dn_session *s, const dn_dataset *d, const dn_binding *bind, int batch,
-                              dn_eval_result *out);
-void dn_eval_result_free(dn_eval_result *r);
+DN_API dn_status dn_session_evaluate(dn_session *s, const dn_dataset *d, const dn_binding *bind,
+                                     int batch, dn_eval_result *out);
+DN_API void dn_eval_result_free(dn_eval_result *r);
 
 /* ---------------------------------------------------------------- training */
 
@@ -312,6 +509,7 @@ typedef enum dn_optimizer {
 typedef enum dn_lr_schedule { DN_LR_CONSTANT = 0, DN_LR_STEP, DN_LR_COSINE } dn_lr_schedule;
 
 typedef struct dn_train_options {
+    size_t struct_size; /* sizeof(dn_train_options) as compiled: see the ABI policy above */
     dn_optimizer optimizer;
     float lr;           /* base learning rate */
     float momentum;     /* Momentum, Nesterov */
@@ -324,29 +522,36 @@ typedef struct dn_train_options {
     uint64_t seed; /* shuffling; the session's own seed drives inits and Dropout */
 } dn_train_options;
 
-#define DN_TRAIN_OPTIONS_DEFAULT                     \
-    ((dn_train_options){ .optimizer = DN_ADAM,       \
-                         .lr = 0.001f,               \
-                         .momentum = 0.9f,           \
-                         .weight_decay = 0.0f,       \
-                         .schedule = DN_LR_CONSTANT, \
-                         .step_size = 10,            \
-                         .gamma = 0.1f,              \
-                         .epochs = 3,                \
-                         .batch = 100,               \
+#ifdef __cplusplus
+#define DN_TRAIN_OPTIONS_DEFAULT                                                                  \
+    (dn_train_options{ sizeof(dn_train_options), DN_ADAM, 0.001f, 0.9f, 0.0f, DN_LR_CONSTANT, 10, \
+                       0.1f, 3, 100, 0 })
+#else
+#define DN_TRAIN_OPTIONS_DEFAULT                                  \
+    ((dn_train_options){ .struct_size = sizeof(dn_train_options), \
+                         .optimizer = DN_ADAM,                    \
+                         .lr = 0.001f,                            \
+                         .momentum = 0.9f,                        \
+                         .weight_decay = 0.0f,                    \
+                         .schedule = DN_LR_CONSTANT,              \
+                         .step_size = 10,                         \
+                         .gamma = 0.1f,                           \
+                         .epochs = 3,                             \
+                         .batch = 100,                            \
                          .seed = 0 })
+#endif
 
 /* The defaults, overridden by the model file's optional "train" section. */
-void dn_model_train_options(const dn_model *m, dn_train_options *out);
+DN_API void dn_model_train_options(const dn_model *m, dn_train_options *out);
 
 typedef struct dn_trainer dn_trainer;
 
 /* A trainer updates the session's params; s is borrowed and must outlive it. *out is set even
  * on failure. owned: free with dn_trainer_free. */
-dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_binding *bind,
-                         dn_trainer **out);
-void dn_trainer_free(dn_trainer *t);
-const char *dn_trainer_errmsg(const dn_trainer *t);
+DN_API dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_binding *bind,
+                                dn_trainer **out);
+DN_API void dn_trainer_free(dn_trainer *t);
+DN_API const char *dn_trainer_errmsg(const dn_trainer *t);
 
 typedef struct dn_step_stats {
     int epoch;       /* 0-based */
@@ -363,15 +568,15 @@ typedef struct dn_step_stats {
  * stats->epoch_done, then again for the next epoch. A non-finite loss or gradient returns
  * DN_ERR_DIVERGED, naming the epoch and step, before the update: the params, the optimiser's
  * state and the position in the epoch stay those of the last good step. */
-dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats *stats);
+DN_API dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats *stats);
 /* Epochs finished so far (after a resume: counted from the start of training). */
-int dn_trainer_epoch(const dn_trainer *t);
+DN_API int dn_trainer_epoch(const dn_trainer *t);
 
 /* A checkpoint holds the params, the optimiser's state, the epoch and step, and both
  * generators' states: resuming continues bit for bit as if never stopped (same thread
  * count). Written under a temporary name and renamed into place. */
-dn_status dn_trainer_save_checkpoint(dn_trainer *t, const char *path);
-dn_status dn_trainer_load_checkpoint(dn_trainer *t, const char *path);
+DN_API dn_status dn_trainer_save_checkpoint(dn_trainer *t, const char *path);
+DN_API dn_status dn_trainer_load_checkpoint(dn_trainer *t, const char *path);
 
 #ifdef __cplusplus
 }

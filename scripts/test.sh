@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh — build and run every test: once optimised, once with AddressSanitizer and
 # UndefinedBehaviorSanitizer (the PyTorch parity test runs in both builds); then the threads
-# test under ThreadSanitizer and each libFuzzer harness for a short, bounded time.
+# test under ThreadSanitizer, each libFuzzer harness for a short, bounded time, and the
+# installed package with three consumers (scripts/check_package.sh).
 #
 # ctest runs each Criterion suite as a test of its own, $jobs at a time; --verbose prints
 # every suite's output, Criterion's "Synthesis" line included, and the counts over all the
@@ -53,6 +54,11 @@ TSAN_OPTIONS=halt_on_error=1 OMP_NUM_THREADS=1 build-tsan/dagnet_tsan_tests
 # Each harness for 10 s from its committed seeds (a longer run: bash scripts/fuzz.sh 300).
 echo "== fuzzing (clang, libFuzzer, ASan, UBSan: 10 s per reader)"
 bash scripts/fuzz.sh 10
+
+# The package: static and shared installs to a temporary prefix, three consumers each
+# (find_package, pkg_check_modules IMPORTED_TARGET, plain cc with pkg-config).
+echo "== package (install, find_package, pkg-config; static and shared)"
+bash scripts/check_package.sh
 
 # Every stage above stops the script when it fails, so reaching here means all passed; the
 # last line repeats the release build's counts for whoever reads only the end of the log.

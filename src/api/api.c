@@ -7,6 +7,7 @@
  * A dn_model wraps a loaded dn_graph; a dn_session wraps a dn_exec (params, buffers, RNG).
  * Each handle keeps the message of its last failure, like sqlite3_errmsg.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,7 +184,33 @@ dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out)
     return tensor_info(&m->g->values[m->g->param_values[i]], out);
 }
 
+dn_status dn_model_output_info(const dn_model *m, int i, dn_tensor_info *out)
+{
+    dn_status st =
+        check_index(m, "dn_model_output_info", i, m && m->g ? m->g->n_outputs : 0, "outputs", out);
+    if (st != DN_OK)
+        return st;
+    return tensor_info(&m->g->values[m->g->outputs[i]], out);
+}
+
 /* ------------------------------------------------------------------ sessions */
+
+/* The caller's options over the defaults in dst (the ABI policy of dagnet.h): the first
+ * `given` bytes, its struct_size; 0 means the fields of version 0.1, the first v0 bytes. */
+static dn_status options_copy(void *dst, size_t dst_size, const void *src, size_t given, size_t v0,
+                              const char *fn, dn_err *err)
+{
+    if (given == 0)
+        given = v0;
+    if (given < v0 || given > dst_size)
+        return dn_err_set(err, DN_ERR_ARG,
+                          "%s: options struct_size %zu is not in [%zu, %zu] (initialise the "
+                          "options with their DEFAULT macro; built against another dagnet.h?)",
+                          fn, given, v0, dst_size);
+    memcpy(dst, src, given);
+    *(size_t *)dst = dst_size;
+    return DN_OK;
+}
 
 dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_session **out)
 {
@@ -197,14 +224,27 @@ dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_s
         return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_new: model is NULL");
     if (!model_ready(m))
         return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_new: the model did not load");
-    dn_session_options o = opts ? *opts : DN_SESSION_OPTIONS_DEFAULT;
+    dn_session_options o = DN_SESSION_OPTIONS_DEFAULT;
+    if (opts && options_copy(&o, sizeof o, opts, opts->struct_size,
+                             offsetof(dn_session_options, weights), "dn_session_new", &s->err))
+        return s->err.status;
     if (o.threads < 0 || o.threads > DN_THREADS_MAX)
         return dn_err_set(&s->err, DN_ERR_ARG,
                           "dn_session_new: threads = %d is out of range (0 for the default, or "
                           "1 to %d)",
                           o.threads, DN_THREADS_MAX);
+    const dn_weights *w = o.weights;
+    if (w && !w->ready)
+        return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_new: the weights did not load (%s)",
+                          w->err.msg);
+    if (w && w->m != m)
+        return dn_err_set(&s->err, DN_ERR_ARG,
+                          "dn_session_new: the weights were loaded for another model (%s), not "
+                          "this one (%s): load them with dn_weights_load(this model, ...)",
+                          w->m->g->file, m->g->file);
     s->m = m;
-    dn_status st = dn_exec_init(&s->e, m->g, o.seed, o.threads, &s->err);
+    dn_status st = w ? dn_exec_init_borrowed(&s->e, m->g, w->data, o.threads, &s->err)
+                     : dn_exec_init(&s->e, m->g, o.seed, o.threads, &s->err);
     s->e.keep_all = o.keep_tensors;
     return st;
 }
@@ -249,6 +289,18 @@ static dn_status check_ptr(dn_session *s, const char *fn, const void *p, const c
         if (check_st_ != DN_OK)       \
             return check_st_;         \
     } while (0)
+
+/* The session's params may be written: refuse on an inference session, naming the call. */
+static dn_status check_writable(dn_session *s, const char *fn)
+{
+    if (!s->e.inference)
+        return DN_OK;
+    return dn_err_set(&s->err, DN_ERR_ARG,
+                      "%s: %s: the session is an inference session; its params are borrowed, "
+                      "read-only weights (use dn_weights_tensor to read them, or open a session "
+                      "without weights to change them)",
+                      fn, s->e.g->file);
+}
 
 /* Value index of `name` of the wanted kind, or a message. kind < 0: any kind. */
 static int find_value(dn_session *s, const char *name, int kind, const char *what)
@@ -342,6 +394,7 @@ dn_status dn_session_forward(dn_session *s, dn_mode mode, const char *const *fet
 dn_status dn_session_backward(dn_session *s)
 {
     CHECK(check_session(s, "dn_session_backward"));
+    CHECK(check_writable(s, "dn_session_backward"));
     return dn_exec_backward(&s->e, &s->err);
 }
 
@@ -367,11 +420,30 @@ dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out)
     return DN_OK;
 }
 
+dn_status dn_session_copy_tensor(dn_session *s, const char *name, void *dst, size_t size)
+{
+    const char *fn = "dn_session_copy_tensor";
+    CHECK(check_session(s, fn));
+    CHECK(check_ptr(s, fn, name, "name"));
+    CHECK(check_ptr(s, fn, dst, "dst"));
+    dn_view v;
+    CHECK(dn_session_tensor(s, name, &v));
+    const dn_tensor *t = &s->e.val[dn_graph_find(s->e.g, name)];
+    size_t bytes = (size_t)dn_shape_numel(&t->shape) * dn_dtype_size(t->dtype);
+    if (size < bytes)
+        return dn_err_set(&s->err, DN_ERR_ARG,
+                          "%s: %s: tensor \"%s\" takes %zu bytes, the buffer holds %zu", fn,
+                          s->e.g->file, name, bytes, size);
+    memcpy(dst, t->data, bytes);
+    return DN_OK;
+}
+
 dn_status dn_session_param(dn_session *s, const char *name, dn_view *out)
 {
     CHECK(check_session(s, "dn_session_param"));
     CHECK(check_ptr(s, "dn_session_param", name, "name"));
     CHECK(check_ptr(s, "dn_session_param", out, "out"));
+    CHECK(check_writable(s, "dn_session_param"));
     int v = find_value(s, name, DN_VALUE_PARAM, "param");
     if (v < 0)
         return DN_ERR_ARG;
@@ -384,6 +456,7 @@ dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out)
     CHECK(check_session(s, "dn_session_param_grad"));
     CHECK(check_ptr(s, "dn_session_param_grad", name, "name"));
     CHECK(check_ptr(s, "dn_session_param_grad", out, "out"));
+    CHECK(check_writable(s, "dn_session_param_grad"));
     int v = find_value(s, name, DN_VALUE_PARAM, "param");
     if (v < 0)
         return DN_ERR_ARG;
@@ -422,56 +495,110 @@ dn_status dn_file_write(const char *path, const void *data, size_t size, char *e
 }
 
 /* Every param must be in the file as F32 with its exact shape, and nothing else. */
-static dn_status check_weights(dn_session *s, const dn_st_file *f, const char *path)
+dn_status dn_weights_check(const dn_graph *g, const dn_st_file *f, const char *path, dn_err *err)
 {
-    const dn_graph *g = s->e.g;
     char want[DN_SHAPE_STR_MAX], got[DN_SHAPE_STR_MAX];
     for (int i = 0; i < g->n_params; i++) {
         const dn_value *p = &g->values[g->param_values[i]];
         const dn_st_entry *e = dn_st_find(f, p->name);
         if (!e)
-            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: param \"%s\" of %s is missing", path,
-                              p->name, g->file);
+            return dn_err_set(err, DN_ERR_SHAPE, "%s: param \"%s\" of %s is missing", path, p->name,
+                              g->file);
         if (e->dtype != DN_F32)
-            return dn_err_set(&s->err, DN_ERR_SHAPE,
-                              "%s: param \"%s\": expected dtype F32, found %s", path, p->name,
-                              dn_dtype_name(e->dtype));
+            return dn_err_set(err, DN_ERR_SHAPE, "%s: param \"%s\": expected dtype F32, found %s",
+                              path, p->name, dn_dtype_name(e->dtype));
         if (!dn_shape_equal(&e->shape, &p->desc.shape))
-            return dn_err_set(&s->err, DN_ERR_SHAPE,
-                              "%s: param \"%s\": expected shape %s, found %s", path, p->name,
-                              dn_shape_str(&p->desc.shape, want, sizeof want),
+            return dn_err_set(err, DN_ERR_SHAPE, "%s: param \"%s\": expected shape %s, found %s",
+                              path, p->name, dn_shape_str(&p->desc.shape, want, sizeof want),
                               dn_shape_str(&e->shape, got, sizeof got));
     }
     for (int i = 0; i < f->n; i++) {
         int v = dn_graph_find(g, f->entries[i].name);
         if (v < 0 || g->values[v].kind != DN_VALUE_PARAM)
-            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: tensor \"%s\" is not a param of %s", path,
+            return dn_err_set(err, DN_ERR_SHAPE, "%s: tensor \"%s\" is not a param of %s", path,
                               f->entries[i].name, g->file);
     }
     return DN_OK;
+}
+
+void dn_weights_copy_in(const dn_graph *g, const dn_st_file *f, float *dst)
+{
+    for (int i = 0; i < g->n_params; i++) {
+        const dn_st_entry *e = dn_st_find(f, g->values[g->param_values[i]].name);
+        memcpy(dst, e->data, e->nbytes); /* entries may be unaligned: copy bytes */
+        dst += e->nbytes / sizeof(float);
+    }
+}
+
+/* Load a parsed safetensors image into the session's params (f is freed). */
+static dn_status load_parsed(dn_session *s, dn_st_file *f, const char *label)
+{
+    dn_status st = dn_weights_check(s->e.g, f, label, &s->err);
+    if (!st) {
+        dn_weights_copy_in(s->e.g, f, s->e.param_data);
+        memset(s->e.computed, 0, (size_t)s->e.g->n_values * sizeof *s->e.computed);
+        s->e.loss_ready = s->e.grads_ready = false;
+    }
+    dn_st_free(f);
+    return st;
 }
 
 dn_status dn_session_load_weights(dn_session *s, const char *path)
 {
     CHECK(check_session(s, "dn_session_load_weights"));
     CHECK(check_ptr(s, "dn_session_load_weights", path, "path"));
+    CHECK(check_writable(s, "dn_session_load_weights"));
     dn_st_file f;
     dn_status st = dn_st_read(path, &f, &s->err);
-    if (st)
-        return st;
-    if (!(st = check_weights(s, &f, path))) {
-        const dn_graph *g = s->e.g;
-        for (int i = 0; i < g->n_params; i++) {
-            const dn_tensor *t = &s->e.val[g->param_values[i]];
-            const dn_st_entry *e = dn_st_find(&f, g->values[g->param_values[i]].name);
-            memcpy(t->data, e->data, e->nbytes); /* entries may be unaligned: copy bytes */
-        }
-        memset(s->e.computed, 0, (size_t)g->n_values * sizeof *s->e.computed);
-        s->e.loss_ready = s->e.grads_ready = false;
+    return st ? st : load_parsed(s, &f, path);
+}
+
+dn_status dn_session_load_weights_memory(dn_session *s, const void *data, size_t size)
+{
+    const char *fn = "dn_session_load_weights_memory";
+    CHECK(check_session(s, fn));
+    CHECK(check_ptr(s, fn, data, "data"));
+    CHECK(check_writable(s, fn));
+    unsigned char *copy = malloc(size ? size : 1); /* dn_st_parse takes a buffer it owns */
+    if (!copy)
+        return dn_err_set(&s->err, DN_ERR_NOMEM, "%s: cannot copy %zu bytes", fn, size);
+    memcpy(copy, data, size);
+    dn_st_file f;
+    dn_status st = dn_st_parse(copy, size, "<memory>", &f, &s->err);
+    return st ? st : load_parsed(s, &f, "<memory>");
+}
+
+/* The session's params as safetensors entries: t has room for every param. */
+static void param_entries(const dn_session *s, dn_st_tensor *t)
+{
+    const dn_graph *g = s->e.g;
+    for (int i = 0; i < g->n_params; i++) {
+        const dn_tensor *p = &s->e.val[g->param_values[i]];
+        t[i] = (dn_st_tensor){ g->values[g->param_values[i]].name, DN_F32, &p->shape, p->data };
     }
-    dn_st_free(&f);
+}
+
+dn_status dn_session_save_weights_memory(dn_session *s, void **data, size_t *size)
+{
+    const char *fn = "dn_session_save_weights_memory";
+    CHECK(check_session(s, fn));
+    CHECK(check_ptr(s, fn, data, "data"));
+    CHECK(check_ptr(s, fn, size, "size"));
+    *data = NULL;
+    *size = 0;
+    dn_st_tensor *t = calloc((size_t)s->e.g->n_params + 1, sizeof *t);
+    if (!t)
+        return dn_err_set(&s->err, DN_ERR_NOMEM, "out of memory");
+    param_entries(s, t);
+    unsigned char *buf;
+    dn_status st = dn_st_write_mem(t, s->e.g->n_params, "<memory>", &buf, size, &s->err);
+    if (!st)
+        *data = buf;
+    free(t);
     return st;
 }
+
+void dn_free(void *p) { free(p); }
 
 dn_status dn_session_save_weights(dn_session *s, const char *path)
 {
@@ -481,10 +608,7 @@ dn_status dn_session_save_weights(dn_session *s, const char *path)
     dn_st_tensor *t = calloc((size_t)g->n_params + 1, sizeof *t);
     if (!t)
         return dn_err_set(&s->err, DN_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_tensor *p = &s->e.val[g->param_values[i]];
-        t[i] = (dn_st_tensor){ g->values[g->param_values[i]].name, DN_F32, &p->shape, p->data };
-    }
+    param_entries(s, t);
     dn_status st = dn_st_write(path, t, g->n_params, &s->err);
     free(t);
     return st;

@@ -108,7 +108,7 @@ dn_status dn_session_node_profile(dn_session *s, int i, dn_node_profile *out)
                               .forward_seconds = t->forward_seconds,
                               .backward_seconds = t->backward_seconds,
                               .forward_flops = fwd,
-                              .backward_flops = fwd };
+                              .backward_flops = e->inference ? 0 : fwd };
     dn_gemm_shape g;
     if (node_gemm(e, i, &g)) {
         product p[2];
@@ -214,7 +214,8 @@ dn_status dn_session_memory(const dn_session *s, dn_memory_info *out)
     if (st != DN_OK)
         return st;
     const dn_exec *e = &s->e;
-    size_t params = (size_t)e->param_count * sizeof(float);
+    /* An inference session owns neither: its params are the borrowed weights'. */
+    size_t params = e->inference ? 0 : (size_t)e->param_count * sizeof(float);
     *out = (dn_memory_info){ .params = params,
                              .param_grads = params,
                              .arena = e->planned ? e->plan.total : 0,

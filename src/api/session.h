@@ -9,6 +9,7 @@
 #include "dagnet.h"
 #include "graph/exec.h"
 #include "graph/graph.h"
+#include "io/safetensors.h"
 #include "runtime/error.h"
 #include "train/feed.h"
 
@@ -22,5 +23,24 @@ struct dn_session {
     dn_exec e;
     dn_err err;
 };
+
+/* A model's stored tensors, immutable once made (api_weights.c). `data` holds them in the
+ * layout of dn_exec.param_data (every param, contiguous, in g->param_values order), so an
+ * inference executor points its views straight into it. Every tensor is found and checked by
+ * name: when the format grows stored tensors other than params, they get their own buffer
+ * and one more loop in the loader. */
+struct dn_weights {
+    const dn_model *m; /* borrowed */
+    float *data;       /* owned, 64-byte aligned; NULL when the model has no params */
+    int64_t count;     /* floats in data */
+    bool ready;        /* filled: a failed load leaves a handle holding only its message */
+    dn_err err;
+};
+
+/* Every param of g must be in f as F32 with its exact shape, and nothing else; messages
+ * start with `label` (the file or buffer). */
+dn_status dn_weights_check(const dn_graph *g, const dn_st_file *f, const char *label, dn_err *err);
+/* Copy the params from f (checked) into dst, the layout of dn_exec.param_data. */
+void dn_weights_copy_in(const dn_graph *g, const dn_st_file *f, float *dst);
 
 #endif

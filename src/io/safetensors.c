@@ -636,3 +636,49 @@ dn_status dn_st_write(const char *path, const dn_st_tensor *t, int n, dn_err *er
     free(sizes);
     return s;
 }
+
+dn_status dn_st_write_mem(const dn_st_tensor *t, int n, const char *label, unsigned char **out,
+                          size_t *size, dn_err *err)
+{
+    *out = NULL;
+    *size = 0;
+    if (!label)
+        label = "<safetensors>";
+    if (n < 0 || (n > 0 && !t))
+        return dn_err_set(err, DN_ERR_ARG, "dn_st_write_mem: %s",
+                          n < 0 ? "negative tensor count" : "NULL tensor list");
+    size_t *sizes = malloc((n ? (size_t)n : 1) * sizeof *sizes);
+    if (!sizes)
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %d sizes", label, n);
+    dn_status s = check_tensors(label, t, n, sizes, err);
+    size_t hlen = 0, total = 0;
+    char *header = NULL;
+    if (s == DN_OK && !(header = build_header(t, n, sizes, &hlen)))
+        s = dn_err_set(err, DN_ERR_NOMEM, "%s: cannot build the safetensors header", label);
+    if (s == DN_OK) {
+        /* check_tensors bounded the data to 2^53 bytes: the sum cannot overflow a 64-bit
+         * size_t, and on 32-bit hosts the allocation fails first. */
+        total = ST_LEN_BYTES + hlen;
+        for (int i = 0; i < n; i++)
+            total += sizes[i];
+        unsigned char *buf = malloc(total ? total : 1);
+        if (!buf) {
+            s = dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %zu bytes", label, total);
+        } else {
+            for (int i = 0; i < ST_LEN_BYTES; i++)
+                buf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+            memcpy(buf + ST_LEN_BYTES, header, hlen);
+            size_t at = ST_LEN_BYTES + hlen;
+            for (int i = 0; i < n; i++) {
+                if (sizes[i])
+                    memcpy(buf + at, t[i].data, sizes[i]);
+                at += sizes[i];
+            }
+            *out = buf;
+            *size = total;
+        }
+    }
+    free(header);
+    free(sizes);
+    return s;
+}

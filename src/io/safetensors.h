@@ -78,4 +78,9 @@ typedef struct dn_st_tensor {
  * Names must be unique, non-empty and not "__metadata__". */
 dn_status dn_st_write(const char *path, const dn_st_tensor *t, int n, dn_err *err);
 
+/* The same file image in memory: *out (malloc'ed, the caller frees) holds *size bytes. `label`
+ * names the buffer in messages. */
+dn_status dn_st_write_mem(const dn_st_tensor *t, int n, const char *label, unsigned char **out,
+                          size_t *size, dn_err *err);
+
 #endif

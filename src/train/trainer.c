@@ -85,6 +85,14 @@ static dn_schedule schedule_of(const dn_train_options *o)
 
 static dn_status check_options(dn_trainer *t, const dn_train_options *o)
 {
+    /* The ABI policy of dagnet.h: 0 (a designated initialiser) or this header's size; every
+     * field of this layout dates from 0.1, so there is no shorter layout to accept yet. */
+    if (o->struct_size != 0 && o->struct_size != sizeof *o)
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "dn_trainer_new: options struct_size %zu is neither 0 nor "
+                          "sizeof(dn_train_options) = %zu (initialise them with "
+                          "DN_TRAIN_OPTIONS_DEFAULT; built against another dagnet.h?)",
+                          o->struct_size, sizeof *o);
     if (o->optimizer < DN_SGD || o->optimizer > DN_ADAM)
         return dn_err_set(&t->err, DN_ERR_ARG, "unknown optimizer %d", (int)o->optimizer);
     if (!(o->lr > 0) || o->batch < 1 || o->epochs < 0 || !(o->weight_decay >= 0) ||
@@ -110,6 +118,11 @@ dn_status dn_trainer_open(dn_exec *e, const dn_train_options *o, const dn_bindin
         return dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_new: session is NULL");
     if (!e->g)
         return dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_new: the session did not open");
+    if (e->inference)
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "dn_trainer_new: %s: the session is an inference session (it borrows "
+                          "read-only weights); train a session opened without weights",
+                          e->g->file);
     t->e = e;
     t->o = o ? *o : DN_TRAIN_OPTIONS_DEFAULT;
     dn_status st = check_options(t, &t->o);
