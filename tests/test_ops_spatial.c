@@ -141,27 +141,69 @@ Test(conv_grad, wide_kernel_takes_the_batched_path)
     expect_grad(&dn_op_conv, "{\"pad\": 1, \"stride\": [1, 2]}", 3, in);
 }
 
+/* Groups and dilation (PyTorch's `groups`, `dilation`): W is [F, C/G, kh, kw]. */
+Test(conv_grad, two_groups_per_sample_path_with_table)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(4, 4, 6, 5)),
+                         gc_in(DN_GC_UNIFORM, DIMS(6, 2, 3, 2)), gc_in(DN_GC_UNIFORM, DIMS(6)) };
+    expect_grad(&dn_op_conv, "{\"stride\": [2, 1], \"pad\": 1, \"groups\": 2}", 3, in);
+}
+
+Test(conv_grad, depthwise_direct_path_odd_sizes)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 3, 7, 5)),
+                         gc_in(DN_GC_UNIFORM, DIMS(3, 1, 3, 3)), gc_in(DN_GC_UNIFORM, DIMS(3)) };
+    expect_grad(&dn_op_conv, "{\"pad\": 1, \"groups\": 3}", 3, in);
+}
+
+Test(conv_grad, depthwise_multiplier_dilated_direct_path)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 2, 7, 8)),
+                         gc_in(DN_GC_UNIFORM, DIMS(4, 1, 3, 3)), gc_in(DN_GC_UNIFORM, DIMS(4)) };
+    expect_grad(&dn_op_conv, "{\"pad\": [2, 1], \"groups\": 2, \"dilation\": [2, 3]}", 3, in);
+}
+
+Test(conv_grad, dilation_stride_pad_per_sample_path)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 3, 9, 8)),
+                         gc_in(DN_GC_UNIFORM, DIMS(2, 3, 3, 2)), gc_in(DN_GC_UNIFORM, DIMS(2)) };
+    expect_grad(&dn_op_conv, "{\"stride\": 2, \"pad\": 1, \"dilation\": [2, 3]}", 3, in);
+}
+
+Test(conv_grad, two_groups_dilated_batched_path)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 120, 5, 5)),
+                         gc_in(DN_GC_UNIFORM, DIMS(4, 60, 3, 3)), gc_in(DN_GC_UNIFORM, DIMS(4)) };
+    expect_grad(&dn_op_conv, "{\"pad\": 2, \"groups\": 2, \"dilation\": 2}", 3, in);
+}
+
 /* ---------------------------------------------------------------- Conv: forward values */
 
 typedef struct conv_case {
     int64_t n, c, h, w, f, kh, kw, sh, sw, ph, pw, oh, ow;
+    int64_t groups, dh, dw; /* 0 reads as 1 */
 } conv_case;
+
+static int64_t or_one(int64_t v) { return v > 0 ? v : 1; }
 
 static void direct_conv(const conv_case *k, const float *x, const float *w, const float *b,
                         float *y)
 {
+    int64_t groups = or_one(k->groups), dh = or_one(k->dh), dw = or_one(k->dw);
+    int64_t cg = k->c / groups, fg = k->f / groups;
     for (int64_t n = 0; n < k->n; n++)
         for (int64_t f = 0; f < k->f; f++)
             for (int64_t p = 0; p < k->oh; p++)
                 for (int64_t q = 0; q < k->ow; q++) {
                     double sum = b ? b[f] : 0.0;
-                    for (int64_t c = 0; c < k->c; c++)
+                    for (int64_t c = 0; c < cg; c++)
                         for (int64_t i = 0; i < k->kh; i++)
                             for (int64_t j = 0; j < k->kw; j++) {
-                                int64_t h = p * k->sh - k->ph + i, v = q * k->sw - k->pw + j;
+                                int64_t h = p * k->sh - k->ph + i * dh,
+                                        v = q * k->sw - k->pw + j * dw, xc = f / fg * cg + c;
                                 if (h >= 0 && h < k->h && v >= 0 && v < k->w)
-                                    sum += (double)w[((f * k->c + c) * k->kh + i) * k->kw + j] *
-                                           x[((n * k->c + c) * k->h + h) * k->w + v];
+                                    sum += (double)w[((f * cg + c) * k->kh + i) * k->kw + j] *
+                                           x[((n * k->c + xc) * k->h + h) * k->w + v];
                             }
                     y[((n * k->f + f) * k->oh + p) * k->ow + q] = (float)sum;
                 }
@@ -169,13 +211,14 @@ static void direct_conv(const conv_case *k, const float *x, const float *w, cons
 
 static void check_conv_forward(const conv_case *k, const char *attrs, bool bias, int threads)
 {
-    int64_t nx = k->n * k->c * k->h * k->w, nw = k->f * k->c * k->kh * k->kw;
+    int64_t cg = k->c / or_one(k->groups);
+    int64_t nx = k->n * k->c * k->h * k->w, nw = k->f * cg * k->kh * k->kw;
     int64_t ny = k->n * k->f * k->oh * k->ow;
     float *x = dn_test_uniform(nx, 1, -1.0f, 1.0f), *w = dn_test_uniform(nw, 2, -1.0f, 1.0f);
     float *b = dn_test_uniform(k->f, 3, -1.0f, 1.0f), *want = malloc((size_t)ny * sizeof *want);
     direct_conv(k, x, w, bias ? b : NULL, want);
     dn_tensor in[] = { tensor(x, DIMS(k->n, k->c, k->h, k->w)),
-                       tensor(w, DIMS(k->f, k->c, k->kh, k->kw)), tensor(b, DIMS(k->f)) };
+                       tensor(w, DIMS(k->f, cg, k->kh, k->kw)), tensor(b, DIMS(k->f)) };
     dn_test_run r = dn_test_run_new(&dn_op_conv, attrs, bias ? 3 : 2, in, threads);
     dn_test_run_forward(&r, threads, false);
     expect_shape(&r.y.shape, true, DIMS(k->n, k->f, k->oh, k->ow));
@@ -271,6 +314,70 @@ Test(conv_forward, matches_direct_loops_in_parallel)
                     .oh = 45,
                     .ow = 45 };
     check_conv_forward(&k, "{\"pad\": 1}", true, 3);
+}
+
+/* Groups and dilation on each path: per group, the direct loops (depthwise 3×3), the
+ * per-sample products with their table (batch 5) and without (batch 2), and the batched
+ * products (60 channels per group: K = 540). */
+Test(conv_forward, groups_and_dilation_on_every_path)
+{
+    /* depthwise: OH = (9 + 2 − 2·2 − 1) / 1 + 1 = 7, OW = (8 + 2 − 1·2 − 1) + 1 = 8 */
+    conv_case dw = { .n = 3,
+                     .c = 4,
+                     .h = 9,
+                     .w = 8,
+                     .f = 4,
+                     .kh = 3,
+                     .kw = 3,
+                     .sh = 1,
+                     .sw = 1,
+                     .ph = 1,
+                     .pw = 1,
+                     .oh = 7,
+                     .ow = 8,
+                     .groups = 4,
+                     .dh = 2,
+                     .dw = 1 };
+    check_conv_forward(&dw, "{\"pad\": 1, \"groups\": 4, \"dilation\": [2, 1]}", true, 2);
+    /* two groups of 3 channels, 2 filters each, stride 2, dilation 2: OH = (9 − 4 − 1) / 2 + 1
+     * = 3, OW = (8 + 2 − 4 − 1) / 2 + 1 = 3 */
+    conv_case two = { .n = 5,
+                      .c = 6,
+                      .h = 9,
+                      .w = 8,
+                      .f = 4,
+                      .kh = 3,
+                      .kw = 3,
+                      .sh = 2,
+                      .sw = 2,
+                      .ph = 0,
+                      .pw = 1,
+                      .oh = 3,
+                      .ow = 3,
+                      .groups = 2,
+                      .dh = 2,
+                      .dw = 2 };
+    const char *two_attrs = "{\"stride\": 2, \"pad\": [0, 1], \"groups\": 2, \"dilation\": 2}";
+    check_conv_forward(&two, two_attrs, true, 2);
+    two.n = 2;
+    check_conv_forward(&two, two_attrs, false, 1);
+    conv_case wide = { .n = 3,
+                       .c = 120,
+                       .h = 6,
+                       .w = 5,
+                       .f = 6,
+                       .kh = 3,
+                       .kw = 3,
+                       .sh = 1,
+                       .sw = 1,
+                       .ph = 1,
+                       .pw = 1,
+                       .oh = 4,
+                       .ow = 5,
+                       .groups = 2,
+                       .dh = 2,
+                       .dw = 1 };
+    check_conv_forward(&wide, "{\"pad\": 1, \"groups\": 2, \"dilation\": [2, 1]}", true, 2);
 }
 
 /* ---------------------------------------------------------------- Conv: attrs, shapes, params */
