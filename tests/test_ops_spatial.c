@@ -689,6 +689,55 @@ Test(maxpool_backward, scatters_onto_argmax_and_accumulates)
 
 static const char *const pool_names[] = { "conv3" };
 
+/* ceil (PyTorch ceil_mode): odd sizes, the last window clipped by the image's end. */
+Test(maxpool_grad, ceil_odd_sizes_clipped_last_window)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_DISTINCT, DIMS(2, 2, 7, 6)) };
+    expect_grad(&dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1, \"ceil\": true}", 1,
+                in);
+}
+
+Test(maxpool_grad, ceil_two_by_two_odd_input)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_DISTINCT, DIMS(2, 2, 5, 7)) };
+    expect_grad(&dn_op_maxpool, "{\"kernel\": 2, \"ceil\": true}", 1, in);
+}
+
+/* PyTorch 1.13: F.max_pool2d(-arange(30).reshape(1, 1, 6, 5), 3, 2, 1, ceil_mode=True). */
+Test(maxpool_forward, ceil_matches_pytorch)
+{
+    float x[30];
+    for (int i = 0; i < 30; i++)
+        x[i] = -(float)i;
+    dn_tensor in[] = { tensor(x, DIMS(1, 1, 6, 5)) };
+    dn_test_run r = dn_test_run_new(
+        &dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1, \"ceil\": true}", 1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(1, 1, 4, 3));
+    float want[12] = { -0.0f, -1, -3, -5, -6, -8, -15, -16, -18, -25, -26, -28 };
+    dn_test_expect_close(dn_f32(&r.y), want, 12, 0.0f, "ceil");
+    dn_test_run_free(&r);
+}
+
+/* ceil rounds up, but drops a last window that would start at or past H + pad: H = 5, k 2,
+ * s 2, pad 1 gives ceil(5/2) + 1 = 4, then 3 (window 3 would start at 6 − 1 = 5); W = 6: 4. */
+Test(maxpool_infer, ceil_rounds_up_and_drops_a_window_in_the_padding)
+{
+    dn_tensor_desc x = desc(true, DIMS(2, 3, 5, 6));
+    probe p = run_infer(&dn_op_maxpool, "pool1", "{\"kernel\": 2, \"pad\": 1, \"ceil\": true}", 1,
+                        &x, pool_names);
+    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
+    expect_shape(&p.out.shape, true, DIMS(2, 3, 3, 4));
+    p = run_infer(&dn_op_maxpool, "pool1", "{\"kernel\": 2, \"pad\": 1}", 1, &x, pool_names);
+    expect_shape(&p.out.shape, true, DIMS(2, 3, 3, 4));
+    p = run_infer(&dn_op_avgpool, "pool1", "{\"kernel\": 3, \"stride\": 2, \"ceil\": true}", 1, &x,
+                  pool_names);
+    expect_shape(&p.out.shape, true, DIMS(2, 3, 2, 3));
+    p = run_infer(&dn_op_avgpool, "pool1", "{\"kernel\": 3, \"ceil\": 1}", 1, &x, pool_names);
+    cr_assert_eq(p.st, DN_ERR_MODEL);
+    cr_assert(strstr(p.err.msg, "attrs/ceil"), "%s", p.err.msg);
+}
+
 Test(maxpool_infer, default_stride_is_the_kernel)
 {
     dn_tensor_desc x = desc(true, DIMS(4, 2, 7, 9));
@@ -761,6 +810,41 @@ Test(avgpool_grad, rectangular_padded_stride1)
 
 /* Ones in, kernel 3, stride 1, pad 1: a window holds 4 pixels at a corner, 6 along an edge and
  * 9 inside, always divided by 9. */
+Test(avgpool_grad, ceil_odd_sizes_clipped_divisor)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 2, 7, 6)) };
+    expect_grad(&dn_op_avgpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1, \"ceil\": true}", 1,
+                in);
+    dn_gc_input two[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 2, 5, 7)) };
+    expect_grad(&dn_op_avgpool, "{\"kernel\": 2, \"ceil\": true}", 1, two);
+}
+
+/* PyTorch 1.13: F.avg_pool2d(arange(30).reshape(1, 1, 6, 5), 3, 2, 1, ceil_mode=True) and
+ * F.avg_pool2d(arange(25).reshape(1, 1, 5, 5), 2, ceil_mode=True): the divisor of a window
+ * past the padding counts its part inside input + padding. */
+Test(avgpool_forward, ceil_divisor_matches_pytorch)
+{
+    float x[30];
+    for (int i = 0; i < 30; i++)
+        x[i] = (float)i;
+    dn_tensor in[] = { tensor(x, DIMS(1, 1, 6, 5)) };
+    dn_test_run r = dn_test_run_new(
+        &dn_op_avgpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1, \"ceil\": true}", 1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(1, 1, 4, 3));
+    float want[12] = { 12.0f / 9,  3,  24.0f / 9,  7,    12,    9,
+                       123.0f / 9, 22, 141.0f / 9, 8.5f, 13.5f, 9.5f };
+    dn_test_expect_close(dn_f32(&r.y), want, 12, 1e-5f, "kernel 3, pad 1");
+    dn_test_run_free(&r);
+    dn_tensor in2[] = { tensor(x, DIMS(1, 1, 5, 5)) };
+    r = dn_test_run_new(&dn_op_avgpool, "{\"kernel\": 2, \"ceil\": true}", 1, in2, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(1, 1, 3, 3));
+    float want2[9] = { 3, 5, 6.5f, 13, 15, 16.5f, 20.5f, 22.5f, 24 };
+    dn_test_expect_close(dn_f32(&r.y), want2, 9, 1e-6f, "kernel 2, odd input");
+    dn_test_run_free(&r);
+}
+
 Test(avgpool_forward, padding_counts_in_the_divisor)
 {
     float x[2 * 4 * 5];
