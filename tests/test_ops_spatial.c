@@ -17,7 +17,8 @@
 #include "gradcheck.h"
 #include "helpers.h"
 
-extern const dn_op dn_op_conv, dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn;
+extern const dn_op dn_op_conv, dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn,
+    dn_op_global_avg_pool;
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -1143,4 +1144,117 @@ Test(lrn_infer, rejects_bad_attrs_and_low_rank)
     p = run_infer(&dn_op_lrn, "norm1", "{}", 1, &x, names);
     dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
     EXPECT_MSG(p.err.msg, "node \"norm1\"", "inputs/0", "[N,5]", "\"conv1\"");
+}
+
+/* ---------------------------------------------------------------- GlobalAvgPool */
+
+Test(global_avg_pool_grad, odd_planes_batch2)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 3, 5, 3)) };
+    expect_grad(&dn_op_global_avg_pool, "{}", 1, in);
+}
+
+Test(global_avg_pool_forward, mean_of_each_plane_on_1_and_2_threads)
+{
+    int64_t n = 3 * 70 * 9 * 11;
+    float *x = dn_test_uniform(n, 5, -1.0f, 1.0f), *want = malloc(3 * 70 * sizeof *want);
+    for (int64_t i = 0; i < 3 * 70; i++) {
+        double sum = 0;
+        for (int64_t j = 0; j < 99; j++)
+            sum += x[i * 99 + j];
+        want[i] = (float)(sum / 99);
+    }
+    dn_tensor in[] = { tensor(x, DIMS(3, 70, 9, 11)) };
+    for (int threads = 1; threads <= 2; threads++) {
+        dn_test_run r = dn_test_run_new(&dn_op_global_avg_pool, "{}", 1, in, threads);
+        dn_test_run_forward(&r, threads, false);
+        expect_shape(&r.y.shape, true, DIMS(3, 70, 1, 1));
+        dn_test_expect_close(dn_f32(&r.y), want, 3 * 70, 1e-6f, "plane means");
+        dn_test_run_free(&r);
+    }
+    free(x), free(want);
+}
+
+Test(global_avg_pool_infer, shape_and_rank_and_no_attrs)
+{
+    dn_tensor_desc x = desc(true, DIMS(4, 7, 5, 3));
+    probe p = run_infer(&dn_op_global_avg_pool, "gap", "{}", 1, &x, pool_names);
+    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
+    expect_shape(&p.out.shape, true, DIMS(4, 7, 1, 1));
+    cr_assert_eq(dn_op_global_avg_pool.flops(p.attrs, &x, 1, &p.out), 4 * 7 * 5 * 3);
+    dn_tensor_desc flat = desc(true, DIMS(4, 7));
+    p = run_infer(&dn_op_global_avg_pool, "gap", "{}", 1, &flat, pool_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "gap") && strstr(p.err.msg, "conv3"), "%s", p.err.msg);
+    p = run_infer(&dn_op_global_avg_pool, "gap", "{\"kernel\": 2}", 1, &x, pool_names);
+    cr_assert_eq(p.st, DN_ERR_MODEL, "%s", p.err.msg);
+    cr_assert(strstr(p.err.msg, "attrs/kernel"), "%s", p.err.msg);
+}
+
+/* ---------------------------------------------------------------- Conv: groups' errors */
+
+static const char *const gconv_names[] = { "img", "c2.weight", "c2.bias" };
+
+Test(conv_infer, groups_and_dilation_shapes_and_errors)
+{
+    /* AlexNet's conv2: 96 channels in two groups, W [256, 48, 5, 5], pad 2. */
+    dn_tensor_desc in[] = { desc(true, DIMS(2, 96, 27, 27)), desc(false, DIMS(256, 48, 5, 5)),
+                            desc(false, DIMS(256)) };
+    probe p = run_infer(&dn_op_conv, "c2", "{\"pad\": 2, \"groups\": 2}", 3, in, gconv_names);
+    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
+    expect_shape(&p.out.shape, true, DIMS(2, 256, 27, 27));
+    /* flops: 2·N·F·P·(C/G·kh·kw) + N·F·P */
+    int64_t outs = 2 * 256 * 27 * 27;
+    cr_assert_eq(dn_op_conv.flops(p.attrs, in, 3, &p.out), outs * 2 * 48 * 25 + outs);
+    dn_gemm_shape gs;
+    dn_op_conv.gemm(p.attrs, in, 3, &p.out, &gs);
+    cr_assert(gs.m == 128 && gs.k == 48 * 25 && gs.n == 2 * 27 * 27 && gs.count == 2);
+    /* dilation 2 with pad 2 keeps 27: OH = 27 + 4 − 2·4 − 1 + 1 = 23 */
+    p = run_infer(&dn_op_conv, "c2", "{\"pad\": 2, \"groups\": 2, \"dilation\": 2}", 3, in,
+                  gconv_names);
+    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
+    expect_shape(&p.out.shape, true, DIMS(2, 256, 23, 23));
+    /* W's second dim must be C/groups */
+    p = run_infer(&dn_op_conv, "c2", "{\"groups\": 3}", 3, in, gconv_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "attrs/groups") && strstr(p.err.msg, "256 filters"), "%s",
+              p.err.msg);
+    p = run_infer(&dn_op_conv, "c2", "{\"groups\": 4}", 3, in, gconv_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "inputs/1") && strstr(p.err.msg, "C/groups = 24"), "%s", p.err.msg);
+    dn_tensor_desc odd[] = { desc(true, DIMS(2, 95, 27, 27)), desc(false, DIMS(256, 48, 5, 5)) };
+    p = run_infer(&dn_op_conv, "c2", "{\"groups\": 2}", 2, odd, gconv_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "attrs/groups") && strstr(p.err.msg, "95 channels"), "%s",
+              p.err.msg);
+    /* named attr errors: dilation 0, groups 0, filters not divisible by groups */
+    const char *bad[] = { "{\"dilation\": 0}", "{\"groups\": 0}", "{\"dilation\": [1, 0]}",
+                          "{\"filters\": 5, \"kernel\": 3, \"groups\": 2}" };
+    const char *field[] = { "attrs/dilation", "attrs/groups", "attrs/dilation", "attrs/filters" };
+    for (int i = 0; i < 4; i++) {
+        p = run_infer(&dn_op_conv, "c2", bad[i], 3, in, gconv_names);
+        cr_assert_neq(p.st, DN_OK, "%s accepted", bad[i]);
+        cr_assert(strstr(p.err.msg, field[i]), "%s: %s", bad[i], p.err.msg);
+    }
+    /* a dilated kernel that no longer fits */
+    p = run_infer(&dn_op_conv, "c2", "{\"groups\": 2, \"dilation\": 7}", 3, in, gconv_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "dilation [7,7]"), "%s", p.err.msg);
+}
+
+/* Implicit params of a grouped Conv: W [F, C/groups, kh, kw] (PyTorch's layout; He's fan_in
+ * is then C/groups·kh·kw, read from the shape). */
+Test(conv_params, implicit_weight_of_a_grouped_conv)
+{
+    cJSON *attrs = cJSON_Parse("{\"filters\": 256, \"kernel\": 5, \"groups\": 2}");
+    dn_err err = { 0 };
+    dn_node_ctx c = { .file = "model.json", .node = "c2", .attrs = attrs, .err = &err };
+    unsigned char a[512];
+    cr_assert_eq(dn_op_conv.parse_attrs(&c, a), DN_OK, "%s", err.msg);
+    dn_tensor_desc x = desc(true, DIMS(1, 96, 27, 27));
+    dn_param_spec spec[DN_MAX_IMPLICIT_PARAMS];
+    cr_assert_eq(dn_op_conv.implicit_params(a, &x, spec), 2);
+    expect_shape(&spec[0].shape, false, DIMS(256, 48, 5, 5));
+    expect_shape(&spec[1].shape, false, DIMS(256));
+    cJSON_Delete(attrs);
 }
