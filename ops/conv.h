@@ -128,6 +128,16 @@ static inline bool conv_is_direct(const conv_geom *g)
     return g->k <= DIRECT_MAX_K && g->sh == 1 && g->sw == 1;
 }
 
+/* The direct forward's work in multiply-adds, and the work from which it splits a sample's
+ * rows among threads (conv_direct.c); conv.c gives small direct groups (depthwise) a thread
+ * each instead, below that. */
+#define DIRECT_SPLIT_MIN (8 * (int64_t)32768)
+
+static inline int64_t conv_direct_work(const conv_geom *g)
+{
+    return g->n * g->oh * g->ow * g->f * g->k;
+}
+
 /* Building a table costs about what packing one sample the plain way (im2col, then pack)
  * does; below this many samples a pass packs the plain way. */
 #define TABLE_MIN_BATCH 4

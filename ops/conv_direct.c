@@ -264,7 +264,7 @@ void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_d
     conv_slot_layout l = conv_slots(g, &u);
     conv_pass ps = conv_pass_of(g, &u, &l, k->work);
     int64_t rows = g->n * g->oh;
-    int team = dn_team(k->threads, rows * g->ow * g->f * g->k, 8 * DN_PARALLEL_MIN);
+    int team = dn_team(k->threads, conv_direct_work(g), DIRECT_SPLIT_MIN);
     DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
                       forward_range(isa, &ps, k, lo, hi));
 }

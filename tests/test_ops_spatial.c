@@ -379,6 +379,24 @@ Test(conv_forward, groups_and_dilation_on_every_path)
                        .dh = 2,
                        .dw = 1 };
     check_conv_forward(&wide, "{\"pad\": 1, \"groups\": 2, \"dilation\": [2, 1]}", true, 2);
+    /* depthwise with enough groups for threads to take whole groups (each too small to split
+     * its rows): 16 groups of 4·32·32·9 multiply-adds */
+    conv_case many = { .n = 4,
+                       .c = 16,
+                       .h = 32,
+                       .w = 32,
+                       .f = 16,
+                       .kh = 3,
+                       .kw = 3,
+                       .sh = 1,
+                       .sw = 1,
+                       .ph = 1,
+                       .pw = 1,
+                       .oh = 32,
+                       .ow = 32,
+                       .groups = 16 };
+    check_conv_forward(&many, "{\"pad\": 1, \"groups\": 16}", true, 2);
+    check_conv_forward(&many, "{\"pad\": 1, \"groups\": 16}", false, 3);
 }
 
 /* ---------------------------------------------------------------- Conv: attrs, shapes, params */
