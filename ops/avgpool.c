@@ -7,11 +7,15 @@
  *                ph + kh) and columns w ∈ [q·sw − pw, q·sw − pw + kw) that lie inside the image
  *   dx[n,c,h,w] += Σ dy[n,c,p,q] / (kh·kw) over the windows that contain (h, w)
  *
- * Padding counts as zeros: the divisor is always kh·kw (PyTorch count_include_pad=True), so
- * border outputs are smaller than the mean of their pixels. pad ≤ kernel/2 is required, as in
- * PyTorch; it also keeps at least one pixel in every window.
+ * Padding counts as zeros: the divisor is kh·kw (PyTorch count_include_pad=True), so border
+ * outputs are smaller than the mean of their pixels. pad ≤ kernel/2 is required, as in
+ * PyTorch; it also keeps at least one pixel in every window. With ceil, the last window may
+ * run past the image and its padding: its divisor counts only its part inside input + padding,
+ *   divisor = (min(p·sh − ph + kh, H + ph) − (p·sh − ph)) · (the same for columns)
+ * which is kh·kw for every other window (PyTorch's avg_pool2d with ceil_mode=True).
  *
- * attrs: kernel (required), stride (= kernel), pad (0); each an int or [h, w]. Those attrs, the
+ * attrs: kernel (required), stride (= kernel), pad (0), each an int or [h, w]; ceil (false).
+ * Those attrs, the
  * output shape and the window clipping are shared with MaxPool (pool.h). The 2×2, stride-2
  * window of the classic LeNet has loops of its own, with no window arithmetic.
  */
@@ -37,9 +41,23 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
 
 /* ---------------------------------------------------------------- kernels */
 
+/* The window's extent along one dim that the divisor counts: inside input + padding. */
+static int64_t counted(int64_t o, int64_t k, int64_t stride, int64_t pad, int64_t size)
+{
+    int64_t start = o * stride - pad, end = start + k < size + pad ? start + k : size + pad;
+    return end - start;
+}
+
+/* 1 / divisor of output (p, q): 1 / (kh·kw) but for a window that ceil lets run past the
+ * padding. */
+static float window_scale(const dn_pool_geom *g, int64_t p, int64_t q)
+{
+    return 1.0f / ((float)counted(p, g->kh, g->sh, g->ph, g->h) *
+                   (float)counted(q, g->kw, g->sw, g->pw, g->w));
+}
+
 static void avg_plane(const dn_pool_geom *g, const float *x, float *y)
 {
-    float scale = 1.0f / ((float)g->kh * (float)g->kw);
     for (int64_t p = 0; p < g->oh; p++) {
         int64_t h0, h1;
         dn_pool_window(p, g->kh, g->sh, g->ph, g->h, &h0, &h1);
@@ -50,21 +68,20 @@ static void avg_plane(const dn_pool_geom *g, const float *x, float *y)
             for (int64_t h = h0; h < h1; h++)
                 for (int64_t w = w0; w < w1; w++)
                     sum += x[h * g->w + w];
-            y[p * g->ow + q] = sum * scale;
+            y[p * g->ow + q] = sum * window_scale(g, p, q);
         }
     }
 }
 
 static void avg_plane_grad(const dn_pool_geom *g, const float *dy, float *dx)
 {
-    float scale = 1.0f / ((float)g->kh * (float)g->kw);
     for (int64_t p = 0; p < g->oh; p++) {
         int64_t h0, h1;
         dn_pool_window(p, g->kh, g->sh, g->ph, g->h, &h0, &h1);
         for (int64_t q = 0; q < g->ow; q++) {
             int64_t w0, w1;
             dn_pool_window(q, g->kw, g->sw, g->pw, g->w, &w0, &w1);
-            float share = dy[p * g->ow + q] * scale;
+            float share = dy[p * g->ow + q] * window_scale(g, p, q);
             for (int64_t h = h0; h < h1; h++)
                 for (int64_t w = w0; w < w1; w++)
                     dx[h * g->w + w] += share;

@@ -1,11 +1,19 @@
 /*
  * conv.c — Conv: 2-D cross-correlation of NCHW images with a bank of filters, plus a bias.
  *
- *   x [N, C, H, W]     W [F, C, kh, kw]     b [F] (optional)     y [N, F, OH, OW]
- *   OH = floor((H + 2·pad_h − kh) / stride_h) + 1, OW likewise
+ *   x [N, C, H, W]     W [F, C/G, kh, kw]     b [F] (optional)     y [N, F, OH, OW]
+ *   OH = floor((H + 2·pad_h − dh·(kh − 1) − 1) / stride_h) + 1, OW likewise
  *
- *   y[n,f,p,q] = b[f] + Σ_{c,i,j} W[f,c,i,j] · x[n, c, p·sh − ph + i, q·sw − pw + j]
- *   (x reads as zero outside the image)
+ *   y[n,f,p,q] = b[f] + Σ_{c,i,j} W[f,c,i,j] · x[n, g·C/G + c, p·sh − ph + i·dh, q·sw − pw + j·dw]
+ *   (x reads as zero outside the image; g = f / (F/G), the filter's group)
+ *
+ * Groups (G, PyTorch's `groups`): the channels split into G independent convolutions, C/G
+ * input channels and F/G filters each (AlexNet's two towers; G = C = F is depthwise). Each
+ * group runs on the path its own sizes pick, on a view of x and y (pointers offset to the
+ * group's first channel, samples xs and ys floats apart: conv.h), so no group's input is
+ * copied and a group runs at the speed of an ungrouped Conv of its shape. Dilation (dh, dw)
+ * spreads the taps; it changes only where each tap reads (im2col's rows, the packing table, the
+ * direct path's tap offsets), not the products.
  *
  * Here: the attrs, the shapes, the workspace and flop counts, the matrix product the profiler
  * reports, and the choice of a path. The sum is one matrix product, W [F, K = C·kh·kw] times
@@ -28,16 +36,18 @@
  *               (conv_im2col.c)
  * dx always comes from the per-sample or the batched products (the direct path delegates it).
  *
- * attrs: stride (1), pad (0), each an int or [h, w]. For implicit params (docs/format.md):
- * filters and kernel (int or [h, w]) size the weight, bias (true), init, bias_init. When
- * filters or kernel is given alongside explicit params it must agree with W.
+ * attrs: stride (1), pad (0), dilation (1), each an int or [h, w]; groups (1). For implicit
+ * params (docs/format.md): filters and kernel (int or [h, w]) size the weight [F, C/G, kh, kw],
+ * bias (true), init, bias_init. When filters or kernel is given alongside explicit params it
+ * must agree with W.
  */
 #include "ops/conv.h"
 #include "ops/op.h"
 #include "runtime/gemm.h"
+#include "runtime/parallel.h"
 
 typedef struct conv_attrs {
-    int64_t stride[2], pad[2];
+    int64_t stride[2], pad[2], dilation[2], groups;
     int64_t kernel[2], filters; /* read only when has_kernel / has_filters */
     bool has_kernel, has_filters, bias;
     dn_init init, bias_init;
@@ -45,20 +55,22 @@ typedef struct conv_attrs {
 
 static conv_geom geom(const conv_attrs *a, const dn_shape *x, const dn_shape *w, const dn_shape *y)
 {
-    return conv_geom_make(x, w, y, a->stride, a->pad);
+    return conv_geom_group(conv_geom_make(x, w, y, a->stride, a->pad), a->groups, a->dilation);
 }
 
 /* ---------------------------------------------------------------- attrs and shapes */
 
 static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
 {
-    static const char *const allowed[] = { "stride", "pad",  "filters",   "kernel",
-                                           "bias",   "init", "bias_init", NULL };
+    static const char *const allowed[] = { "stride", "pad",  "dilation", "groups",    "filters",
+                                           "kernel", "bias", "init",     "bias_init", NULL };
     conv_attrs *a = attrs;
     dn_status st;
     if ((st = dn_attrs_only(c, allowed)) ||
         (st = dn_attr_int2(c, "stride", 1, 1, DN_MAX_DIM, a->stride)) ||
         (st = dn_attr_int2(c, "pad", 0, 0, DN_MAX_DIM, a->pad)) ||
+        (st = dn_attr_int2(c, "dilation", 1, 1, DN_MAX_DIM, a->dilation)) ||
+        (st = dn_attr_int(c, "groups", 1, 1, DN_MAX_DIM, &a->groups)) ||
         (st = dn_attr_int(c, "filters", 1, 1, DN_MAX_DIM, &a->filters)) ||
         (st = dn_attr_int2(c, "kernel", 1, 1, DN_MAX_DIM, a->kernel)) ||
         (st = dn_attr_bool(c, "bias", true, &a->bias)) ||
@@ -67,6 +79,10 @@ static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
         return st;
     a->has_filters = dn_attr_present(c, "filters");
     a->has_kernel = dn_attr_present(c, "kernel");
+    if (a->has_filters && a->filters % a->groups != 0)
+        return dn_node_fail(c, DN_ERR_MODEL, "attrs/filters",
+                            "filters %lld is not divisible by groups %lld", (long long)a->filters,
+                            (long long)a->groups);
     return DN_OK;
 }
 
@@ -77,6 +93,8 @@ static int implicit_params(const void *attrs, const dn_tensor_desc *x, dn_param_
         return 0;
     /* infer rejects an x of another rank right after; until then any channel count does. */
     int64_t channels = x->shape.rank == 4 ? x->shape.d[1] : 1;
+    /* [F, C/G, kh, kw]; infer names a C that groups does not divide. */
+    channels = channels / a->groups > 0 ? channels / a->groups : 1;
     int64_t dims[4] = { a->filters, channels, a->kernel[0], a->kernel[1] };
     out[0] = (dn_param_spec){ "weight", dn_shape_make(4, dims, false), a->init };
     if (!a->bias)
@@ -91,12 +109,29 @@ static dn_status check_weight(const dn_node_ctx *c, const conv_attrs *a, const d
     char xs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];
     dn_shape_str(x, xs, sizeof xs);
     dn_shape_str(w, ws, sizeof ws);
-    if (w->d[1] != x->d[1])
+    if (x->d[1] % a->groups != 0)
+        return dn_node_fail(c, DN_ERR_SHAPE, "attrs/groups",
+                            "groups is %lld, but input \"%s\" %s has %lld channels, not "
+                            "divisible by it",
+                            (long long)a->groups, c->input_names[0], xs, (long long)x->d[1]);
+    if (w->d[0] % a->groups != 0)
+        return dn_node_fail(c, DN_ERR_SHAPE, "attrs/groups",
+                            "groups is %lld, but weight \"%s\" %s has %lld filters, not "
+                            "divisible by it",
+                            (long long)a->groups, c->input_names[1], ws, (long long)w->d[0]);
+    if (w->d[1] != x->d[1] / a->groups) {
+        if (a->groups == 1)
+            return dn_node_fail(c, DN_ERR_SHAPE, "inputs/1",
+                                "weight \"%s\" %s expects %lld input channels, but input \"%s\" "
+                                "%s has %lld",
+                                c->input_names[1], ws, (long long)w->d[1], c->input_names[0], xs,
+                                (long long)x->d[1]);
         return dn_node_fail(c, DN_ERR_SHAPE, "inputs/1",
-                            "weight \"%s\" %s expects %lld input channels, but input \"%s\" %s "
-                            "has %lld",
+                            "weight \"%s\" %s has %lld channels per group, but input \"%s\" %s "
+                            "with groups %lld needs C/groups = %lld",
                             c->input_names[1], ws, (long long)w->d[1], c->input_names[0], xs,
-                            (long long)x->d[1]);
+                            (long long)a->groups, (long long)(x->d[1] / a->groups));
+    }
     if (a->has_filters && w->d[0] != a->filters)
         return dn_node_fail(c, DN_ERR_SHAPE, "attrs/filters",
                             "filters is %lld, but weight \"%s\" %s has %lld filters",
@@ -109,6 +144,14 @@ static dn_status check_weight(const dn_node_ctx *c, const conv_attrs *a, const d
     return DN_OK;
 }
 
+/* The pixels a kernel of k taps spans with dilation d: d·(k − 1) + 1, saturating (a loadable
+ * model may hold absurd sizes; dn_window_out then finds it does not fit). */
+static int64_t dilated_span(int64_t k, int64_t d)
+{
+    int64_t span = dn_mul_sat(d, k - 1);
+    return span < INT64_MAX ? span + 1 : span;
+}
+
 static dn_status output_shape(const dn_node_ctx *c, const conv_attrs *a, const dn_tensor_desc *in,
                               dn_tensor_desc *out)
 {
@@ -116,14 +159,17 @@ static dn_status output_shape(const dn_node_ctx *c, const conv_attrs *a, const d
     char xs[DN_SHAPE_STR_MAX], ws[DN_SHAPE_STR_MAX];
     dn_shape_str(x, xs, sizeof xs);
     dn_shape_str(w, ws, sizeof ws);
-    int64_t oh = dn_window_out(x->d[2], w->d[2], a->stride[0], a->pad[0]);
-    int64_t ow = dn_window_out(x->d[3], w->d[3], a->stride[1], a->pad[1]);
+    int64_t span_h = dilated_span(w->d[2], a->dilation[0]);
+    int64_t span_w = dilated_span(w->d[3], a->dilation[1]);
+    int64_t oh = dn_window_out(x->d[2], span_h, a->stride[0], a->pad[0]);
+    int64_t ow = dn_window_out(x->d[3], span_w, a->stride[1], a->pad[1]);
     if (oh < 1 || ow < 1)
         return dn_node_fail(c, DN_ERR_SHAPE, "inputs/0",
-                            "the [%lld,%lld] kernel of weight \"%s\" %s does not fit input \"%s\" "
-                            "%s with pad [%lld,%lld]",
+                            "the [%lld,%lld] kernel of weight \"%s\" %s with dilation [%lld,%lld] "
+                            "does not fit input \"%s\" %s with pad [%lld,%lld]",
                             (long long)w->d[2], (long long)w->d[3], c->input_names[1], ws,
-                            c->input_names[0], xs, (long long)a->pad[0], (long long)a->pad[1]);
+                            (long long)a->dilation[0], (long long)a->dilation[1], c->input_names[0],
+                            xs, (long long)a->pad[0], (long long)a->pad[1]);
     int64_t dims[4] = { x->d[0], w->d[0], oh, ow };
     *out = (dn_tensor_desc){ DN_F32, dn_shape_make(4, dims, x->batched) };
     /* The workspace holds a [C·kh·kw, OH·OW] col; its size in bytes must be representable. */
@@ -174,7 +220,7 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
                      const dn_tensor_desc *out)
 {
     conv_geom g = geom(attrs, &in[0].shape, &in[1].shape, &out->shape);
-    int64_t outputs = dn_mul_sat(dn_mul_sat(g.n, g.f), g.p);
+    int64_t outputs = dn_mul_sat(dn_mul_sat(g.n, dn_mul_sat(g.f, g.groups)), g.p);
     int64_t macs = dn_mul_sat(outputs, g.k);
     int64_t total = dn_mul_sat(macs, 2);
     return n_in > 2 && total < INT64_MAX - outputs ? total + outputs : total;
@@ -189,28 +235,113 @@ static const conv_direct_kernels *direct_kernels(void)
     return avx2 ? avx2 : dn_conv_direct_plain();
 }
 
+/* Group gi of k as a kernel of its own: every tensor's data offset to the group's first
+ * channel (x, dx), filter (W, b, their gradients, y, dy). The shapes stay the whole op's; the
+ * paths read sizes only from the geometry, strides between samples from xs and ys. */
+typedef struct conv_group_view {
+    dn_kernel k;
+    dn_tensor x[3], dx[3], y, dy;
+} conv_group_view;
+
+static void *offset(void *data, int64_t floats) { return data ? (float *)data + floats : NULL; }
+
+static void group_view(const dn_kernel *k, const conv_geom *g, int64_t gi, conv_group_view *v)
+{
+    v->k = *k;
+    int64_t xo = gi * g->c * g->h * g->w, wo = gi * g->f * g->k, bo = gi * g->f,
+            yo = gi * g->f * g->p;
+    int64_t offs[3] = { xo, wo, bo };
+    for (int i = 0; i < k->n_inputs; i++) {
+        v->x[i] = k->x[i];
+        v->x[i].data = offset(k->x[i].data, offs[i]);
+        if (k->dx) {
+            v->dx[i] = k->dx[i];
+            v->dx[i].data = offset(k->dx[i].data, offs[i]);
+        }
+    }
+    v->k.x = v->x;
+    if (k->dx)
+        v->k.dx = v->dx;
+    v->y = *k->y;
+    v->y.data = offset(k->y->data, yo);
+    v->k.y = &v->y;
+    if (k->dy) {
+        v->dy = *k->dy;
+        v->dy.data = offset(k->dy->data, yo);
+        v->k.dy = &v->dy;
+    }
+}
+
+static void forward_group(const dn_kernel *k, const conv_geom *g)
+{
+    if (conv_is_direct(g))
+        dn_conv_direct_forward(k, g, direct_kernels());
+    else if (conv_is_per_sample(g))
+        dn_conv_packed_forward(k, g);
+    else
+        dn_conv_im2col_forward(k, g);
+}
+
+/* Groups [lo, hi), each on one thread: the direct forward then runs on the calling thread
+ * in its own slot (omp_get_thread_num), and reads nothing shared but x and W. */
+static void forward_groups_alone(const dn_kernel *k, const conv_geom *g, int64_t lo, int64_t hi)
+{
+    for (int64_t gi = lo; gi < hi; gi++) {
+        conv_group_view v;
+        group_view(k, g, gi, &v);
+        v.k.threads = 1;
+        forward_group(&v.k, g);
+    }
+}
+
+/* Groups run one after another, each on all the session's threads and the whole workspace
+ * (sized for one group). Direct groups too small to split their rows (depthwise) would each
+ * run on one thread: threads take whole groups instead, each in its own slot (the direct
+ * path's workspace has one per thread). */
 static void forward(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
-    if (conv_is_direct(&g))
-        dn_conv_direct_forward(k, &g, direct_kernels());
-    else if (conv_is_per_sample(&g))
-        dn_conv_packed_forward(k, &g);
-    else
-        dn_conv_im2col_forward(k, &g);
+    if (g.groups == 1) {
+        forward_group(k, &g);
+        return;
+    }
+    int64_t work = conv_direct_work(&g);
+    if (conv_is_direct(&g) && dn_team(k->threads, work, DIRECT_SPLIT_MIN) == 1) {
+        int team = dn_team(k->threads, dn_mul_sat(work, g.groups), DIRECT_SPLIT_MIN);
+        DN_PARALLEL_RANGE(g.groups, team, lo, hi, forward_groups_alone(k, &g, lo, hi));
+        return;
+    }
+    for (int64_t gi = 0; gi < g.groups; gi++) {
+        conv_group_view v;
+        group_view(k, &g, gi, &v);
+        forward_group(&v.k, &g);
+    }
 }
 
 /* The direct backward works in the per-sample path's slots, which workspace_size sizes only
  * within the per-sample bounds: outside them backward is batched. */
+static void backward_group(const dn_kernel *k, const conv_geom *g)
+{
+    if (!conv_is_per_sample(g))
+        dn_conv_im2col_backward(k, g);
+    else if (conv_is_direct(g))
+        dn_conv_direct_backward(k, g, direct_kernels());
+    else
+        dn_conv_packed_backward(k, g);
+}
+
 static void backward(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
-    if (!conv_is_per_sample(&g))
-        dn_conv_im2col_backward(k, &g);
-    else if (conv_is_direct(&g))
-        dn_conv_direct_backward(k, &g, direct_kernels());
-    else
-        dn_conv_packed_backward(k, &g);
+    if (g.groups == 1) {
+        backward_group(k, &g);
+        return;
+    }
+    for (int64_t gi = 0; gi < g.groups; gi++) {
+        conv_group_view v;
+        group_view(k, &g, gi, &v);
+        backward_group(&v.k, &g);
+    }
 }
 
 static void gemm(const void *attrs, const dn_tensor_desc *in, int n_in, const dn_tensor_desc *out,
@@ -218,7 +349,9 @@ static void gemm(const void *attrs, const dn_tensor_desc *in, int n_in, const dn
 {
     (void)n_in;
     conv_geom g = geom(attrs, &in[0].shape, &in[1].shape, &out->shape);
-    *gs = (dn_gemm_shape){ .m = g.f, .n = g.n * g.p, .k = g.k, .a_input = 1, .b_input = 0 };
+    *gs = (dn_gemm_shape){
+        .m = g.f, .n = g.n * g.p, .k = g.k, .a_input = 1, .b_input = 0, .count = g.groups
+    };
 }
 
 const dn_op dn_op_conv = {

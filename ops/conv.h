@@ -2,8 +2,13 @@
  * conv.h — what Conv's three paths share (not an op: the seams of ops/conv.c, as pool.h is of
  * the pooling family).
  *
- *   x [N, C, H, W]     W [F, C, kh, kw]     b [F] (optional)     y [N, F, OH, OW]
- *   y[n,f,p,q] = b[f] + Σ_{c,i,j} W[f,c,i,j] · x[n, c, p·sh − ph + i, q·sw − pw + j]
+ *   x [N, C, H, W]     W [F, C/G, kh, kw]     b [F] (optional)     y [N, F, OH, OW]
+ *   y[n,f,p,q] = b[f] + Σ_{c,i,j} W[f,c,i,j] · x[n, g·C/G + c, p·sh − ph + i·dh, q·sw − pw + j·dw]
+ *   (g = f / (F/G): the filter's group; G groups, dilation (dh, dw))
+ *
+ * The paths see one group at a time: conv_geom describes a group's convolution (c = C/G input
+ * channels, f = F/G filters), and xs, ys are the strides between samples of the whole x and y,
+ * so that a group is a view of x and y (pointers offset to its first channel), never a copy.
  *
  * ops/conv.c parses the attrs, infers the shapes, sizes the workspace and picks a path by the
  * thresholds below; each path is a file of its own, with a forward and a backward entry:
@@ -29,14 +34,19 @@
 /* Every size the kernels need, from the shapes of one run. */
 typedef struct conv_geom {
     int64_t n, c, h, w, f, kh, kw, oh, ow, sh, sw, ph, pw;
-    int64_t k, p; /* col is k × p: k = c·kh·kw, p = oh·ow */
+    int64_t dh, dw; /* dilation: tap (i, j) reads x at (p·sh − ph + i·dh, q·sw − pw + j·dw) */
+    int64_t groups; /* G: the op runs the paths once per group on these sizes */
+    int64_t xs, ys; /* floats between samples of x [N, C, H, W] and y [N, F, OH, OW] */
+    int64_t k, p;   /* col is k × p: k = c·kh·kw, p = oh·ow */
 } conv_geom;
 
+/* One group's geometry: c = w->d[1] = C/G channels and F/G filters; ungrouped and undilated
+ * until conv_geom_group says otherwise. */
 static inline conv_geom conv_geom_make(const dn_shape *x, const dn_shape *w, const dn_shape *y,
                                        const int64_t stride[2], const int64_t pad[2])
 {
     conv_geom g = { .n = x->d[0],
-                    .c = x->d[1],
+                    .c = w->d[1],
                     .h = x->d[2],
                     .w = x->d[3],
                     .f = w->d[0],
@@ -47,9 +57,25 @@ static inline conv_geom conv_geom_make(const dn_shape *x, const dn_shape *w, con
                     .sh = stride[0],
                     .sw = stride[1],
                     .ph = pad[0],
-                    .pw = pad[1] };
+                    .pw = pad[1],
+                    .dh = 1,
+                    .dw = 1,
+                    .groups = 1 };
     g.k = g.c * g.kh * g.kw;
     g.p = g.oh * g.ow;
+    g.xs = x->d[1] * g.h * g.w;
+    g.ys = g.f * g.p;
+    return g;
+}
+
+/* The geometry of one of `groups` groups with dilation [dh, dw]: F/G filters per group. */
+static inline conv_geom conv_geom_group(conv_geom g, int64_t groups, const int64_t dilation[2])
+{
+    g.groups = groups > 0 ? groups : 1;
+    g.dh = dilation[0];
+    g.dw = dilation[1];
+    g.ys = g.f * g.p; /* all F filters */
+    g.f /= g.groups;
     return g;
 }
 
@@ -62,6 +88,10 @@ static inline conv_tap conv_tap_of(const conv_geom *g, int64_t r)
 {
     return (conv_tap){ r / (g->kh * g->kw), r / g->kw % g->kh, r % g->kw };
 }
+
+/* The input row (column) offset of kernel row i (column j): dilation spreads the taps. */
+static inline int64_t conv_tap_h(const conv_geom *g, int64_t i) { return i * g->dh; }
+static inline int64_t conv_tap_w(const conv_geom *g, int64_t j) { return j * g->dw; }
 
 /* ---------------------------------------------------------------- thresholds: which path */
 
@@ -96,6 +126,16 @@ static inline bool conv_is_per_sample(const conv_geom *g)
 static inline bool conv_is_direct(const conv_geom *g)
 {
     return g->k <= DIRECT_MAX_K && g->sh == 1 && g->sw == 1;
+}
+
+/* The direct forward's work in multiply-adds, and the work from which it splits a sample's
+ * rows among threads (conv_direct.c); conv.c gives small direct groups (depthwise) a thread
+ * each instead, below that. */
+#define DIRECT_SPLIT_MIN (8 * (int64_t)32768)
+
+static inline int64_t conv_direct_work(const conv_geom *g)
+{
+    return g->n * g->oh * g->ow * g->f * g->k;
 }
 
 /* Building a table costs about what packing one sample the plain way (im2col, then pack)

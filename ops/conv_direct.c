@@ -48,7 +48,8 @@ static void tap_offsets(const conv_geom *g, int64_t *off)
 {
     for (int64_t r = 0; r < g->k; r++) {
         conv_tap t = conv_tap_of(g, r);
-        off[r] = (t.c * conv_padded_h(g) + t.i) * conv_padded_w(g) + t.j;
+        off[r] =
+            (t.c * conv_padded_h(g) + conv_tap_h(g, t.i)) * conv_padded_w(g) + conv_tap_w(g, t.j);
     }
 }
 
@@ -232,8 +233,7 @@ static void forward_range(const conv_direct_kernels *isa, const conv_pass *ps, c
     for (int64_t it = lo; it < hi;) {
         int64_t n = it / g->oh, p0 = it % g->oh;
         int64_t p1 = g->oh - p0 < hi - it ? g->oh : p0 + (hi - it);
-        forward_rows(isa, g, w, b, x + n * g->c * g->h * g->w, dn_f32(k->y) + n * g->f * g->p, &s,
-                     p0, p1);
+        forward_rows(isa, g, w, b, x + n * g->xs, dn_f32(k->y) + n * g->ys, &s, p0, p1);
         it += p1 - p0;
     }
 }
@@ -246,7 +246,7 @@ static void backward_range(const conv_direct_kernels *isa, const conv_pass *ps, 
     const float *x = dn_f32(&k->x[0]), *dy = dn_f32(k->dy);
     float *dx = dn_f32(&k->dx[0]);
     bool dw = k->dx[1].data, db = k->n_inputs > 2 && k->dx[2].data;
-    int64_t in = g->c * g->h * g->w, out = g->f * g->p;
+    int64_t in = g->xs, out = g->ys;
     conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
     memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
     for (int64_t n = lo; n < hi; n++) {
@@ -264,7 +264,7 @@ void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_d
     conv_slot_layout l = conv_slots(g, &u);
     conv_pass ps = conv_pass_of(g, &u, &l, k->work);
     int64_t rows = g->n * g->oh;
-    int team = dn_team(k->threads, rows * g->ow * g->f * g->k, 8 * DN_PARALLEL_MIN);
+    int team = dn_team(k->threads, conv_direct_work(g), DIRECT_SPLIT_MIN);
     DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
                       forward_range(isa, &ps, k, lo, hi));
 }

@@ -52,6 +52,7 @@ void dn_conv_im2col_sample(const conv_geom *g, const float *restrict x, float *r
         conv_tap t = conv_tap_of(g, r);
         int64_t ch = t.c, i = t.i, j = t.j;
         int64_t oh_lo, oh_hi, ow_lo, ow_hi;
+        i = conv_tap_h(g, i), j = conv_tap_w(g, j);
         valid_span(i - g->ph, g->sh, g->h, g->oh, &oh_lo, &oh_hi);
         valid_span(j - g->pw, g->sw, g->w, g->ow, &ow_lo, &ow_hi);
         float *row = col + r * ld;
@@ -83,6 +84,7 @@ void dn_conv_col2im_sample(const conv_geom *g, const float *restrict dcol, int64
         conv_tap t = conv_tap_of(g, r);
         int64_t ch = t.c, i = t.i, j = t.j;
         int64_t oh_lo, oh_hi, ow_lo, ow_hi;
+        i = conv_tap_h(g, i), j = conv_tap_w(g, j);
         valid_span(i - g->ph, g->sh, g->h, g->oh, &oh_lo, &oh_hi);
         valid_span(j - g->pw, g->sw, g->w, g->ow, &ow_lo, &ow_hi);
         const float *row = dcol + r * ld;
@@ -105,7 +107,7 @@ static void im2col_range(const conv_geom *g, const float *x, int64_t nc, float *
                          int64_t hi)
 {
     for (int64_t n = lo; n < hi; n++)
-        dn_conv_im2col_sample(g, x + n * g->c * g->h * g->w, col + n * g->p, nc * g->p);
+        dn_conv_im2col_sample(g, x + n * g->xs, col + n * g->p, nc * g->p);
 }
 
 /* col [K, nc·P] from samples x [nc, C, H, W]; samples split across threads (each writes
@@ -120,7 +122,7 @@ static void col2im_range(const conv_geom *g, const float *dcol, int64_t nc, floa
                          int64_t hi)
 {
     for (int64_t n = lo; n < hi; n++)
-        dn_conv_col2im_sample(g, dcol + n * g->p, nc * g->p, dx + n * g->c * g->h * g->w);
+        dn_conv_col2im_sample(g, dcol + n * g->p, nc * g->p, dx + n * g->xs);
 }
 
 /* dx [nc, C, H, W] += col2im(dcol), split by sample, so threads never add onto the same
@@ -137,7 +139,7 @@ static void scatter_range(const conv_geom *g, const float *yt, const float *b, i
     for (int64_t n = lo; n < hi; n++)
         for (int64_t f = 0; f < g->f; f++) {
             const float *restrict src = yt + f * nc * g->p + n * g->p;
-            float *restrict dst = y + (n * g->f + f) * g->p;
+            float *restrict dst = y + n * g->ys + f * g->p;
             float bias = b ? b[f] : 0.0f;
             for (int64_t p = 0; p < g->p; p++)
                 dst[p] = src[p] + bias;
@@ -157,7 +159,7 @@ static void gather_range(const conv_geom *g, const float *dy, int64_t nc, float 
 {
     for (int64_t n = lo; n < hi; n++)
         for (int64_t f = 0; f < g->f; f++)
-            memcpy(dyt + f * nc * g->p + n * g->p, dy + (n * g->f + f) * g->p,
+            memcpy(dyt + f * nc * g->p + n * g->p, dy + n * g->ys + f * g->p,
                    (size_t)g->p * sizeof *dyt);
 }
 
@@ -191,7 +193,7 @@ void dn_conv_im2col_forward(const dn_kernel *k, const conv_geom *g)
 {
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
-    int64_t per = conv_chunk_samples(g), in = g->c * g->h * g->w;
+    int64_t per = conv_chunk_samples(g), in = g->xs;
     float *col = k->work;
     for (int64_t n0 = 0; n0 < g->n; n0 += per) {
         int64_t nc = g->n - n0 < per ? g->n - n0 : per;
@@ -199,7 +201,7 @@ void dn_conv_im2col_forward(const dn_kernel *k, const conv_geom *g)
         im2col(g, x + n0 * in, nc, col, k->threads);
         dn_sgemm(false, false, g->f, nc * g->p, g->k, 1.0f, w, g->k, col, nc * g->p, 0.0f, yt,
                  nc * g->p, k->threads);
-        scatter_output(g, yt, b, nc, dn_f32(k->y) + n0 * g->f * g->p, k->threads);
+        scatter_output(g, yt, b, nc, dn_f32(k->y) + n0 * g->ys, k->threads);
     }
 }
 
@@ -208,12 +210,12 @@ void dn_conv_im2col_backward(const dn_kernel *k, const conv_geom *g)
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]), *dy = dn_f32(k->dy);
     float *dx = dn_f32(&k->dx[0]), *dw = dn_f32(&k->dx[1]);
     float *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
-    int64_t per = conv_chunk_samples(g), in = g->c * g->h * g->w;
+    int64_t per = conv_chunk_samples(g), in = g->xs;
     float *col = k->work;
     for (int64_t n0 = 0; n0 < g->n; n0 += per) {
         int64_t nc = g->n - n0 < per ? g->n - n0 : per, len = nc * g->p;
         float *dyt = col + g->k * len;
-        gather_output_grad(g, dy + n0 * g->f * g->p, nc, dyt, k->threads);
+        gather_output_grad(g, dy + n0 * g->ys, nc, dyt, k->threads);
         if (db)
             bias_grad(g, dyt, nc, db, k->threads);
         if (dw) {

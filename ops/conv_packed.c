@@ -35,7 +35,8 @@ static int32_t col_source(const conv_geom *g, int64_t r, int64_t p)
         return (int32_t)pad;
     conv_tap t = conv_tap_of(g, r);
     int64_t ch = t.c, i = t.i, j = t.j;
-    int64_t ih = p / g->ow * g->sh - g->ph + i, iw = p % g->ow * g->sw - g->pw + j;
+    int64_t ih = p / g->ow * g->sh - g->ph + conv_tap_h(g, i);
+    int64_t iw = p % g->ow * g->sw - g->pw + conv_tap_w(g, j);
     if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
         return (int32_t)pad;
     return (int32_t)((ch * g->h + ih) * g->w + iw);
@@ -122,7 +123,7 @@ static void forward_range(const conv_pass *ps, const float *x, const float *b, f
     const conv_geom *g = ps->g;
     conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
     for (int64_t n = lo; n < hi; n++)
-        forward_sample(ps, b, x + n * g->c * g->h * g->w, y + n * g->f * g->p, &s);
+        forward_sample(ps, b, x + n * g->xs, y + n * g->ys, &s);
 }
 
 void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g)
@@ -178,7 +179,7 @@ static void backward_range(const conv_pass *ps, const dn_kernel *k, int64_t lo, 
     const float *x = dn_f32(&k->x[0]), *dy = dn_f32(k->dy);
     float *dx = dn_f32(&k->dx[0]);
     bool dw = k->dx[1].data, db = k->n_inputs > 2 && k->dx[2].data;
-    int64_t in = g->c * g->h * g->w, out = g->f * g->p;
+    int64_t in = g->xs, out = g->ys;
     conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
     memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
     for (int64_t n = lo; n < hi; n++)

@@ -13,7 +13,9 @@
  * H·W plane, one per output element) for backward to scatter dy onto. Ties go to the first
  * pixel in row-major order; a NaN wins, as in PyTorch, so divergence shows downstream.
  *
- * attrs: kernel (required), stride (= kernel), pad (0); each an int or [h, w]. Those attrs, the
+ * attrs: kernel (required), stride (= kernel), pad (0), each an int or [h, w]; ceil (false:
+ * PyTorch's ceil_mode, pool.h: the last window may run past the image and is clipped). Those
+ * attrs, the
  * output shape and the window clipping are shared with AvgPool (pool.h); the plane-size limit
  * of the int32 argmax is checked here.
  *

@@ -84,14 +84,16 @@ typedef struct dn_kernel {
     int threads;         /* the session's thread count (OpenMP and BLIS) */
 } dn_kernel;
 
-/* Forward as C[m×n] = A[m×k]·B[k×n] over the whole batch, A being (built from) input
+/* Forward as `count` products (one per group; 0 reads as 1) C[m×n] = A[m×k]·B[k×n] over the
+ * whole batch, A being (built from) input
  * a_input and B input b_input. Backward computes dA = dC·Bᵀ (m×k, inner n) when input
  * a_input takes a gradient and dB = Aᵀ·dC (k×n, inner m) when b_input does.
- *   Conv:   A = W [F, C·kh·kw], B = im2col(x) [C·kh·kw, N·OH·OW]
+ *   Conv:   A = W [F/G, C/G·kh·kw], B = im2col(x) [C/G·kh·kw, N·OH·OW], count = G groups
  *   Affine: A = x [N, in],      B = W [in, out] */
 typedef struct dn_gemm_shape {
     int64_t m, n, k;
     int a_input, b_input;
+    int64_t count;
 } dn_gemm_shape;
 
 typedef struct dn_op {

@@ -3,7 +3,7 @@
 
 dn_status dn_pool_parse_attrs(const dn_node_ctx *c, const char *op, dn_pool_attrs *a)
 {
-    static const char *const allowed[] = { "kernel", "stride", "pad", NULL };
+    static const char *const allowed[] = { "kernel", "stride", "pad", "ceil", NULL };
     dn_status st;
     if ((st = dn_attrs_only(c, allowed)))
         return st;
@@ -12,7 +12,8 @@ dn_status dn_pool_parse_attrs(const dn_node_ctx *c, const char *op, dn_pool_attr
                             "%s needs a kernel size (an integer or [h, w]), found none", op);
     if ((st = dn_attr_int2(c, "kernel", 1, 1, DN_MAX_DIM, a->kernel)) ||
         (st = dn_attr_int2(c, "stride", 1, 1, DN_MAX_DIM, a->stride)) ||
-        (st = dn_attr_int2(c, "pad", 0, 0, DN_MAX_DIM, a->pad)))
+        (st = dn_attr_int2(c, "pad", 0, 0, DN_MAX_DIM, a->pad)) ||
+        (st = dn_attr_bool(c, "ceil", false, &a->ceil)))
         return st;
     if (!dn_attr_present(c, "stride"))
         a->stride[0] = a->kernel[0], a->stride[1] = a->kernel[1];
@@ -33,8 +34,8 @@ dn_status dn_pool_infer(const dn_node_ctx *c, const void *attrs, const dn_tensor
     if ((st = dn_expect_f32(c, in, 0)) || (st = dn_expect_rank(c, in, 0, 4)))
         return st;
     const dn_shape *x = &in[0].shape;
-    int64_t oh = dn_window_out(x->d[2], a->kernel[0], a->stride[0], a->pad[0]);
-    int64_t ow = dn_window_out(x->d[3], a->kernel[1], a->stride[1], a->pad[1]);
+    int64_t oh = dn_pool_out(x->d[2], a->kernel[0], a->stride[0], a->pad[0], a->ceil);
+    int64_t ow = dn_pool_out(x->d[3], a->kernel[1], a->stride[1], a->pad[1], a->ceil);
     if (oh < 1 || ow < 1) {
         char xs[DN_SHAPE_STR_MAX];
         return dn_node_fail(c, DN_ERR_SHAPE, "inputs/0",

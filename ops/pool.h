@@ -11,6 +11,10 @@
  *
  * attrs: kernel (required), stride (= kernel), pad (0); each an int or [h, w]. pad ≤ kernel/2
  * is required, as PyTorch does; it keeps at least one image pixel in every window.
+ * ceil (false): OH = ceil((H + 2·pad_h − kh) / stride_h) + 1, less one when that last window
+ * would start at or past H + pad_h (PyTorch's ceil_mode=True, Caffe's pooling arithmetic), so
+ * every window still starts inside the image; the last may run past the image and its padding
+ * and is clipped like the others.
  *
  * What each op does inside a window (max and argmax, or mean with padding as zeros), what it
  * saves and how it counts flops stay in ops/maxpool.c and ops/avgpool.c.
@@ -22,6 +26,7 @@
 
 typedef struct dn_pool_attrs {
     int64_t kernel[2], stride[2], pad[2];
+    bool ceil;
 } dn_pool_attrs;
 
 /* Every size the kernels need, from the shapes of one run; planes = N·C. */
@@ -65,10 +70,26 @@ static inline void dn_pool_window(int64_t o, int64_t k, int64_t stride, int64_t 
 }
 
 /* The 2×2 window with stride 2 and no padding of LeNet and SimpleConvNet: each op has a loop of
- * its own for it, with no window arithmetic. */
+ * its own for it, with no window arithmetic. Every window must lie inside the image (ceil on
+ * an odd size clips the last one: the general loops take it). */
 static inline bool dn_pool_is_2x2(const dn_pool_geom *g)
 {
-    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0;
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
+           2 * g->oh <= g->h && 2 * g->ow <= g->w;
+}
+
+/* Outputs of a pooling window along one dim, as PyTorch's pooling_output_shape: floor or
+ * ceil of (size + 2·pad − k) / stride, plus one; with ceil, a last window starting at or past
+ * size + pad is dropped. -1 when the window does not fit. */
+static inline int64_t dn_pool_out(int64_t size, int64_t k, int64_t stride, int64_t pad, bool ceil)
+{
+    int64_t span = size + 2 * pad - k;
+    if (span < 0 || stride <= 0)
+        return -1;
+    int64_t out = (ceil ? (span + stride - 1) / stride : span / stride) + 1;
+    if (ceil && (out - 1) * stride >= size + pad)
+        out--;
+    return out;
 }
 
 #endif

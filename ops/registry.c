@@ -45,7 +45,9 @@
     X(lrn)                   \
     X(flatten)               \
     X(add)                   \
-    X(concat)
+    X(concat)                \
+    X(global_avg_pool)       \
+    X(leaky_relu)
 
 #define DN_OP_EXTERN(id) extern const dn_op dn_op_##id;
 DN_OPS(DN_OP_EXTERN)

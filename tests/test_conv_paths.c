@@ -24,7 +24,10 @@ extern const dn_op dn_op_conv;
 typedef struct shape {
     int64_t n, c, h, w, f, kh, kw, ph, pw;
     bool bias;
+    int64_t dh, dw; /* dilation; 0 reads as 1 */
 } shape;
+
+static int64_t dil(int64_t d) { return d > 0 ? d : 1; }
 
 /* One path's forward and backward, given the geometry; isa for the direct path only. */
 typedef struct path {
@@ -109,7 +112,8 @@ static reference reference_of(const shape *s, int64_t oh, int64_t ow, const floa
                     for (int64_t c = 0; c < s->c; c++)
                         for (int64_t i = 0; i < s->kh; i++)
                             for (int64_t j = 0; j < s->kw; j++) {
-                                int64_t hh = p - s->ph + i, ww = q - s->pw + j;
+                                int64_t hh = p - s->ph + i * dil(s->dh),
+                                        ww = q - s->pw + j * dil(s->dw);
                                 if (hh < 0 || hh >= s->h || ww < 0 || ww >= s->w)
                                     continue;
                                 int64_t xi = ((n * s->c + c) * s->h + hh) * s->w + ww;
@@ -143,9 +147,9 @@ static void expect_near(const char *what, const char *path, const float *got, fl
 /* The shape through every path: y, then dx, dW, db from backward, against the reference. */
 static void check_paths(const shape *s, int threads)
 {
-    char attrs_json[64];
-    snprintf(attrs_json, sizeof attrs_json, "{\"pad\": [%lld, %lld]}", (long long)s->ph,
-             (long long)s->pw);
+    char attrs_json[128];
+    snprintf(attrs_json, sizeof attrs_json, "{\"pad\": [%lld, %lld], \"dilation\": [%lld, %lld]}",
+             (long long)s->ph, (long long)s->pw, (long long)dil(s->dh), (long long)dil(s->dw));
     int n_in = s->bias ? 3 : 2;
     int64_t xd[4] = { s->n, s->c, s->h, s->w }, wd[4] = { s->f, s->c, s->kh, s->kw };
     dn_tensor x[3] = { { DN_F32, dn_shape_make(4, xd, true), NULL },
@@ -173,7 +177,9 @@ static void check_paths(const shape *s, int threads)
     cr_assert_eq(dn_op_conv.infer(&ctx, attrs, in, &out), DN_OK, "%s", err.msg);
     cJSON_Delete(json);
     const int64_t stride[2] = { 1, 1 }, pad[2] = { s->ph, s->pw };
-    conv_geom g = conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad);
+    const int64_t dilation[2] = { dil(s->dh), dil(s->dw) };
+    conv_geom g = conv_geom_group(conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad),
+                                  1, dilation);
     cr_assert(conv_is_direct(&g), "the shape must be one the direct path takes (K = %lld)",
               (long long)g.k);
 
@@ -282,6 +288,28 @@ Test(conv_paths, widths_that_are_whole_vectors_and_k_at_the_limit)
         .n = 2, .c = 2, .h = 12, .w = 19, .f = 8, .kh = 4, .kw = 4, .ph = 2, .pw = 1, .bias = true
     };
     check_paths(&b, 2);
+}
+
+/* Dilation: the taps spread over [dh·(kh − 1) + 1, dw·(kw − 1) + 1] pixels; every path reads
+ * through its own offsets (the direct loops' tap offsets, the table, im2col). OH = 11 + 4 −
+ * 2·2 − 1 + 1 = 11, OW = 19 + 2 − 3·2 − 1 + 1 = 15. */
+Test(conv_paths, dilated_taps_on_every_path)
+{
+    shape s = { .n = 4,
+                .c = 2,
+                .h = 11,
+                .w = 19,
+                .f = 5,
+                .kh = 3,
+                .kw = 3,
+                .ph = 2,
+                .pw = 1,
+                .bias = true,
+                .dh = 2,
+                .dw = 3 };
+    check_paths(&s, 2);
+    s.n = 1;
+    check_paths(&s, 1);
 }
 
 /* The dispatch takes the AVX2 loops where the machine has them. Their forward does the same

@@ -20,7 +20,7 @@
 
 extern const dn_op dn_op_relu, dn_op_sigmoid, dn_op_tanh, dn_op_softmax,
     dn_op_softmax_cross_entropy, dn_op_dropout, dn_op_flatten, dn_op_add, dn_op_concat, dn_op_conv,
-    dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn;
+    dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn, dn_op_global_avg_pool, dn_op_leaky_relu;
 
 #define NaN NAN
 #define Inf INFINITY
@@ -357,4 +357,69 @@ Test(flatten_nan, values_are_copied)
     dn_tensor x = T(a, 1, 1, 1, 3);
     check(&dn_op_flatten, "{}", 1, &x, true, F(NaN, 1, -Inf), F(NaN, Inf, -Inf),
           WANT(F(NaN, 1, -Inf)));
+}
+
+/* ---------------------------------------------------------------- ops and fields added to v1 */
+
+/* x = [nan, 1, 2, 3, 4, 5, 6, inf] as [1, 2, 2, 2], w = [2, -1] as [2, 1, 1, 1];
+ * y = F.conv2d(x, w, groups=2, dilation=2); y.backward(ones): each group sees its own
+ * channel only: y = [nan, 2, 4, 6, -4, -5, -6, -inf], x.grad = [2]·4 + [-1]·4,
+ * w.grad = [nan, inf]. */
+Test(conv_nan, grouped_dilated_keeps_nan_and_inf_in_their_group)
+{
+    float xv[] = { NaN, 1, 2, 3, 4, 5, 6, Inf }, wv[] = { 2, -1 };
+    dn_tensor x[] = { T(xv, 1, 2, 2, 2), T(wv, 2, 1, 1, 1) };
+    check(&dn_op_conv, "{\"groups\": 2, \"dilation\": 2}", 2, x, true, F(1, 1, 1, 1, 1, 1, 1, 1),
+          F(NaN, 2, 4, 6, -4, -5, -6, -Inf), WANT(F(2, 2, 2, 2, -1, -1, -1, -1), F(NaN, Inf)));
+}
+
+/* x = [1 .. 8, nan] as [1, 1, 3, 3]; y = F.max_pool2d(x, 2, ceil_mode=True);
+ * y.backward([1, 2, 3, 4]): the clipped last window holds only the NaN: y = [5, 6, 8, nan],
+ * x.grad = [0, 0, 0, 0, 1, 2, 0, 3, 4]. */
+Test(maxpool_nan, ceil_clipped_window_keeps_its_nan)
+{
+    float v[] = { 1, 2, 3, 4, 5, 6, 7, 8, NaN };
+    dn_tensor x = T(v, 1, 1, 3, 3);
+    check(&dn_op_maxpool, "{\"kernel\": 2, \"ceil\": true}", 1, &x, true, F(1, 2, 3, 4),
+          F(5, 6, 8, NaN), WANT(F(0, 0, 0, 0, 1, 2, 0, 3, 4)));
+}
+
+/* x = [1 .. 8, inf] as [1, 1, 3, 3]; y = F.avg_pool2d(x, 2, ceil_mode=True);
+ * y.backward([4, 8, 12, 16]): y = [3, 4.5, 7.5, inf], x.grad = [1, 1, 4, 1, 1, 4, 6, 6, 16]. */
+Test(avgpool_nan, ceil_clipped_window_divides_by_its_part)
+{
+    float v[] = { 1, 2, 3, 4, 5, 6, 7, 8, Inf };
+    dn_tensor x = T(v, 1, 1, 3, 3);
+    check(&dn_op_avgpool, "{\"kernel\": 2, \"ceil\": true}", 1, &x, true, F(4, 8, 12, 16),
+          F(3, 4.5f, 7.5f, Inf), WANT(F(1, 1, 4, 1, 1, 4, 6, 6, 16)));
+}
+
+/* x = [nan, 1, 2, 3, inf, 1, 2, 3] as [1, 2, 2, 2]; y = F.adaptive_avg_pool2d(x, 1);
+ * y.backward([4, 8]): y = [nan, inf], x.grad = [1]·4 + [2]·4. */
+Test(global_avg_pool_nan, nan_and_inf_propagate_as_pytorch)
+{
+    float v[] = { NaN, 1, 2, 3, Inf, 1, 2, 3 };
+    dn_tensor x = T(v, 1, 2, 2, 2);
+    check(&dn_op_global_avg_pool, "{}", 1, &x, true, F(4, 8), F(NaN, Inf),
+          WANT(F(1, 1, 1, 1, 2, 2, 2, 2)));
+}
+
+/* x = [nan, inf, -inf, -1, 0, 2]; y = F.leaky_relu(x, 0.1); y.backward([1, 2, 3, 4, 5, 6]):
+ * y = [nan, inf, -inf, -0.1, 0, 2], x.grad = [0.1, 2, 0.3, 0.4, 0.5, 6]. */
+Test(leaky_relu_nan, nan_and_inf_propagate_as_pytorch)
+{
+    float v[] = { NaN, Inf, -Inf, -1, 0, 2 };
+    dn_tensor x = T(v, 6);
+    check(&dn_op_leaky_relu, "{\"alpha\": 0.1}", 1, &x, true, F(1, 2, 3, 4, 5, 6),
+          F(NaN, Inf, -Inf, -0.1f, 0, 2), WANT(F(0.1f, 2, 0.3f, 0.4f, 0.5f, 6)));
+}
+
+/* x = [-inf, nan, -0, 3]; y = F.leaky_relu(x, 0.0); y.backward([1, nan, 3, 4]):
+ * y = [nan, nan, -0, 3] (0·−inf), x.grad = [0, nan, 0, 4]. */
+Test(leaky_relu_nan, zero_alpha_times_inf_is_nan)
+{
+    float v[] = { -Inf, NaN, -0.0f, 3 };
+    dn_tensor x = T(v, 4);
+    check(&dn_op_leaky_relu, "{\"alpha\": 0}", 1, &x, true, F(1, NaN, 3, 4), F(NaN, NaN, -0.0f, 3),
+          WANT(F(0, NaN, 0, 4)));
 }

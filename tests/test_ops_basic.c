@@ -18,7 +18,8 @@
 #include "helpers.h"
 
 extern const dn_op dn_op_relu, dn_op_sigmoid, dn_op_tanh, dn_op_softmax,
-    dn_op_softmax_cross_entropy, dn_op_dropout, dn_op_flatten, dn_op_add, dn_op_concat;
+    dn_op_softmax_cross_entropy, dn_op_dropout, dn_op_flatten, dn_op_add, dn_op_concat,
+    dn_op_leaky_relu;
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -756,4 +757,44 @@ Test(concat_infer, errors)
     dn_tensor_desc in[] = { DESC(DN_F32, true, 1, 4), DESC(DN_F32, true, 1, 4) };
     expect_infer_fails(&dn_op_concat, "{\"axis\": 1.5}", 2, in, DN_ERR_MODEL, &err);
     EXPECT_MSG(err.msg, "attrs/axis", "1.5");
+}
+
+/* ---------------------------------------------------------------- LeakyReLU */
+
+Test(leaky_relu_grad, distinct_values_default_and_wide_alpha)
+{
+    dn_gc_input in[] = { F32(DN_GC_DISTINCT, 3, 4, 5) };
+    expect_grad(&dn_op_leaky_relu, "{}", 1, in);
+    expect_grad(&dn_op_leaky_relu, "{\"alpha\": 0.3}", 1, in);
+    expect_grad(&dn_op_leaky_relu, "{\"alpha\": 2.5}", 1, in);
+}
+
+Test(leaky_relu_forward, by_hand)
+{
+    float x[] = { -2.0f, -0.5f, 0.0f, 0.25f, 3.0f, -100.0f };
+    dn_tensor in[] = { { DN_F32, dn_shape_make(1, (int64_t[]){ 6 }, true), x } };
+    dn_test_run r = dn_test_run_new(&dn_op_leaky_relu, "{\"alpha\": 0.2}", 1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    float want[] = { -0.4f, -0.1f, 0.0f, 0.25f, 3.0f, -20.0f };
+    dn_test_expect_close(dn_f32(&r.y), want, 6, 1e-6f, "alpha 0.2");
+    dn_test_run_free(&r);
+    r = dn_test_run_new(&dn_op_leaky_relu, "{}", 1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    float def[] = { -0.02f, -0.005f, 0.0f, 0.25f, 3.0f, -1.0f };
+    dn_test_expect_close(dn_f32(&r.y), def, 6, 1e-6f, "default alpha 0.01");
+    dn_test_run_free(&r);
+}
+
+Test(leaky_relu_infer, rejects_negative_and_non_numeric_alpha_and_unknown_attrs)
+{
+    const char *bad[] = { "{\"alpha\": -0.1}", "{\"alpha\": \"big\"}", "{\"slope\": 0.1}" };
+    for (int i = 0; i < 3; i++) {
+        cJSON *attrs = cJSON_Parse(bad[i]);
+        dn_err err = { 0 };
+        dn_node_ctx c = { .file = "model.json", .node = "act1", .attrs = attrs, .err = &err };
+        unsigned char a[64];
+        cr_assert_neq(dn_op_leaky_relu.parse_attrs(&c, a), DN_OK, "%s accepted", bad[i]);
+        cr_assert(strstr(err.msg, "act1") && strstr(err.msg, "attrs/"), "%s", err.msg);
+        cJSON_Delete(attrs);
+    }
 }

@@ -17,7 +17,8 @@
 #include "gradcheck.h"
 #include "helpers.h"
 
-extern const dn_op dn_op_conv, dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn;
+extern const dn_op dn_op_conv, dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn,
+    dn_op_global_avg_pool;
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -141,27 +142,69 @@ Test(conv_grad, wide_kernel_takes_the_batched_path)
     expect_grad(&dn_op_conv, "{\"pad\": 1, \"stride\": [1, 2]}", 3, in);
 }
 
+/* Groups and dilation (PyTorch's `groups`, `dilation`): W is [F, C/G, kh, kw]. */
+Test(conv_grad, two_groups_per_sample_path_with_table)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(4, 4, 6, 5)),
+                         gc_in(DN_GC_UNIFORM, DIMS(6, 2, 3, 2)), gc_in(DN_GC_UNIFORM, DIMS(6)) };
+    expect_grad(&dn_op_conv, "{\"stride\": [2, 1], \"pad\": 1, \"groups\": 2}", 3, in);
+}
+
+Test(conv_grad, depthwise_direct_path_odd_sizes)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 3, 7, 5)),
+                         gc_in(DN_GC_UNIFORM, DIMS(3, 1, 3, 3)), gc_in(DN_GC_UNIFORM, DIMS(3)) };
+    expect_grad(&dn_op_conv, "{\"pad\": 1, \"groups\": 3}", 3, in);
+}
+
+Test(conv_grad, depthwise_multiplier_dilated_direct_path)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 2, 7, 8)),
+                         gc_in(DN_GC_UNIFORM, DIMS(4, 1, 3, 3)), gc_in(DN_GC_UNIFORM, DIMS(4)) };
+    expect_grad(&dn_op_conv, "{\"pad\": [2, 1], \"groups\": 2, \"dilation\": [2, 3]}", 3, in);
+}
+
+Test(conv_grad, dilation_stride_pad_per_sample_path)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 3, 9, 8)),
+                         gc_in(DN_GC_UNIFORM, DIMS(2, 3, 3, 2)), gc_in(DN_GC_UNIFORM, DIMS(2)) };
+    expect_grad(&dn_op_conv, "{\"stride\": 2, \"pad\": 1, \"dilation\": [2, 3]}", 3, in);
+}
+
+Test(conv_grad, two_groups_dilated_batched_path)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 120, 5, 5)),
+                         gc_in(DN_GC_UNIFORM, DIMS(4, 60, 3, 3)), gc_in(DN_GC_UNIFORM, DIMS(4)) };
+    expect_grad(&dn_op_conv, "{\"pad\": 2, \"groups\": 2, \"dilation\": 2}", 3, in);
+}
+
 /* ---------------------------------------------------------------- Conv: forward values */
 
 typedef struct conv_case {
     int64_t n, c, h, w, f, kh, kw, sh, sw, ph, pw, oh, ow;
+    int64_t groups, dh, dw; /* 0 reads as 1 */
 } conv_case;
+
+static int64_t or_one(int64_t v) { return v > 0 ? v : 1; }
 
 static void direct_conv(const conv_case *k, const float *x, const float *w, const float *b,
                         float *y)
 {
+    int64_t groups = or_one(k->groups), dh = or_one(k->dh), dw = or_one(k->dw);
+    int64_t cg = k->c / groups, fg = k->f / groups;
     for (int64_t n = 0; n < k->n; n++)
         for (int64_t f = 0; f < k->f; f++)
             for (int64_t p = 0; p < k->oh; p++)
                 for (int64_t q = 0; q < k->ow; q++) {
                     double sum = b ? b[f] : 0.0;
-                    for (int64_t c = 0; c < k->c; c++)
+                    for (int64_t c = 0; c < cg; c++)
                         for (int64_t i = 0; i < k->kh; i++)
                             for (int64_t j = 0; j < k->kw; j++) {
-                                int64_t h = p * k->sh - k->ph + i, v = q * k->sw - k->pw + j;
+                                int64_t h = p * k->sh - k->ph + i * dh,
+                                        v = q * k->sw - k->pw + j * dw, xc = f / fg * cg + c;
                                 if (h >= 0 && h < k->h && v >= 0 && v < k->w)
-                                    sum += (double)w[((f * k->c + c) * k->kh + i) * k->kw + j] *
-                                           x[((n * k->c + c) * k->h + h) * k->w + v];
+                                    sum += (double)w[((f * cg + c) * k->kh + i) * k->kw + j] *
+                                           x[((n * k->c + xc) * k->h + h) * k->w + v];
                             }
                     y[((n * k->f + f) * k->oh + p) * k->ow + q] = (float)sum;
                 }
@@ -169,13 +212,14 @@ static void direct_conv(const conv_case *k, const float *x, const float *w, cons
 
 static void check_conv_forward(const conv_case *k, const char *attrs, bool bias, int threads)
 {
-    int64_t nx = k->n * k->c * k->h * k->w, nw = k->f * k->c * k->kh * k->kw;
+    int64_t cg = k->c / or_one(k->groups);
+    int64_t nx = k->n * k->c * k->h * k->w, nw = k->f * cg * k->kh * k->kw;
     int64_t ny = k->n * k->f * k->oh * k->ow;
     float *x = dn_test_uniform(nx, 1, -1.0f, 1.0f), *w = dn_test_uniform(nw, 2, -1.0f, 1.0f);
     float *b = dn_test_uniform(k->f, 3, -1.0f, 1.0f), *want = malloc((size_t)ny * sizeof *want);
     direct_conv(k, x, w, bias ? b : NULL, want);
     dn_tensor in[] = { tensor(x, DIMS(k->n, k->c, k->h, k->w)),
-                       tensor(w, DIMS(k->f, k->c, k->kh, k->kw)), tensor(b, DIMS(k->f)) };
+                       tensor(w, DIMS(k->f, cg, k->kh, k->kw)), tensor(b, DIMS(k->f)) };
     dn_test_run r = dn_test_run_new(&dn_op_conv, attrs, bias ? 3 : 2, in, threads);
     dn_test_run_forward(&r, threads, false);
     expect_shape(&r.y.shape, true, DIMS(k->n, k->f, k->oh, k->ow));
@@ -271,6 +315,88 @@ Test(conv_forward, matches_direct_loops_in_parallel)
                     .oh = 45,
                     .ow = 45 };
     check_conv_forward(&k, "{\"pad\": 1}", true, 3);
+}
+
+/* Groups and dilation on each path: per group, the direct loops (depthwise 3×3), the
+ * per-sample products with their table (batch 5) and without (batch 2), and the batched
+ * products (60 channels per group: K = 540). */
+Test(conv_forward, groups_and_dilation_on_every_path)
+{
+    /* depthwise: OH = (9 + 2 − 2·2 − 1) / 1 + 1 = 7, OW = (8 + 2 − 1·2 − 1) + 1 = 8 */
+    conv_case dw = { .n = 3,
+                     .c = 4,
+                     .h = 9,
+                     .w = 8,
+                     .f = 4,
+                     .kh = 3,
+                     .kw = 3,
+                     .sh = 1,
+                     .sw = 1,
+                     .ph = 1,
+                     .pw = 1,
+                     .oh = 7,
+                     .ow = 8,
+                     .groups = 4,
+                     .dh = 2,
+                     .dw = 1 };
+    check_conv_forward(&dw, "{\"pad\": 1, \"groups\": 4, \"dilation\": [2, 1]}", true, 2);
+    /* two groups of 3 channels, 2 filters each, stride 2, dilation 2: OH = (9 − 4 − 1) / 2 + 1
+     * = 3, OW = (8 + 2 − 4 − 1) / 2 + 1 = 3 */
+    conv_case two = { .n = 5,
+                      .c = 6,
+                      .h = 9,
+                      .w = 8,
+                      .f = 4,
+                      .kh = 3,
+                      .kw = 3,
+                      .sh = 2,
+                      .sw = 2,
+                      .ph = 0,
+                      .pw = 1,
+                      .oh = 3,
+                      .ow = 3,
+                      .groups = 2,
+                      .dh = 2,
+                      .dw = 2 };
+    const char *two_attrs = "{\"stride\": 2, \"pad\": [0, 1], \"groups\": 2, \"dilation\": 2}";
+    check_conv_forward(&two, two_attrs, true, 2);
+    two.n = 2;
+    check_conv_forward(&two, two_attrs, false, 1);
+    conv_case wide = { .n = 3,
+                       .c = 120,
+                       .h = 6,
+                       .w = 5,
+                       .f = 6,
+                       .kh = 3,
+                       .kw = 3,
+                       .sh = 1,
+                       .sw = 1,
+                       .ph = 1,
+                       .pw = 1,
+                       .oh = 4,
+                       .ow = 5,
+                       .groups = 2,
+                       .dh = 2,
+                       .dw = 1 };
+    check_conv_forward(&wide, "{\"pad\": 1, \"groups\": 2, \"dilation\": [2, 1]}", true, 2);
+    /* depthwise with enough groups for threads to take whole groups (each too small to split
+     * its rows): 16 groups of 4·32·32·9 multiply-adds */
+    conv_case many = { .n = 4,
+                       .c = 16,
+                       .h = 32,
+                       .w = 32,
+                       .f = 16,
+                       .kh = 3,
+                       .kw = 3,
+                       .sh = 1,
+                       .sw = 1,
+                       .ph = 1,
+                       .pw = 1,
+                       .oh = 32,
+                       .ow = 32,
+                       .groups = 16 };
+    check_conv_forward(&many, "{\"pad\": 1, \"groups\": 16}", true, 2);
+    check_conv_forward(&many, "{\"pad\": 1, \"groups\": 16}", false, 3);
 }
 
 /* ---------------------------------------------------------------- Conv: attrs, shapes, params */
@@ -582,6 +708,55 @@ Test(maxpool_backward, scatters_onto_argmax_and_accumulates)
 
 static const char *const pool_names[] = { "conv3" };
 
+/* ceil (PyTorch ceil_mode): odd sizes, the last window clipped by the image's end. */
+Test(maxpool_grad, ceil_odd_sizes_clipped_last_window)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_DISTINCT, DIMS(2, 2, 7, 6)) };
+    expect_grad(&dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1, \"ceil\": true}", 1,
+                in);
+}
+
+Test(maxpool_grad, ceil_two_by_two_odd_input)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_DISTINCT, DIMS(2, 2, 5, 7)) };
+    expect_grad(&dn_op_maxpool, "{\"kernel\": 2, \"ceil\": true}", 1, in);
+}
+
+/* PyTorch 1.13: F.max_pool2d(-arange(30).reshape(1, 1, 6, 5), 3, 2, 1, ceil_mode=True). */
+Test(maxpool_forward, ceil_matches_pytorch)
+{
+    float x[30];
+    for (int i = 0; i < 30; i++)
+        x[i] = -(float)i;
+    dn_tensor in[] = { tensor(x, DIMS(1, 1, 6, 5)) };
+    dn_test_run r = dn_test_run_new(
+        &dn_op_maxpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1, \"ceil\": true}", 1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(1, 1, 4, 3));
+    float want[12] = { -0.0f, -1, -3, -5, -6, -8, -15, -16, -18, -25, -26, -28 };
+    dn_test_expect_close(dn_f32(&r.y), want, 12, 0.0f, "ceil");
+    dn_test_run_free(&r);
+}
+
+/* ceil rounds up, but drops a last window that would start at or past H + pad: H = 5, k 2,
+ * s 2, pad 1 gives ceil(5/2) + 1 = 4, then 3 (window 3 would start at 6 − 1 = 5); W = 6: 4. */
+Test(maxpool_infer, ceil_rounds_up_and_drops_a_window_in_the_padding)
+{
+    dn_tensor_desc x = desc(true, DIMS(2, 3, 5, 6));
+    probe p = run_infer(&dn_op_maxpool, "pool1", "{\"kernel\": 2, \"pad\": 1, \"ceil\": true}", 1,
+                        &x, pool_names);
+    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
+    expect_shape(&p.out.shape, true, DIMS(2, 3, 3, 4));
+    p = run_infer(&dn_op_maxpool, "pool1", "{\"kernel\": 2, \"pad\": 1}", 1, &x, pool_names);
+    expect_shape(&p.out.shape, true, DIMS(2, 3, 3, 4));
+    p = run_infer(&dn_op_avgpool, "pool1", "{\"kernel\": 3, \"stride\": 2, \"ceil\": true}", 1, &x,
+                  pool_names);
+    expect_shape(&p.out.shape, true, DIMS(2, 3, 2, 3));
+    p = run_infer(&dn_op_avgpool, "pool1", "{\"kernel\": 3, \"ceil\": 1}", 1, &x, pool_names);
+    cr_assert_eq(p.st, DN_ERR_MODEL);
+    cr_assert(strstr(p.err.msg, "attrs/ceil"), "%s", p.err.msg);
+}
+
 Test(maxpool_infer, default_stride_is_the_kernel)
 {
     dn_tensor_desc x = desc(true, DIMS(4, 2, 7, 9));
@@ -654,6 +829,41 @@ Test(avgpool_grad, rectangular_padded_stride1)
 
 /* Ones in, kernel 3, stride 1, pad 1: a window holds 4 pixels at a corner, 6 along an edge and
  * 9 inside, always divided by 9. */
+Test(avgpool_grad, ceil_odd_sizes_clipped_divisor)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 2, 7, 6)) };
+    expect_grad(&dn_op_avgpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1, \"ceil\": true}", 1,
+                in);
+    dn_gc_input two[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 2, 5, 7)) };
+    expect_grad(&dn_op_avgpool, "{\"kernel\": 2, \"ceil\": true}", 1, two);
+}
+
+/* PyTorch 1.13: F.avg_pool2d(arange(30).reshape(1, 1, 6, 5), 3, 2, 1, ceil_mode=True) and
+ * F.avg_pool2d(arange(25).reshape(1, 1, 5, 5), 2, ceil_mode=True): the divisor of a window
+ * past the padding counts its part inside input + padding. */
+Test(avgpool_forward, ceil_divisor_matches_pytorch)
+{
+    float x[30];
+    for (int i = 0; i < 30; i++)
+        x[i] = (float)i;
+    dn_tensor in[] = { tensor(x, DIMS(1, 1, 6, 5)) };
+    dn_test_run r = dn_test_run_new(
+        &dn_op_avgpool, "{\"kernel\": 3, \"stride\": 2, \"pad\": 1, \"ceil\": true}", 1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(1, 1, 4, 3));
+    float want[12] = { 12.0f / 9,  3,  24.0f / 9,  7,    12,    9,
+                       123.0f / 9, 22, 141.0f / 9, 8.5f, 13.5f, 9.5f };
+    dn_test_expect_close(dn_f32(&r.y), want, 12, 1e-5f, "kernel 3, pad 1");
+    dn_test_run_free(&r);
+    dn_tensor in2[] = { tensor(x, DIMS(1, 1, 5, 5)) };
+    r = dn_test_run_new(&dn_op_avgpool, "{\"kernel\": 2, \"ceil\": true}", 1, in2, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(1, 1, 3, 3));
+    float want2[9] = { 3, 5, 6.5f, 13, 15, 16.5f, 20.5f, 22.5f, 24 };
+    dn_test_expect_close(dn_f32(&r.y), want2, 9, 1e-6f, "kernel 2, odd input");
+    dn_test_run_free(&r);
+}
+
 Test(avgpool_forward, padding_counts_in_the_divisor)
 {
     float x[2 * 4 * 5];
@@ -952,4 +1162,117 @@ Test(lrn_infer, rejects_bad_attrs_and_low_rank)
     p = run_infer(&dn_op_lrn, "norm1", "{}", 1, &x, names);
     dn_test_expect_status(p.st, DN_ERR_SHAPE, p.err.msg);
     EXPECT_MSG(p.err.msg, "node \"norm1\"", "inputs/0", "[N,5]", "\"conv1\"");
+}
+
+/* ---------------------------------------------------------------- GlobalAvgPool */
+
+Test(global_avg_pool_grad, odd_planes_batch2)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 3, 5, 3)) };
+    expect_grad(&dn_op_global_avg_pool, "{}", 1, in);
+}
+
+Test(global_avg_pool_forward, mean_of_each_plane_on_1_and_2_threads)
+{
+    int64_t n = 3 * 70 * 9 * 11;
+    float *x = dn_test_uniform(n, 5, -1.0f, 1.0f), *want = malloc(3 * 70 * sizeof *want);
+    for (int64_t i = 0; i < 3 * 70; i++) {
+        double sum = 0;
+        for (int64_t j = 0; j < 99; j++)
+            sum += x[i * 99 + j];
+        want[i] = (float)(sum / 99);
+    }
+    dn_tensor in[] = { tensor(x, DIMS(3, 70, 9, 11)) };
+    for (int threads = 1; threads <= 2; threads++) {
+        dn_test_run r = dn_test_run_new(&dn_op_global_avg_pool, "{}", 1, in, threads);
+        dn_test_run_forward(&r, threads, false);
+        expect_shape(&r.y.shape, true, DIMS(3, 70, 1, 1));
+        dn_test_expect_close(dn_f32(&r.y), want, 3 * 70, 1e-6f, "plane means");
+        dn_test_run_free(&r);
+    }
+    free(x), free(want);
+}
+
+Test(global_avg_pool_infer, shape_and_rank_and_no_attrs)
+{
+    dn_tensor_desc x = desc(true, DIMS(4, 7, 5, 3));
+    probe p = run_infer(&dn_op_global_avg_pool, "gap", "{}", 1, &x, pool_names);
+    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
+    expect_shape(&p.out.shape, true, DIMS(4, 7, 1, 1));
+    cr_assert_eq(dn_op_global_avg_pool.flops(p.attrs, &x, 1, &p.out), 4 * 7 * 5 * 3);
+    dn_tensor_desc flat = desc(true, DIMS(4, 7));
+    p = run_infer(&dn_op_global_avg_pool, "gap", "{}", 1, &flat, pool_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "gap") && strstr(p.err.msg, "conv3"), "%s", p.err.msg);
+    p = run_infer(&dn_op_global_avg_pool, "gap", "{\"kernel\": 2}", 1, &x, pool_names);
+    cr_assert_eq(p.st, DN_ERR_MODEL, "%s", p.err.msg);
+    cr_assert(strstr(p.err.msg, "attrs/kernel"), "%s", p.err.msg);
+}
+
+/* ---------------------------------------------------------------- Conv: groups' errors */
+
+static const char *const gconv_names[] = { "img", "c2.weight", "c2.bias" };
+
+Test(conv_infer, groups_and_dilation_shapes_and_errors)
+{
+    /* AlexNet's conv2: 96 channels in two groups, W [256, 48, 5, 5], pad 2. */
+    dn_tensor_desc in[] = { desc(true, DIMS(2, 96, 27, 27)), desc(false, DIMS(256, 48, 5, 5)),
+                            desc(false, DIMS(256)) };
+    probe p = run_infer(&dn_op_conv, "c2", "{\"pad\": 2, \"groups\": 2}", 3, in, gconv_names);
+    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
+    expect_shape(&p.out.shape, true, DIMS(2, 256, 27, 27));
+    /* flops: 2·N·F·P·(C/G·kh·kw) + N·F·P */
+    int64_t outs = 2 * 256 * 27 * 27;
+    cr_assert_eq(dn_op_conv.flops(p.attrs, in, 3, &p.out), outs * 2 * 48 * 25 + outs);
+    dn_gemm_shape gs;
+    dn_op_conv.gemm(p.attrs, in, 3, &p.out, &gs);
+    cr_assert(gs.m == 128 && gs.k == 48 * 25 && gs.n == 2 * 27 * 27 && gs.count == 2);
+    /* dilation 2 with pad 2 keeps 27: OH = 27 + 4 − 2·4 − 1 + 1 = 23 */
+    p = run_infer(&dn_op_conv, "c2", "{\"pad\": 2, \"groups\": 2, \"dilation\": 2}", 3, in,
+                  gconv_names);
+    cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
+    expect_shape(&p.out.shape, true, DIMS(2, 256, 23, 23));
+    /* W's second dim must be C/groups */
+    p = run_infer(&dn_op_conv, "c2", "{\"groups\": 3}", 3, in, gconv_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "attrs/groups") && strstr(p.err.msg, "256 filters"), "%s",
+              p.err.msg);
+    p = run_infer(&dn_op_conv, "c2", "{\"groups\": 4}", 3, in, gconv_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "inputs/1") && strstr(p.err.msg, "C/groups = 24"), "%s", p.err.msg);
+    dn_tensor_desc odd[] = { desc(true, DIMS(2, 95, 27, 27)), desc(false, DIMS(256, 48, 5, 5)) };
+    p = run_infer(&dn_op_conv, "c2", "{\"groups\": 2}", 2, odd, gconv_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "attrs/groups") && strstr(p.err.msg, "95 channels"), "%s",
+              p.err.msg);
+    /* named attr errors: dilation 0, groups 0, filters not divisible by groups */
+    const char *bad[] = { "{\"dilation\": 0}", "{\"groups\": 0}", "{\"dilation\": [1, 0]}",
+                          "{\"filters\": 5, \"kernel\": 3, \"groups\": 2}" };
+    const char *field[] = { "attrs/dilation", "attrs/groups", "attrs/dilation", "attrs/filters" };
+    for (int i = 0; i < 4; i++) {
+        p = run_infer(&dn_op_conv, "c2", bad[i], 3, in, gconv_names);
+        cr_assert_neq(p.st, DN_OK, "%s accepted", bad[i]);
+        cr_assert(strstr(p.err.msg, field[i]), "%s: %s", bad[i], p.err.msg);
+    }
+    /* a dilated kernel that no longer fits */
+    p = run_infer(&dn_op_conv, "c2", "{\"groups\": 2, \"dilation\": 7}", 3, in, gconv_names);
+    cr_assert_eq(p.st, DN_ERR_SHAPE);
+    cr_assert(strstr(p.err.msg, "dilation [7,7]"), "%s", p.err.msg);
+}
+
+/* Implicit params of a grouped Conv: W [F, C/groups, kh, kw] (PyTorch's layout; He's fan_in
+ * is then C/groups·kh·kw, read from the shape). */
+Test(conv_params, implicit_weight_of_a_grouped_conv)
+{
+    cJSON *attrs = cJSON_Parse("{\"filters\": 256, \"kernel\": 5, \"groups\": 2}");
+    dn_err err = { 0 };
+    dn_node_ctx c = { .file = "model.json", .node = "c2", .attrs = attrs, .err = &err };
+    unsigned char a[512];
+    cr_assert_eq(dn_op_conv.parse_attrs(&c, a), DN_OK, "%s", err.msg);
+    dn_tensor_desc x = desc(true, DIMS(1, 96, 27, 27));
+    dn_param_spec spec[DN_MAX_IMPLICIT_PARAMS];
+    cr_assert_eq(dn_op_conv.implicit_params(a, &x, spec), 2);
+    expect_shape(&spec[0].shape, false, DIMS(256, 48, 5, 5));
+    expect_shape(&spec[1].shape, false, DIMS(256));
+    cJSON_Delete(attrs);
 }

@@ -6,7 +6,9 @@
  * Flops: forward from the op's `flops` at the current batch size. Backward, for an op with
  * matrix products (Conv, Affine: C[m×n] = A[m×k]·B[k×n]), 2·m·n·k for each of dA and dB the
  * session computes; for the other ops the forward count, a fair estimate for elementwise
- * and pooling kernels whose backward touches each element about as often.
+ * and pooling kernels whose backward touches each element about as often. A grouped Conv is
+ * `count` products of one group's shape: the flops count them all, and the BLIS reference
+ * times one (its rate is the speed a group's products should reach).
  */
 #include <omp.h>
 #include <stdlib.h>
@@ -117,6 +119,7 @@ dn_status dn_session_node_profile(dn_session *s, int i, dn_node_profile *out)
         out->backward_flops = 0;
         for (int j = 0; j < count; j++)
             out->backward_flops += 2.0 * (double)p[j].m * (double)p[j].n * (double)p[j].k;
+        out->backward_flops *= (double)(g.count > 1 ? g.count : 1); /* one set per group */
     }
     return DN_OK;
 }

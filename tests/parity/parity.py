@@ -144,7 +144,7 @@ def write_safetensors(path, tensors):
 # --------------------------------------------------------------------------- the model
 
 # The ops whose output has their input's shape (the ops this script knows are TORCH_OPS).
-UNARY = {"ReLU", "Sigmoid", "Tanh", "Dropout", "LRN", "Softmax"}
+UNARY = {"ReLU", "Sigmoid", "Tanh", "Dropout", "LRN", "Softmax", "LeakyReLU"}
 
 
 def pair(v, what):
@@ -159,10 +159,16 @@ def pair(v, what):
     raise ModelError(f"{what}: expected an int or [h, w], found {v!r}")
 
 
-def window_out(size, k, s, p):
+def window_out(size, k, s, p, ceil=False, dilation=1):
+    """PyTorch's pooling_output_shape (and conv's, ceil false): floor or ceil, and with ceil a
+    last window starting at or past size + pad dropped."""
+    k = dilation * (k - 1) + 1
     if size + 2 * p < k:
         return -1
-    return (size + 2 * p - k) // s + 1
+    out = (size + 2 * p - k + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
 
 
 class Node:
@@ -269,7 +275,8 @@ class Model:
                 raise ModelError(f"{self.file}: {n.where('inputs')}: Conv with one input needs "
                                  "filters and kernel")
             kh, kw = pair(a["kernel"], n.where("attrs/kernel"))
-            wshape = (int(a["filters"]), x[1] if len(x) == 4 else 1, kh, kw)
+            groups = int(a.get("groups", 1))
+            wshape = (int(a["filters"]), (x[1] if len(x) == 4 else 1) // groups, kh, kw)
             bshape = (int(a["filters"]),)
         elif n.op == "Affine":
             if "units" not in a:
@@ -316,16 +323,24 @@ class Model:
             x, w = s[0], s[1]
             sh, sw = pair(a.get("stride", 1), n.where("attrs/stride"))
             ph, pw = pair(a.get("pad", 0), n.where("attrs/pad"))
-            if len(x) != 4 or len(w) != 4 or w[1] != x[1]:
-                raise ModelError(f"{self.file}: {n.where()}: Conv of {x} with weight {w}")
-            oh, ow = window_out(x[2], w[2], sh, ph), window_out(x[3], w[3], sw, pw)
+            dh, dw = pair(a.get("dilation", 1), n.where("attrs/dilation"))
+            groups = int(a.get("groups", 1))
+            if len(x) != 4 or len(w) != 4 or x[1] % groups or w[0] % groups or w[1] * groups != x[1]:
+                raise ModelError(f"{self.file}: {n.where()}: Conv of {x} with weight {w}, groups {groups}")
+            oh, ow = window_out(x[2], w[2], sh, ph, dilation=dh), window_out(x[3], w[3], sw, pw, dilation=dw)
             out = (x[0], w[0], oh, ow)
         elif op in ("MaxPool", "AvgPool"):
             x = s[0]
             kh, kw = pair(a["kernel"], n.where("attrs/kernel"))
             sh, sw = pair(a.get("stride", a["kernel"]), n.where("attrs/stride"))
             ph, pw = pair(a.get("pad", 0), n.where("attrs/pad"))
-            out = (x[0], x[1], window_out(x[2], kh, sh, ph), window_out(x[3], kw, sw, pw))
+            ceil = bool(a.get("ceil", False))
+            out = (x[0], x[1], window_out(x[2], kh, sh, ph, ceil), window_out(x[3], kw, sw, pw, ceil))
+        elif op == "GlobalAvgPool":
+            x = s[0]
+            if len(x) != 4:
+                raise ModelError(f"{self.file}: {n.where()}: GlobalAvgPool of {x}")
+            out = (x[0], x[1], 1, 1)
         elif op in UNARY:
             out = s[0]
         elif op == "Affine":
@@ -377,19 +392,21 @@ class Model:
 def torch_conv(n, xs, masks):
     a = n.attrs
     return F.conv2d(xs[0], xs[1], xs[2] if len(xs) > 2 else None,
-                    stride=pair(a.get("stride", 1), ""), padding=pair(a.get("pad", 0), ""))
+                    stride=pair(a.get("stride", 1), ""), padding=pair(a.get("pad", 0), ""),
+                    dilation=pair(a.get("dilation", 1), ""), groups=int(a.get("groups", 1)))
 
 
 def torch_maxpool(n, xs, masks):
     a = n.attrs
     return F.max_pool2d(xs[0], pair(a["kernel"], ""), pair(a.get("stride", a["kernel"]), ""),
-                        pair(a.get("pad", 0), ""))
+                        pair(a.get("pad", 0), ""), ceil_mode=bool(a.get("ceil", False)))
 
 
 def torch_avgpool(n, xs, masks):
     a = n.attrs
     return F.avg_pool2d(xs[0], pair(a["kernel"], ""), pair(a.get("stride", a["kernel"]), ""),
-                        pair(a.get("pad", 0), ""), ceil_mode=False, count_include_pad=True)
+                        pair(a.get("pad", 0), ""), ceil_mode=bool(a.get("ceil", False)),
+                        count_include_pad=True)
 
 
 def torch_affine(n, xs, masks):
@@ -429,6 +446,8 @@ TORCH_OPS = {
     "Flatten": lambda n, xs, masks: xs[0].reshape(xs[0].shape[0], -1),
     "Add": lambda n, xs, masks: xs[0] + xs[1],
     "Concat": lambda n, xs, masks: torch.cat(xs, dim=int(n.attrs.get("axis", 1))),
+    "GlobalAvgPool": lambda n, xs, masks: F.adaptive_avg_pool2d(xs[0], 1),
+    "LeakyReLU": lambda n, xs, masks: F.leaky_relu(xs[0], float(n.attrs.get("alpha", 0.01))),
 }
 assert UNARY <= TORCH_OPS.keys()
 
