@@ -49,7 +49,15 @@ dn_status dn_model_parse(const char *json, size_t len, const char *file_name, dn
     if (!json)
         return dn_err_set(&m->err, DN_ERR_ARG, "dn_model_parse: json is NULL (%s)",
                           file_name ? file_name : "<model>");
-    return dn_graph_parse(json, len, file_name, &m->g, &m->err);
+    dn_status st = dn_graph_parse(json, len, file_name, &m->g, &m->err);
+    if (st)
+        return st;
+    if (!(m->json = malloc(len + 1))) /* kept for dn_model_save and dn_session_export_onnx */
+        return dn_err_set(&m->err, DN_ERR_NOMEM, "%s: out of memory", m->g->file);
+    memcpy(m->json, json, len);
+    m->json[len] = 0;
+    m->json_len = len;
+    return DN_OK;
 }
 
 dn_status dn_model_load(const char *path, dn_model **out)
@@ -81,6 +89,8 @@ void dn_model_free(dn_model *m)
     if (!m)
         return;
     dn_graph_free(m->g);
+    free(m->json);
+    dn_st_free(&m->weights);
     free(m);
 }
 
@@ -185,6 +195,8 @@ dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out)
 
 /* ------------------------------------------------------------------ sessions */
 
+static dn_status apply_weights(dn_session *s, const dn_st_file *f, const char *path);
+
 dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_session **out)
 {
     if (!out)
@@ -206,6 +218,8 @@ dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_s
     s->m = m;
     dn_status st = dn_exec_init(&s->e, m->g, o.seed, o.threads, &s->err);
     s->e.keep_all = o.keep_tensors;
+    if (!st && m->weights.n) /* weights that came with the model (an ONNX import) */
+        st = apply_weights(s, &m->weights, m->g->file);
     return st;
 }
 
@@ -451,6 +465,23 @@ static dn_status check_weights(dn_session *s, const dn_st_file *f, const char *p
     return DN_OK;
 }
 
+/* Check f against the params and copy it in. */
+static dn_status apply_weights(dn_session *s, const dn_st_file *f, const char *path)
+{
+    dn_status st = check_weights(s, f, path);
+    if (st)
+        return st;
+    const dn_graph *g = s->e.g;
+    for (int i = 0; i < g->n_params; i++) {
+        const dn_tensor *t = &s->e.val[g->param_values[i]];
+        const dn_st_entry *e = dn_st_find(f, g->values[g->param_values[i]].name);
+        memcpy(t->data, e->data, e->nbytes); /* entries may be unaligned: copy bytes */
+    }
+    memset(s->e.computed, 0, (size_t)g->n_values * sizeof *s->e.computed);
+    s->e.loss_ready = s->e.grads_ready = false;
+    return DN_OK;
+}
+
 dn_status dn_session_load_weights(dn_session *s, const char *path)
 {
     CHECK(check_session(s, "dn_session_load_weights"));
@@ -459,16 +490,7 @@ dn_status dn_session_load_weights(dn_session *s, const char *path)
     dn_status st = dn_st_read(path, &f, &s->err);
     if (st)
         return st;
-    if (!(st = check_weights(s, &f, path))) {
-        const dn_graph *g = s->e.g;
-        for (int i = 0; i < g->n_params; i++) {
-            const dn_tensor *t = &s->e.val[g->param_values[i]];
-            const dn_st_entry *e = dn_st_find(&f, g->values[g->param_values[i]].name);
-            memcpy(t->data, e->data, e->nbytes); /* entries may be unaligned: copy bytes */
-        }
-        memset(s->e.computed, 0, (size_t)g->n_values * sizeof *s->e.computed);
-        s->e.loss_ready = s->e.grads_ready = false;
-    }
+    st = apply_weights(s, &f, path);
     dn_st_free(&f);
     return st;
 }
