@@ -93,8 +93,7 @@ static bool depth_ok(const uint8_t *p, const uint8_t *end, const ProtobufCMessag
             p += v;
             break;
         }
-        default:
-            return true;
+        default: return true;
         }
     }
     return true;
@@ -202,7 +201,6 @@ __attribute__((format(printf, 4, 5))) static dn_status node_err(imp *c, const On
                       n->op_type ? n->op_type : "?", what);
 }
 
-
 /* ------------------------------------------------------------------ attributes */
 
 static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name)
@@ -271,8 +269,8 @@ static dn_status tensor_check(imp *c, const Onnx__NodeProto *n, const Onnx__Tens
     int64_t e = 1;
     for (size_t i = 0; i < t->n_dims; i++)
         if (t->dims[i] < 0 || __builtin_mul_overflow(e, t->dims[i], &e) || e > (INT64_MAX >> 4))
-            return NODE_ERR(c, n, DN_ERR_PARSE, "initializer \"%.200s\": dim %zu is %lld", name,
-                            i, (long long)t->dims[i]);
+            return NODE_ERR(c, n, DN_ERR_PARSE, "initializer \"%.200s\": dim %zu is %lld", name, i,
+                            (long long)t->dims[i]);
     size_t have;
     int item;
     switch (t->data_type) {
@@ -320,8 +318,8 @@ static dn_status tensor_floats(imp *c, const Onnx__NodeProto *n, const Onnx__Ten
     if (t->has_raw_data) {
         for (int64_t i = 0; i < *numel; i++) {
             const uint8_t *b = t->raw_data.data + 4 * i;
-            uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-                         (uint32_t)b[3] << 24;
+            uint32_t u =
+                (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
             memcpy(&f[i], &u, 4);
         }
     } else if (*numel) {
@@ -666,10 +664,9 @@ static dn_status op_conv(imp *c, const Onnx__NodeProto *n)
         return st;
     int64_t group = attr_int(n, "group", 1);
     if (group < 1 || src->d[1] % group || wt->dims[0] % group || wt->dims[1] * group != src->d[1])
-        return NODE_ERR(c, n, DN_ERR_SHAPE,
-                        "group %lld with %lld input channels and weight [%lld, %lld, ...]",
-                        (long long)group, (long long)src->d[1], (long long)wt->dims[0],
-                        (long long)wt->dims[1]);
+        return NODE_ERR(
+            c, n, DN_ERR_SHAPE, "group %lld with %lld input channels and weight [%lld, %lld, ...]",
+            (long long)group, (long long)src->d[1], (long long)wt->dims[0], (long long)wt->dims[1]);
     tinfo y = { 0 };
     if ((st = window_shape(c, n, src, &win, false, wt->dims[0], &y)))
         return st;
@@ -1047,8 +1044,7 @@ static dn_status op_matmul(imp *c, const Onnx__NodeProto *n, size_t index)
         const Onnx__NodeProto *add = c->g->node[k];
         if (add->op_type && !strcmp(add->op_type, "Add") && add->n_input == 2 &&
             add->n_output >= 1) {
-            const char *other = strcmp(add->input[0], n->output[0]) ? add->input[0]
-                                                                     : add->input[1];
+            const char *other = strcmp(add->input[0], n->output[0]) ? add->input[0] : add->input[1];
             int bi = find(c, other);
             if (bi >= 0 && c->t[bi].kind == T_INIT) {
                 float *bd = NULL;
@@ -1119,7 +1115,8 @@ static dn_status op_concat(imp *c, const Onnx__NodeProto *n)
 
 static dn_status op_dropout(imp *c, const Onnx__NodeProto *n)
 {
-    if (n->n_output > 1 && n->output[1] && n->output[1][0] && only_consumer(c, n->output[1], 0) != -1)
+    if (n->n_output > 1 && n->output[1] && n->output[1][0] &&
+        only_consumer(c, n->output[1], 0) != -1)
         return NODE_ERR(c, n, DN_ERR_MODEL, "the mask output is read; dagnet keeps no mask");
     double ratio = attr_float(n, "ratio", 0.5);
     tinfo *r;
@@ -1159,8 +1156,9 @@ static dn_status op_batchnorm(imp *c, const Onnx__NodeProto *n)
             return NODE_ERR(c, n, DN_ERR_MODEL,
                             "training-mode outputs (running statistics) are not supported");
     if (attr_int(n, "spatial", 1) != 1)
-        return NODE_ERR(c, n, DN_ERR_MODEL, "spatial 0 (per-element statistics) is not "
-                                            "supported");
+        return NODE_ERR(c, n, DN_ERR_MODEL,
+                        "spatial 0 (per-element statistics) is not "
+                        "supported");
     if (x->rank != 2 && x->rank != 4)
         return NODE_ERR(c, n, DN_ERR_MODEL, "input rank %d; dagnet's BatchNorm takes rank 2 or 4",
                         x->rank);
@@ -1278,6 +1276,41 @@ static dn_status op_constant(imp *c, const Onnx__NodeProto *n)
 
 /* ------------------------------------------------------------------ the op table */
 
+/* The ONNX op types dagnet imports (docs/onnx.md), checked for the whole graph first so that
+ * an unknown op is what a file without a dagnet form is refused for. */
+static const char *const known_ops[] = {
+    "Conv",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Gemm",
+    "MatMul",
+    "Flatten",
+    "Reshape",
+    "Softmax",
+    "LRN",
+    "Dropout",
+    "Concat",
+    "Add",
+    "BatchNormalization",
+    "Identity",
+    "Pad",
+    "Constant",
+};
+
+static bool known_op(const char *op)
+{
+    for (size_t i = 0; i < sizeof known_ops / sizeof known_ops[0]; i++)
+        if (!strcmp(op, known_ops[i]))
+            return true;
+    return false;
+}
+
 static dn_status import_node(imp *c, const Onnx__NodeProto *n, size_t index)
 {
     const char *op = n->op_type ? n->op_type : "";
@@ -1348,11 +1381,14 @@ static dn_status graph_input(imp *c, const Onnx__ValueInfoProto *v)
         return dn_err_set(c->err, DN_ERR_MODEL, "%s: input \"%.200s\" is not a tensor", c->label,
                           name);
     const Onnx__TypeProto__Tensor *tt = ty->tensor_type;
-    if (tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+    if (tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
+            &onnx__tensor_proto__data_type__descriptor, tt->elem_type);
         return dn_err_set(c->err, DN_ERR_MODEL,
-                          "%s: input \"%.200s\" has ONNX element type %d; dagnet's data inputs "
+                          "%s: input \"%.200s\" has ONNX element type %s; dagnet's data inputs "
                           "are float32",
-                          c->label, name, (int)tt->elem_type);
+                          c->label, name, ev ? ev->name : "unknown");
+    }
     const Onnx__TensorShapeProto *s = tt->shape;
     if (!s || s->n_dim < 1 || s->n_dim > DN_MAX_RANK)
         return dn_err_set(c->err, DN_ERR_MODEL,
@@ -1470,16 +1506,6 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
                               dn_onnx_model *out)
 {
     const Onnx__GraphProto *g = mp->graph;
-    c->opset = 0;
-    for (size_t i = 0; i < mp->n_opset_import; i++) {
-        const Onnx__OperatorSetIdProto *s = mp->opset_import[i];
-        if (!s->domain || !s->domain[0] || !strcmp(s->domain, "ai.onnx"))
-            c->opset = s->has_version && s->version < 1000 ? (int)s->version : -1;
-    }
-    if (c->opset < DN_ONNX_OPSET_MIN || c->opset > DN_ONNX_OPSET_MAX)
-        return dn_err_set(c->err, DN_ERR_MODEL,
-                          "%s: ONNX opset %d of the default domain; dagnet imports opsets %d to %d",
-                          c->label, c->opset, DN_ONNX_OPSET_MIN, DN_ONNX_OPSET_MAX);
     if (!g)
         return dn_err_set(c->err, DN_ERR_MODEL, "%s: the model has no graph", c->label);
     if (g->n_node > MAX_NODES || g->n_initializer > MAX_NODES || g->n_input > MAX_NODES ||
@@ -1490,6 +1516,21 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
                           c->label, g->n_node, g->n_initializer, g->n_input, g->n_output,
                           g->n_sparse_initializer, MAX_NODES);
     c->g = g;
+    for (size_t i = 0; i < g->n_node; i++)
+        if (!known_op(g->node[i]->op_type ? g->node[i]->op_type : ""))
+            return NODE_ERR(c, g->node[i], DN_ERR_MODEL,
+                            "op type \"%.64s\" is not supported by dagnet",
+                            g->node[i]->op_type ? g->node[i]->op_type : "");
+    c->opset = 0;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *s = mp->opset_import[i];
+        if (!s->domain || !s->domain[0] || !strcmp(s->domain, "ai.onnx"))
+            c->opset = s->has_version && s->version < 1000 ? (int)s->version : -1;
+    }
+    if (c->opset < DN_ONNX_OPSET_MIN || c->opset > DN_ONNX_OPSET_MAX)
+        return dn_err_set(c->err, DN_ERR_MODEL,
+                          "%s: ONNX opset %d of the default domain; dagnet imports opsets %d to %d",
+                          c->label, c->opset, DN_ONNX_OPSET_MIN, DN_ONNX_OPSET_MAX);
     size_t tensors = g->n_initializer + g->n_input + 2 * g->n_node;
     for (size_t i = 0; i < g->n_node; i++)
         tensors += g->node[i]->n_output;
@@ -1516,8 +1557,7 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
     for (size_t i = 0; i < g->n_initializer; i++) {
         const Onnx__TensorProto *t = g->initializer[i];
         if (!t->name || !t->name[0])
-            return dn_err_set(c->err, DN_ERR_MODEL, "%s: initializer %zu has no name", c->label,
-                              i);
+            return dn_err_set(c->err, DN_ERR_MODEL, "%s: initializer %zu has no name", c->label, i);
         tinfo *ti = define(c, t->name);
         ti->kind = T_INIT;
         ti->init = t;
@@ -1538,7 +1578,7 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
                               "%s: output \"%.200s\" is %s; dagnet's outputs are computed by "
                               "nodes",
                               c->label, name,
-                              k < 0                      ? "not defined"
+                              k < 0                     ? "not defined"
                               : c->t[k].kind == T_INPUT ? "a graph input"
                               : c->t[k].kind == T_PAD   ? "a Pad's result"
                                                         : "a constant");
