@@ -1,7 +1,8 @@
 /*
  * session.h — what the public handles hold, shared by the files that implement the API
  * (api.c: models and sessions; api_data.c: data sets and evaluation; api_profile.c:
- * profiling; api_onnx.c: the ONNX bridge). A data set's handle is train/dataset.h's, the trainer's train/trainer.c's.
+ * profiling; api_onnx.c: the ONNX bridge). A data set's handle is train/dataset.h's, the
+ * trainer's train/trainer.c's.
  */
 #ifndef DN_SESSION_H
 #define DN_SESSION_H
