@@ -127,27 +127,51 @@ dn_status dn_session_export_onnx(dn_session *s, const char *path, bool with_loss
     if (!path)
         return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_export_onnx: path is NULL");
     const dn_graph *g = s->e.g;
-    dn_onnx_param *params = calloc((size_t)g->n_params + 1, sizeof *params);
-    dn_onnx_value_shape *shapes = calloc((size_t)g->n_values + 1, sizeof *shapes);
-    if (!params || !shapes) {
-        free(params);
-        free(shapes);
+    dn_onnx_value *values = calloc((size_t)g->n_values + 1, sizeof *values);
+    dn_onnx_node *nodes = calloc((size_t)g->n_nodes + 1, sizeof *nodes);
+    const char **outputs = calloc((size_t)g->n_outputs + 1, sizeof *outputs);
+    if (!values || !nodes || !outputs) {
+        free(values);
+        free(nodes);
+        free(outputs);
         return dn_err_set(&s->err, DN_ERR_NOMEM, "dn_session_export_onnx: out of memory");
     }
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_value *v = &g->values[g->param_values[i]];
-        params[i] = (dn_onnx_param){ v->name, &v->desc.shape,
-                                     (const float *)s->e.val[g->param_values[i]].data };
+    for (int i = 0; i < g->n_values; i++) {
+        const dn_value *v = &g->values[i];
+        values[i] = (dn_onnx_value){
+            .name = v->name,
+            .kind = v->kind == DN_VALUE_INPUT   ? DN_ONNX_INPUT
+                    : v->kind == DN_VALUE_PARAM ? DN_ONNX_PARAM
+                                                : DN_ONNX_NODE,
+            .dtype = v->desc.dtype,
+            .shape = &v->desc.shape,
+            .data = v->kind == DN_VALUE_PARAM ? (const float *)s->e.val[i].data : NULL,
+        };
     }
-    for (int i = 0; i < g->n_values; i++)
-        shapes[i] = (dn_onnx_value_shape){ g->values[i].name, &g->values[i].desc.shape };
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dn_node *n = &g->nodes[i];
+        nodes[i] =
+            (dn_onnx_node){ n->name, n->op->name, n->n_inputs, n->input_names, n->json_index };
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        outputs[i] = g->values[g->outputs[i]].name;
+    dn_onnx_graph og = { .name = g->name,
+                         .json = s->m->json,
+                         .json_len = s->m->json_len,
+                         .values = values,
+                         .n_values = g->n_values,
+                         .nodes = nodes,
+                         .n_nodes = g->n_nodes,
+                         .outputs = outputs,
+                         .n_outputs = g->n_outputs,
+                         .loss = g->loss >= 0 ? g->values[g->loss].name : NULL };
     unsigned char *bytes = NULL;
     size_t size = 0;
     dn_onnx_export_opts o = { .with_loss = with_loss };
-    dn_status st = dn_onnx_export(s->m->json, s->m->json_len, params, g->n_params, shapes,
-                                  g->n_values, &o, &bytes, &size, &s->err);
-    free(params);
-    free(shapes);
+    dn_status st = dn_onnx_export(&og, &o, &bytes, &size, &s->err);
+    free(values);
+    free(nodes);
+    free(outputs);
     if (!st)
         st = write_file(&s->err, path, bytes, size);
     free(bytes);

@@ -51,29 +51,45 @@ dn_status dn_onnx_import(const void *buf, size_t size, const char *label,
                          const dn_onnx_import_opts *opts, dn_onnx_model *out, dn_err *err);
 void dn_onnx_model_free(dn_onnx_model *m);
 
-/* One named float32 tensor the exporter writes as an initializer. */
-typedef struct dn_onnx_param {
-    const char *name;
-    const dn_shape *shape; /* not batched */
-    const float *data;
-} dn_onnx_param;
+/* What the exporter reads of a loaded dagnet model (the graph layer's view, handed down by
+ * the API so that io/ stays below graph/). */
+typedef enum dn_onnx_value_kind { DN_ONNX_INPUT, DN_ONNX_PARAM, DN_ONNX_NODE } dn_onnx_value_kind;
 
-/* Value shapes the exporter needs (Affine's input features): the dagnet value's name and its
- * shape, batched as the graph has it. */
-typedef struct dn_onnx_value_shape {
+typedef struct dn_onnx_value {
     const char *name;
-    const dn_shape *shape;
-} dn_onnx_value_shape;
+    dn_onnx_value_kind kind;
+    dn_dtype dtype;
+    const dn_shape *shape; /* batched: dim 0 is the batch */
+    const float *data;     /* DN_ONNX_PARAM: the values */
+} dn_onnx_value;
+
+typedef struct dn_onnx_node {
+    const char *name, *op;
+    int n_inputs;
+    char *const *inputs; /* every input, implicit params included */
+    int json_index;      /* its position in the JSON's "nodes" (for its attrs) */
+} dn_onnx_node;
+
+typedef struct dn_onnx_graph {
+    const char *name;
+    const char *json; /* the model's validated text: attrs are read from it */
+    size_t json_len;
+    const dn_onnx_value *values;
+    int n_values;
+    const dn_onnx_node *nodes; /* in execution (topological) order */
+    int n_nodes;
+    const char *const *outputs;
+    int n_outputs;
+    const char *loss; /* or NULL */
+} dn_onnx_graph;
 
 typedef struct dn_onnx_export_opts {
     bool with_loss; /* keep the loss node and the label input */
 } dn_onnx_export_opts;
 
-/* Encode a validated dagnet model (its JSON text, the params' values, every value's shape) as
- * an ONNX ModelProto: *out malloc'ed, *out_len bytes. */
-dn_status dn_onnx_export(const char *json, size_t json_len, const dn_onnx_param *params,
-                         int n_params, const dn_onnx_value_shape *shapes, int n_shapes,
-                         const dn_onnx_export_opts *opts, unsigned char **out, size_t *out_len,
-                         dn_err *err);
+/* Encode the model as an ONNX ModelProto (opset 13, ir_version 7): *out malloc'ed, *out_len
+ * bytes. An op without an ONNX form is refused naming the node. */
+dn_status dn_onnx_export(const dn_onnx_graph *g, const dn_onnx_export_opts *opts,
+                         unsigned char **out, size_t *out_len, dn_err *err);
 
 #endif
