@@ -197,6 +197,8 @@ __attribute__((format(printf, 4, 5))) static dn_status node_err(imp *c, const On
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    if (!n) /* the graph's own checks (initializers read before any node) */
+        return dn_err_set(c->err, st, "%s: %s", c->label, what);
     return dn_err_set(c->err, st, "%s: node \"%.200s\" (%.64s): %s", c->label, node_name(n),
                       n->op_type ? n->op_type : "?", what);
 }
@@ -1558,6 +1560,11 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
         const Onnx__TensorProto *t = g->initializer[i];
         if (!t->name || !t->name[0])
             return dn_err_set(c->err, DN_ERR_MODEL, "%s: initializer %zu has no name", c->label, i);
+        int64_t e;
+        if ((t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+             t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) &&
+            (st = tensor_check(c, NULL, t, &e)))
+            return st; /* every float and int64 initializer is checked before it is used */
         tinfo *ti = define(c, t->name);
         ti->kind = T_INIT;
         ti->init = t;
