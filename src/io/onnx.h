@@ -28,9 +28,10 @@
 /* Message nesting deeper than this is refused (ONNX models nest about 6 deep; subgraphs of
  * control-flow ops, which dagnet does not run, a few more). */
 #define DN_ONNX_MAX_DEPTH 32
-/* Opsets of the default domain dagnet imports: 7 to 17, and 6, whose versions of the ops
- * dagnet imports mean the same (ONNX's PyTorch-converted test cases are opset 6). */
-#define DN_ONNX_OPSET_MIN 6
+/* Opsets of the default domain dagnet imports: 7 to 17, and the older ones, whose versions of
+ * the ops dagnet imports mean the same for what it accepts (ONNX's PyTorch-converted test cases
+ * are opset 6, some node cases opset 1); docs/onnx.md. */
+#define DN_ONNX_OPSET_MIN 1
 #define DN_ONNX_OPSET_MAX 17
 
 typedef struct dn_onnx_import_opts {

@@ -114,6 +114,8 @@ typedef struct tinfo {
     const char *op;                /* T_NODE: the dagnet op that made it */
     const char *src;               /* T_NODE Softmax: its input (the logits for a loss) */
     int param;                     /* T_INIT: index in the emitted params, or -1 */
+    bool unbatched;                /* T_INPUT read as a weight: all dims fixed, no batch */
+    bool declared;                 /* T_INPUT: written to the JSON's inputs */
     int layout;                    /* the layout it was emitted in (see param_use) */
 } tinfo;
 
@@ -384,6 +386,17 @@ static cJSON *shape_json(const dn_shape *s)
 static dn_status param_use(imp *c, const Onnx__NodeProto *n, tinfo *ti, int layout, float *data,
                            const dn_shape *shape, bool state, const char **name)
 {
+    if (ti->kind == T_INPUT) { /* a weight fed at run time, as ONNX's node tests do */
+        free(data);
+        (void)state; /* BatchNorm's statistics, fed like the rest */
+        if (layout != 0)
+            return NODE_ERR(c, n, DN_ERR_MODEL,
+                            "weight \"%.200s\" is a graph input that would need a new layout; "
+                            "dagnet can only read it as it is",
+                            ti->onnx);
+        *name = ti->dn;
+        return DN_OK;
+    }
     if (ti->param >= 0) {
         free(data);
         if (ti->layout != layout || c->p[ti->param].state != state)
@@ -427,6 +440,16 @@ static dn_shape init_shape(const Onnx__TensorProto *t)
     dn_shape s = { .rank = (int)t->n_dims, .batched = false };
     for (size_t i = 0; i < t->n_dims && i < DN_MAX_RANK; i++)
         s.d[i] = t->dims[i];
+    return s;
+}
+
+/* A weight's dims: an initializer's, or those of a graph input read as a weight. */
+static dn_shape wshape(const tinfo *t)
+{
+    if (t->kind == T_INIT)
+        return init_shape(t->init);
+    dn_shape s = { .rank = t->rank, .batched = false };
+    memcpy(s.d, t->d, sizeof s.d);
     return s;
 }
 
@@ -504,10 +527,10 @@ static dn_status weight_input(imp *c, const Onnx__NodeProto *n, size_t i, bool r
             return NODE_ERR(c, n, DN_ERR_MODEL, "input %zu (a weight) is missing", i);
         return DN_OK;
     }
-    if ((*out)->kind != T_INIT)
+    if ((*out)->kind != T_INIT && !((*out)->kind == T_INPUT && (*out)->unbatched))
         return NODE_ERR(c, n, DN_ERR_MODEL,
                         "input \"%.200s\" is computed; dagnet needs this weight as an "
-                        "initializer",
+                        "initializer or a graph input",
                         (*out)->onnx);
     return DN_OK;
 }
@@ -652,35 +675,34 @@ static dn_status op_conv(imp *c, const Onnx__NodeProto *n)
     if ((st = data_input(c, n, 0, true, &x)) || (st = weight_input(c, n, 1, true, &w)) ||
         (st = weight_input(c, n, 2, false, &b)))
         return st;
-    const Onnx__TensorProto *wt = w->init;
-    if (wt->n_dims != 4)
+    dn_shape ws = wshape(w);
+    if (ws.rank != 4)
         return NODE_ERR(c, n, DN_ERR_MODEL,
-                        "weight \"%.200s\" has rank %zu; dagnet's Conv is 2-D (rank 4)", w->onnx,
-                        wt->n_dims);
+                        "weight \"%.200s\" has rank %d; dagnet's Conv is 2-D (rank 4)", w->onnx,
+                        ws.rank);
     window win;
     const tinfo *src = unpadded(c, x);
-    if ((st = window_attrs(c, n, src, &wt->dims[2], &win)))
+    if ((st = window_attrs(c, n, src, &ws.d[2], &win)))
         return st;
     fold_pad(x, &win);
     if ((st = symmetric_pads(c, n, &win)))
         return st;
     int64_t group = attr_int(n, "group", 1);
-    if (group < 1 || src->d[1] % group || wt->dims[0] % group || wt->dims[1] * group != src->d[1])
+    if (group < 1 || src->d[1] % group || ws.d[0] % group || ws.d[1] * group != src->d[1])
         return NODE_ERR(
             c, n, DN_ERR_SHAPE, "group %lld with %lld input channels and weight [%lld, %lld, ...]",
-            (long long)group, (long long)src->d[1], (long long)wt->dims[0], (long long)wt->dims[1]);
+            (long long)group, (long long)src->d[1], (long long)ws.d[0], (long long)ws.d[1]);
     tinfo y = { 0 };
-    if ((st = window_shape(c, n, src, &win, false, wt->dims[0], &y)))
+    if ((st = window_shape(c, n, src, &win, false, ws.d[0], &y)))
         return st;
     const char *in[3] = { src->dn };
-    dn_shape ws = init_shape(wt);
     if ((st = param_use(c, n, w, 0, NULL, &ws, false, &in[1])))
         return st;
     if (b) {
-        dn_shape bs = init_shape(b->init);
-        if (bs.rank != 1 || bs.d[0] != wt->dims[0])
+        dn_shape bs = wshape(b);
+        if (bs.rank != 1 || bs.d[0] != ws.d[0])
             return NODE_ERR(c, n, DN_ERR_SHAPE, "bias \"%.200s\" should be [%lld]", b->onnx,
-                            (long long)wt->dims[0]);
+                            (long long)ws.d[0]);
         if ((st = param_use(c, n, b, 0, NULL, &bs, false, &in[2])))
             return st;
     }
@@ -924,6 +946,16 @@ static dn_status bias_data(imp *c, const Onnx__NodeProto *n, const tinfo *b, int
 {
     int64_t e;
     float *v;
+    if (b->kind == T_INPUT) { /* fed at run time: usable only as it is */
+        if (b->rank != 1 || b->d[0] != out || scale != 1.0)
+            return NODE_ERR(c, n, DN_ERR_MODEL,
+                            "bias \"%.200s\" is a graph input that would need broadcasting or "
+                            "scaling",
+                            b->onnx);
+        *data = NULL;
+        *layout = 0;
+        return DN_OK;
+    }
     dn_status st = tensor_floats(c, n, b->init, &v, &e);
     if (st)
         return st;
@@ -969,21 +1001,26 @@ static dn_status op_gemm(imp *c, const Onnx__NodeProto *n)
         return NODE_ERR(c, n, DN_ERR_SHAPE, "input A has rank %d; Gemm takes [N, K]", x->rank);
     int64_t transb = attr_int(n, "transB", 0);
     double alpha = attr_float(n, "alpha", 1.0), beta = attr_float(n, "beta", 1.0);
-    const Onnx__TensorProto *wt = w->init;
-    if (wt->n_dims != 2)
-        return NODE_ERR(c, n, DN_ERR_SHAPE, "weight \"%.200s\" has rank %zu, expected 2", w->onnx,
-                        wt->n_dims);
-    int64_t k = transb ? wt->dims[1] : wt->dims[0], m = transb ? wt->dims[0] : wt->dims[1];
+    dn_shape wsh = wshape(w);
+    if (wsh.rank != 2)
+        return NODE_ERR(c, n, DN_ERR_SHAPE, "weight \"%.200s\" has rank %d, expected 2", w->onnx,
+                        wsh.rank);
+    int64_t k = transb ? wsh.d[1] : wsh.d[0], m = transb ? wsh.d[0] : wsh.d[1];
     if (k != x->d[1])
         return NODE_ERR(c, n, DN_ERR_SHAPE,
                         "weight \"%.200s\" takes %lld features, the input has %lld", w->onnx,
                         (long long)k, (long long)x->d[1]);
     float *wd = NULL;
     int layout = 0;
+    if ((transb || alpha != 1.0) && w->kind == T_INPUT)
+        return NODE_ERR(c, n, DN_ERR_MODEL,
+                        "weight \"%.200s\" is a graph input; with transB or alpha it would need "
+                        "a new layout, which dagnet makes only from an initializer",
+                        w->onnx);
     if (transb || alpha != 1.0) {
         int64_t e;
         float *v;
-        if ((st = tensor_floats(c, n, wt, &v, &e)))
+        if ((st = tensor_floats(c, n, w->init, &v, &e)))
             return st;
         wd = malloc((size_t)(e ? e : 1) * sizeof *wd);
         if (!wd) {
@@ -1033,13 +1070,12 @@ static dn_status op_matmul(imp *c, const Onnx__NodeProto *n, size_t index)
     dn_status st;
     if ((st = data_input(c, n, 0, false, &x)) || (st = weight_input(c, n, 1, true, &w)))
         return st;
-    const Onnx__TensorProto *wt = w->init;
-    if (x->rank != 2 || wt->n_dims != 2 || wt->dims[0] != x->d[1])
+    dn_shape ws = wshape(w);
+    if (x->rank != 2 || ws.rank != 2 || ws.d[0] != x->d[1])
         return NODE_ERR(c, n, DN_ERR_MODEL,
                         "dagnet imports MatMul only as [N, K]·[K, M] with a constant right "
-                        "side (here rank %d and %zu)",
-                        x->rank, wt->n_dims);
-    dn_shape ws = init_shape(wt);
+                        "side (here rank %d and %d)",
+                        x->rank, ws.rank);
     /* MatMul then Add of a bias: one Affine named after the Add. */
     int k = only_consumer(c, n->output[0], index + 1);
     if (k >= 0) {
@@ -1048,7 +1084,8 @@ static dn_status op_matmul(imp *c, const Onnx__NodeProto *n, size_t index)
             add->n_output >= 1) {
             const char *other = strcmp(add->input[0], n->output[0]) ? add->input[0] : add->input[1];
             int bi = find(c, other);
-            if (bi >= 0 && c->t[bi].kind == T_INIT) {
+            if (bi >= 0 &&
+                (c->t[bi].kind == T_INIT || (c->t[bi].kind == T_INPUT && c->t[bi].unbatched))) {
                 float *bd = NULL;
                 int blayout = 0;
                 if (bias_data(c, add, &c->t[bi], ws.d[1], 1.0, &bd, &blayout) == DN_OK) {
@@ -1166,7 +1203,7 @@ static dn_status op_batchnorm(imp *c, const Onnx__NodeProto *n)
                         x->rank);
     const char *in[5] = { x->dn };
     for (int i = 0; i < 4; i++) {
-        dn_shape s = init_shape(w[i]->init);
+        dn_shape s = wshape(w[i]);
         if (s.rank != 1 || s.d[0] != x->d[1])
             return NODE_ERR(c, n, DN_ERR_SHAPE, "\"%.200s\" should be [%lld]", w[i]->onnx,
                             (long long)x->d[1]);
@@ -1401,24 +1438,66 @@ static dn_status graph_input(imp *c, const Onnx__ValueInfoProto *v)
     t->kind = T_INPUT;
     t->dn = name;
     t->rank = (int)s->n_dim;
-    dn_shape shape = { .rank = t->rank, .batched = true };
     for (size_t i = 0; i < s->n_dim; i++) {
         const Onnx__TensorShapeProto__Dimension *d = s->dim[i];
         bool known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-        if (i == 0) {
-            t->d[0] = known && d->dim_value > 0 ? d->dim_value : 1;
-            continue;
-        }
-        if (!known || d->dim_value < 1 || d->dim_value > ((int64_t)1 << 31))
+        if (known && (d->dim_value < 1 || d->dim_value > ((int64_t)1 << 31)))
+            return dn_err_set(c->err, DN_ERR_MODEL, "%s: input \"%.200s\": dim %zu is %lld",
+                              c->label, name, i, (long long)d->dim_value);
+        if (!known && i > 0)
             return dn_err_set(c->err, DN_ERR_MODEL,
-                              "%s: input \"%.200s\": dim %zu is %s; dagnet needs every dim but "
-                              "the batch known",
-                              c->label, name, i, known ? "out of range" : "dynamic (symbolic)");
-        t->d[i] = shape.d[i] = d->dim_value;
+                              "%s: input \"%.200s\": dim %zu is dynamic (symbolic); dagnet needs "
+                              "every dim but the batch known",
+                              c->label, name, i);
+        t->d[i] = known ? d->dim_value : -1; /* -1: a symbolic batch */
     }
+    return DN_OK;
+}
+
+/* Graph inputs that ONNX nodes read as weights (Conv's W and B, Gemm's B and C, MatMul's B,
+ * BatchNormalization's four): fed whole at run time, with no batch dimension. */
+static void mark_weight_inputs(imp *c)
+{
+    static const struct {
+        const char *op;
+        size_t from, to; /* input positions [from, to] */
+    } uses[] = {
+        { "Conv", 1, 2 }, { "Gemm", 1, 2 }, { "MatMul", 1, 1 }, { "BatchNormalization", 1, 4 }
+    };
+    for (size_t i = 0; i < c->g->n_node; i++) {
+        const Onnx__NodeProto *n = c->g->node[i];
+        for (size_t u = 0; u < sizeof uses / sizeof uses[0]; u++) {
+            if (strcmp(n->op_type, uses[u].op))
+                continue;
+            for (size_t j = uses[u].from; j <= uses[u].to && j < n->n_input; j++) {
+                int k = n->input[j] && n->input[j][0] ? find(c, n->input[j]) : -1;
+                if (k >= 0 && c->t[k].kind == T_INPUT)
+                    c->t[k].unbatched = true;
+            }
+        }
+    }
+}
+
+/* The JSON's inputs, in the graph's order: a data input's dim 0 is the batch (null), a weight
+ * input's dims are all fixed. */
+static dn_status declare_input(imp *c, const Onnx__ValueInfoProto *v)
+{
+    int k = v->name ? find(c, v->name) : -1;
+    if (k < 0 || c->t[k].kind != T_INPUT || c->t[k].declared)
+        return DN_OK; /* an initializer listed as an input too, or a repeated name */
+    tinfo *t = &c->t[k];
+    t->declared = true;
+    dn_shape shape = { .rank = t->rank, .batched = !t->unbatched };
+    if (t->unbatched && t->d[0] < 0)
+        return dn_err_set(c->err, DN_ERR_MODEL,
+                          "%s: input \"%.200s\" is read as a weight but its dim 0 is symbolic",
+                          c->label, t->onnx);
+    if (!t->unbatched && t->d[0] < 0)
+        t->d[0] = 1;
+    memcpy(shape.d, t->d, sizeof shape.d);
     cJSON *entry = cJSON_CreateObject();
     cJSON_AddItemToObject(entry, "shape", shape_json(&shape));
-    cJSON_AddItemToObject(c->inputs, name, entry);
+    cJSON_AddItemToObject(c->inputs, t->onnx, entry);
     return DN_OK;
 }
 
@@ -1571,6 +1650,10 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
     }
     for (size_t i = 0; i < g->n_input; i++)
         if ((st = graph_input(c, g->input[i])))
+            return st;
+    mark_weight_inputs(c);
+    for (size_t i = 0; i < g->n_input; i++)
+        if ((st = declare_input(c, g->input[i])))
             return st;
     for (size_t i = 0; i < g->n_node; i++)
         if (!c->skip[i] && (st = import_node(c, g->node[i], i)))
