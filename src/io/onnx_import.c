@@ -139,6 +139,10 @@ typedef struct imp {
     int np;
     cJSON *root, *inputs, *params, *state, *nodes;
     bool *skip; /* nodes folded into an earlier one */
+    int *ph;    /* producers: open addressing over (node, output) pairs, size phcap */
+    size_t phcap;
+    struct lrn_fold *lrn; /* PyTorch's LocalResponseNorm chains, one LRN each */
+    int n_lrn;
 } imp;
 
 static uint64_t fnv(const char *s)
@@ -1313,6 +1317,215 @@ static dn_status op_constant(imp *c, const Onnx__NodeProto *n)
     return DN_OK;
 }
 
+/* ------------------------------------------------------------------ PyTorch's LRN */
+
+/* PyTorch 1.13 writes LocalResponseNorm(size, alpha, beta, k) of a [N, C, H, W] x as some 70
+ * nodes: Mul(x, x), reshapes to [N, 1, C, H, W], two Pads of the channel axis, an AveragePool
+ * of kernel [size, 1, 1] (dividing by size), shape arithmetic and an If, then
+ * Div(x, Pow(Add(Mul(avg, alpha), k), beta)). That is dagnet's LRN exactly (PyTorch's
+ * semantics, docs/ops.md). The chain is recognised from its end: a Div whose divisor is that
+ * Pow(Add(Mul)) and whose every ancestor up to x is in the chain, reads only x and constants,
+ * holds the Mul(x, x) and the AveragePool, and feeds nothing outside. */
+#define MAX_LRN_FOLDS 64  /* candidate chains examined (each costs a pass over the graph) */
+#define MAX_LRN_CHAIN 256 /* nodes in one chain (PyTorch's has about 70) */
+
+typedef struct lrn_fold {
+    size_t div;
+    const char *x;
+    int64_t size;
+    double alpha, beta, k;
+} lrn_fold;
+
+static bool is_op(const Onnx__NodeProto *n, const char *op)
+{
+    return n->op_type && !strcmp(n->op_type, op);
+}
+
+static void producers_build(imp *c)
+{
+    memset(c->ph, 0xff, c->phcap * sizeof *c->ph);
+    for (size_t i = 0; i < c->g->n_node; i++) {
+        const Onnx__NodeProto *n = c->g->node[i];
+        for (size_t j = 0; j < n->n_output; j++) {
+            if (!n->output[j] || !n->output[j][0])
+                continue;
+            size_t h = fnv(n->output[j]) & (c->phcap - 1);
+            while (c->ph[h] >= 0)
+                h = (h + 1) & (c->phcap - 1);
+            c->ph[h] = (int)i;
+        }
+    }
+}
+
+/* The node writing `name`, or -1. */
+static int producer(const imp *c, const char *name)
+{
+    if (!name || !name[0])
+        return -1;
+    for (size_t h = fnv(name) & (c->phcap - 1);; h = (h + 1) & (c->phcap - 1)) {
+        if (c->ph[h] < 0)
+            return -1;
+        const Onnx__NodeProto *n = c->g->node[c->ph[h]];
+        for (size_t j = 0; j < n->n_output; j++)
+            if (n->output[j] && !strcmp(n->output[j], name))
+                return c->ph[h];
+    }
+}
+
+/* A one-value float constant (an initializer or a Constant node's value). */
+static bool const_scalar(imp *c, const char *name, double *v)
+{
+    int p = producer(c, name), k = p < 0 && name ? find(c, name) : -1;
+    const Onnx__TensorProto *t = NULL;
+    if (p >= 0 && is_op(c->g->node[p], "Constant")) {
+        const Onnx__AttributeProto *a = attr(c->g->node[p], "value");
+        t = a && a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR ? a->t : NULL;
+    } else if (k >= 0 && c->t[k].kind == T_INIT) {
+        t = c->t[k].init;
+    }
+    float *f;
+    int64_t e;
+    if (!t || t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) /* (no message then) */
+        return false;
+    dn_err keep = *c->err;
+    bool ok = tensor_floats(c, NULL, t, &f, &e) == DN_OK && e == 1;
+    *c->err = keep;
+    if (ok)
+        *v = f[0];
+    free(f);
+    return ok;
+}
+
+/* The node of op type `op` writing input i of n, or -1. */
+static int input_op(const imp *c, const Onnx__NodeProto *n, size_t i, const char *op)
+{
+    int p = i < n->n_input ? producer(c, n->input[i]) : -1;
+    return p >= 0 && is_op(c->g->node[p], op) ? p : -1;
+}
+
+/* Does the chain ending in Div node d fold into an LRN? Marks `chain` (cleared on failure). */
+static bool lrn_chain(imp *c, size_t d, bool *chain, int *stack, lrn_fold *f)
+{
+    const Onnx__GraphProto *g = c->g;
+    const Onnx__NodeProto *div = g->node[d];
+    int pw = input_op(c, div, 1, "Pow");
+    int add = pw >= 0 ? input_op(c, g->node[pw], 0, "Add") : -1;
+    int mul = add >= 0 ? input_op(c, g->node[add], 0, "Mul") : -1;
+    if (mul < 0 || div->n_input != 2 || g->node[pw]->n_input != 2 || g->node[add]->n_input != 2 ||
+        g->node[mul]->n_input != 2 || !const_scalar(c, g->node[pw]->input[1], &f->beta) ||
+        !const_scalar(c, g->node[add]->input[1], &f->k) ||
+        !const_scalar(c, g->node[mul]->input[1], &f->alpha))
+        return false;
+    const char *x = div->input[0];
+    int n = 0, top = 0;
+    bool square = false;
+    f->size = 0;
+    chain[pw] = true;
+    stack[top++] = pw;
+    int members[MAX_LRN_CHAIN];
+    members[n++] = pw;
+    bool ok = true;
+    while (ok && top > 0) {
+        const Onnx__NodeProto *q = g->node[stack[--top]];
+        if (is_op(q, "Mul") && q->n_input == 2 && !strcmp(q->input[0], x) &&
+            !strcmp(q->input[1], x))
+            square = true;
+        size_t cnt;
+        const int64_t *k = is_op(q, "AveragePool") ? attr_ints(q, "kernel_shape", &cnt) : NULL;
+        if (k && cnt == 3 && k[1] == 1 && k[2] == 1 && k[0] >= 1 && k[0] < (1 << 20))
+            f->size = k[0];
+        for (size_t j = 0; ok && j < q->n_input; j++) {
+            const char *in = q->input[j];
+            if (!in || !in[0] || !strcmp(in, x))
+                continue;
+            int r = producer(c, in);
+            if (r < 0) { /* an initializer, nothing else */
+                int t = find(c, in);
+                ok = t >= 0 && c->t[t].kind == T_INIT;
+            } else if ((size_t)r == d || n == MAX_LRN_CHAIN) {
+                ok = false;
+            } else if (!chain[r]) {
+                chain[r] = true;
+                members[n++] = r;
+                stack[top++] = r;
+            }
+        }
+    }
+    ok = ok && square && f->size > 0;
+    /* Nothing outside the chain reads what it computes. */
+    for (size_t i = 0; ok && i < g->n_node; i++) {
+        if (chain[i] || i == d)
+            continue;
+        for (size_t j = 0; ok && j < g->node[i]->n_input; j++) {
+            int r = producer(c, g->node[i]->input[j]);
+            ok = r < 0 || !chain[r];
+        }
+    }
+    for (size_t i = 0; ok && i < g->n_output; i++) {
+        int r = producer(c, g->output[i]->name);
+        ok = r < 0 || !chain[r];
+    }
+    for (int i = 0; i < n; i++) {
+        if (ok)
+            c->skip[members[i]] = true;
+        chain[members[i]] = false;
+    }
+    f->div = d;
+    f->x = x;
+    return ok;
+}
+
+static dn_status fold_lrn_chains(imp *c)
+{
+    const Onnx__GraphProto *g = c->g;
+    int tries = 0;
+    bool *chain = calloc(g->n_node + 1, sizeof *chain);
+    int *stack = malloc(MAX_LRN_CHAIN * sizeof *stack);
+    c->lrn = calloc(MAX_LRN_FOLDS, sizeof *c->lrn);
+    if (!chain || !stack || !c->lrn) {
+        free(chain);
+        free(stack);
+        return dn_err_set(c->err, DN_ERR_NOMEM, "%s: out of memory", c->label);
+    }
+    for (size_t i = 0; i < g->n_node && tries < MAX_LRN_FOLDS; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (!is_op(n, "Div") || n->n_input != 2 || input_op(c, n, 1, "Pow") < 0)
+            continue;
+        tries++;
+        if (lrn_chain(c, i, chain, stack, &c->lrn[c->n_lrn]))
+            c->n_lrn++;
+    }
+    free(chain);
+    free(stack);
+    return DN_OK;
+}
+
+static const lrn_fold *lrn_at(const imp *c, size_t index)
+{
+    for (int i = 0; i < c->n_lrn; i++)
+        if (c->lrn[i].div == index)
+            return &c->lrn[i];
+    return NULL;
+}
+
+static dn_status emit_lrn(imp *c, const Onnx__NodeProto *n, const lrn_fold *f)
+{
+    int k = find(c, f->x);
+    if (k < 0 || (c->t[k].kind != T_NODE && c->t[k].kind != T_INPUT) || c->t[k].rank != 4)
+        return NODE_ERR(c, n, DN_ERR_MODEL,
+                        "the LocalResponseNorm chain over \"%.200s\" needs a computed [N, C, H, "
+                        "W] input",
+                        f->x);
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddNumberToObject(a, "size", (double)f->size);
+    cJSON_AddNumberToObject(a, "alpha", f->alpha);
+    cJSON_AddNumberToObject(a, "beta", f->beta);
+    cJSON_AddNumberToObject(a, "k", f->k);
+    const char *in[1] = { c->t[k].dn };
+    emit(c, n, n->output[0], "LRN", in, 1, a, &c->t[k]);
+    return DN_OK;
+}
+
 /* ------------------------------------------------------------------ the op table */
 
 /* The ONNX op types dagnet imports (docs/onnx.md), checked for the whole graph first so that
@@ -1359,6 +1572,9 @@ static dn_status import_node(imp *c, const Onnx__NodeProto *n, size_t index)
         return NODE_ERR(c, n, DN_ERR_MODEL, "no output");
     if (n->n_input > MAX_NODE_IO || n->n_output > MAX_NODE_IO || n->n_attribute > MAX_NODE_IO)
         return NODE_ERR(c, n, DN_ERR_MODEL, "more than %d inputs, outputs or attrs", MAX_NODE_IO);
+    const lrn_fold *lrn = lrn_at(c, index);
+    if (lrn)
+        return emit_lrn(c, n, lrn);
     if (!strcmp(op, "Conv"))
         return op_conv(c, n);
     if (!strcmp(op, "MaxPool"))
@@ -1597,11 +1813,6 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
                           c->label, g->n_node, g->n_initializer, g->n_input, g->n_output,
                           g->n_sparse_initializer, MAX_NODES);
     c->g = g;
-    for (size_t i = 0; i < g->n_node; i++)
-        if (!known_op(g->node[i]->op_type ? g->node[i]->op_type : ""))
-            return NODE_ERR(c, g->node[i], DN_ERR_MODEL,
-                            "op type \"%.64s\" is not supported by dagnet",
-                            g->node[i]->op_type ? g->node[i]->op_type : "");
     c->opset = 0;
     for (size_t i = 0; i < mp->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *s = mp->opset_import[i];
@@ -1624,8 +1835,11 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
     c->hash = malloc(c->hcap * sizeof *c->hash);
     c->p = calloc(tensors + 1, sizeof *c->p);
     c->skip = calloc(g->n_node + 1, sizeof *c->skip);
+    for (c->phcap = 16; c->phcap < 2 * tensors + 2; c->phcap *= 2)
+        ;
+    c->ph = malloc(c->phcap * sizeof *c->ph);
     c->root = cJSON_CreateObject();
-    if (!c->t || !c->hash || !c->p || !c->skip || !c->root)
+    if (!c->t || !c->hash || !c->p || !c->skip || !c->ph || !c->root)
         return dn_err_set(c->err, DN_ERR_NOMEM, "%s: out of memory", c->label);
     memset(c->hash, 0xff, c->hcap * sizeof *c->hash);
     cJSON_AddStringToObject(c->root, "format", "dagnet/1");
@@ -1648,6 +1862,17 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
         ti->kind = T_INIT;
         ti->init = t;
     }
+    /* Unknown op types are what a file is refused for first: after folding PyTorch's LRN
+     * chains, whose Pow, Div, Shape and If have no dagnet form of their own. */
+    producers_build(c);
+    if ((st = fold_lrn_chains(c)))
+        return st;
+    for (size_t i = 0; i < g->n_node; i++)
+        if (!c->skip[i] && !lrn_at(c, i) &&
+            !known_op(g->node[i]->op_type ? g->node[i]->op_type : ""))
+            return NODE_ERR(c, g->node[i], DN_ERR_MODEL,
+                            "op type \"%.64s\" is not supported by dagnet",
+                            g->node[i]->op_type ? g->node[i]->op_type : "");
     for (size_t i = 0; i < g->n_input; i++)
         if ((st = graph_input(c, g->input[i])))
             return st;
@@ -1710,6 +1935,8 @@ dn_status dn_onnx_import(const void *buf, size_t size, const char *label,
     free(c.t);
     free(c.hash);
     free(c.skip);
+    free(c.ph);
+    free(c.lrn);
     cJSON_Delete(c.root);
     onnx__model_proto__free_unpacked(mp, NULL);
     if (st)

@@ -46,9 +46,10 @@ def simple_convnet():
         nn.Linear(4320, 100), nn.ReLU(), nn.Linear(100, 10), nn.Softmax(dim=1)), (1, 28, 28)
 
 
-def alexnet(lrn=False):
-    """Krizhevsky's AlexNet (one tower); PyTorch writes LocalResponseNorm as a chain of Pow,
-    Pad, AveragePool, Div and shape ops, which dagnet does not recognise: tested without it."""
+def alexnet(lrn=True):
+    """Krizhevsky's AlexNet (one tower) with its two LRNs: PyTorch writes LocalResponseNorm as a
+    chain of about 70 nodes (Mul, Pad, AveragePool, Pow, Div, shape ops, an If), which the
+    importer folds into one LRN each."""
     norm = (lambda: nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)) if lrn else nn.Identity
     return nn.Sequential(
         nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(), norm(), nn.MaxPool2d(3, 2),
@@ -79,7 +80,7 @@ def batchnorm_net():
 
 NETS = {
     "lenet5": lenet5, "lenet5_classic": lenet5_classic, "simple_convnet": simple_convnet,
-    "alexnet_nolrn": alexnet, "padded_avgpool": padded_avgpool, "batchnorm": batchnorm_net,
+    "alexnet": alexnet, "padded_avgpool": padded_avgpool, "batchnorm": batchnorm_net,
 }
 
 
