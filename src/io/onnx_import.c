@@ -1813,16 +1813,6 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
                           c->label, g->n_node, g->n_initializer, g->n_input, g->n_output,
                           g->n_sparse_initializer, MAX_NODES);
     c->g = g;
-    c->opset = 0;
-    for (size_t i = 0; i < mp->n_opset_import; i++) {
-        const Onnx__OperatorSetIdProto *s = mp->opset_import[i];
-        if (!s->domain || !s->domain[0] || !strcmp(s->domain, "ai.onnx"))
-            c->opset = s->has_version && s->version < 1000 ? (int)s->version : -1;
-    }
-    if (c->opset < DN_ONNX_OPSET_MIN || c->opset > DN_ONNX_OPSET_MAX)
-        return dn_err_set(c->err, DN_ERR_MODEL,
-                          "%s: ONNX opset %d of the default domain; dagnet imports opsets %d to %d",
-                          c->label, c->opset, DN_ONNX_OPSET_MIN, DN_ONNX_OPSET_MAX);
     size_t tensors = g->n_initializer + g->n_input + 2 * g->n_node;
     for (size_t i = 0; i < g->n_node; i++)
         tensors += g->node[i]->n_output;
@@ -1873,6 +1863,16 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
             return NODE_ERR(c, g->node[i], DN_ERR_MODEL,
                             "op type \"%.64s\" is not supported by dagnet",
                             g->node[i]->op_type ? g->node[i]->op_type : "");
+    c->opset = 0;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *s = mp->opset_import[i];
+        if (!s->domain || !s->domain[0] || !strcmp(s->domain, "ai.onnx"))
+            c->opset = s->has_version && s->version < 1000 ? (int)s->version : -1;
+    }
+    if (c->opset < DN_ONNX_OPSET_MIN || c->opset > DN_ONNX_OPSET_MAX)
+        return dn_err_set(c->err, DN_ERR_MODEL,
+                          "%s: ONNX opset %d of the default domain; dagnet imports opsets %d to %d",
+                          c->label, c->opset, DN_ONNX_OPSET_MIN, DN_ONNX_OPSET_MAX);
     for (size_t i = 0; i < g->n_input; i++)
         if ((st = graph_input(c, g->input[i])))
             return st;
