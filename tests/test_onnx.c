@@ -604,3 +604,40 @@ Test(onnx_export, lenet5_round_trip)
     dn_session_free(s);
     dn_model_free(m);
 }
+
+/* ---------------------------------------------------------------- arguments */
+
+Test(onnx_errors, api_arguments)
+{
+    dn_model *m = NULL;
+    cr_expect_eq(dn_model_parse_onnx(NULL, 5, "x.onnx", NULL, &m), DN_ERR_ARG);
+    EXPECT_MSG(dn_model_errmsg(m), "dn_model_parse_onnx", "data is NULL");
+    dn_model_free(m);
+    cr_expect_eq(dn_model_parse_onnx("", 0, "x.onnx", NULL, NULL), DN_ERR_ARG);
+    m = NULL;
+    cr_expect_eq(dn_model_load_onnx(NULL, NULL, &m), DN_ERR_ARG);
+    EXPECT_MSG(dn_model_errmsg(m), "dn_model_load_onnx", "path is NULL");
+    dn_model_free(m);
+    m = NULL;
+    cr_expect_eq(dn_model_load_onnx("/nonexistent/m.onnx", NULL, &m), DN_ERR_IO);
+    EXPECT_MSG(dn_model_errmsg(m), "/nonexistent/m.onnx");
+    dn_model_free(m);
+    cr_expect_eq(dn_model_save(NULL, "x.json"), DN_ERR_ARG);
+    cr_expect_eq(dn_model_save_weights(NULL, "x.safetensors"), DN_ERR_ARG);
+    cr_expect_eq(dn_session_export_onnx(NULL, "x.onnx", false), DN_ERR_ARG);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/examples/models/lenet5.json", DAGNET_SOURCE_DIR);
+    m = NULL;
+    cr_assert_eq(dn_model_load(path, &m), DN_OK);
+    cr_expect_eq(dn_model_save(m, NULL), DN_ERR_ARG);
+    EXPECT_MSG(dn_model_errmsg(m), "dn_model_save", "path is NULL");
+    cr_expect_eq(dn_model_save_weights(m, "/tmp/never.safetensors"), DN_ERR_ARG);
+    EXPECT_MSG(dn_model_errmsg(m), "carries no weights", "dn_session_save_weights");
+    dn_session *s = NULL;
+    cr_assert_eq(dn_session_new(m, NULL, &s), DN_OK);
+    cr_expect_eq(dn_session_export_onnx(s, NULL, false), DN_ERR_ARG);
+    EXPECT_MSG(dn_session_errmsg(s), "dn_session_export_onnx", "path is NULL");
+    dn_session_free(s);
+    dn_model_free(m);
+}
