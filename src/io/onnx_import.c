@@ -116,6 +116,7 @@ typedef struct tinfo {
     int param;                     /* T_INIT: index in the emitted params, or -1 */
     bool unbatched;                /* T_INPUT read as a weight: all dims fixed, no batch */
     bool declared;                 /* T_INPUT: written to the JSON's inputs */
+    bool label;                    /* T_INPUT: SoftmaxCrossEntropyLoss's int labels [N] */
     int layout;                    /* the layout it was emitted in (see param_use) */
 } tinfo;
 
@@ -143,6 +144,8 @@ typedef struct imp {
     size_t phcap;
     struct lrn_fold *lrn; /* PyTorch's LocalResponseNorm chains, one LRN each */
     int n_lrn;
+    const char *labels[16]; /* what SoftmaxCrossEntropyLoss nodes read as labels */
+    int n_labels;
 } imp;
 
 static uint64_t fnv(const char *s)
@@ -512,6 +515,8 @@ static dn_status data_input(imp *c, const Onnx__NodeProto *n, size_t i, bool pad
                         "input \"%.200s\" is a constant; dagnet computes this op only on data "
                         "that flows from the graph's inputs",
                         (*out)->onnx);
+    if ((*out)->label)
+        return NODE_ERR(c, n, DN_ERR_MODEL, "input \"%.200s\" is a label input", (*out)->onnx);
     if ((*out)->kind == T_PAD && !pad_ok)
         return NODE_ERR(c, n, DN_ERR_MODEL,
                         "input \"%.200s\" comes from a Pad; dagnet folds a Pad only into the "
@@ -1317,6 +1322,31 @@ static dn_status op_constant(imp *c, const Onnx__NodeProto *n)
     return DN_OK;
 }
 
+/* SoftmaxCrossEntropyLoss (mean over the batch, class-index labels): dagnet's
+ * SoftmaxCrossEntropy, which becomes the model's loss. */
+static dn_status op_sce(imp *c, const Onnx__NodeProto *n)
+{
+    tinfo *x, *l;
+    dn_status st;
+    if ((st = data_input(c, n, 0, false, &x)) || (st = input(c, n, 1, &l)))
+        return st;
+    char red[32];
+    attr_str(n, "reduction", red, sizeof red);
+    if (!l || l->kind != T_INPUT || !l->label || n->n_input > 2 || attr(n, "ignore_index") ||
+        (red[0] && strcmp(red, "mean")) || (n->n_output > 1 && n->output[1] && n->output[1][0]))
+        return NODE_ERR(c, n, DN_ERR_MODEL,
+                        "dagnet imports only the mean loss over int labels given as a graph "
+                        "input, without weights, ignore_index or the log_prob output");
+    if (x->rank != 2)
+        return NODE_ERR(c, n, DN_ERR_MODEL, "scores of rank %d; dagnet's take [N, C]", x->rank);
+    const char *in[2] = { x->dn, l->dn };
+    tinfo y = { .rank = 0 };
+    emit(c, n, n->output[0], "SoftmaxCrossEntropy", in, 2, NULL, &y);
+    if (!cJSON_GetObjectItemCaseSensitive(c->root, "loss"))
+        cJSON_AddStringToObject(c->root, "loss", n->output[0]);
+    return DN_OK;
+}
+
 /* ------------------------------------------------------------------ PyTorch's LRN */
 
 /* PyTorch 1.13 writes LocalResponseNorm(size, alpha, beta, k) of a [N, C, H, W] x as some 70
@@ -1553,6 +1583,7 @@ static const char *const known_ops[] = {
     "Identity",
     "Pad",
     "Constant",
+    "SoftmaxCrossEntropyLoss",
 };
 
 static bool known_op(const char *op)
@@ -1619,6 +1650,8 @@ static dn_status import_node(imp *c, const Onnx__NodeProto *n, size_t index)
         return op_pad(c, n);
     if (!strcmp(op, "Constant"))
         return op_constant(c, n);
+    if (!strcmp(op, "SoftmaxCrossEntropyLoss"))
+        return op_sce(c, n);
     return NODE_ERR(c, n, DN_ERR_MODEL, "op type \"%.64s\" is not supported by dagnet", op);
 }
 
@@ -1636,7 +1669,12 @@ static dn_status graph_input(imp *c, const Onnx__ValueInfoProto *v)
         return dn_err_set(c->err, DN_ERR_MODEL, "%s: input \"%.200s\" is not a tensor", c->label,
                           name);
     const Onnx__TypeProto__Tensor *tt = ty->tensor_type;
-    if (tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+    bool label = false;
+    for (int i = 0; i < c->n_labels; i++)
+        label = label || !strcmp(c->labels[i], name);
+    label = label && (tt->elem_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ||
+                      tt->elem_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
+    if (tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && !label) {
         const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
             &onnx__tensor_proto__data_type__descriptor, tt->elem_type);
         return dn_err_set(c->err, DN_ERR_MODEL,
@@ -1650,9 +1688,14 @@ static dn_status graph_input(imp *c, const Onnx__ValueInfoProto *v)
                           "%s: input \"%.200s\" has %s; dagnet needs rank 1 to %d with a batch "
                           "dimension first",
                           c->label, name, s ? "an unsupported rank" : "no shape", DN_MAX_RANK);
+    if (label && s->n_dim != 1)
+        return dn_err_set(c->err, DN_ERR_MODEL,
+                          "%s: label input \"%.200s\" has rank %zu; dagnet's labels are [N]",
+                          c->label, name, s->n_dim);
     tinfo *t = define(c, name);
     t->kind = T_INPUT;
     t->dn = name;
+    t->label = label;
     t->rank = (int)s->n_dim;
     for (size_t i = 0; i < s->n_dim; i++) {
         const Onnx__TensorShapeProto__Dimension *d = s->dim[i];
@@ -1713,6 +1756,8 @@ static dn_status declare_input(imp *c, const Onnx__ValueInfoProto *v)
     memcpy(shape.d, t->d, sizeof shape.d);
     cJSON *entry = cJSON_CreateObject();
     cJSON_AddItemToObject(entry, "shape", shape_json(&shape));
+    if (t->label)
+        cJSON_AddStringToObject(entry, "dtype", "int32");
     cJSON_AddItemToObject(c->inputs, t->onnx, entry);
     return DN_OK;
 }
@@ -1873,6 +1918,10 @@ static dn_status import_graph(imp *c, const Onnx__ModelProto *mp, const dn_onnx_
         return dn_err_set(c->err, DN_ERR_MODEL,
                           "%s: ONNX opset %d of the default domain; dagnet imports opsets %d to %d",
                           c->label, c->opset, DN_ONNX_OPSET_MIN, DN_ONNX_OPSET_MAX);
+    for (size_t i = 0; i < g->n_node && c->n_labels < 16; i++)
+        if (is_op(g->node[i], "SoftmaxCrossEntropyLoss") && g->node[i]->n_input >= 2 &&
+            g->node[i]->input[1])
+            c->labels[c->n_labels++] = g->node[i]->input[1];
     for (size_t i = 0; i < g->n_input; i++)
         if ((st = graph_input(c, g->input[i])))
             return st;
