@@ -641,3 +641,16 @@ Test(onnx_errors, api_arguments)
     dn_session_free(s);
     dn_model_free(m);
 }
+
+/* A fuzzing find: a node without an op type (NULL in protobuf-c) reached strcmp when graph
+ * inputs were sorted into data and weights. Any result will do, as long as it explains itself. */
+Test(onnx_hostile, fuzz_finding_node_without_op_type)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/onnx/finding-null-op-type.onnx",
+             DAGNET_SOURCE_DIR);
+    dn_model *m = NULL;
+    if (dn_model_load_onnx(path, NULL, &m) != DN_OK)
+        cr_expect(dn_model_errmsg(m)[0], "a failure without a message");
+    dn_model_free(m);
+}

@@ -1089,8 +1089,8 @@ static dn_status op_matmul(imp *c, const Onnx__NodeProto *n, size_t index)
     int k = only_consumer(c, n->output[0], index + 1);
     if (k >= 0) {
         const Onnx__NodeProto *add = c->g->node[k];
-        if (add->op_type && !strcmp(add->op_type, "Add") && add->n_input == 2 &&
-            add->n_output >= 1) {
+        if (add->op_type && !strcmp(add->op_type, "Add") && add->n_input == 2 && add->input[0] &&
+            add->input[1] && add->n_output >= 1) {
             const char *other = strcmp(add->input[0], n->output[0]) ? add->input[0] : add->input[1];
             int bi = find(c, other);
             if (bi >= 0 &&
@@ -1447,6 +1447,8 @@ static bool lrn_chain(imp *c, size_t d, bool *chain, int *stack, lrn_fold *f)
         !const_scalar(c, g->node[mul]->input[1], &f->alpha))
         return false;
     const char *x = div->input[0];
+    if (!x || !x[0])
+        return false;
     int n = 0, top = 0;
     bool square = false;
     f->size = 0;
@@ -1457,8 +1459,8 @@ static bool lrn_chain(imp *c, size_t d, bool *chain, int *stack, lrn_fold *f)
     bool ok = true;
     while (ok && top > 0) {
         const Onnx__NodeProto *q = g->node[stack[--top]];
-        if (is_op(q, "Mul") && q->n_input == 2 && !strcmp(q->input[0], x) &&
-            !strcmp(q->input[1], x))
+        if (is_op(q, "Mul") && q->n_input == 2 && q->input[0] && q->input[1] &&
+            !strcmp(q->input[0], x) && !strcmp(q->input[1], x))
             square = true;
         size_t cnt;
         const int64_t *k = is_op(q, "AveragePool") ? attr_ints(q, "kernel_shape", &cnt) : NULL;
@@ -1726,7 +1728,7 @@ static void mark_weight_inputs(imp *c)
     for (size_t i = 0; i < c->g->n_node; i++) {
         const Onnx__NodeProto *n = c->g->node[i];
         for (size_t u = 0; u < sizeof uses / sizeof uses[0]; u++) {
-            if (strcmp(n->op_type, uses[u].op))
+            if (!is_op(n, uses[u].op)) /* op_type may be absent (NULL) in a hostile file */
                 continue;
             for (size_t j = uses[u].from; j <= uses[u].to && j < n->n_input; j++) {
                 int k = n->input[j] && n->input[j][0] ? find(c, n->input[j]) : -1;
