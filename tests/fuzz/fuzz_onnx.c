@@ -68,9 +68,11 @@ static bool feed(dn_session *s, const dn_model *m)
         memcpy(shape, t.shape, sizeof shape);
         if (t.batched)
             shape[0] = BATCH;
-        int64_t n = elements(t.rank, shape, false);
-        if (n > MAX_ELEMENTS * BATCH)
+        /* elements() saturates at MAX_ELEMENTS + 1: compare per sample, then scale */
+        int64_t n = elements(t.rank, t.shape, t.batched);
+        if (n > MAX_ELEMENTS)
             return false;
+        n *= t.batched ? BATCH : 1;
         size_t width = t.dtype == DN_I64 ? 8 : 4;
         void *data = calloc(n ? (size_t)n : 1, width);
         if (!data)
