@@ -386,6 +386,43 @@ DN_API dn_status dn_session_write_npy(dn_session *s, const char *tensor, const c
  * command and parity checks. Needs a backward since the last forward. */
 DN_API dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors);
 
+/* ---------------------------------------------------------------- ONNX (docs/onnx.md) */
+
+typedef struct dn_onnx_options {
+    size_t struct_size; /* sizeof(dn_onnx_options) as compiled: see the ABI policy above */
+    const char *loss;   /* NULL, or "softmax-cross-entropy": adds a loss on the first output (on
+                          a final Softmax's input) so that the model can be fine-tuned */
+    const char *label;  /* with loss: the name of the int32 label input [N] it adds */
+} dn_onnx_options;
+
+#ifdef __cplusplus
+#define DN_ONNX_OPTIONS_DEFAULT (dn_onnx_options{ sizeof(dn_onnx_options), NULL, NULL })
+#else
+#define DN_ONNX_OPTIONS_DEFAULT \
+    ((dn_onnx_options){ .struct_size = sizeof(dn_onnx_options), .loss = NULL, .label = NULL })
+#endif
+
+/* Import an ONNX model (opsets 7 to 17; docs/onnx.md lists the ops and how each maps): the
+ * dagnet model, and its initializers as weights that every session on it starts from instead
+ * of the params' inits. A file dagnet cannot express is refused naming the ONNX node, its op
+ * type and what is unsupported. *out is set even on failure, as for dn_model_load. opts may be
+ * NULL. owned: free *out with dn_model_free. */
+DN_API dn_status dn_model_load_onnx(const char *path, const dn_onnx_options *opts, dn_model **out);
+/* The same from an ONNX file's bytes in memory; `file_name` only labels messages. */
+DN_API dn_status dn_model_parse_onnx(const void *data, size_t len, const char *file_name,
+                                     const dn_onnx_options *opts, dn_model **out);
+
+/* Write the model's dagnet JSON text (atomically, as dn_file_write). */
+DN_API dn_status dn_model_save(const dn_model *m, const char *path);
+/* Write the weights that came with the model (an ONNX import) as safetensors, atomically;
+ * DN_ERR_ARG when it has none. */
+DN_API dn_status dn_model_save_weights(const dn_model *m, const char *path);
+
+/* Write the session's model with its current params as ONNX (opset 13, the batch dimension
+ * symbolic "N"), atomically. The loss node and the label inputs are left out unless
+ * with_loss. A model using an op without an ONNX form is refused naming the node. */
+DN_API dn_status dn_session_export_onnx(dn_session *s, const char *path, bool with_loss);
+
 /* ---------------------------------------------------------------- profiling */
 
 /* The thread count the session's kernels and BLIS use. */

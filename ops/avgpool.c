@@ -7,26 +7,37 @@
  *                ph + kh) and columns w ∈ [q·sw − pw, q·sw − pw + kw) that lie inside the image
  *   dx[n,c,h,w] += Σ dy[n,c,p,q] / (kh·kw) over the windows that contain (h, w)
  *
- * Padding counts as zeros: the divisor is kh·kw (PyTorch count_include_pad=True), so border
- * outputs are smaller than the mean of their pixels. pad ≤ kernel/2 is required, as in
- * PyTorch; it also keeps at least one pixel in every window. With ceil, the last window may
+ * By default padding counts as zeros: the divisor is kh·kw (PyTorch count_include_pad=True),
+ * so border outputs are smaller than the mean of their pixels. pad ≤ kernel/2 is required, as
+ * in PyTorch; it also keeps at least one pixel in every window. With ceil, the last window may
  * run past the image and its padding: its divisor counts only its part inside input + padding,
  *   divisor = (min(p·sh − ph + kh, H + ph) − (p·sh − ph)) · (the same for columns)
- * which is kh·kw for every other window (PyTorch's avg_pool2d with ceil_mode=True).
+ * which is kh·kw for every other window (PyTorch's avg_pool2d with ceil_mode=True). With
+ * count_include_pad false (ONNX's default) the divisor is the window's in-image part only,
+ * (h1 − h0)·(w1 − w0), never 0 since pad ≤ kernel/2 keeps a pixel in every window.
  *
- * attrs: kernel (required), stride (= kernel), pad (0), each an int or [h, w]; ceil (false).
- * Those attrs, the
- * output shape and the window clipping are shared with MaxPool (pool.h). The 2×2, stride-2
- * window of the classic LeNet has loops of its own, with no window arithmetic.
+ * attrs: kernel (required), stride (= kernel), pad (0), each an int or [h, w]; ceil (false);
+ * count_include_pad (true). All but the last, the output shape and the window clipping are
+ * shared with MaxPool (pool.h). The 2×2, stride-2 window of the classic LeNet has loops of its
+ * own, with no window arithmetic (and no padding, so count_include_pad does not matter there).
  */
 #include "ops/pool.h"
 #include "runtime/parallel.h"
 
 /* ---------------------------------------------------------------- attrs and shapes */
 
+/* The shared window attrs first, so that pool.h's helpers read them through the same
+ * pointer. */
+typedef struct avgpool_attrs {
+    dn_pool_attrs pool;
+    bool count_include_pad;
+} avgpool_attrs;
+
 static dn_status parse_attrs(const dn_node_ctx *c, void *attrs)
 {
-    return dn_pool_parse_attrs(c, "AvgPool", attrs);
+    avgpool_attrs *a = attrs;
+    dn_status st = dn_pool_parse_attrs(c, "AvgPool", &a->pool);
+    return st ? st : dn_attr_bool(c, "count_include_pad", true, &a->count_include_pad);
 }
 
 /* One add per window pixel. A kernel may be far larger than the image it pads (H = 1,
@@ -35,8 +46,9 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
                      const dn_tensor_desc *out)
 {
     (void)in, (void)n_in;
-    const dn_pool_attrs *a = attrs;
-    return dn_mul_sat(dn_mul_sat(a->kernel[0], a->kernel[1]), dn_shape_numel(&out->shape));
+    const avgpool_attrs *a = attrs;
+    return dn_mul_sat(dn_mul_sat(a->pool.kernel[0], a->pool.kernel[1]),
+                      dn_shape_numel(&out->shape));
 }
 
 /* ---------------------------------------------------------------- kernels */
@@ -48,15 +60,18 @@ static int64_t counted(int64_t o, int64_t k, int64_t stride, int64_t pad, int64_
     return end - start;
 }
 
-/* 1 / divisor of output (p, q): 1 / (kh·kw) but for a window that ceil lets run past the
- * padding. */
-static float window_scale(const dn_pool_geom *g, int64_t p, int64_t q)
+/* 1 / the divisor of output (p, q), whose window is clipped to rows [h0, h1) and columns
+ * [w0, w1) of the input: with the padding counted, kh·kw but for a window that ceil lets run
+ * past the padding; without, the in-image part. */
+static inline float avg_scale(const dn_pool_geom *g, bool include, int64_t p, int64_t q, int64_t h0,
+                              int64_t h1, int64_t w0, int64_t w1)
 {
-    return 1.0f / ((float)counted(p, g->kh, g->sh, g->ph, g->h) *
-                   (float)counted(q, g->kw, g->sw, g->pw, g->w));
+    return include ? 1.0f / ((float)counted(p, g->kh, g->sh, g->ph, g->h) *
+                             (float)counted(q, g->kw, g->sw, g->pw, g->w))
+                   : 1.0f / ((float)(h1 - h0) * (float)(w1 - w0));
 }
 
-static void avg_plane(const dn_pool_geom *g, const float *x, float *y)
+static void avg_plane(const dn_pool_geom *g, bool include, const float *x, float *y)
 {
     for (int64_t p = 0; p < g->oh; p++) {
         int64_t h0, h1;
@@ -68,12 +83,12 @@ static void avg_plane(const dn_pool_geom *g, const float *x, float *y)
             for (int64_t h = h0; h < h1; h++)
                 for (int64_t w = w0; w < w1; w++)
                     sum += x[h * g->w + w];
-            y[p * g->ow + q] = sum * window_scale(g, p, q);
+            y[p * g->ow + q] = sum * avg_scale(g, include, p, q, h0, h1, w0, w1);
         }
     }
 }
 
-static void avg_plane_grad(const dn_pool_geom *g, const float *dy, float *dx)
+static void avg_plane_grad(const dn_pool_geom *g, bool include, const float *dy, float *dx)
 {
     for (int64_t p = 0; p < g->oh; p++) {
         int64_t h0, h1;
@@ -81,7 +96,7 @@ static void avg_plane_grad(const dn_pool_geom *g, const float *dy, float *dx)
         for (int64_t q = 0; q < g->ow; q++) {
             int64_t w0, w1;
             dn_pool_window(q, g->kw, g->sw, g->pw, g->w, &w0, &w1);
-            float share = dy[p * g->ow + q] * window_scale(g, p, q);
+            float share = dy[p * g->ow + q] * avg_scale(g, include, p, q, h0, h1, w0, w1);
             for (int64_t h = h0; h < h1; h++)
                 for (int64_t w = w0; w < w1; w++)
                     dx[h * g->w + w] += share;
@@ -120,14 +135,15 @@ static int team(const dn_pool_geom *g, int threads)
     return g->planes > 1 ? dn_team(threads, g->planes * g->h * g->w, AVGPOOL_PARALLEL_MIN) : 1;
 }
 
-static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int64_t lo, int64_t hi)
+static void forward_planes(const dn_pool_geom *g, bool include, const float *x, float *y,
+                           int64_t lo, int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
     for (int64_t i = lo; i < hi; i++) {
         const float *xp = x + i * in_plane;
         float *yp = y + i * out_plane;
         if (!dn_pool_is_2x2(g)) {
-            avg_plane(g, xp, yp);
+            avg_plane(g, include, xp, yp);
             continue;
         }
         for (int64_t p = 0; p < g->oh; p++)
@@ -135,15 +151,15 @@ static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int6
     }
 }
 
-static void backward_planes(const dn_pool_geom *g, const float *dy, float *dx, int64_t lo,
-                            int64_t hi)
+static void backward_planes(const dn_pool_geom *g, bool include, const float *dy, float *dx,
+                            int64_t lo, int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
     for (int64_t i = lo; i < hi; i++) {
         const float *dyp = dy + i * out_plane;
         float *dxp = dx + i * in_plane;
         if (!dn_pool_is_2x2(g)) {
-            avg_plane_grad(g, dyp, dxp);
+            avg_plane_grad(g, include, dyp, dxp);
             continue;
         }
         for (int64_t p = 0; p < g->oh; p++)
@@ -153,27 +169,31 @@ static void backward_planes(const dn_pool_geom *g, const float *dy, float *dx, i
 
 static void forward(const dn_kernel *k)
 {
-    dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
+    const avgpool_attrs *a = k->attrs;
+    dn_pool_geom g = dn_pool_geom_of(&a->pool, &k->x[0].shape, &k->y->shape);
+    bool include = a->count_include_pad;
     DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
-                      forward_planes(&g, dn_f32(&k->x[0]), dn_f32(k->y), lo, hi));
+                      forward_planes(&g, include, dn_f32(&k->x[0]), dn_f32(k->y), lo, hi));
 }
 
 /* Overlapping windows add onto shared pixels: threads split by plane, never inside one. */
 static void backward(const dn_kernel *k)
 {
-    dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
+    const avgpool_attrs *a = k->attrs;
+    dn_pool_geom g = dn_pool_geom_of(&a->pool, &k->x[0].shape, &k->y->shape);
+    bool include = a->count_include_pad;
     float *dx = dn_f32(&k->dx[0]);
     if (!dx)
         return;
     DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
-                      backward_planes(&g, dn_f32(k->dy), dx, lo, hi));
+                      backward_planes(&g, include, dn_f32(k->dy), dx, lo, hi));
 }
 
 const dn_op dn_op_avgpool = {
     .name = "AvgPool",
     .min_inputs = 1,
     .max_inputs = 1,
-    .attrs_size = sizeof(dn_pool_attrs),
+    .attrs_size = sizeof(avgpool_attrs),
     .parse_attrs = parse_attrs,
     .infer = dn_pool_infer,
     .flops = flops,

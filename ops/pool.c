@@ -1,11 +1,17 @@
 /* pool.c — attrs and shape inference shared by MaxPool and AvgPool (see pool.h). */
+#include <string.h>
+
 #include "ops/pool.h"
 
 dn_status dn_pool_parse_attrs(const dn_node_ctx *c, const char *op, dn_pool_attrs *a)
 {
     static const char *const allowed[] = { "kernel", "stride", "pad", "ceil", NULL };
+    /* AvgPool's own attr, read by ops/avgpool.c */
+    static const char *const avg_allowed[] = {
+        "kernel", "stride", "pad", "ceil", "count_include_pad", NULL
+    };
     dn_status st;
-    if ((st = dn_attrs_only(c, allowed)))
+    if ((st = dn_attrs_only(c, strcmp(op, "AvgPool") ? allowed : avg_allowed)))
         return st;
     if (!dn_attr_present(c, "kernel"))
         return dn_node_fail(c, DN_ERR_MODEL, "attrs/kernel",

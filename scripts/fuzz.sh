@@ -3,7 +3,7 @@
 # undefined; CMake option DAGNET_FUZZ in its own build folder) and run each for a given time.
 #
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]    default: 60 s each; targets model, npy,
-#                                                 safetensors, idx, checkpoint
+#                                                 safetensors, idx, checkpoint, onnx
 #
 # Each target starts from its committed seeds (tests/fuzz/corpus/<target>/, read only) and
 # keeps what it finds in build-fuzz/corpus/<target>/, so a later run goes on from there. A
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(model npy safetensors idx checkpoint)
+[[ ${#targets[@]} -eq 0 ]] && targets=(model npy safetensors idx checkpoint onnx)
 build=${DAGNET_FUZZ_BUILD:-build-fuzz}
 
 if ! command -v clang >/dev/null; then

@@ -2,17 +2,21 @@
 # setup.sh — install what dagnet needs from Debian's packages, or print the line to run.
 #
 #   bash scripts/setup.sh          build dependencies (compiler, CMake, pkg-config, BLIS, cJSON,
-#                                  zlib, Criterion, cairo and Graphviz for the pictures)
+#                                  zlib, Criterion, cairo and Graphviz for the pictures,
+#                                  protobuf-c and ONNX's onnx.proto for the ONNX bridge)
 #                                  and the default data set, Fashion-MNIST
 #   bash scripts/setup.sh --test   also PyTorch and NumPy for the parity tests, clang-format
 #                                  for the format check, and clang with its libFuzzer runtime
-#                                  and OpenMP for the fuzz build
+#                                  and OpenMP for the fuzz build; ONNX's test cases and Node.js
+#                                  with npm (ONNX Runtime comes from npm) for the ONNX stage
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libblis-dev libcjson-dev libcriterion-dev zlib1g-dev
-          libcairo2-dev libgraphviz-dev dataset-fashion-mnist)
+          libcairo2-dev libgraphviz-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+          dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3-torch python3-numpy clang-format clang libclang-rt-dev libomp-dev)
+  packages+=(python3-torch python3-numpy clang-format clang libclang-rt-dev libomp-dev
+             libonnx-testdata nodejs npm)
 fi
 
 missing=()

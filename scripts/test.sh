@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh — build and run every test: once optimised, once with AddressSanitizer and
 # UndefinedBehaviorSanitizer (the PyTorch parity test runs in both builds); then the threads
-# test under ThreadSanitizer, each libFuzzer harness for a short, bounded time, and the
-# installed package with three consumers (scripts/check_package.sh).
+# test under ThreadSanitizer, the ONNX bridge's conformance and round trips, each libFuzzer
+# harness for a short, bounded time, and the installed package with three consumers
+# (scripts/check_package.sh).
 #
 # ctest runs each Criterion suite as a test of its own, $jobs at a time; --verbose prints
 # every suite's output, Criterion's "Synthesis" line included, and the counts over all the
@@ -50,6 +51,23 @@ echo "== ThreadSanitizer build (the library and the threads test)"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDAGNET_TSAN=ON >/dev/null
 cmake --build build-tsan -j"$jobs" --target dagnet_tsan_tests
 TSAN_OPTIONS=halt_on_error=1 OMP_NUM_THREADS=1 build-tsan/dagnet_tsan_tests
+
+# The ONNX bridge (docs/onnx.md): ONNX's own backend test cases whose ops dagnet has, PyTorch's
+# exports of the reference nets, and dagnet's exports run by ONNX Runtime. ONNX Runtime is npm's
+# onnxruntime-node, installed once into build/ort (--ignore-scripts: the Linux CPU library is in
+# the package; its install script would download what is not needed).
+echo "== ONNX bridge (conformance cases, PyTorch and ONNX Runtime round trips)"
+/usr/bin/python3 scripts/onnx_conformance.py --dagnet build/dagnet --tool build/onnx_tensor
+if [[ ! -d build/ort/node_modules/onnxruntime-node ]]; then
+  mkdir -p build/ort
+  (cd build/ort && npm install --ignore-scripts --no-save --no-audit --no-fund \
+    onnxruntime-node >/dev/null)
+fi
+/usr/bin/python3 tests/onnx/torch_roundtrip.py --dagnet build/dagnet
+# AlexNet's export (three 250 MB files) is left to a full run of the script, for time; its
+# import from PyTorch runs above.
+/usr/bin/python3 tests/onnx/export_roundtrip.py --dagnet build/dagnet --ort build/ort/node_modules \
+  $(ls examples/models/*.json tests/parity/models/*.json | grep -v alexnet)
 
 # Each harness for 10 s from its committed seeds (a longer run: bash scripts/fuzz.sh 300).
 echo "== fuzzing (clang, libFuzzer, ASan, UBSan: 10 s per reader)"

@@ -827,6 +827,35 @@ Test(avgpool_grad, rectangular_padded_stride1)
     expect_grad(&dn_op_avgpool, "{\"kernel\": [2, 3], \"stride\": [2, 1], \"pad\": [1, 1]}", 1, in);
 }
 
+Test(avgpool_grad, padding_not_counted)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 2, 5, 6)) };
+    expect_grad(
+        &dn_op_avgpool,
+        "{\"kernel\": [3, 2], \"stride\": [2, 1], \"pad\": 1, \"count_include_pad\": false}", 1,
+        in);
+}
+
+/* Ones in, kernel 3, stride 1, pad 1, count_include_pad false: every window's divisor is its
+ * in-image part, so every output is exactly 1 (ONNX's default, PyTorch count_include_pad=False). */
+Test(avgpool_forward, padding_not_counted_in_the_divisor)
+{
+    float x[4 * 5];
+    for (int i = 0; i < 20; i++)
+        x[i] = 1.0f;
+    x[0] = 5.0f; /* the corner window holds 4 pixels: (5 + 3) / 4 = 2 */
+    dn_tensor in[] = { tensor(x, DIMS(1, 1, 4, 5)) };
+    dn_test_run r = dn_test_run_new(
+        &dn_op_avgpool, "{\"kernel\": 3, \"stride\": 1, \"pad\": 1, \"count_include_pad\": false}",
+        1, in, 1);
+    dn_test_run_forward(&r, 1, false);
+    expect_shape(&r.y.shape, true, DIMS(1, 1, 4, 5));
+    float e = 10.0f / 6, m = 13.0f / 9;
+    float plane[20] = { 2, e, 1, 1, 1, e, m, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+    dn_test_expect_close(dn_f32(&r.y), plane, 20, 1e-6f, "plane");
+    dn_test_run_free(&r);
+}
+
 /* Ones in, kernel 3, stride 1, pad 1: a window holds 4 pixels at a corner, 6 along an edge and
  * 9 inside, always divided by 9. */
 Test(avgpool_grad, ceil_odd_sizes_clipped_divisor)

@@ -50,7 +50,15 @@ dn_status dn_model_parse(const char *json, size_t len, const char *file_name, dn
     if (!json)
         return dn_err_set(&m->err, DN_ERR_ARG, "dn_model_parse: json is NULL (%s)",
                           file_name ? file_name : "<model>");
-    return dn_graph_parse(json, len, file_name, &m->g, &m->err);
+    dn_status st = dn_graph_parse(json, len, file_name, &m->g, &m->err);
+    if (st)
+        return st;
+    if (!(m->json = malloc(len + 1))) /* kept for dn_model_save and dn_session_export_onnx */
+        return dn_err_set(&m->err, DN_ERR_NOMEM, "%s: out of memory", m->g->file);
+    memcpy(m->json, json, len);
+    m->json[len] = 0;
+    m->json_len = len;
+    return DN_OK;
 }
 
 dn_status dn_model_load(const char *path, dn_model **out)
@@ -82,6 +90,8 @@ void dn_model_free(dn_model *m)
     if (!m)
         return;
     dn_graph_free(m->g);
+    free(m->json);
+    dn_st_free(&m->weights);
     free(m);
 }
 
@@ -212,6 +222,8 @@ static dn_status options_copy(void *dst, size_t dst_size, const void *src, size_
     return DN_OK;
 }
 
+static dn_status apply_weights(dn_session *s, const dn_st_file *f, const char *path);
+
 dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_session **out)
 {
     if (!out)
@@ -246,6 +258,9 @@ dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_s
     dn_status st = w ? dn_exec_init_borrowed(&s->e, m->g, w->data, o.threads, &s->err)
                      : dn_exec_init(&s->e, m->g, o.seed, o.threads, &s->err);
     s->e.keep_all = o.keep_tensors;
+    /* weights that came with the model (an ONNX import), unless borrowed ones were given */
+    if (!st && !w && m->weights.n)
+        st = apply_weights(s, &m->weights, m->g->file);
     return st;
 }
 
@@ -530,15 +545,22 @@ void dn_weights_copy_in(const dn_graph *g, const dn_st_file *f, float *dst)
     }
 }
 
+/* Check f against the params and copy it into the session's own. */
+static dn_status apply_weights(dn_session *s, const dn_st_file *f, const char *label)
+{
+    dn_status st = dn_weights_check(s->e.g, f, label, &s->err);
+    if (st)
+        return st;
+    dn_weights_copy_in(s->e.g, f, s->e.param_data);
+    memset(s->e.computed, 0, (size_t)s->e.g->n_values * sizeof *s->e.computed);
+    s->e.loss_ready = s->e.grads_ready = false;
+    return DN_OK;
+}
+
 /* Load a parsed safetensors image into the session's params (f is freed). */
 static dn_status load_parsed(dn_session *s, dn_st_file *f, const char *label)
 {
-    dn_status st = dn_weights_check(s->e.g, f, label, &s->err);
-    if (!st) {
-        dn_weights_copy_in(s->e.g, f, s->e.param_data);
-        memset(s->e.computed, 0, (size_t)s->e.g->n_values * sizeof *s->e.computed);
-        s->e.loss_ready = s->e.grads_ready = false;
-    }
+    dn_status st = apply_weights(s, f, label);
     dn_st_free(f);
     return st;
 }

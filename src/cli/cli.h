@@ -7,6 +7,8 @@
  *   inspect.c  summary, infer, grad, check
  *   train.c    train, eval
  *   bench.c    bench
+ *   import.c   import (ONNX → dagnet model and weights)
+ *   export.c   export (dagnet model and weights → ONNX)
  *   draw.c     filters, activations, plot, graph, and the pictures of train --filters and
  *              eval --confusion (through the drawing layer, draw/draw.h)
  */
@@ -60,6 +62,9 @@ typedef struct options {
     const char *confusion;      /* eval: the confusion matrix picture */
     const char *classes;        /* eval: class names, "fashion-mnist", "numbers" or "a,b,c,..." */
     const char *title;          /* plot */
+    const char *loss;           /* import: add this loss */
+    const char *label;          /* import: the loss's label input */
+    bool with_loss;             /* export: keep the loss and its labels */
     const char *logs[MAX_LOGS]; /* plot: the CSV files (the first is argv[2]) */
     int n_logs;
 } options;
@@ -89,6 +94,8 @@ int cmd_filters(const dn_model *m, const options *o);
 int cmd_activations(const dn_model *m, const options *o);
 int cmd_plot(const dn_model *m, const options *o); /* m is NULL: plot reads logs, no model */
 int cmd_graph(const dn_model *m, const options *o);
+int cmd_import(const dn_model *m, const options *o); /* m is NULL: import reads ONNX itself */
+int cmd_export(const dn_model *m, const options *o);
 
 /* train --filters DIR: the filter picture DIR/filters-<tag>.png of s's current weights, with
  * `note` under the caption. 0 or an exit code (the failure reported). */

@@ -35,6 +35,9 @@ static int usage(void)
         "               [--scale S] --out A.png|.svg\n"
         "  dagnet plot  LOG.csv [LOG2.csv ...] [--title T] --out CURVE.png|.svg\n"
         "  dagnet graph MODEL.json --out G.svg|.png|.dot\n"
+        "  dagnet import MODEL.onnx --out MODEL.json --weights W.safetensors\n"
+        "               [--loss softmax-cross-entropy --label NAME]\n"
+        "  dagnet export MODEL.json [--weights W.safetensors] --out MODEL.onnx [--with-loss]\n"
         "\n"
         "infer writes the model's first output (or --fetch TENSOR) as .npy.\n"
         "grad runs one forward and backward pass in training mode and writes the loss under\n"
@@ -57,7 +60,10 @@ static int usage(void)
         "at initialisation and after each epoch; activations draws a node's feature maps for\n"
         "one image of an IDX or .npy file; plot draws the CSV logs of train --log; graph lays\n"
         "out the model with Graphviz; eval --confusion draws the confusion matrix (class\n"
-        "names: --classes, or Fashion-MNIST's when --data names a fashion folder).\n",
+        "names: --classes, or Fashion-MNIST's when --data names a fashion folder).\n"
+        "import reads an ONNX model (docs/onnx.md) and writes it as a dagnet model and its\n"
+        "weights; export writes ONNX (opset 13, batch dimension \"N\"). Every command that\n"
+        "reads MODEL.json also reads MODEL.onnx, with the weights inside it.\n",
         stderr);
     return 2;
 }
@@ -124,6 +130,8 @@ static bool parse_flag(const char *a, const char *v, options *o)
         { "--confusion", offsetof(options, confusion) },
         { "--classes", offsetof(options, classes) },
         { "--title", offsetof(options, title) },
+        { "--loss", offsetof(options, loss) },
+        { "--label", offsetof(options, label) },
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
         if (strcmp(a, strings[i].flag) == 0) {
@@ -169,6 +177,8 @@ static bool parse_switch(const char *a, options *o)
         return o->tensors = true;
     if (strcmp(a, "--json") == 0)
         return o->json = true;
+    if (strcmp(a, "--with-loss") == 0)
+        return o->with_loss = true;
     return false;
 }
 
@@ -209,11 +219,21 @@ static void free_options(options *o)
 
 /* ------------------------------------------------------------------ dispatch */
 
+/* A dagnet model, or an ONNX one (by its name) with the weights inside it. */
+static dn_status load_model(const char *path, dn_model **m)
+{
+    size_t n = strlen(path);
+    if (n > 5 && strcmp(path + n - 5, ".onnx") == 0)
+        return dn_model_load_onnx(path, NULL, m);
+    return dn_model_load(path, m);
+}
+
 typedef struct command {
     const char *name;
     int (*run)(const dn_model *m, const options *o);
     bool needs_out;
     bool takes_logs; /* CSV logs instead of a model: run gets m = NULL */
+    bool own_model;  /* reads argv[2] itself: run gets m = NULL */
 } command;
 
 static int run_summary(const dn_model *m, const options *o)
@@ -223,17 +243,19 @@ static int run_summary(const dn_model *m, const options *o)
 }
 
 static const command commands[] = {
-    { "summary", run_summary, false, false },
-    { "infer", cmd_infer, true, false },
-    { "grad", cmd_grad, true, false },
-    { "check", cmd_check, false, false },
-    { "train", cmd_train, false, false },
-    { "eval", cmd_eval, false, false },
-    { "bench", cmd_bench, false, false },
-    { "filters", cmd_filters, true, false },
-    { "activations", cmd_activations, true, false },
-    { "plot", cmd_plot, true, true },
-    { "graph", cmd_graph, true, false },
+    { "summary", run_summary, false, false, false },
+    { "infer", cmd_infer, true, false, false },
+    { "grad", cmd_grad, true, false, false },
+    { "check", cmd_check, false, false, false },
+    { "train", cmd_train, false, false, false },
+    { "eval", cmd_eval, false, false, false },
+    { "bench", cmd_bench, false, false, false },
+    { "filters", cmd_filters, true, false, false },
+    { "activations", cmd_activations, true, false, false },
+    { "plot", cmd_plot, true, true, false },
+    { "graph", cmd_graph, true, false, false },
+    { "import", cmd_import, true, false, true },
+    { "export", cmd_export, true, false, false },
 };
 
 int main(int argc, char **argv)
@@ -265,9 +287,9 @@ int main(int argc, char **argv)
         return 2;
     }
     dn_model *m = NULL;
-    int rc = cmd->takes_logs              ? cmd->run(NULL, &o)
-             : dn_model_load(o.model, &m) ? fail_model(m)
-                                          : cmd->run(m, &o);
+    int rc = cmd->takes_logs || cmd->own_model ? cmd->run(NULL, &o)
+             : load_model(o.model, &m)         ? fail_model(m)
+                                               : cmd->run(m, &o);
     dn_model_free(m);
     free_options(&o);
     return rc;

@@ -26,6 +26,8 @@ int use_dagnet(const char *model_path)
     so.threads = 1;
     dn_train_options to = DN_TRAIN_OPTIONS_DEFAULT;
     dn_binding bind = DN_BINDING_DEFAULT;
+    dn_onnx_options oo = DN_ONNX_OPTIONS_DEFAULT;
+    static_assert(sizeof oo.struct_size == sizeof(size_t), "dn_onnx_options starts with its size");
     dn_model *m = nullptr;
     if (dn_model_load(model_path, &m) != DN_OK) {
         std::fprintf(stderr, "%s\n", dn_model_errmsg(m));

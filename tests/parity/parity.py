@@ -406,7 +406,7 @@ def torch_avgpool(n, xs, masks):
     a = n.attrs
     return F.avg_pool2d(xs[0], pair(a["kernel"], ""), pair(a.get("stride", a["kernel"]), ""),
                         pair(a.get("pad", 0), ""), ceil_mode=bool(a.get("ceil", False)),
-                        count_include_pad=True)
+                        count_include_pad=bool(a.get("count_include_pad", True)))
 
 
 def torch_affine(n, xs, masks):
