@@ -4,7 +4,8 @@
  *
  * dn_exec_init puts the params in one contiguous buffer (their gradients in another) and
  * fills each with its initialiser, in param order, from the session's generator, so the
- * weights follow from the seed alone. It also marks the nodes on the loss path: the loss's
+ * weights follow from the seed alone. The state tensors (BatchNorm's running statistics) get
+ * a third buffer, with no gradient, initialised after the params. It also marks the nodes on the loss path: the loss's
  * ancestors, found in one reverse pass over the sorted nodes.
  *
  * Planning has two levels, each redone only when what it depends on changes:
@@ -102,6 +103,36 @@ static dn_status init_params(dn_exec *e, uint64_t seed, dn_err *err)
     return DN_OK;
 }
 
+/* The state tensors: one buffer, views into it, filled after the params so that adding
+ * state to a model leaves its params' random draws as they were. */
+static dn_status init_state(dn_exec *e, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    int64_t total = 0;
+    for (int i = 0; i < g->n_state; i++) {
+        int64_t n = dn_shape_numel(&g->values[g->state_values[i]].desc.shape);
+        if (n < 0 || total > INT64_MAX - n || (uint64_t)(total + n) > SIZE_MAX / sizeof(float))
+            return dn_err_set(err, DN_ERR_NOMEM, "%s: the state's element count overflows",
+                              g->file);
+        total += n;
+    }
+    e->state_count = total;
+    e->state_data = alloc_aligned((size_t)total * sizeof(float) + sizeof(float));
+    if (!e->state_data)
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %lld floats of state", g->file,
+                          (long long)total);
+    int64_t offset = 0;
+    for (int i = 0; i < g->n_state; i++) {
+        int v = g->state_values[i];
+        const dn_value *val = &g->values[v];
+        e->val[v] = (dn_tensor){ DN_F32, val->desc.shape, e->state_data + offset };
+        e->grad[v] = (dn_tensor){ DN_F32, val->desc.shape, NULL };
+        dn_init_fill(&val->init, &val->desc.shape, e->state_data + offset, &e->rng);
+        offset += dn_shape_numel(&val->desc.shape);
+    }
+    return DN_OK;
+}
+
 dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads, dn_err *err)
 {
     memset(e, 0, sizeof *e);
@@ -141,13 +172,16 @@ dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads
         !e->plan.saved_offset || !e->scratch)
         return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
     dn_status st = mark_loss_path(e, err);
-    return st ? st : init_params(e, seed, err);
+    if (!st)
+        st = init_params(e, seed, err);
+    return st ? st : init_state(e, err);
 }
 
 void dn_exec_free(dn_exec *e)
 {
     free(e->param_data);
     free(e->param_grad);
+    free(e->state_data);
     free(e->val);
     free(e->grad);
     free(e->computed);

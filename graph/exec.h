@@ -45,8 +45,12 @@ typedef struct dn_exec {
     float *param_data;   /* every param, contiguous, in g->param_values order */
     float *param_grad;   /* their gradients, same layout */
     int64_t param_count; /* floats in each of the two */
+    float *state_data;   /* every state tensor, contiguous, in g->state_values order: no
+                          * gradient, no optimiser; written only by ops' training forwards */
+    int64_t state_count; /* floats in it */
 
-    dn_tensor *val;     /* per value: its data (params: views into param_data) */
+    dn_tensor *val;     /* per value: its data (params: views into param_data, state into
+                         * state_data) */
     dn_tensor *grad;    /* per value: its gradient, data NULL when it takes none */
     bool *on_loss_path; /* per node: the loss depends on it */
     bool *computed;     /* per value: readable since the last forward / set_input */

@@ -123,6 +123,11 @@ int dn_model_input_count(const dn_model *m);
 dn_status dn_model_input_info(const dn_model *m, int i, dn_tensor_info *out);
 int dn_model_param_count(const dn_model *m);
 dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out);
+/* State tensors (the "state" section and implicit ones, e.g. BatchNorm's running mean and
+ * variance): saved and loaded with the weights, written only by a training forward, never
+ * trained. */
+int dn_model_state_count(const dn_model *m);
+dn_status dn_model_state_info(const dn_model *m, int i, dn_tensor_info *out);
 int dn_model_output_count(const dn_model *m);
 const char *dn_model_output_name(const dn_model *m, int i);
 /* The loss tensor's name, or NULL for an inference-only model. */
@@ -178,9 +183,11 @@ dn_status dn_session_backward(dn_session *s);
 dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out);
 dn_status dn_session_param(dn_session *s, const char *name, dn_view *out); /* writable */
 dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out);
+dn_status dn_session_state(dn_session *s, const char *name, dn_view *out); /* writable */
 
-/* Weights as safetensors keyed by param name (F32). Loading checks every name, dtype and
- * shape; a file with missing or extra params is an error. Saving writes a temporary file
+/* Weights as safetensors keyed by param name (F32), the state tensors (BatchNorm's running
+ * statistics) beside them under their own names. Loading checks every name, dtype and
+ * shape; a file with missing or extra params or state is an error. Saving writes a temporary file
  * and renames it into place. */
 dn_status dn_session_load_weights(dn_session *s, const char *path);
 dn_status dn_session_save_weights(dn_session *s, const char *path);
@@ -190,7 +197,8 @@ dn_status dn_session_write_npy(dn_session *s, const char *tensor, const char *pa
 
 /* Write the scalar loss under "loss" and each param's gradient under "grad.<param>" to a
  * safetensors file (atomically); with `with_tensors`, also each param's value under
- * "param.<param>" and every computed node output under "act.<node>". For the `dagnet grad`
+ * "param.<param>", each state tensor under "state.<name>" (after the training forward
+ * updated it) and every computed node output under "act.<node>". For the `dagnet grad`
  * command and parity checks. Needs a backward since the last forward. */
 dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors);
 

@@ -45,7 +45,8 @@
     X(lrn)                   \
     X(flatten)               \
     X(add)                   \
-    X(concat)
+    X(concat)                \
+    X(batchnorm)
 
 #define DN_OP_EXTERN(id) extern const dn_op dn_op_##id;
 DN_OPS(DN_OP_EXTERN)

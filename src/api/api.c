@@ -93,6 +93,7 @@ const char *dn_model_file(const dn_model *m) { return model_ready(m) ? m->g->fil
 int dn_model_node_count(const dn_model *m) { return model_ready(m) ? m->g->n_nodes : 0; }
 int dn_model_input_count(const dn_model *m) { return model_ready(m) ? m->g->n_inputs : 0; }
 int dn_model_param_count(const dn_model *m) { return model_ready(m) ? m->g->n_params : 0; }
+int dn_model_state_count(const dn_model *m) { return model_ready(m) ? m->g->n_state : 0; }
 int dn_model_output_count(const dn_model *m) { return model_ready(m) ? m->g->n_outputs : 0; }
 
 /* The model's own checks for the introspection calls: loaded, index in range, out given. */
@@ -181,6 +182,15 @@ dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out)
     if (st != DN_OK)
         return st;
     return tensor_info(&m->g->values[m->g->param_values[i]], out);
+}
+
+dn_status dn_model_state_info(const dn_model *m, int i, dn_tensor_info *out)
+{
+    dn_status st =
+        check_index(m, "dn_model_state_info", i, m && m->g ? m->g->n_state : 0, "state", out);
+    if (st != DN_OK)
+        return st;
+    return tensor_info(&m->g->values[m->g->state_values[i]], out);
 }
 
 /* ------------------------------------------------------------------ sessions */
@@ -379,6 +389,18 @@ dn_status dn_session_param(dn_session *s, const char *name, dn_view *out)
     return DN_OK;
 }
 
+dn_status dn_session_state(dn_session *s, const char *name, dn_view *out)
+{
+    CHECK(check_session(s, "dn_session_state"));
+    CHECK(check_ptr(s, "dn_session_state", name, "name"));
+    CHECK(check_ptr(s, "dn_session_state", out, "out"));
+    int v = find_value(s, name, DN_VALUE_STATE, "state tensor");
+    if (v < 0)
+        return DN_ERR_ARG;
+    to_view(&s->e.val[v], out);
+    return DN_OK;
+}
+
 dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out)
 {
     CHECK(check_session(s, "dn_session_param_grad"));
@@ -421,31 +443,40 @@ dn_status dn_file_write(const char *path, const void *data, size_t size, char *e
     return st;
 }
 
-/* Every param must be in the file as F32 with its exact shape, and nothing else. */
+/* The tensors a weights file holds: every param, then every state tensor. */
+static int weights_count(const dn_graph *g) { return g->n_params + g->n_state; }
+
+static int weights_value(const dn_graph *g, int i)
+{
+    return i < g->n_params ? g->param_values[i] : g->state_values[i - g->n_params];
+}
+
+/* Every param and state tensor must be in the file as F32 with its exact shape, and nothing
+ * else. */
 static dn_status check_weights(dn_session *s, const dn_st_file *f, const char *path)
 {
     const dn_graph *g = s->e.g;
     char want[DN_SHAPE_STR_MAX], got[DN_SHAPE_STR_MAX];
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_value *p = &g->values[g->param_values[i]];
+    for (int i = 0; i < weights_count(g); i++) {
+        const dn_value *p = &g->values[weights_value(g, i)];
+        const char *what = p->kind == DN_VALUE_STATE ? "state tensor" : "param";
         const dn_st_entry *e = dn_st_find(f, p->name);
         if (!e)
-            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: param \"%s\" of %s is missing", path,
+            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: %s \"%s\" of %s is missing", path, what,
                               p->name, g->file);
         if (e->dtype != DN_F32)
-            return dn_err_set(&s->err, DN_ERR_SHAPE,
-                              "%s: param \"%s\": expected dtype F32, found %s", path, p->name,
-                              dn_dtype_name(e->dtype));
+            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: %s \"%s\": expected dtype F32, found %s",
+                              path, what, p->name, dn_dtype_name(e->dtype));
         if (!dn_shape_equal(&e->shape, &p->desc.shape))
-            return dn_err_set(&s->err, DN_ERR_SHAPE,
-                              "%s: param \"%s\": expected shape %s, found %s", path, p->name,
-                              dn_shape_str(&p->desc.shape, want, sizeof want),
+            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: %s \"%s\": expected shape %s, found %s",
+                              path, what, p->name, dn_shape_str(&p->desc.shape, want, sizeof want),
                               dn_shape_str(&e->shape, got, sizeof got));
     }
     for (int i = 0; i < f->n; i++) {
         int v = dn_graph_find(g, f->entries[i].name);
-        if (v < 0 || g->values[v].kind != DN_VALUE_PARAM)
-            return dn_err_set(&s->err, DN_ERR_SHAPE, "%s: tensor \"%s\" is not a param of %s", path,
+        if (v < 0 || (g->values[v].kind != DN_VALUE_PARAM && g->values[v].kind != DN_VALUE_STATE))
+            return dn_err_set(&s->err, DN_ERR_SHAPE,
+                              "%s: tensor \"%s\" is not a param or state tensor of %s", path,
                               f->entries[i].name, g->file);
     }
     return DN_OK;
@@ -461,10 +492,10 @@ dn_status dn_session_load_weights(dn_session *s, const char *path)
         return st;
     if (!(st = check_weights(s, &f, path))) {
         const dn_graph *g = s->e.g;
-        for (int i = 0; i < g->n_params; i++) {
-            const dn_tensor *t = &s->e.val[g->param_values[i]];
-            const dn_st_entry *e = dn_st_find(&f, g->values[g->param_values[i]].name);
-            memcpy(t->data, e->data, e->nbytes); /* entries may be unaligned: copy bytes */
+        for (int i = 0; i < weights_count(g); i++) {
+            int v = weights_value(g, i);
+            const dn_st_entry *e = dn_st_find(&f, g->values[v].name);
+            memcpy(s->e.val[v].data, e->data, e->nbytes); /* entries may be unaligned: copy */
         }
         memset(s->e.computed, 0, (size_t)g->n_values * sizeof *s->e.computed);
         s->e.loss_ready = s->e.grads_ready = false;
@@ -478,14 +509,15 @@ dn_status dn_session_save_weights(dn_session *s, const char *path)
     CHECK(check_session(s, "dn_session_save_weights"));
     CHECK(check_ptr(s, "dn_session_save_weights", path, "path"));
     const dn_graph *g = s->e.g;
-    dn_st_tensor *t = calloc((size_t)g->n_params + 1, sizeof *t);
+    int n = weights_count(g);
+    dn_st_tensor *t = calloc((size_t)n + 1, sizeof *t);
     if (!t)
         return dn_err_set(&s->err, DN_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_tensor *p = &s->e.val[g->param_values[i]];
-        t[i] = (dn_st_tensor){ g->values[g->param_values[i]].name, DN_F32, &p->shape, p->data };
+    for (int i = 0; i < n; i++) {
+        int v = weights_value(g, i);
+        t[i] = (dn_st_tensor){ g->values[v].name, DN_F32, &s->e.val[v].shape, s->e.val[v].data };
     }
-    dn_status st = dn_st_write(path, t, g->n_params, &s->err);
+    dn_status st = dn_st_write(path, t, n, &s->err);
     free(t);
     return st;
 }
@@ -523,7 +555,7 @@ dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_t
     if (!s->e.grads_ready)
         return dn_err_set(&s->err, DN_ERR_ARG,
                           "%s: no gradients yet (run backward after a training forward)", g->file);
-    int cap = 1 + 2 * g->n_params + g->n_nodes;
+    int cap = 1 + 2 * g->n_params + g->n_state + g->n_nodes;
     dn_st_tensor *t = calloc((size_t)cap, sizeof *t);
     char **names = calloc((size_t)cap, sizeof *names);
     dn_shape scalar = { .rank = 0 };
@@ -544,6 +576,13 @@ dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_t
     for (int i = 0; with_tensors && i < g->n_params; i++) {
         int v = g->param_values[i];
         if (!(names[n] = prefixed("param.", g->values[v].name)))
+            goto oom;
+        t[n] = (dn_st_tensor){ names[n], DN_F32, &s->e.val[v].shape, s->e.val[v].data };
+        n++;
+    }
+    for (int i = 0; with_tensors && i < g->n_state; i++) {
+        int v = g->state_values[i];
+        if (!(names[n] = prefixed("state.", g->values[v].name)))
             goto oom;
         t[n] = (dn_st_tensor){ names[n], DN_F32, &s->e.val[v].shape, s->e.val[v].data };
         n++;
