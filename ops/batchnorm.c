@@ -104,7 +104,7 @@ static dn_status infer(const dn_node_ctx *c, const void *attrs, const dn_tensor_
     int64_t ch = in[0].shape.d[1];
     for (int i = 1; i < 5; i++) {
         const dn_shape *p = &in[i].shape;
-        if (p->rank == 1 && p->d[0] == ch && !p->batched)
+        if (p->rank == 1 && p->d[0] == ch)
             continue;
         char field[16];
         snprintf(field, sizeof field, "inputs/%d", i);
