@@ -149,7 +149,8 @@ typedef struct bn_fwd {
 /* Channel ch's batch mean and biased variance: one pass, shifted by its first value. */
 static void channel_stats(const bn_geom *g, const float *x, int64_t ch, double *mu, double *var)
 {
-    double shift = x[ch * g->inner], s = 0, s2 = 0;
+    /* A non-finite first value would turn Inf − Inf into NaN where PyTorch's mean is ±Inf. */
+    double shift = isfinite(x[ch * g->inner]) ? x[ch * g->inner] : 0.0, s = 0, s2 = 0;
     for (int64_t b = 0; b < g->n; b++) {
         const float *row = x + (b * g->c + ch) * g->inner;
         for (int64_t i = 0; i < g->inner; i++) {

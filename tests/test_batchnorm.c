@@ -26,9 +26,9 @@ static dn_gc_input gc_in(dn_gc_fill fill, int rank, const int64_t *dims)
     return in;
 }
 
-static void expect_grad(const char *attrs, const dn_gc_input *in)
+static void expect_grad(const dn_op *op, const char *attrs, const dn_gc_input *in)
 {
-    dn_gc_result r = dn_gradcheck(&dn_op_batchnorm, attrs, 5, in, 7);
+    dn_gc_result r = dn_gradcheck(op, attrs, 5, in, 7);
     cr_assert(r.ok, "%s", r.msg);
     cr_assert_gt(r.checked, 0);
 }
@@ -40,7 +40,7 @@ Test(batchnorm_grad, nchw)
     dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(3, 4, 3, 2)), gc_in(DN_GC_UNIFORM, DIMS(4)),
                          gc_in(DN_GC_UNIFORM, DIMS(4)), gc_in(DN_GC_UNIFORM, DIMS(4)),
                          gc_in(DN_GC_POSITIVE, DIMS(4)) };
-    expect_grad("{}", in);
+    expect_grad(&dn_op_batchnorm, "{}", in);
 }
 
 Test(batchnorm_grad, nc)
@@ -48,7 +48,7 @@ Test(batchnorm_grad, nc)
     dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(5, 3)), gc_in(DN_GC_UNIFORM, DIMS(3)),
                          gc_in(DN_GC_UNIFORM, DIMS(3)), gc_in(DN_GC_UNIFORM, DIMS(3)),
                          gc_in(DN_GC_POSITIVE, DIMS(3)) };
-    expect_grad("{\"epsilon\": 0.01, \"momentum\": 0.3}", in);
+    expect_grad(&dn_op_batchnorm, "{\"epsilon\": 0.01, \"momentum\": 0.3}", in);
 }
 
 /* 4 × 8 × 32 × 32 = 32768 elements: both kernels split the channels over threads. */
@@ -57,7 +57,7 @@ Test(batchnorm_grad, parallel)
     dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(4, 8, 32, 32)), gc_in(DN_GC_UNIFORM, DIMS(8)),
                          gc_in(DN_GC_UNIFORM, DIMS(8)), gc_in(DN_GC_UNIFORM, DIMS(8)),
                          gc_in(DN_GC_POSITIVE, DIMS(8)) };
-    expect_grad("{}", in);
+    expect_grad(&dn_op_batchnorm, "{}", in);
 }
 
 /* ---------------------------------------------------------------- forward and the update */
@@ -90,8 +90,9 @@ static void check_forward(int64_t n, int64_t c, int64_t h, int64_t w, float offs
     float *mean = dn_test_uniform(c, 6, -0.5f, 0.5f), *var = dn_test_uniform(c, 7, 0.5f, 1.5f);
     float *mean0 = dn_test_copy(mean, c), *var0 = dn_test_copy(var, c);
     dn_tensor in[5];
-    in[0] = (dn_tensor){ DN_F32, h > 1 || w > 1 ? dn_shape_make(4, (int64_t[]){ n, c, h, w }, true)
-                                                : dn_shape_make(2, (int64_t[]){ n, c }, true),
+    in[0] = (dn_tensor){ DN_F32,
+                         h > 1 || w > 1 ? dn_shape_make(4, (int64_t[]){ n, c, h, w }, true)
+                                        : dn_shape_make(2, (int64_t[]){ n, c }, true),
                          x };
     float *p[4] = { gamma, beta, mean, var };
     for (int i = 1; i < 5; i++)
@@ -126,9 +127,9 @@ static void check_forward(int64_t n, int64_t c, int64_t h, int64_t w, float offs
         for (int64_t b = 0; b < n; b++)
             for (int64_t i = 0; i < inner; i++) {
                 int64_t at = (b * c + ch) * inner + i;
-                want[at] = (float)(gamma[ch] * (x[at] - (double)mean[ch]) /
-                                       sqrt((double)var[ch] + 0.001) +
-                                   beta[ch]);
+                want[at] =
+                    (float)(gamma[ch] * (x[at] - (double)mean[ch]) / sqrt((double)var[ch] + 0.001) +
+                            beta[ch]);
             }
     dn_test_expect_close(dn_f32(&r.y), want, total, offset != 0 ? 2e-2f : 2e-4f, "inference y");
     dn_test_expect_same_bits(mean, mean1, c, "inference leaves the running mean");
@@ -150,7 +151,7 @@ Test(batchnorm_forward, parallel) { check_forward(8, 6, 32, 32, 0, 2); }
     "{\"shape\": [null], \"dtype\": \"int32\"}}, " params state                                 \
     "\"nodes\": [{\"name\": \"bn\", \"op\": \"BatchNorm\", \"inputs\": " bn_inputs attrs "},"   \
     " {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"bn\"], \"attrs\": {\"units\": 2}}," \
-    " {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}],"  \
+    " {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}]," \
     " \"loss\": \"loss\"}"
 
 static char *load_fails(const char *json, dn_status want)
@@ -188,16 +189,17 @@ Test(batchnorm_infer, implicit_params_and_state)
     dn_model_free(m);
 }
 
-#define EXPLICIT_PARAMS                                                          \
+#define EXPLICIT_PARAMS \
     "\"params\": {\"g\": {\"shape\": [3], \"init\": \"ones\"}, \"b\": {\"shape\": [3]}, "
-#define EXPLICIT_STATE "\"state\": {\"m\": {\"shape\": [3]}, \"v\": {\"shape\": [3], \"init\": \"ones\"}}, "
+#define EXPLICIT_STATE \
+    "\"state\": {\"m\": {\"shape\": [3]}, \"v\": {\"shape\": [3], \"init\": \"ones\"}}, "
 
 Test(batchnorm_infer, explicit_state_loads)
 {
-    dn_model *m = dn_test_parse_model(
-        BN_MODEL(EXPLICIT_PARAMS "\"unused\": {\"shape\": [1]}}, ", EXPLICIT_STATE,
-                 "[\"x\", \"g\", \"b\", \"m\", \"v\"]", ""),
-        "bn.json");
+    dn_model *m =
+        dn_test_parse_model(BN_MODEL(EXPLICIT_PARAMS "\"unused\": {\"shape\": [1]}}, ",
+                                     EXPLICIT_STATE, "[\"x\", \"g\", \"b\", \"m\", \"v\"]", ""),
+                            "bn.json");
     cr_assert_eq(dn_model_state_count(m), 2);
     dn_model_free(m);
 }
@@ -224,10 +226,11 @@ Test(batchnorm_infer, a_name_in_params_and_state_is_refused)
 
 Test(batchnorm_infer, wrong_shapes_and_attrs_are_named)
 {
-    char *msg = load_fails(BN_MODEL(EXPLICIT_PARAMS "\"z\": {\"shape\": [1]}}, ",
-                                    "\"state\": {\"m\": {\"shape\": [4]}, \"v\": {\"shape\": [3]}}, ",
-                                    "[\"x\", \"g\", \"b\", \"m\", \"v\"]", ""),
-                           DN_ERR_SHAPE);
+    char *msg =
+        load_fails(BN_MODEL(EXPLICIT_PARAMS "\"z\": {\"shape\": [1]}}, ",
+                            "\"state\": {\"m\": {\"shape\": [4]}, \"v\": {\"shape\": [3]}}, ",
+                            "[\"x\", \"g\", \"b\", \"m\", \"v\"]", ""),
+                   DN_ERR_SHAPE);
     EXPECT_MSG(msg, "node \"bn\"", "inputs/3", "mean \"m\" must be [3]", "found [4]");
     free(msg);
     msg = load_fails(BN_MODEL("", "", "[\"x\"]", ", \"attrs\": {\"epsilon\": 0}"), DN_ERR_MODEL);
@@ -300,22 +303,23 @@ Test(batchnorm_state, weights_without_state_are_refused)
                                                    "[3]}}, ",
                                    "", "[\"x\", \"g\", \"b\"]", "");
     (void)without;
-    dn_model *m = dn_test_parse_model(
-        BN_MODEL(EXPLICIT_PARAMS "\"z\": {\"shape\": [1]}}, ", EXPLICIT_STATE,
-                 "[\"x\", \"g\", \"b\", \"m\", \"v\"]", ""),
-        "bn.json");
+    dn_model *m =
+        dn_test_parse_model(BN_MODEL(EXPLICIT_PARAMS "\"z\": {\"shape\": [1]}}, ", EXPLICIT_STATE,
+                                     "[\"x\", \"g\", \"b\", \"m\", \"v\"]", ""),
+                            "bn.json");
     dn_session *s = dn_test_session(m, NULL);
     const char *w = dn_test_path("partial.safetensors");
     dn_view g;
     cr_assert_eq(dn_session_param(s, "g", &g), DN_OK);
     /* Write params only through the public file helper: a safetensors file by hand. */
     char header[512];
-    int len = snprintf(header, sizeof header,
-                       "{\"g\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
-                       "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[12,24]},"
-                       "\"z\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[24,28]},"
-                       "\"fc.weight\":{\"dtype\":\"F32\",\"shape\":[48,2],\"data_offsets\":[28,412]},"
-                       "\"fc.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[412,420]}}");
+    int len =
+        snprintf(header, sizeof header,
+                 "{\"g\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[12,24]},"
+                 "\"z\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[24,28]},"
+                 "\"fc.weight\":{\"dtype\":\"F32\",\"shape\":[48,2],\"data_offsets\":[28,412]},"
+                 "\"fc.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[412,420]}}");
     while (len % 8)
         header[len++] = ' ';
     size_t size = 8 + (size_t)len + 420;
