@@ -336,3 +336,178 @@ Test(batchnorm_state, weights_without_state_are_refused)
     dn_session_free(s);
     dn_model_free(m);
 }
+
+/* ---------------------------------------------------------------- state in training */
+
+#define SIDE 8
+
+static void put_be32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                           (unsigned char)(v >> 8), (unsigned char)v };
+    fwrite(b, 1, 4, f);
+}
+
+/* n examples of 2 classes (bright top or bottom half, on noise) as IDX files in the test's
+ * directory. */
+static void write_idx(const char *prefix, int n, unsigned seed)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dn_test_dir, prefix);
+    FILE *img = fopen(path, "wb");
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dn_test_dir, prefix);
+    FILE *lab = fopen(path, "wb");
+    cr_assert(img && lab);
+    put_be32(img, 0x803), put_be32(img, (uint32_t)n), put_be32(img, SIDE), put_be32(img, SIDE);
+    put_be32(lab, 0x801), put_be32(lab, (uint32_t)n);
+    unsigned rng = seed;
+    for (int i = 0; i < n; i++) {
+        int c = i % 2;
+        fputc(c, lab);
+        for (int p = 0; p < SIDE * SIDE; p++) {
+            rng = rng * 1103515245u + 12345u;
+            int on = (p / SIDE < SIDE / 2) == (c == 0);
+            fputc((on ? 150 : 0) + (int)((rng >> 16) % 100), img);
+        }
+    }
+    fclose(img);
+    fclose(lab);
+}
+
+static void make_data(void)
+{
+    dn_test_dir_init();
+    write_idx("train", 300, 1);
+    write_idx("t10k", 50, 2);
+}
+
+TestSuite(batchnorm_training, .init = make_data, .fini = dn_test_dir_fini);
+
+#define TRAIN_MODEL(bn_attrs)                                                                     \
+    "{\"format\": \"dagnet/1\", \"inputs\": {\"image\": {\"shape\": [null, 1, 8, 8]}, "           \
+    "\"label\": {\"shape\": [null], \"dtype\": \"int32\"}}, \"nodes\": ["                         \
+    " {\"name\": \"conv\", \"op\": \"Conv\", \"inputs\": [\"image\"], \"attrs\": {\"filters\": "  \
+    "3, \"kernel\": 3, \"pad\": 1, \"bias\": false}},"                                            \
+    " {\"name\": \"bn\", \"op\": \"BatchNorm\", \"inputs\": [\"conv\"]" bn_attrs "},"             \
+    " {\"name\": \"relu\", \"op\": \"ReLU\", \"inputs\": [\"bn\"]},"                              \
+    " {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"relu\"], \"attrs\": {\"units\": 2}}," \
+    " {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}],"   \
+    " \"outputs\": [\"fc\"], \"loss\": \"loss\", \"train\": {\"batch\": 32, \"epochs\": 2, \"optimizer\": \"momentum\"," \
+    " \"lr\": 0.05, \"weight_decay\": 0.1}}"
+
+typedef struct rig {
+    dn_model *m;
+    dn_session *s;
+    dn_trainer *t;
+    dn_dataset *train;
+} rig;
+
+static void rig_open(rig *r, const char *json)
+{
+    memset(r, 0, sizeof *r);
+    r->m = dn_test_parse_model(json, "bn_train.json");
+    dn_session_options so = DN_SESSION_OPTIONS_DEFAULT;
+    so.seed = 3;
+    so.threads = 2;
+    r->s = dn_test_session(r->m, &so);
+    dn_train_options o;
+    dn_model_train_options(r->m, &o);
+    o.seed = 4;
+    cr_assert_eq(dn_trainer_new(r->s, &o, NULL, &r->t), DN_OK, "%s", dn_trainer_errmsg(r->t));
+    cr_assert_eq(dn_dataset_load_dir(dn_test_dir, true, &r->train), DN_OK, "%s",
+                 dn_dataset_errmsg(r->train));
+}
+
+static void rig_close(rig *r)
+{
+    dn_trainer_free(r->t);
+    dn_dataset_free(r->train);
+    dn_session_free(r->s);
+    dn_model_free(r->m);
+}
+
+static void steps(rig *r, int n)
+{
+    dn_step_stats st;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(dn_trainer_step(r->t, r->train, &st), DN_OK, "%s", dn_trainer_errmsg(r->t));
+}
+
+/* Every param, then every state tensor, concatenated (caller frees). */
+static float *everything(rig *r, size_t *count)
+{
+    size_t n = 0;
+    float *all = NULL;
+    int np = dn_model_param_count(r->m), ns = dn_model_state_count(r->m);
+    for (int i = 0; i < np + ns; i++) {
+        dn_tensor_info info;
+        dn_view v;
+        if (i < np) {
+            dn_model_param_info(r->m, i, &info);
+            cr_assert_eq(dn_session_param(r->s, info.name, &v), DN_OK);
+        } else {
+            dn_model_state_info(r->m, i - np, &info);
+            cr_assert_eq(dn_session_state(r->s, info.name, &v), DN_OK);
+        }
+        size_t k = (size_t)dn_test_view_numel(&v);
+        all = realloc(all, (n + k) * sizeof *all);
+        memcpy(all + n, v.data, k * sizeof *all);
+        n += k;
+    }
+    *count = n;
+    return all;
+}
+
+/* 300 examples in batches of 32: 10 steps an epoch. Straight 2 epochs, against 13 steps,
+ * a checkpoint, a fresh trainer that resumes: params AND running statistics bit for bit. */
+Test(batchnorm_training, resumed_run_is_bit_identical_with_running_statistics)
+{
+    const char *path = dn_test_path("bn.ckpt");
+    rig straight, part, resumed;
+    rig_open(&straight, TRAIN_MODEL(""));
+    steps(&straight, 20);
+    rig_open(&part, TRAIN_MODEL(""));
+    steps(&part, 13);
+    cr_assert_eq(dn_trainer_save_checkpoint(part.t, path), DN_OK, "%s", dn_trainer_errmsg(part.t));
+    size_t n_part;
+    float *at_13 = everything(&part, &n_part);
+    rig_close(&part);
+    rig_open(&resumed, TRAIN_MODEL(""));
+    cr_assert_eq(dn_trainer_load_checkpoint(resumed.t, path), DN_OK, "%s",
+                 dn_trainer_errmsg(resumed.t));
+    size_t n_loaded;
+    float *loaded = everything(&resumed, &n_loaded);
+    cr_assert_eq(n_loaded, n_part);
+    dn_test_expect_same_bits(loaded, at_13, (int64_t)n_part, "the checkpoint's params and state");
+    steps(&resumed, 7);
+    size_t ns, nr;
+    float *ws = everything(&straight, &ns), *wr = everything(&resumed, &nr);
+    cr_assert_eq(ns, nr);
+    dn_test_expect_same_bits(ws, wr, (int64_t)ns, "params and running statistics after resuming");
+    dn_view mean;
+    cr_assert_eq(dn_session_state(straight.s, "bn.running_mean", &mean), DN_OK);
+    cr_assert_neq(((float *)mean.data)[0], 0.0f, "training moved the running mean");
+    free(ws), free(wr), free(at_13), free(loaded);
+    remove(path);
+    rig_close(&straight);
+    rig_close(&resumed);
+}
+
+/* With momentum 0 the op leaves its state alone; then nothing else may touch it either: not
+ * the optimiser (momentum SGD, lr 0.05), not the weight decay (0.1). */
+Test(batchnorm_training, no_optimiser_update_and_no_weight_decay_on_state)
+{
+    rig r;
+    rig_open(&r, TRAIN_MODEL(", \"attrs\": {\"momentum\": 0}"));
+    steps(&r, 12);
+    dn_view mean, var, gamma;
+    cr_assert_eq(dn_session_state(r.s, "bn.running_mean", &mean), DN_OK);
+    cr_assert_eq(dn_session_state(r.s, "bn.running_var", &var), DN_OK);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(((float *)mean.data)[i], 0.0f);
+        cr_assert_eq(((float *)var.data)[i], 1.0f);
+    }
+    cr_assert_eq(dn_session_param(r.s, "bn.weight", &gamma), DN_OK);
+    cr_assert_neq(((float *)gamma.data)[0], 1.0f, "the params did train");
+    rig_close(&r);
+}
