@@ -5,8 +5,8 @@
  * dn_exec_init puts the params in one contiguous buffer (their gradients in another) and
  * fills each with its initialiser, in param order, from the session's generator, so the
  * weights follow from the seed alone. The state tensors (BatchNorm's running statistics) get
- * a third buffer, with no gradient, initialised after the params. It also marks the nodes on the loss path: the loss's
- * ancestors, found in one reverse pass over the sorted nodes.
+ * a third buffer, with no gradient, initialised after the params. It also marks the nodes on
+ * the loss path: the loss's ancestors, found in one reverse pass over the sorted nodes.
  *
  * Planning has two levels, each redone only when what it depends on changes:
  *   per batch size  dn_exec_plan: the graph inputs at 64-byte aligned offsets, and one

@@ -392,7 +392,8 @@ TestSuite(batchnorm_training, .init = make_data, .fini = dn_test_dir_fini);
     " {\"name\": \"relu\", \"op\": \"ReLU\", \"inputs\": [\"bn\"]},"                              \
     " {\"name\": \"fc\", \"op\": \"Affine\", \"inputs\": [\"relu\"], \"attrs\": {\"units\": 2}}," \
     " {\"name\": \"loss\", \"op\": \"SoftmaxCrossEntropy\", \"inputs\": [\"fc\", \"label\"]}],"   \
-    " \"outputs\": [\"fc\"], \"loss\": \"loss\", \"train\": {\"batch\": 32, \"epochs\": 2, \"optimizer\": \"momentum\"," \
+    " \"outputs\": [\"fc\"], \"loss\": \"loss\", \"train\": {\"batch\": 32, \"epochs\": 2,"       \
+    " \"optimizer\": \"momentum\","                                                               \
     " \"lr\": 0.05, \"weight_decay\": 0.1}}"
 
 typedef struct rig {

@@ -450,7 +450,7 @@ UPDATED_STATE = {}
 def torch_batchnorm(n, xs, masks):
     a = n.attrs
     x, gamma, beta, mean, var = xs
-    training = masks.get(TRAINING, True)
+    training = masks.get(TRAINING, True) if masks is not None else True
     rm, rv = mean.detach().clone(), var.detach().clone()
     y = F.batch_norm(x, rm, rv, gamma, beta, training=training,
                      momentum=float(a.get("momentum", 0.1)), eps=float(a.get("epsilon", 1e-5)))
