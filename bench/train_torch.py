@@ -3,6 +3,7 @@
 comparison in docs/benchmarks.md.
 
 usage: train_torch.py MODEL.json [--data DIR] [--epochs E] [--threads T] [--limit N]
+       train_torch.py MODEL.json --bench STEPS [--threads T]
 
 The graph is built from the JSON by tests/parity/parity.py's reader (the same one the parity
 test uses: implicit params and state, every op's PyTorch equivalent), in float32, with:
@@ -19,6 +20,10 @@ test uses: implicit params and state, every op's PyTorch equivalent), in float32
     shuffled each epoch.
 Each epoch prints the train loss and accuracy, the test accuracy, its time and img/s
 (training steps only, as dagnet's img/s).
+
+--bench STEPS times STEPS training steps (after 2 warm-up steps) on the first training batch
+and prints the median ms per step and img/s, the figure `dagnet bench MODEL --mode train
+--batch B` gives on its side.
 """
 import argparse
 import gzip
@@ -131,6 +136,7 @@ def main():
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="first N training images only")
+    ap.add_argument("--bench", type=int, default=0, help="time this many steps, then stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with open(args.model) as f:
@@ -159,6 +165,22 @@ def main():
     xte, yte = load(args.data, "t10k")
     if args.limit:
         xtr, ytr = xtr[:args.limit], ytr[:args.limit]
+    if args.bench:
+        x, y = xtr[:batch], ytr[:batch]
+        times = []
+        for i in range(args.bench + 2):
+            t0 = time.perf_counter()
+            _, loss = net.forward(x, y, True)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i >= 2:
+                times.append(time.perf_counter() - t0)
+        ms = 1000 * float(np.median(times))
+        print(f"torch {model.name}: batch {batch}, {args.threads} threads, {args.bench} steps: "
+              f"median {ms:.1f} ms/step ({batch * 1000 / ms:.0f} img/s), range "
+              f"{1000 * min(times):.1f}-{1000 * max(times):.1f} ms", flush=True)
+        return 0
     print(f"# {model.name}: {opt_name} lr {lr} batch {batch} epochs {epochs} schedule {schedule} "
           f"seed {seed}, torch {torch.__version__}, {args.threads} threads", flush=True)
     print("epoch,train_loss,train_acc,test_acc,lr,seconds,img_per_s", flush=True)
