@@ -6,8 +6,8 @@
  * knows an op by anything but this descriptor:
  *
  *   parse_attrs      JSON attrs → the op's attrs struct; rejects unknown or ill-typed keys
- *   implicit_params  (Conv, Affine) params the loader creates when the node names only its
- *                    data input: their shapes from the input's shape and the attrs
+ *   implicit_params  (Conv, Affine, BatchNorm) params the loader creates when the node names
+ *                    only its data input: their shapes from the input's shape and the attrs
  *   infer            input dtypes/shapes → output dtype/shape, or a message naming both shapes
  *   workspace_size   scratch bytes the kernels need (contents undefined on entry)
  *   saved_size       bytes forward keeps for backward (argmax, masks, probabilities)
