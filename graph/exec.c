@@ -4,8 +4,9 @@
  *
  * dn_exec_init puts the params in one contiguous buffer (their gradients in another) and
  * fills each with its initialiser, in param order, from the session's generator, so the
- * weights follow from the seed alone. It also marks the nodes on the loss path: the loss's
- * ancestors, found in one reverse pass over the sorted nodes.
+ * weights follow from the seed alone. The state tensors (BatchNorm's running statistics) get
+ * a third buffer, with no gradient, initialised after the params. It also marks the nodes on
+ * the loss path: the loss's ancestors, found in one reverse pass over the sorted nodes.
  *
  * Planning has two levels, each redone only when what it depends on changes:
  *   per batch size  dn_exec_plan: the graph inputs at 64-byte aligned offsets, and one
@@ -113,15 +114,46 @@ static dn_status init_params(dn_exec *e, uint64_t seed, dn_err *err)
     return DN_OK;
 }
 
-/* Point every param's view into the borrowed buffer; their gradients stay NULL. */
-static dn_status borrow_params(dn_exec *e, const float *params, dn_err *err)
+/* The state tensors: one buffer, views into it, filled after the params so that adding
+ * state to a model leaves its params' random draws as they were. */
+static dn_status init_state(dn_exec *e, dn_err *err)
+{
+    const dn_graph *g = e->g;
+    int64_t total = 0;
+    for (int i = 0; i < g->n_state; i++) {
+        int64_t n = dn_shape_numel(&g->values[g->state_values[i]].desc.shape);
+        if (n < 0 || total > INT64_MAX - n || (uint64_t)(total + n) > SIZE_MAX / sizeof(float))
+            return dn_err_set(err, DN_ERR_NOMEM, "%s: the state's element count overflows",
+                              g->file);
+        total += n;
+    }
+    e->state_count = total;
+    e->state_data = alloc_aligned((size_t)total * sizeof(float) + sizeof(float));
+    if (!e->state_data)
+        return dn_err_set(err, DN_ERR_NOMEM, "%s: cannot allocate %lld floats of state", g->file,
+                          (long long)total);
+    int64_t offset = 0;
+    for (int i = 0; i < g->n_state; i++) {
+        int v = g->state_values[i];
+        const dn_value *val = &g->values[v];
+        e->val[v] = (dn_tensor){ DN_F32, val->desc.shape, e->state_data + offset };
+        e->grad[v] = (dn_tensor){ DN_F32, val->desc.shape, NULL };
+        dn_init_fill(&val->init, &val->desc.shape, e->state_data + offset, &e->rng);
+        offset += dn_shape_numel(&val->desc.shape);
+    }
+    return DN_OK;
+}
+
+/* Point every param's and state tensor's view into the borrowed buffer (params, then state);
+ * their gradients stay NULL. */
+static dn_status borrow_weights(dn_exec *e, const float *params, dn_err *err)
 {
     const dn_graph *g = e->g;
     dn_status st = count_params(e, err);
     if (st)
         return st;
-    /* Never written through: an inference executor refuses everything that writes params
-     * (training forwards, backward, loading weights, the trainer). */
+    /* Never written through: an inference executor refuses everything that writes params or
+     * state (training forwards, backward, loading weights, the trainer). */
     e->param_data = (float *)params;
     int64_t offset = 0;
     for (int i = 0; i < g->n_params; i++) {
@@ -130,6 +162,16 @@ static dn_status borrow_params(dn_exec *e, const float *params, dn_err *err)
         e->grad[v] = (dn_tensor){ DN_F32, g->values[v].desc.shape, NULL };
         offset += dn_shape_numel(&g->values[v].desc.shape);
     }
+    /* The state follows the params; dn_weights counted both without overflow. */
+    e->state_data = e->param_data + e->param_count;
+    offset = 0;
+    for (int i = 0; i < g->n_state; i++) {
+        int v = g->state_values[i];
+        e->val[v] = (dn_tensor){ DN_F32, g->values[v].desc.shape, e->state_data + offset };
+        e->grad[v] = (dn_tensor){ DN_F32, g->values[v].desc.shape, NULL };
+        offset += dn_shape_numel(&g->values[v].desc.shape);
+    }
+    e->state_count = offset;
     return DN_OK;
 }
 
@@ -178,7 +220,9 @@ static dn_status init_common(dn_exec *e, const dn_graph *g, int threads, dn_err 
 dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads, dn_err *err)
 {
     dn_status st = init_common(e, g, threads, err);
-    return st ? st : init_params(e, seed, err);
+    if (!st)
+        st = init_params(e, seed, err);
+    return st ? st : init_state(e, err);
 }
 
 dn_status dn_exec_init_borrowed(dn_exec *e, const dn_graph *g, const float *params, int threads,
@@ -186,13 +230,15 @@ dn_status dn_exec_init_borrowed(dn_exec *e, const dn_graph *g, const float *para
 {
     dn_status st = init_common(e, g, threads, err);
     e->inference = true;
-    return st ? st : borrow_params(e, params, err);
+    return st ? st : borrow_weights(e, params, err);
 }
 
 void dn_exec_free(dn_exec *e)
 {
-    if (!e->inference)
+    if (!e->inference) { /* an inference executor's are borrowed */
         free(e->param_data);
+        free(e->state_data);
+    }
     free(e->param_grad);
     free(e->val);
     free(e->grad);

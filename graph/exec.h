@@ -49,8 +49,12 @@ typedef struct dn_exec {
      * backward and refuses training forwards: many of them can share one set of weights. */
     bool inference;
     int64_t param_count; /* floats in each of the two */
+    float *state_data;   /* every state tensor, contiguous, in g->state_values order: no
+                          * gradient, no optimiser; written only by ops' training forwards */
+    int64_t state_count; /* floats in it */
 
-    dn_tensor *val;     /* per value: its data (params: views into param_data) */
+    dn_tensor *val;     /* per value: its data (params: views into param_data, state into
+                         * state_data) */
     dn_tensor *grad;    /* per value: its gradient, data NULL when it takes none */
     bool *on_loss_path; /* per node: the loss depends on it */
     bool *computed;     /* per value: readable since the last forward / set_input */
@@ -92,8 +96,9 @@ typedef struct dn_exec {
 
 /* Allocate the params and initialise them from `seed`. threads <= 0: OpenMP's default. */
 dn_status dn_exec_init(dn_exec *e, const dn_graph *g, uint64_t seed, int threads, dn_err *err);
-/* An inference executor over borrowed params: `params` holds every param, contiguous, in
- * g->param_values order (the layout of dn_exec.param_data), and must stay valid and unchanged
+/* An inference executor over borrowed params and state: `params` holds every param,
+ * contiguous, in g->param_values order (the layout of dn_exec.param_data), then every state
+ * tensor in g->state_values order (that of dn_exec.state_data), and must stay valid and unchanged
  * until dn_exec_free. Nothing is initialised, no gradient is allocated. */
 dn_status dn_exec_init_borrowed(dn_exec *e, const dn_graph *g, const float *params, int threads,
                                 dn_err *err);

@@ -131,7 +131,8 @@ dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_t
         if (e->run_forward[i] && (st = run_node_forward(e, i, training, step_seed, err)))
             return st;
     for (int v = 0; v < g->n_values; v++)
-        e->computed[v] = g->values[v].kind == DN_VALUE_PARAM || e->input_set[v] || e->keep[v];
+        e->computed[v] = g->values[v].kind == DN_VALUE_PARAM ||
+                         g->values[v].kind == DN_VALUE_STATE || e->input_set[v] || e->keep[v];
     e->loss_ready = training && g->loss >= 0 && e->computed[g->loss];
     return DN_OK;
 }

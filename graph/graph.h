@@ -26,14 +26,23 @@
 #include "runtime/init.h"
 #include "runtime/tensor.h"
 
-typedef enum dn_value_kind { DN_VALUE_INPUT, DN_VALUE_PARAM, DN_VALUE_NODE } dn_value_kind;
+/* DN_VALUE_STATE: a tensor of the top-level "state" section (BatchNorm's running statistics),
+ * or one an op creates as implicit state: held like a param (its own buffer, saved with the
+ * weights) but never differentiated or trained; only an op's training forward writes it,
+ * through an input slot the op marks in dn_op.state_inputs. */
+typedef enum dn_value_kind {
+    DN_VALUE_INPUT,
+    DN_VALUE_PARAM,
+    DN_VALUE_NODE,
+    DN_VALUE_STATE
+} dn_value_kind;
 
 typedef struct dn_value {
     char *name;
     dn_value_kind kind;
     dn_tensor_desc desc; /* batch 1 when desc.shape.batched */
     int node;            /* DN_VALUE_NODE: index of the producing node in graph.nodes */
-    dn_init init;        /* DN_VALUE_PARAM: how to initialise it */
+    dn_init init;        /* DN_VALUE_PARAM, DN_VALUE_STATE: how to initialise it */
     bool needs_grad;     /* a param, or computed from one */
 } dn_value;
 
@@ -58,6 +67,8 @@ typedef struct dn_graph {
     int n_inputs, n_params;
     int *input_values; /* value index of each graph input, in file order */
     int *param_values; /* value index of each param: declared in file order, then implicit */
+    int n_state;
+    int *state_values; /* value index of each state tensor: declared, then implicit */
     dn_node *nodes;    /* topological order */
     int n_nodes;
     int *outputs;

@@ -5,7 +5,8 @@
  * input, param or node concerned:
  *   1. parse the JSON (errors carry line and column; duplicate keys and \u0000 escapes are
  *      refused, runtime/json_strict.h); check the top-level keys and "format";
- *   2. declare the graph inputs and params (shapes: positive, overflow-checked; load_values.c);
+ *   2. declare the graph inputs, params and state (shapes: positive, overflow-checked;
+ *      load_values.c);
  *   3. declare one value per node, resolve every node input by name (load_nodes.c);
  *   4. sort the nodes topologically (sort.c);
  *   5. in that order: parse attrs, create implicit params, infer the output shape
@@ -117,6 +118,7 @@ static dn_status parse_loss(dn_loader *L, const cJSON *loss)
                             loss->valuestring,
                             val->kind == DN_VALUE_NODE    ? "node output"
                             : val->kind == DN_VALUE_PARAM ? "param"
+                            : val->kind == DN_VALUE_STATE ? "state tensor"
                                                           : "graph input",
                             dn_dtype_name(val->desc.dtype),
                             dn_shape_str(&val->desc.shape, s, sizeof s));
@@ -179,8 +181,8 @@ static dn_status check_top_level(dn_loader *L, const cJSON *root)
     if (!cJSON_IsObject(root))
         return dn_load_fail(L, DN_ERR_MODEL, "(/): a model is a JSON object, found %s",
                             dn_json_kind(root));
-    static const char *const allowed[] = { "format",  "name", "inputs", "params", "nodes",
-                                           "outputs", "loss", "train",  NULL };
+    static const char *const allowed[] = { "format", "name",    "inputs", "params", "state",
+                                           "nodes",  "outputs", "loss",   "train",  NULL };
     dn_status st = dn_load_check_keys(L, root, allowed, "", "");
     if (st)
         return st;
@@ -209,7 +211,8 @@ static dn_status check_top_level(dn_loader *L, const cJSON *root)
 static dn_status allocate(dn_loader *L, const cJSON *root)
 {
     int n_in = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "inputs"));
-    int n_par = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "params"));
+    int n_par = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "params")) +
+                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "state"));
     int n_nodes = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "nodes"));
     int64_t cap = (int64_t)n_in + n_par + (int64_t)n_nodes * (1 + DN_MAX_IMPLICIT_PARAMS);
     if (cap > INT_MAX / 4)
@@ -220,6 +223,7 @@ static dn_status allocate(dn_loader *L, const cJSON *root)
     g->values = calloc((size_t)cap, sizeof *g->values);
     g->input_values = calloc((size_t)n_in + 1, sizeof *g->input_values);
     g->param_values = calloc((size_t)cap, sizeof *g->param_values);
+    g->state_values = calloc((size_t)cap, sizeof *g->state_values);
     g->nodes = calloc((size_t)n_nodes, sizeof *g->nodes);
     L->has_shape = calloc((size_t)cap, sizeof *L->has_shape);
     L->param_json_index = calloc((size_t)cap, sizeof *L->param_json_index);
@@ -228,8 +232,8 @@ static dn_status allocate(dn_loader *L, const cJSON *root)
         slots *= 2;
     L->names.cap = slots;
     L->names.slots = malloc(slots * sizeof *L->names.slots);
-    if (!g->values || !g->input_values || !g->param_values || !g->nodes || !L->has_shape ||
-        !L->param_json_index || !L->names.slots)
+    if (!g->values || !g->input_values || !g->param_values || !g->state_values || !g->nodes ||
+        !L->has_shape || !L->param_json_index || !L->names.slots)
         return dn_load_fail(L, DN_ERR_NOMEM, "out of memory");
     memset(L->names.slots, 0xff, slots * sizeof *L->names.slots);
     return DN_OK;
@@ -272,7 +276,8 @@ static dn_status load(dn_loader *L, const char *json, size_t len)
     L->root = root;
     if ((st = check_top_level(L, root)) || (st = allocate(L, root)) ||
         (st = dn_load_inputs(L, cJSON_GetObjectItemCaseSensitive(root, "inputs"))) ||
-        (st = dn_load_params(L, cJSON_GetObjectItemCaseSensitive(root, "params"))))
+        (st = dn_load_params(L, cJSON_GetObjectItemCaseSensitive(root, "params"))) ||
+        (st = dn_load_state(L, cJSON_GetObjectItemCaseSensitive(root, "state"))))
         return st;
     const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes");
     dn_graph *g = L->g;
@@ -297,6 +302,14 @@ static dn_status load(dn_loader *L, const char *json, size_t len)
             return dn_load_fail(L, DN_ERR_MODEL,
                                 "param \"%s\" (/params/%s/shape): a shape is required (no node "
                                 "creates this param implicitly)",
+                                g->values[v].name, g->values[v].name);
+    }
+    for (i = 0; i < g->n_state; i++) {
+        int v = g->state_values[i];
+        if (!L->has_shape[v])
+            return dn_load_fail(L, DN_ERR_MODEL,
+                                "state \"%s\" (/state/%s/shape): a shape is required (no node "
+                                "creates this state tensor implicitly)",
                                 g->values[v].name, g->values[v].name);
     }
     if ((st = parse_outputs(L, cJSON_GetObjectItemCaseSensitive(root, "outputs"))) ||
@@ -352,6 +365,7 @@ void dn_graph_free(dn_graph *g)
     free(g->values);
     free(g->input_values);
     free(g->param_values);
+    free(g->state_values);
     free(g->nodes);
     free(g->outputs);
     free(g->file);

@@ -34,7 +34,7 @@ typedef struct dn_loader {
     dn_graph *g;
     int values_cap;
     dn_name_table names;
-    /* For declared params: true once a shape is known (declared, or given by an implicit
+    /* For declared params and state: true once a shape is known (declared, or given by an implicit
      * creation), indexed by value. */
     bool *has_shape;
     int *param_json_index;
@@ -63,6 +63,8 @@ dn_status dn_load_add_value(dn_loader *L, const char *name, dn_value_kind kind, 
 /* Step 2: the graph inputs and the declared params. */
 dn_status dn_load_inputs(dn_loader *L, const cJSON *inputs);
 dn_status dn_load_params(dn_loader *L, const cJSON *params);
+/* The top-level "state" section: entries as in "params", kind DN_VALUE_STATE. */
+dn_status dn_load_state(dn_loader *L, const cJSON *state);
 
 /* ---- load_nodes.c: nodes (step 3 in file order, step 5 in sorted order) */
 

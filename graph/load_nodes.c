@@ -12,6 +12,10 @@
  * name without a shape takes it, one with a shape must agree); the arity is checked, every
  * param read must have a shape by now, and the op's infer gives the output shape, which must
  * fit 64 bits. The node's flops and param elements are counted then, once.
+ *
+ * Implicit tensors may be state (dn_op.implicit_state: BatchNorm's "<node>.running_mean"),
+ * created as such or matched to a "state" entry. An op's state input slots (dn_op.state_inputs)
+ * must hold state tensors: the op writes them in a training forward.
  */
 #include "graph/load.h"
 
@@ -125,19 +129,27 @@ static dn_status create_implicit_params(dn_loader *L, dn_node *n, const dn_node_
     for (int i = 0; i < count; i++) {
         char name[512];
         snprintf(name, sizeof name, "%s.%s", n->name, spec[i].suffix);
+        bool is_state = (n->op->implicit_state >> i) & 1u;
+        dn_value_kind kind = is_state ? DN_VALUE_STATE : DN_VALUE_PARAM;
+        const char *what = is_state ? "state" : "param";
+        const char *section = is_state ? "state" : "params";
         int v = dn_load_lookup(L, name);
         dn_status st;
         if (v >= 0) {
             dn_value *val = &L->g->values[v];
             char a[DN_SHAPE_STR_MAX], b[DN_SHAPE_STR_MAX];
-            if (val->kind != DN_VALUE_PARAM)
+            if (val->kind != kind)
                 return dn_node_fail(c, DN_ERR_MODEL, "name",
-                                    "its implicit param \"%s\" clashes with a tensor of that name",
-                                    name);
+                                    "its implicit %s \"%s\" clashes with a tensor of that name "
+                                    "(%s)",
+                                    what, name,
+                                    val->kind == DN_VALUE_PARAM   ? "declared in \"params\""
+                                    : val->kind == DN_VALUE_STATE ? "declared in \"state\""
+                                                                  : "not a declared tensor");
             if (L->has_shape[v] && !dn_shape_equal(&val->desc.shape, &spec[i].shape))
                 return dn_node_fail(c, DN_ERR_SHAPE, "attrs",
-                                    "implicit param \"%s\" has shape %s but /params/%s declares %s",
-                                    name, dn_shape_str(&spec[i].shape, a, sizeof a), name,
+                                    "implicit %s \"%s\" has shape %s but /%s/%s declares %s", what,
+                                    name, dn_shape_str(&spec[i].shape, a, sizeof a), section, name,
                                     dn_shape_str(&val->desc.shape, b, sizeof b));
             if (!L->has_shape[v])
                 val->desc.shape = spec[i].shape;
@@ -152,9 +164,12 @@ static dn_status create_implicit_params(dn_loader *L, dn_node *n, const dn_node_
             snprintf(where, sizeof where, "node \"%s\" ", n->name);
             char loc[64];
             snprintf(loc, sizeof loc, "/nodes/%d", n->json_index);
-            if ((st = dn_load_add_value(L, name, DN_VALUE_PARAM, where, loc, &v)))
+            if ((st = dn_load_add_value(L, name, kind, where, loc, &v)))
                 return st;
-            L->g->param_values[L->g->n_params++] = v;
+            if (is_state)
+                L->g->state_values[L->g->n_state++] = v;
+            else
+                L->g->param_values[L->g->n_params++] = v;
             dn_value *val = &L->g->values[v];
             val->desc = (dn_tensor_desc){ DN_F32, spec[i].shape };
             val->init = spec[i].init;
@@ -180,6 +195,28 @@ static dn_status check_arity(const dn_node *n, const dn_node_ctx *c)
                             op->min_inputs, op->min_inputs == 1 ? "" : "s", n->n_inputs);
     return dn_node_fail(c, DN_ERR_MODEL, "inputs", "%s expects %d to %d inputs, found %d", op->name,
                         op->min_inputs, op->max_inputs, n->n_inputs);
+}
+
+/* The op writes its state inputs in a training forward: only a state tensor may sit there
+ * (never a param an optimiser trains, a graph input or another node's output), and a state
+ * tensor is read elsewhere only as plain data. */
+static dn_status check_state_inputs(const dn_graph *g, const dn_node *n, const dn_node_ctx *c)
+{
+    static const char *const kinds[] = { "a graph input", "a param (declared in \"params\")",
+                                         "a node output", "state" };
+    for (int i = 0; i < n->n_inputs && i < 32; i++) {
+        const dn_value *in = &g->values[n->inputs[i]];
+        if (!(n->op->state_inputs & (1u << i)) || in->kind == DN_VALUE_STATE)
+            continue;
+        char field[32];
+        snprintf(field, sizeof field, "inputs/%d", i);
+        return dn_node_fail(c, DN_ERR_MODEL, field,
+                            "%s input %d \"%s\" must be a state tensor (declared in the top-level "
+                            "\"state\" section: %s updates it in training, no optimiser may), "
+                            "found %s",
+                            n->op->name, i, in->name, n->op->name, kinds[in->kind]);
+    }
+    return DN_OK;
 }
 
 static int64_t count_param_elems(const dn_graph *g, const dn_node *n)
@@ -211,12 +248,16 @@ dn_status dn_load_build_node(dn_loader *L, dn_node *n, const cJSON *jn)
         return st;
     for (int i = 0; i < n->n_inputs; i++) {
         const dn_value *in = &L->g->values[n->inputs[i]];
-        if (in->kind == DN_VALUE_PARAM && !L->has_shape[n->inputs[i]])
+        bool state = in->kind == DN_VALUE_STATE;
+        if ((in->kind == DN_VALUE_PARAM || state) && !L->has_shape[n->inputs[i]])
             return dn_load_fail(L, DN_ERR_MODEL,
-                                "param \"%s\" (/params/%s/shape): a shape is required (no node "
-                                "creates this param implicitly before node \"%s\" reads it)",
-                                in->name, in->name, n->name);
+                                "%s \"%s\" (/%s/%s/shape): a shape is required (no node "
+                                "creates this %s implicitly before node \"%s\" reads it)",
+                                state ? "state" : "param", in->name, state ? "state" : "params",
+                                in->name, state ? "state tensor" : "param", n->name);
     }
+    if ((st = check_state_inputs(L->g, n, &c)))
+        return st;
     dn_tensor_desc *in = malloc(((size_t)n->n_inputs + 1) * sizeof *in);
     if (!in)
         return dn_load_fail(L, DN_ERR_NOMEM, "out of memory");

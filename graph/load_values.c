@@ -12,6 +12,10 @@
  * a graph input may make its first one `null`, the batch, held as 1 with `batched` set. The
  * element count must fit 64 bits, so no later size computation can overflow. A param's shape
  * may be left out here when a node creates the param implicitly (load_nodes.c).
+ *
+ * The "state" section (tensors ops update but no optimiser trains, BatchNorm's running
+ * statistics) has the same entries as "params" and goes through the same code; a name in
+ * both is refused with its own message.
  */
 #include "graph/load.h"
 
@@ -58,9 +62,17 @@ dn_status dn_load_add_value(dn_loader *L, const char *name, dn_value_kind kind, 
         return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): names must not be empty", where, loc);
     int existing = dn_load_lookup(L, name);
     if (existing >= 0) {
-        static const char *const kind_names[] = { "an input", "a param", "a node" };
+        static const char *const kind_names[] = { "an input", "a param", "a node",
+                                                  "a state tensor" };
+        dn_value_kind old = L->g->values[existing].kind;
+        if ((kind == DN_VALUE_STATE && old == DN_VALUE_PARAM) ||
+            (kind == DN_VALUE_PARAM && old == DN_VALUE_STATE))
+            return dn_load_fail(L, DN_ERR_MODEL,
+                                "%s(%s): \"%s\" is declared both in \"params\" and in \"state\" "
+                                "(a tensor is either trained or state, not both)",
+                                where, loc, name);
         return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): duplicate name \"%s\" (already %s)", where,
-                            loc, name, kind_names[L->g->values[existing].kind]);
+                            loc, name, kind_names[old]);
     }
     if (L->g->n_values == L->values_cap)
         return dn_load_fail(L, DN_ERR_NOMEM, "too many named tensors");
@@ -176,19 +188,22 @@ dn_status dn_load_inputs(dn_loader *L, const cJSON *inputs)
     return DN_OK;
 }
 
-dn_status dn_load_params(dn_loader *L, const cJSON *params)
+/* The "params" or "state" section: the same entries (shape, init), different kinds. */
+static dn_status load_tensors(dn_loader *L, const cJSON *section, dn_value_kind kind)
 {
-    if (!params)
+    bool state = kind == DN_VALUE_STATE;
+    const char *key = state ? "state" : "params", *what = state ? "state" : "param";
+    if (!section)
         return DN_OK;
-    if (!cJSON_IsObject(params))
-        return dn_load_fail(L, DN_ERR_MODEL, "(/params): expected an object of params, found %s",
-                            dn_json_kind(params));
+    if (!cJSON_IsObject(section))
+        return dn_load_fail(L, DN_ERR_MODEL, "(/%s): expected an object of %s tensors, found %s",
+                            key, what, dn_json_kind(section));
     static const char *const allowed[] = { "shape", "init", NULL };
     int index = 0;
-    for (const cJSON *p = params->child; p; p = p->next, index++) {
+    for (const cJSON *p = section->child; p; p = p->next, index++) {
         char where[300], loc[300];
-        snprintf(where, sizeof where, "param \"%s\" ", p->string);
-        snprintf(loc, sizeof loc, "/params/%s", p->string);
+        snprintf(where, sizeof where, "%s \"%s\" ", what, p->string);
+        snprintf(loc, sizeof loc, "/%s/%s", key, p->string);
         if (!cJSON_IsObject(p))
             return dn_load_fail(L, DN_ERR_MODEL, "%s(%s): expected an object, found %s", where, loc,
                                 dn_json_kind(p));
@@ -196,9 +211,12 @@ dn_status dn_load_params(dn_loader *L, const cJSON *params)
         if (st)
             return st;
         int v;
-        if ((st = dn_load_add_value(L, p->string, DN_VALUE_PARAM, where, loc, &v)))
+        if ((st = dn_load_add_value(L, p->string, kind, where, loc, &v)))
             return st;
-        L->g->param_values[L->g->n_params++] = v;
+        if (state)
+            L->g->state_values[L->g->n_state++] = v;
+        else
+            L->g->param_values[L->g->n_params++] = v;
         L->param_json_index[v] = index;
         dn_value *val = &L->g->values[v];
         val->desc.dtype = DN_F32;
@@ -216,4 +234,14 @@ dn_status dn_load_params(dn_loader *L, const cJSON *params)
             return dn_load_fail(L, DN_ERR_MODEL, "%s(%s/init): %s", where, loc, why);
     }
     return DN_OK;
+}
+
+dn_status dn_load_params(dn_loader *L, const cJSON *params)
+{
+    return load_tensors(L, params, DN_VALUE_PARAM);
+}
+
+dn_status dn_load_state(dn_loader *L, const cJSON *state)
+{
+    return load_tensors(L, state, DN_VALUE_STATE);
 }

@@ -247,6 +247,11 @@ DN_API int dn_model_input_count(const dn_model *m);
 DN_API dn_status dn_model_input_info(const dn_model *m, int i, dn_tensor_info *out);
 DN_API int dn_model_param_count(const dn_model *m);
 DN_API dn_status dn_model_param_info(const dn_model *m, int i, dn_tensor_info *out);
+/* State tensors (the "state" section and implicit ones, e.g. BatchNorm's running mean and
+ * variance): saved and loaded with the weights, written only by a training forward, never
+ * trained. */
+DN_API int dn_model_state_count(const dn_model *m);
+DN_API dn_status dn_model_state_info(const dn_model *m, int i, dn_tensor_info *out);
 DN_API int dn_model_output_count(const dn_model *m);
 DN_API const char *dn_model_output_name(const dn_model *m, int i);
 /* Output i's dtype and shape before any run (dim 0 is the batch when `batched`: shape[0]
@@ -360,9 +365,13 @@ DN_API dn_status dn_session_backward(dn_session *s);
 DN_API dn_status dn_session_tensor(dn_session *s, const char *name, dn_view *out);
 DN_API dn_status dn_session_param(dn_session *s, const char *name, dn_view *out); /* writable */
 DN_API dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out);
+/* A state tensor (e.g. "bn1.running_mean"), writable; DN_ERR_ARG on an inference session,
+ * whose state is the borrowed weights' (read it with dn_weights_tensor). */
+DN_API dn_status dn_session_state(dn_session *s, const char *name, dn_view *out);
 
-/* Weights as safetensors keyed by param name (F32). Loading checks every name, dtype and
- * shape; a file with missing or extra params is an error. Saving writes a temporary file
+/* Weights as safetensors keyed by param name (F32), the state tensors (BatchNorm's running
+ * statistics) beside them under their own names. Loading checks every name, dtype and
+ * shape; a file with missing or extra params or state is an error. Saving writes a temporary file
  * and renames it into place. */
 DN_API dn_status dn_session_load_weights(dn_session *s, const char *path);
 DN_API dn_status dn_session_save_weights(dn_session *s, const char *path);
@@ -382,7 +391,8 @@ DN_API dn_status dn_session_write_npy(dn_session *s, const char *tensor, const c
 
 /* Write the scalar loss under "loss" and each param's gradient under "grad.<param>" to a
  * safetensors file (atomically); with `with_tensors`, also each param's value under
- * "param.<param>" and every computed node output under "act.<node>". For the `dagnet grad`
+ * "param.<param>", each state tensor under "state.<name>" (after the training forward
+ * updated it) and every computed node output under "act.<node>". For the `dagnet grad`
  * command and parity checks. Needs a backward since the last forward. */
 DN_API dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_tensors);
 

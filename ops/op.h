@@ -6,8 +6,8 @@
  * knows an op by anything but this descriptor:
  *
  *   parse_attrs      JSON attrs → the op's attrs struct; rejects unknown or ill-typed keys
- *   implicit_params  (Conv, Affine) params the loader creates when the node names only its
- *                    data input: their shapes from the input's shape and the attrs
+ *   implicit_params  (Conv, Affine, BatchNorm) params the loader creates when the node names
+ *                    only its data input: their shapes from the input's shape and the attrs
  *   infer            input dtypes/shapes → output dtype/shape, or a message naming both shapes
  *   workspace_size   scratch bytes the kernels need (contents undefined on entry)
  *   saved_size       bytes forward keeps for backward (argmax, masks, probabilities)
@@ -18,6 +18,7 @@
  *                    ACCUMULATE: the engine zeroes gradients once per step, so fan-out and
  *                    shared weights need no special case.
  *   gemm             (Conv, Affine) the op's work as one matrix product, for the profiler
+ *   state_inputs     (BatchNorm) the inputs that are state, written by a training forward
  *
  * Memory planning (graph/plan.c) shares buffers between tensors whose lifetimes do not
  * overlap; three fields tell it what the kernels read and when:
@@ -45,7 +46,7 @@
 #include "runtime/init.h"
 #include "runtime/tensor.h"
 
-#define DN_MAX_IMPLICIT_PARAMS 2
+#define DN_MAX_IMPLICIT_PARAMS 4
 
 /* Where a node comes from, for messages; also carries its JSON attrs while parsing. */
 typedef struct dn_node_ctx {
@@ -125,6 +126,15 @@ typedef struct dn_op {
     bool inplace;
     unsigned backward_reads_inputs;
     bool backward_reads_output;
+    /* Bit i: input i must be a state tensor (the model's "state" section, or implicit
+     * state), and forward in training mode may WRITE it through k->x[i].data (BatchNorm's
+     * running statistics). The loader refuses anything else in that slot, so a param or an
+     * activation is never written; such inputs take no gradient (also set them in
+     * no_grad_inputs). Inference forwards and backward only read them. */
+    unsigned state_inputs;
+    /* Bit i: implicit_params' entry i is a state tensor ("<node>.running_mean"), created in
+     * the model's state rather than its params. */
+    unsigned implicit_state;
 } dn_op;
 
 /* Whether input i of op can take a gradient (labels cannot). */

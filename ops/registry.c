@@ -47,7 +47,8 @@
     X(add)                   \
     X(concat)                \
     X(global_avg_pool)       \
-    X(leaky_relu)
+    X(leaky_relu)            \
+    X(batchnorm)
 
 #define DN_OP_EXTERN(id) extern const dn_op dn_op_##id;
 DN_OPS(DN_OP_EXTERN)

@@ -11,8 +11,6 @@ either
   passed       each data set's outputs match, by `dagnet infer`, within ONNX's backend-test
                tolerances (rtol 1e-3, atol 1e-7: onnx/backend/test/runner)
   unsupported  the importer refused it, naming what dagnet cannot express (its message)
-  waiting      imported, but the dagnet model uses an attr or op still to come (Conv groups and
-               dilation, pooling ceil, GlobalAvgPool, LeakyReLU, BatchNorm and its state)
   FAILED       a mismatch or an error after a successful import: a bug
 --report writes the per-case table; --doc replaces the part of docs/onnx.md between its
 `<!-- conformance -->` markers with it. Exit status 1 when a case FAILED.
@@ -32,16 +30,6 @@ import numpy as np
 RTOL, ATOL = 1e-3, 1e-7
 
 # What a dagnet model loader says about fields and ops that other branches add.
-WAITING = [
-    (r'unknown attr "groups"', "Conv groups"),
-    (r'unknown attr "dilation"', "Conv dilation"),
-    (r'unknown attr "ceil"', "pooling ceil"),
-    (r'unknown op "BatchNorm"|unknown field "state"', "BatchNorm"),
-    (r'unknown op "LeakyReLU"', "LeakyReLU"),
-    (r'unknown op "GlobalAvgPool"', "GlobalAvgPool"),
-]
-
-
 def run(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     return r.returncode, (r.stderr.strip() or r.stdout.strip()).replace("dagnet: ", "", 1)
@@ -63,9 +51,6 @@ def one_case(case, a, tmp):
         m = re.search(r'op type "([^"]+)" is not supported', msg)
         if m:
             return "op", m.group(1)
-        for pat, what in WAITING:
-            if re.search(pat, msg):
-                return "waiting", what
         return "unsupported", short(msg)
     with open(js) as f:
         spec = json.load(f)
@@ -96,9 +81,6 @@ def one_case(case, a, tmp):
             rc, msg = run([a.dagnet, "infer", js, "--weights", st, *feeds, "--fetch", name,
                            "--out", got_npy])
             if rc:
-                for pat, what in WAITING:
-                    if re.search(pat, msg):
-                        return "waiting", what
                 return "FAILED", "infer: " + short(msg)
             want, got = np.load(want_npy), np.load(got_npy)
             if want.shape != got.shape:
@@ -143,7 +125,7 @@ def main():
                 if a.v or status == "FAILED":
                     print(f"{status:11s} {name}: {why}", flush=True)
     summary = (f"{count['passed']} passed, {count['unsupported']} unsupported, "
-               f"{count['waiting']} waiting, {count['FAILED']} failed; "
+               f"{count['FAILED']} failed; "
                f"{count['out of scope']} cases of {len(ops)} op types dagnet does not have")
     print("onnx_conformance:", summary)
     lines = [f"Result: {summary}.", "", "| case | result | details |", "|---|---|---|"]

@@ -27,6 +27,7 @@ TestSuite(embed_infer, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 TestSuite(embed_memory, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 TestSuite(embed_threads, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 TestSuite(embed_header);
+TestSuite(embed_state, .init = dn_test_dir_init, .fini = dn_test_dir_fini);
 
 static dn_model *lenet(void) { return dn_test_load_model(DN_TEST_MODELS "/lenet5.json"); }
 
@@ -193,7 +194,7 @@ Test(embed_weights, wrong_weights_are_refused_with_a_message)
                "(mlp_tanh.json)");
     dn_session_free(s);
     cr_assert_eq(dn_weights_tensor(mine, "nope", &(dn_view){ 0 }), DN_ERR_ARG);
-    EXPECT_MSG(dn_weights_errmsg(mine), "param \"nope\" is not defined");
+    EXPECT_MSG(dn_weights_errmsg(mine), "no param or state tensor \"nope\"");
     cr_assert_eq(dn_weights_load(m, NULL, &w), DN_ERR_ARG);
     EXPECT_MSG(dn_weights_errmsg(w), "dn_weights_load: path is NULL");
     dn_weights_free(w);
@@ -495,4 +496,59 @@ Test(embed_header, defaults_match_the_cxx_spelling)
     cr_assert(s.seed == 0 && s.threads == 0 && !s.keep_tensors && s.weights == NULL);
     dn_binding b = DN_BINDING_DEFAULT;
     cr_assert(!b.image_input && !b.label_input && !b.prediction);
+}
+
+/* ---------------------------------------------------------------- embed_state */
+
+/* BatchNorm's running statistics are stored tensors like the params: a dn_weights holds them,
+ * an inference session borrows them (examples/models/simple_convnet_bn.json, bn1 over 30
+ * channels), and its inference forward gives the bits of the training session they came from,
+ * which must differ from the bits with the initial statistics (mean 0, var 1). */
+Test(embed_state, borrowed_running_statistics_are_used)
+{
+    dn_model *m = dn_test_load_model(DN_TEST_MODELS "/simple_convnet_bn.json");
+    dn_session *train = trainable(m, 3);
+    float *images = dn_test_uniform(BATCH * SIDE * SIDE, 5, 0.0f, 1.0f);
+    float before[BATCH * CLASSES], want[BATCH * CLASSES], got[BATCH * CLASSES];
+    infer(train, images, before);
+    dn_view mean, var;
+    cr_assert_eq(dn_session_state(train, "bn1.running_mean", &mean), DN_OK, "%s",
+                 dn_session_errmsg(train));
+    cr_assert_eq(dn_session_state(train, "bn1.running_var", &var), DN_OK);
+    for (int c = 0; c < 30; c++) { /* what a few training forwards would leave */
+        ((float *)mean.data)[c] = 0.01f * (float)c;
+        ((float *)var.data)[c] = 0.5f + 0.1f * (float)c;
+    }
+    infer(train, images, want);
+    cr_assert(memcmp(before, want, sizeof want) != 0, "the running statistics change nothing");
+
+    void *buf;
+    size_t size;
+    cr_assert_eq(dn_session_save_weights_memory(train, &buf, &size), DN_OK);
+    dn_weights *w = NULL;
+    cr_assert_eq(dn_weights_from_memory(m, buf, size, "bn", &w), DN_OK, "%s", dn_weights_errmsg(w));
+    dn_free(buf);
+    dn_view v;
+    cr_assert_eq(dn_weights_tensor(w, "bn1.running_var", &v), DN_OK, "%s", dn_weights_errmsg(w));
+    cr_assert_eq(((const float *)v.data)[29], 0.5f + 0.1f * 29.0f);
+
+    dn_session *s = borrower(m, w, 1);
+    infer(s, images, got);
+    cr_assert(memcmp(got, want, sizeof got) == 0, "the borrowing session's output differs");
+    cr_assert_eq(dn_session_state(s, "bn1.running_mean", &v), DN_ERR_ARG);
+    EXPECT_MSG(dn_session_errmsg(s), "inference session");
+
+    dn_weights *snap = NULL; /* from a session: params and state */
+    cr_assert_eq(dn_weights_from_session(train, &snap), DN_OK, "%s", dn_weights_errmsg(snap));
+    dn_session *s2 = borrower(m, snap, 1);
+    infer(s2, images, got);
+    cr_assert(memcmp(got, want, sizeof got) == 0, "dn_weights_from_session lost the state");
+
+    dn_session_free(s2);
+    dn_weights_free(snap);
+    dn_session_free(s);
+    dn_weights_free(w);
+    dn_session_free(train);
+    free(images);
+    dn_model_free(m);
 }

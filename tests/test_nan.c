@@ -20,7 +20,8 @@
 
 extern const dn_op dn_op_relu, dn_op_sigmoid, dn_op_tanh, dn_op_softmax,
     dn_op_softmax_cross_entropy, dn_op_dropout, dn_op_flatten, dn_op_add, dn_op_concat, dn_op_conv,
-    dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn, dn_op_global_avg_pool, dn_op_leaky_relu;
+    dn_op_maxpool, dn_op_avgpool, dn_op_affine, dn_op_lrn, dn_op_global_avg_pool, dn_op_leaky_relu,
+    dn_op_batchnorm;
 
 #define NaN NAN
 #define Inf INFINITY
@@ -422,4 +423,35 @@ Test(leaky_relu_nan, zero_alpha_times_inf_is_nan)
     dn_tensor x = T(v, 4);
     check(&dn_op_leaky_relu, "{\"alpha\": 0}", 1, &x, true, F(1, NaN, 3, 4), F(NaN, NaN, -0.0f, 3),
           WANT(F(0, NaN, 0, 4)));
+}
+
+/* x [2,3,1,1]: channel 0 [nan, 1], channel 1 [inf, 2], channel 2 [1, 3]; gamma [1, 0.5, 2],
+ * beta [0, 1, -1], running mean 0, var 1; F.batch_norm(x, rm, rv, gamma, beta,
+ * training=True), y.backward(dy = [1..6]):
+ * y = [nan, nan, -2.99999, nan, nan, 0.99999], x.grad = [nan, nan, -3.0041e-05, nan, nan,
+ * 3.0041e-05], gamma.grad = [nan, nan, 2.999985], beta.grad = [5, 7, 9] (dy alone);
+ * the running mean becomes [nan, inf, 0.2] and the running var [nan, nan, 1.1]. A non-finite
+ * value spoils its own channel only. */
+Test(batchnorm_nan, nan_and_inf_spoil_their_channel_only)
+{
+    float v[] = { NaN, Inf, 1, 1, 2, 3 }, gamma[] = { 1, 0.5f, 2 }, beta[] = { 0, 1, -1 };
+    for (int threads = 1; threads <= 2; threads++) {
+        float mean[] = { 0, 0, 0 }, var[] = { 1, 1, 1 };
+        dn_tensor x[] = { T(v, 2, 3, 1, 1), T(gamma, 3), T(beta, 3), T(mean, 3), T(var, 3) };
+        dn_test_run r = dn_test_run_new(&dn_op_batchnorm, "{}", 5, x, threads);
+        dn_test_run_forward(&r, threads, true);
+        expect_values(dn_f32(&r.y), F(NaN, NaN, -2.99999f, NaN, NaN, 0.99999f), 6, "BatchNorm",
+                      "y");
+        expect_values(mean, F(NaN, Inf, 0.2f), 3, "BatchNorm", "running mean");
+        expect_values(var, F(NaN, NaN, 1.1f), 3, "BatchNorm", "running var");
+        memcpy(r.dy.data, F(1, 2, 3, 4, 5, 6), sizeof(float[6]));
+        for (int i = 0; i < 3; i++)
+            memset(r.dx[i].data, 0, (size_t)dn_shape_numel(&r.dx[i].shape) * sizeof(float));
+        dn_test_run_backward(&r, threads);
+        expect_values(dn_f32(&r.dx[0]), F(NaN, NaN, -3.004059e-05f, NaN, NaN, 3.004059e-05f), 6,
+                      "BatchNorm", "dx");
+        expect_values(dn_f32(&r.dx[1]), F(NaN, NaN, 2.999985f), 3, "BatchNorm", "dgamma");
+        expect_values(dn_f32(&r.dx[2]), F(5, 7, 9), 3, "BatchNorm", "dbeta");
+        dn_test_run_free(&r);
+    }
 }

@@ -104,6 +104,7 @@ const char *dn_model_file(const dn_model *m) { return model_ready(m) ? m->g->fil
 int dn_model_node_count(const dn_model *m) { return model_ready(m) ? m->g->n_nodes : 0; }
 int dn_model_input_count(const dn_model *m) { return model_ready(m) ? m->g->n_inputs : 0; }
 int dn_model_param_count(const dn_model *m) { return model_ready(m) ? m->g->n_params : 0; }
+int dn_model_state_count(const dn_model *m) { return model_ready(m) ? m->g->n_state : 0; }
 int dn_model_output_count(const dn_model *m) { return model_ready(m) ? m->g->n_outputs : 0; }
 
 /* The model's own checks for the introspection calls: loaded, index in range, out given. */
@@ -201,6 +202,15 @@ dn_status dn_model_output_info(const dn_model *m, int i, dn_tensor_info *out)
     if (st != DN_OK)
         return st;
     return tensor_info(&m->g->values[m->g->outputs[i]], out);
+}
+
+dn_status dn_model_state_info(const dn_model *m, int i, dn_tensor_info *out)
+{
+    dn_status st =
+        check_index(m, "dn_model_state_info", i, m && m->g ? m->g->n_state : 0, "state", out);
+    if (st != DN_OK)
+        return st;
+    return tensor_info(&m->g->values[m->g->state_values[i]], out);
 }
 
 /* ------------------------------------------------------------------ sessions */
@@ -466,6 +476,19 @@ dn_status dn_session_param(dn_session *s, const char *name, dn_view *out)
     return DN_OK;
 }
 
+dn_status dn_session_state(dn_session *s, const char *name, dn_view *out)
+{
+    CHECK(check_session(s, "dn_session_state"));
+    CHECK(check_ptr(s, "dn_session_state", name, "name"));
+    CHECK(check_ptr(s, "dn_session_state", out, "out"));
+    CHECK(check_writable(s, "dn_session_state"));
+    int v = find_value(s, name, DN_VALUE_STATE, "state tensor");
+    if (v < 0)
+        return DN_ERR_ARG;
+    to_view(&s->e.val[v], out);
+    return DN_OK;
+}
+
 dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out)
 {
     CHECK(check_session(s, "dn_session_param_grad"));
@@ -509,28 +532,31 @@ dn_status dn_file_write(const char *path, const void *data, size_t size, char *e
     return st;
 }
 
-/* Every param must be in the file as F32 with its exact shape, and nothing else. */
+/* Every param and state tensor must be in the file as F32 with its exact shape, and nothing
+ * else. */
 dn_status dn_weights_check(const dn_graph *g, const dn_st_file *f, const char *path, dn_err *err)
 {
     char want[DN_SHAPE_STR_MAX], got[DN_SHAPE_STR_MAX];
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_value *p = &g->values[g->param_values[i]];
+    for (int i = 0; i < dn_stored_count(g); i++) {
+        const dn_value *p = &g->values[dn_stored_value(g, i)];
+        const char *what = p->kind == DN_VALUE_STATE ? "state tensor" : "param";
         const dn_st_entry *e = dn_st_find(f, p->name);
         if (!e)
-            return dn_err_set(err, DN_ERR_SHAPE, "%s: param \"%s\" of %s is missing", path, p->name,
-                              g->file);
+            return dn_err_set(err, DN_ERR_SHAPE, "%s: %s \"%s\" of %s is missing", path, what,
+                              p->name, g->file);
         if (e->dtype != DN_F32)
-            return dn_err_set(err, DN_ERR_SHAPE, "%s: param \"%s\": expected dtype F32, found %s",
-                              path, p->name, dn_dtype_name(e->dtype));
+            return dn_err_set(err, DN_ERR_SHAPE, "%s: %s \"%s\": expected dtype F32, found %s",
+                              path, what, p->name, dn_dtype_name(e->dtype));
         if (!dn_shape_equal(&e->shape, &p->desc.shape))
-            return dn_err_set(err, DN_ERR_SHAPE, "%s: param \"%s\": expected shape %s, found %s",
-                              path, p->name, dn_shape_str(&p->desc.shape, want, sizeof want),
+            return dn_err_set(err, DN_ERR_SHAPE, "%s: %s \"%s\": expected shape %s, found %s", path,
+                              what, p->name, dn_shape_str(&p->desc.shape, want, sizeof want),
                               dn_shape_str(&e->shape, got, sizeof got));
     }
     for (int i = 0; i < f->n; i++) {
         int v = dn_graph_find(g, f->entries[i].name);
-        if (v < 0 || g->values[v].kind != DN_VALUE_PARAM)
-            return dn_err_set(err, DN_ERR_SHAPE, "%s: tensor \"%s\" is not a param of %s", path,
+        if (v < 0 || (g->values[v].kind != DN_VALUE_PARAM && g->values[v].kind != DN_VALUE_STATE))
+            return dn_err_set(err, DN_ERR_SHAPE,
+                              "%s: tensor \"%s\" is not a param or state tensor of %s", path,
                               f->entries[i].name, g->file);
     }
     return DN_OK;
@@ -538,20 +564,25 @@ dn_status dn_weights_check(const dn_graph *g, const dn_st_file *f, const char *p
 
 void dn_weights_copy_in(const dn_graph *g, const dn_st_file *f, float *dst)
 {
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_st_entry *e = dn_st_find(f, g->values[g->param_values[i]].name);
+    for (int i = 0; i < dn_stored_count(g); i++) {
+        const dn_st_entry *e = dn_st_find(f, g->values[dn_stored_value(g, i)].name);
         memcpy(dst, e->data, e->nbytes); /* entries may be unaligned: copy bytes */
         dst += e->nbytes / sizeof(float);
     }
 }
 
-/* Check f against the params and copy it into the session's own. */
+/* Check f against the params and state and copy it into the session's own. */
 static dn_status apply_weights(dn_session *s, const dn_st_file *f, const char *label)
 {
     dn_status st = dn_weights_check(s->e.g, f, label, &s->err);
     if (st)
         return st;
-    dn_weights_copy_in(s->e.g, f, s->e.param_data);
+    const dn_graph *g = s->e.g;
+    for (int i = 0; i < dn_stored_count(g); i++) { /* params and state: two buffers */
+        int v = dn_stored_value(g, i);
+        const dn_st_entry *e = dn_st_find(f, g->values[v].name);
+        memcpy(s->e.val[v].data, e->data, e->nbytes); /* entries may be unaligned: copy bytes */
+    }
     memset(s->e.computed, 0, (size_t)s->e.g->n_values * sizeof *s->e.computed);
     s->e.loss_ready = s->e.grads_ready = false;
     return DN_OK;
@@ -590,13 +621,13 @@ dn_status dn_session_load_weights_memory(dn_session *s, const void *data, size_t
     return st ? st : load_parsed(s, &f, "<memory>");
 }
 
-/* The session's params as safetensors entries: t has room for every param. */
+/* The session's params and state as safetensors entries: t has room for each. */
 static void param_entries(const dn_session *s, dn_st_tensor *t)
 {
     const dn_graph *g = s->e.g;
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_tensor *p = &s->e.val[g->param_values[i]];
-        t[i] = (dn_st_tensor){ g->values[g->param_values[i]].name, DN_F32, &p->shape, p->data };
+    for (int i = 0; i < dn_stored_count(g); i++) {
+        int v = dn_stored_value(g, i);
+        t[i] = (dn_st_tensor){ g->values[v].name, DN_F32, &s->e.val[v].shape, s->e.val[v].data };
     }
 }
 
@@ -608,12 +639,13 @@ dn_status dn_session_save_weights_memory(dn_session *s, void **data, size_t *siz
     CHECK(check_ptr(s, fn, size, "size"));
     *data = NULL;
     *size = 0;
-    dn_st_tensor *t = calloc((size_t)s->e.g->n_params + 1, sizeof *t);
+    int n = dn_stored_count(s->e.g);
+    dn_st_tensor *t = calloc((size_t)n + 1, sizeof *t);
     if (!t)
         return dn_err_set(&s->err, DN_ERR_NOMEM, "out of memory");
     param_entries(s, t);
     unsigned char *buf;
-    dn_status st = dn_st_write_mem(t, s->e.g->n_params, "<memory>", &buf, size, &s->err);
+    dn_status st = dn_st_write_mem(t, n, "<memory>", &buf, size, &s->err);
     if (!st)
         *data = buf;
     free(t);
@@ -627,11 +659,12 @@ dn_status dn_session_save_weights(dn_session *s, const char *path)
     CHECK(check_session(s, "dn_session_save_weights"));
     CHECK(check_ptr(s, "dn_session_save_weights", path, "path"));
     const dn_graph *g = s->e.g;
-    dn_st_tensor *t = calloc((size_t)g->n_params + 1, sizeof *t);
+    int n = dn_stored_count(g);
+    dn_st_tensor *t = calloc((size_t)n + 1, sizeof *t);
     if (!t)
         return dn_err_set(&s->err, DN_ERR_NOMEM, "out of memory");
     param_entries(s, t);
-    dn_status st = dn_st_write(path, t, g->n_params, &s->err);
+    dn_status st = dn_st_write(path, t, n, &s->err);
     free(t);
     return st;
 }
@@ -669,7 +702,7 @@ dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_t
     if (!s->e.grads_ready)
         return dn_err_set(&s->err, DN_ERR_ARG,
                           "%s: no gradients yet (run backward after a training forward)", g->file);
-    int cap = 1 + 2 * g->n_params + g->n_nodes;
+    int cap = 1 + 2 * g->n_params + g->n_state + g->n_nodes;
     dn_st_tensor *t = calloc((size_t)cap, sizeof *t);
     char **names = calloc((size_t)cap, sizeof *names);
     dn_shape scalar = { .rank = 0 };
@@ -690,6 +723,13 @@ dn_status dn_session_save_gradients(dn_session *s, const char *path, bool with_t
     for (int i = 0; with_tensors && i < g->n_params; i++) {
         int v = g->param_values[i];
         if (!(names[n] = prefixed("param.", g->values[v].name)))
+            goto oom;
+        t[n] = (dn_st_tensor){ names[n], DN_F32, &s->e.val[v].shape, s->e.val[v].data };
+        n++;
+    }
+    for (int i = 0; with_tensors && i < g->n_state; i++) {
+        int v = g->state_values[i];
+        if (!(names[n] = prefixed("state.", g->values[v].name)))
             goto oom;
         t[n] = (dn_st_tensor){ names[n], DN_F32, &s->e.val[v].shape, s->e.val[v].data };
         n++;

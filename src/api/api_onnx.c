@@ -153,14 +153,17 @@ dn_status dn_session_export_onnx(dn_session *s, const char *path, bool with_loss
     }
     for (int i = 0; i < g->n_values; i++) {
         const dn_value *v = &g->values[i];
+        /* State (BatchNorm's running statistics) is an initializer as a param is: ONNX has
+         * no other kind of stored tensor. */
+        bool stored = v->kind == DN_VALUE_PARAM || v->kind == DN_VALUE_STATE;
         values[i] = (dn_onnx_value){
             .name = v->name,
-            .kind = v->kind == DN_VALUE_INPUT   ? DN_ONNX_INPUT
-                    : v->kind == DN_VALUE_PARAM ? DN_ONNX_PARAM
-                                                : DN_ONNX_NODE,
+            .kind = v->kind == DN_VALUE_INPUT ? DN_ONNX_INPUT
+                    : stored                  ? DN_ONNX_PARAM
+                                              : DN_ONNX_NODE,
             .dtype = v->desc.dtype,
             .shape = &v->desc.shape,
-            .data = v->kind == DN_VALUE_PARAM ? (const float *)s->e.val[i].data : NULL,
+            .data = stored ? (const float *)s->e.val[i].data : NULL,
         };
     }
     for (int i = 0; i < g->n_nodes; i++) {

@@ -3,10 +3,11 @@
  * library's version.
  *
  * A dn_weights holds every stored tensor of one model, found by name in a safetensors image
- * and checked against the model (dn_weights_check: each param F32 with its exact shape,
- * nothing missing, nothing extra), copied into one 64-byte aligned buffer in the layout of an
- * executor's params (graph/exec.h: every param contiguous, in g->param_values order). An
- * inference session (dn_exec_init_borrowed) points its param views into that buffer: N
+ * and checked against the model (dn_weights_check: each param and state tensor F32 with its
+ * exact shape, nothing missing, nothing extra), copied into one 64-byte aligned buffer: every
+ * param contiguous in g->param_values order, then every state tensor (BatchNorm's running
+ * statistics) in g->state_values order (session.h, dn_stored_value). An inference session
+ * (dn_exec_init_borrowed) points its param and state views into that buffer: N
  * sessions cost one copy of the weights plus N sets of activations, and opening one
  * initialises nothing. Nothing writes the buffer after it is filled, so any number of threads
  * may read it at once; the only mutable part is the error message of a failed call.
@@ -38,10 +39,10 @@ static dn_status weights_open(const dn_model *m, const char *fn, dn_weights **ou
     w->m = m;
     const dn_graph *g = m->g;
     int64_t total = 0;
-    for (int i = 0; i < g->n_params; i++) {
-        int64_t n = dn_shape_numel(&g->values[g->param_values[i]].desc.shape);
+    for (int i = 0; i < dn_stored_count(g); i++) {
+        int64_t n = dn_shape_numel(&g->values[dn_stored_value(g, i)].desc.shape);
         if (n < 0 || total > INT64_MAX - n)
-            return dn_err_set(&w->err, DN_ERR_NOMEM, "%s: the params' element count overflows",
+            return dn_err_set(&w->err, DN_ERR_NOMEM, "%s: the weights' element count overflows",
                               g->file);
         total += n;
     }
@@ -59,7 +60,6 @@ static dn_status weights_open(const dn_model *m, const char *fn, dn_weights **ou
 /* Fill w from a parsed image (freed here); on failure w holds the message. */
 static dn_status weights_fill(dn_weights *w, dn_st_file *f, const char *label)
 {
-    /* One loop per kind of stored tensor: params today (a later "state" section adds one). */
     dn_status st = dn_weights_check(w->m->g, f, label, &w->err);
     if (!st)
         dn_weights_copy_in(w->m->g, f, w->data);
@@ -116,8 +116,11 @@ dn_status dn_weights_from_session(dn_session *s, dn_weights **out)
     if (!s->e.g || (s->e.param_count && !s->e.param_data))
         return dn_err_set(&(*out)->err, DN_ERR_ARG,
                           "dn_weights_from_session: the session did not open");
-    if (s->e.param_count)
+    if (s->e.param_count) /* the stored order: params, then state */
         memcpy((*out)->data, s->e.param_data, (size_t)s->e.param_count * sizeof(float));
+    if (s->e.state_count)
+        memcpy((*out)->data + s->e.param_count, s->e.state_data,
+               (size_t)s->e.state_count * sizeof(float));
     (*out)->ready = true;
     return DN_OK;
 }
@@ -162,8 +165,8 @@ dn_status dn_weights_tensor(const dn_weights *w, const char *name, dn_view *out)
         return dn_err_set(err, DN_ERR_ARG, "dn_weights_tensor: %s is NULL", name ? "out" : "name");
     const dn_graph *g = w->m->g;
     int64_t offset = 0;
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_value *v = &g->values[g->param_values[i]];
+    for (int i = 0; i < dn_stored_count(g); i++) {
+        const dn_value *v = &g->values[dn_stored_value(g, i)];
         if (strcmp(v->name, name) == 0) {
             *out =
                 (dn_view){ .dtype = DN_F32, .rank = v->desc.shape.rank, .data = w->data + offset };
@@ -172,7 +175,7 @@ dn_status dn_weights_tensor(const dn_weights *w, const char *name, dn_view *out)
         }
         offset += dn_shape_numel(&v->desc.shape);
     }
-    return dn_err_set(err, DN_ERR_ARG, "dn_weights_tensor: %s: param \"%s\" is not defined",
+    return dn_err_set(err, DN_ERR_ARG, "dn_weights_tensor: %s: no param or state tensor \"%s\"",
                       g->file, name);
 }
 
@@ -185,16 +188,17 @@ dn_status dn_weights_save(const dn_weights *w, const char *path)
     if (!path)
         return dn_err_set(err, DN_ERR_ARG, "dn_weights_save: path is NULL");
     const dn_graph *g = w->m->g;
-    dn_st_tensor *t = calloc((size_t)g->n_params + 1, sizeof *t);
+    int n = dn_stored_count(g);
+    dn_st_tensor *t = calloc((size_t)n + 1, sizeof *t);
     if (!t)
         return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
     int64_t offset = 0;
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_value *v = &g->values[g->param_values[i]];
+    for (int i = 0; i < n; i++) {
+        const dn_value *v = &g->values[dn_stored_value(g, i)];
         t[i] = (dn_st_tensor){ v->name, DN_F32, &v->desc.shape, w->data + offset };
         offset += dn_shape_numel(&v->desc.shape);
     }
-    st = dn_st_write(path, t, g->n_params, err);
+    st = dn_st_write(path, t, n, err);
     free(t);
     return st;
 }

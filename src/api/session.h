@@ -43,10 +43,19 @@ struct dn_weights {
     dn_err err;
 };
 
-/* Every param of g must be in f as F32 with its exact shape, and nothing else; messages
- * start with `label` (the file or buffer). */
+/* The tensors a weights file (and a dn_weights) holds, the stored tensors: every param in
+ * g->param_values order, then every state tensor in g->state_values order. */
+static inline int dn_stored_count(const dn_graph *g) { return g->n_params + g->n_state; }
+static inline int dn_stored_value(const dn_graph *g, int i)
+{
+    return i < g->n_params ? g->param_values[i] : g->state_values[i - g->n_params];
+}
+
+/* Every param and state tensor of g must be in f as F32 with its exact shape, and nothing
+ * else; messages start with `label` (the file or buffer). */
 dn_status dn_weights_check(const dn_graph *g, const dn_st_file *f, const char *label, dn_err *err);
-/* Copy the params from f (checked) into dst, the layout of dn_exec.param_data. */
+/* Copy the stored tensors from f (checked) into dst, one buffer in stored order: the layout
+ * dn_exec_init_borrowed takes (params, then state). */
 void dn_weights_copy_in(const dn_graph *g, const dn_st_file *f, float *dst);
 
 #endif

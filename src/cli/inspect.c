@@ -76,6 +76,20 @@ int cmd_summary(const dn_model *m)
     printf("\n%d nodes, %d params tensors, %s parameters, %.2f MFLOPs forward per sample\n",
            dn_model_node_count(m), dn_model_param_count(m), grouped(params, a, sizeof a),
            flops / 1e6);
+    /* State (BatchNorm's running statistics) is saved with the weights but never trained:
+     * counted apart, so the parameter count stays what the paper or PyTorch reports. */
+    long long state = 0;
+    for (int i = 0; i < dn_model_state_count(m); i++) {
+        dn_tensor_info t;
+        dn_model_state_info(m, i, &t);
+        long long count = 1;
+        for (int d = 0; d < t.rank; d++)
+            count *= t.shape[d];
+        state += count;
+    }
+    if (dn_model_state_count(m) > 0)
+        printf("%d state tensors, %s state values (running statistics, not trained)\n",
+               dn_model_state_count(m), grouped(state, a, sizeof a));
     return 0;
 }
 

@@ -393,8 +393,9 @@ dn_status dn_trainer_save_checkpoint(dn_trainer *t, const char *path)
     };
     dn_shape meta_shape = { .rank = 1, .d = { CK_COUNT } };
     dn_shape state_shape = { .rank = 1, .d = { t->state_count } };
-    dn_st_tensor *list = calloc((size_t)g->n_params + 2, sizeof *list);
-    char **names = calloc((size_t)g->n_params + 1, sizeof *names);
+    int n_tensors = g->n_params + g->n_state;
+    dn_st_tensor *list = calloc((size_t)n_tensors + 2, sizeof *list);
+    char **names = calloc((size_t)n_tensors + 1, sizeof *names);
     dn_status st = DN_OK;
     if (!list || !names) {
         st = dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory");
@@ -404,21 +405,22 @@ dn_status dn_trainer_save_checkpoint(dn_trainer *t, const char *path)
     list[n++] = (dn_st_tensor){ "trainer.state", DN_I64, &meta_shape, meta };
     if (t->state_count)
         list[n++] = (dn_st_tensor){ "optim.state", DN_F32, &state_shape, t->state };
-    for (int i = 0; i < g->n_params; i++) {
-        const dn_value *p = &g->values[g->param_values[i]];
-        size_t len = strlen(p->name) + 7;
+    /* Params as "param.<name>", then the state tensors (BatchNorm's running statistics) as
+     * "state.<name>", so that a resumed run normalises exactly as the uninterrupted one. */
+    for (int i = 0; i < n_tensors; i++) {
+        int v = i < g->n_params ? g->param_values[i] : g->state_values[i - g->n_params];
+        const char *prefix = i < g->n_params ? "param." : "state.";
+        size_t len = strlen(g->values[v].name) + 7;
         if (!(names[i] = malloc(len))) {
             st = dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory");
             goto out;
         }
-        memcpy(names[i], "param.", 6);
-        memcpy(names[i] + 6, p->name, len - 6);
-        list[n++] = (dn_st_tensor){ names[i], DN_F32, &e->val[g->param_values[i]].shape,
-                                    e->val[g->param_values[i]].data };
+        snprintf(names[i], len, "%s%s", prefix, g->values[v].name);
+        list[n++] = (dn_st_tensor){ names[i], DN_F32, &e->val[v].shape, e->val[v].data };
     }
     st = dn_st_write(path, list, n, &t->err);
 out:
-    for (int i = 0; names && i < g->n_params; i++)
+    for (int i = 0; names && i < n_tensors; i++)
         free(names[i]);
     free(names);
     free(list);
@@ -485,17 +487,18 @@ static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
         t->state_count ? entry(t, f, path, "optim.state", DN_F32, &state_shape) : NULL;
     if (t->state_count && !se)
         return t->err.status;
-    /* Check every param before changing any. */
+    /* Check every param and state tensor before changing any. */
     for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < g->n_params; i++) {
-            const dn_value *p = &g->values[g->param_values[i]];
+        for (int i = 0; i < g->n_params + g->n_state; i++) {
+            int v = i < g->n_params ? g->param_values[i] : g->state_values[i - g->n_params];
+            const dn_value *p = &g->values[v];
             char name[512];
-            snprintf(name, sizeof name, "param.%s", p->name);
+            snprintf(name, sizeof name, "%s%s", i < g->n_params ? "param." : "state.", p->name);
             const dn_st_entry *pe = entry(t, f, path, name, DN_F32, &p->desc.shape);
             if (!pe)
                 return t->err.status;
             if (pass == 1)
-                memcpy(e->val[g->param_values[i]].data, pe->data, pe->nbytes);
+                memcpy(e->val[v].data, pe->data, pe->nbytes);
         }
     if (se)
         memcpy(t->state, se->data, se->nbytes);

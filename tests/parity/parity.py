@@ -212,6 +212,15 @@ class Model:
             self.params[name] = {"shape": tuple(shape) if shape is not None else None,
                                  "init": spec.get("init")}
             self.param_order.append(name)
+        self.state = {}        # name -> {"shape", "init"}: the "state" section and implicit state
+        self.state_order = []
+        for name, spec in (j.get("state") or {}).items():
+            shape = spec.get("shape")
+            if name in self.params:
+                raise ModelError(f"{self.file}: state \"{name}\" is also a param")
+            self.state[name] = {"shape": tuple(shape) if shape is not None else None,
+                                "init": spec.get("init")}
+            self.state_order.append(name)
         self.nodes = [Node(n, i) for i, n in enumerate(j["nodes"])]
         self.by_name = {n.name: n for n in self.nodes}
         self.outputs = list(j.get("outputs") or [])
@@ -224,7 +233,7 @@ class Model:
         self.node_params = {}   # node -> [param names it reads]
         for name, (shape, _, _) in self.inputs.items():
             self.shapes[name] = shape
-        for name, p in self.params.items():
+        for name, p in list(self.params.items()) + list(self.state.items()):
             if p["shape"] is not None:
                 self.shapes[name] = p["shape"]
         for n in self.order:
@@ -278,6 +287,12 @@ class Model:
             groups = int(a.get("groups", 1))
             wshape = (int(a["filters"]), (x[1] if len(x) == 4 else 1) // groups, kh, kw)
             bshape = (int(a["filters"]),)
+        elif n.op == "BatchNorm":
+            c = (x[1] if len(x) > 1 else 1,)
+            self._create(n, [("weight", c, "ones"), ("bias", c, "zeros")], self.params, self.param_order)
+            self._create(n, [("running_mean", c, "zeros"), ("running_var", c, "ones")], self.state,
+                         self.state_order)
+            return
         elif n.op == "Affine":
             if "units" not in a:
                 raise ModelError(f"{self.file}: {n.where('inputs')}: Affine with one input needs units")
@@ -289,10 +304,14 @@ class Model:
         specs = [("weight", wshape, a.get("init"))]
         if a.get("bias", True):
             specs.append(("bias", bshape, a.get("bias_init")))
+        self._create(n, specs, self.params, self.param_order)
+
+    def _create(self, n, specs, table, order):
+        """Implicit params (or state, table self.state) of node n: (suffix, shape, init)."""
         for suffix, shape, init in specs:
             pname = f"{n.name}.{suffix}"
-            if pname in self.params:
-                p = self.params[pname]
+            if pname in table:
+                p = table[pname]
                 if p["shape"] is not None and p["shape"] != shape:
                     raise ModelError(f"{self.file}: {n.where('attrs')}: implicit param {pname} "
                                      f"{shape} but /params declares {p['shape']}")
@@ -302,8 +321,8 @@ class Model:
             elif pname in self.shapes or pname in self.by_name:
                 raise ModelError(f"{self.file}: {n.where('name')}: implicit param {pname} clashes")
             else:
-                self.params[pname] = {"shape": shape, "init": init}
-                self.param_order.append(pname)
+                table[pname] = {"shape": shape, "init": init}
+                order.append(pname)
             self.shapes[pname] = shape
             n.inputs.append(pname)
 
@@ -311,7 +330,7 @@ class Model:
         for i, name in enumerate(n.inputs):
             if name not in self.shapes and name not in self.by_name and name not in self.params:
                 raise ModelError(f"{self.file}: {n.where(f'inputs/{i}')}: input \"{name}\" is not defined")
-        if n.op in ("Conv", "Affine") and len(n.inputs) == 1:
+        if n.op in ("Conv", "Affine", "BatchNorm") and len(n.inputs) == 1:
             self._implicit(n)
         for i, name in enumerate(n.inputs):
             if name not in self.shapes:
@@ -342,6 +361,14 @@ class Model:
                 raise ModelError(f"{self.file}: {n.where()}: GlobalAvgPool of {x}")
             out = (x[0], x[1], 1, 1)
         elif op in UNARY:
+            out = s[0]
+        elif op == "BatchNorm":
+            if len(s) != 5 or len(s[0]) < 2 or any(t != (s[0][1],) for t in s[1:]):
+                raise ModelError(f"{self.file}: {n.where()}: BatchNorm of {s}")
+            for i in (3, 4):
+                if n.inputs[i] not in self.state:
+                    raise ModelError(f"{self.file}: {n.where(f'inputs/{i}')}: \"{n.inputs[i]}\" "
+                                     "is not state")
             out = s[0]
         elif op == "Affine":
             x, w = s[0], s[1]
@@ -375,8 +402,9 @@ class Model:
         return [n for n in self.order if name in n.inputs]
 
     def init_spec(self, pname):
-        spec = self.params[pname]["init"]
-        rank = len(self.params[pname]["shape"])
+        table = self.state if pname in self.state else self.params
+        spec = table[pname]["init"]
+        rank = len(table[pname]["shape"])
         if spec is None:
             return {"type": "he_normal" if rank >= 2 else "zeros"}
         if isinstance(spec, str):
@@ -428,6 +456,26 @@ def torch_lrn(n, xs, masks):
                                  beta=float(a.get("beta", 0.75)), k=float(a.get("k", 1.0)))
 
 
+# BatchNorm's mode and the running statistics its training forward leaves: masks[TRAINING]
+# is False for an inference run (running statistics used, not updated); UPDATED_STATE[name]
+# holds a training forward's new running mean or var, for comparison with dagnet's
+# "state.<name>" entries.
+TRAINING = "<training>"
+UPDATED_STATE = {}
+
+
+def torch_batchnorm(n, xs, masks):
+    a = n.attrs
+    x, gamma, beta, mean, var = xs
+    training = masks.get(TRAINING, True) if masks is not None else True
+    rm, rv = mean.detach().clone(), var.detach().clone()
+    y = F.batch_norm(x, rm, rv, gamma, beta, training=training,
+                     momentum=float(a.get("momentum", 0.1)), eps=float(a.get("epsilon", 1e-5)))
+    if training:
+        UPDATED_STATE[n.inputs[3]], UPDATED_STATE[n.inputs[4]] = rm, rv
+    return y
+
+
 # Every op this script implements, by its "op" string: its one list (Model refuses any other
 # op, apply_op dispatches through it). tests/test_registry.c fails, naming the op, for an op
 # of dagnet's registry (ops/registry.c) that has no entry here.
@@ -448,6 +496,7 @@ TORCH_OPS = {
     "Concat": lambda n, xs, masks: torch.cat(xs, dim=int(n.attrs.get("axis", 1))),
     "GlobalAvgPool": lambda n, xs, masks: F.adaptive_avg_pool2d(xs[0], 1),
     "LeakyReLU": lambda n, xs, masks: F.leaky_relu(xs[0], float(n.attrs.get("alpha", 0.01))),
+    "BatchNorm": torch_batchnorm,
 }
 assert UNARY <= TORCH_OPS.keys()
 
@@ -619,14 +668,16 @@ def run_dagnet(cmd, log):
     return p.returncode
 
 
-def compare_run(model, feeds, st, rep, first_run, expect_params=None):
+def compare_run(model, feeds, st, rep, first_run, expect_params=None, state_before=None):
     """Compare one dagnet grad file with PyTorch. Returns (the dagnet params as float32,
     whether the file's names and shapes were complete enough to compare values)."""
     nodes = {n.name: n for n in model.order}
     acts = {k[4:]: v for k, v in st.items() if k.startswith("act.")}
     params = {k[6:]: v for k, v in st.items() if k.startswith("param.")}
     grads = {k[5:]: v for k, v in st.items() if k.startswith("grad.")}
-    others = [k for k in st if not k.startswith(("act.", "param.", "grad.")) and k != "loss"]
+    states = {k[6:]: v for k, v in st.items() if k.startswith("state.")}
+    others = [k for k in st if not k.startswith(("act.", "param.", "grad.", "state."))
+              and k != "loss"]
     if others:
         rep.fail(f"unexpected entries in the grad file: {others}")
 
@@ -636,6 +687,10 @@ def compare_run(model, feeds, st, rep, first_run, expect_params=None):
         if set(got) != want:
             miss, extra = sorted(want - set(got)), sorted(set(got) - want)
             rep.fail(f"{label}* names differ from the model's params: missing {miss}, unexpected {extra}")
+    if set(states) != set(model.state):
+        rep.fail(f"state.* names differ from the model's state: missing "
+                 f"{sorted(set(model.state) - set(states))}, unexpected "
+                 f"{sorted(set(states) - set(model.state))}")
     for pname in sorted(want & set(params)):
         shape = model.params[pname]["shape"]
         if tuple(params[pname].shape) != shape:
@@ -671,6 +726,7 @@ def compare_run(model, feeds, st, rep, first_run, expect_params=None):
     # --- values dagnet saw (inputs, params, node outputs), for masks and local checks
     dvals = dict(feeds)
     dvals.update(params)
+    dvals.update(state_before or {})
     dvals.update(acts)
     masks = dropout_masks(model, dvals, rep)
 
@@ -688,6 +744,8 @@ def compare_run(model, feeds, st, rep, first_run, expect_params=None):
     tparams = {p: to_torch(params[p]).requires_grad_(True) for p in params}
     tvals = {k: to_torch(v) for k, v in feeds.items()}
     tvals.update(tparams)
+    tvals.update({k: to_torch(v) for k, v in (state_before or {}).items()})
+    UPDATED_STATE.clear()
     for n in model.order:
         if n.name not in model.needed:
             continue
@@ -698,6 +756,12 @@ def compare_run(model, feeds, st, rep, first_run, expect_params=None):
         if n.name in acts and n.name in tvals:
             rep.compare(f"act.{n.name}", acts[n.name], tvals[n.name].detach().numpy(), f" [{n.op}]")
     rep.compare("loss", st["loss"], loss.detach().numpy())
+    # The running statistics after dagnet's one training forward, against PyTorch's update
+    # (momentum, unbiased batch variance) from the same starting values.
+    for sname in model.state_order:
+        if sname in states and sname in UPDATED_STATE:
+            rep.compare(f"state.{sname}", states[sname], UPDATED_STATE[sname].numpy(),
+                        " [running statistics after the training forward]")
     for pname in model.param_order:
         if pname not in grads:
             continue
@@ -757,6 +821,7 @@ def check_infer(model, args, path, feeds, feed_args, stem, details):
     got = np.load(out)
     params = read_safetensors(wfile)
     masks = {n.name: torch.tensor(1.0, dtype=torch.float64) for n in model.order if n.op == "Dropout"}
+    masks[TRAINING] = False  # BatchNorm normalises with the running statistics of the file
     vals = {k: to_torch(v) for k, v in feeds.items()}
     vals.update({k: to_torch(v) for k, v in params.items()})
     target = model.outputs[0]
@@ -796,13 +861,26 @@ def check_model(path, args, tmp):
     summary = []
     all_ok = True
     expect = None
+    # BatchNorm's running statistics: their init values for run 1; run 2 loads random ones
+    # (mean U(-0.5, 0.5), var U(0.5, 1.5)) from the weights file, which the inference check
+    # then normalises with.
+    state_init = {}
+    for sname in model.state_order:
+        spec = model.init_spec(sname)
+        v = {"zeros": 0.0, "ones": 1.0}.get(spec["type"], spec.get("value"))
+        state_init[sname] = np.full(model.state[sname]["shape"], v if v is not None else 0.0, "<f4")
+    srng = np.random.default_rng(args.seed + 1000)
+    variances = {n.inputs[4] for n in model.order if n.op == "BatchNorm"}
+    state_run2 = {k: (srng.uniform(0.5, 1.5, size=v.shape) if k in variances
+                      else srng.uniform(-0.5, 0.5, size=v.shape)).astype("<f4")
+                  for k, v in state_init.items()}
     for run in (1, 2):
         rep = Report("init" if run == 1 else f"weights x{WEIGHT_SCALE}")
         out = f"{stem}.grad{run}.safetensors"
         cmd = base + ["--out", out, "--tensors"]
         if run == 2:
             wfile = f"{stem}.weights.safetensors"
-            write_safetensors(wfile, expect)
+            write_safetensors(wfile, {**expect, **state_run2})
             cmd += ["--weights", wfile]
         log = []
         rc = run_dagnet(cmd, log)
@@ -815,7 +893,8 @@ def check_model(path, args, tmp):
         except (FileFormatError, OSError) as e:
             details.append(f"  [{rep.label}] {e}")
             return False, f"FAIL  {model.file}: unreadable grad file ({rep.label})", details
-        params, complete = compare_run(model, feeds, st, rep, run == 1, expect)
+        params, complete = compare_run(model, feeds, st, rep, run == 1, expect,
+                                       state_init if run == 1 else state_run2)
         if run == 1:
             expect = {p: (params[p].astype(np.float64) * WEIGHT_SCALE).astype("<f4") for p in params}
         del st, params
