@@ -348,7 +348,7 @@ static dn_status diverged(dn_trainer *t, float loss)
 /* ------------------------------------------------------------------ data parallel */
 
 /* A 64-bit hash of n bytes, 8 at a time (FNV-1a's prime on words, then a final mix): fast
- * enough for a data set at start-up (~40 ms for Fashion-MNIST's 190 MB). */
+ * enough for a whole data set once at start-up. */
 static uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
 {
     const unsigned char *p = data;
