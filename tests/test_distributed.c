@@ -8,8 +8,9 @@
  *                difference max|a − b| / max|b| of every param below 1e-5), including uneven
  *                shards and a last batch smaller than K (an empty shard); every rank holds the
  *                same bits, and the replica check at each epoch end passes.
- *   dist_faults: another data set, another session seed or a failing communicator end every
- *                rank with DN_ERR_COMM and a message naming the rank and what differs; a bad
+ *   dist_faults: another data set, another session seed, replicas drifting apart (caught by
+ *                the epoch-end replica check) or a failing communicator end every rank with
+ *                DN_ERR_COMM and a message naming the rank and what differs; a bad
  *                communicator is DN_ERR_ARG.
  */
 #include <criterion/criterion.h>
@@ -36,7 +37,8 @@ typedef struct world {
     void *root_buf;
     float *sum;
     size_t sum_cap;
-    int fail_rank; /* this rank's collectives fail (-1: none) */
+    int fail_rank;  /* this rank's collectives fail (-1: none) */
+    int drift_rank; /* this rank's summed gradients come back slightly off (-1: none) */
 } world;
 
 typedef struct rank_ctx {
@@ -71,6 +73,8 @@ static dn_status fake_allreduce(void *ctx, float *buf, size_t n, char *msg, size
     }
     pthread_barrier_wait(&w->barrier);
     memcpy(buf, w->sum, n * sizeof *buf);
+    if (c->rank == w->drift_rank && n > 2) /* a gradient, not the two statistics */
+        buf[0] += 1e-3f;
     pthread_barrier_wait(&w->barrier);
     return DN_OK;
 }
@@ -196,6 +200,7 @@ static void run_world(world *w, job *jobs, int k, const job *proto)
     memset(w, 0, sizeof *w);
     w->size = k;
     w->fail_rank = -1;
+    w->drift_rank = -1;
     pthread_barrier_init(&w->barrier, NULL, (unsigned)k);
     for (int r = 0; r < k; r++) {
         jobs[r] = *proto;
@@ -313,6 +318,22 @@ Test(dist_faults, other_session_seed_on_rank_2)
     start_world(&w, jobs, 3);
     expect_all_fail(jobs, 3, FRAGS("rank 2: params or optimiser state"));
     cr_expect_null(strstr(jobs[0].msg, "rank 1"), "%s", jobs[0].msg);
+    dn_model_free(m);
+}
+
+/* A transport that hands rank 1 another sum: the replica check at the first epoch's end (9
+ * steps) ends both ranks, naming rank 1's params. */
+Test(dist_faults, replicas_drift)
+{
+    dn_model *m = dn_test_parse_model(model_json, "dist.json");
+    job proto = { .m = m, .optimizer = DN_SGD, .session_seed = 11, .bad_label = -1, .steps = 20 };
+    world w;
+    job jobs[2];
+    run_world(&w, jobs, 2, &proto);
+    w.drift_rank = 1;
+    start_world(&w, jobs, 2);
+    expect_all_fail(jobs, 2, FRAGS("at the end of epoch 1", "rank 1: params or optimiser state"));
+    cr_expect_eq(jobs[0].epochs, 1);
     dn_model_free(m);
 }
 
