@@ -364,6 +364,7 @@ Test(dist_faults, bad_communicator)
     dn_trainer *t = NULL;
     dn_test_expect_status(dn_trainer_new(s, &o, NULL, &t), DN_ERR_ARG, dn_trainer_errmsg(t));
     EXPECT_MSG(dn_trainer_errmsg(t), "rank 2 of size 2", "broadcast NULL");
+    cr_expect_str_eq(dn_status_name(DN_ERR_COMM), "communication between ranks failed");
     dn_trainer_free(t);
     /* A struct_size of 0.1's layout (without comm) is still accepted. */
     o.struct_size = offsetof(dn_train_options, comm);
