@@ -172,6 +172,9 @@ typedef enum dn_status {
     /* training met a non-finite loss or gradient and stopped before the update (the params
      * are those of the last good step) */
     DN_ERR_DIVERGED,
+    /* data-parallel training: a communicator call failed, or the ranks disagree (model, data,
+     * options or params differ between them) */
+    DN_ERR_COMM,
 } dn_status;
 
 /* A short English name for a status, e.g. "model error". Static storage. */
@@ -555,6 +558,24 @@ typedef enum dn_optimizer {
 
 typedef enum dn_lr_schedule { DN_LR_CONSTANT = 0, DN_LR_STEP, DN_LR_COSINE } dn_lr_schedule;
 
+/* Data-parallel training (docs/distributed.md): K processes ("ranks") each hold the same
+ * model and data; every global batch is split across them, each computes the gradient of its
+ * shard, and the gradients are summed with allreduce_sum so that every rank applies the same
+ * update. The library itself does no communication: the caller plugs MPI, NCCL or its own
+ * transport in here (the `dagnet` command plugs MPI under mpirun). Every callback is
+ * collective: all ranks call it in the same order with the same sizes. Each returns DN_OK or
+ * a status with a message written into msg (msg_size bytes, NUL-terminated). */
+typedef struct dn_comm {
+    void *ctx;
+    int rank; /* this process, in [0, size) */
+    int size; /* processes taking part (K) */
+    /* buf[0..n) ← the elementwise sum over ranks of buf, the same bits on every rank */
+    dn_status (*allreduce_sum)(void *ctx, float *buf, size_t n, char *msg, size_t msg_size);
+    /* buf[0..bytes) ← rank `root`'s buf */
+    dn_status (*broadcast)(void *ctx, void *buf, size_t bytes, int root, char *msg,
+                           size_t msg_size);
+} dn_comm;
+
 typedef struct dn_train_options {
     size_t struct_size; /* sizeof(dn_train_options) as compiled: see the ABI policy above */
     dn_optimizer optimizer;
@@ -567,12 +588,21 @@ typedef struct dn_train_options {
     int epochs;
     int batch;
     uint64_t seed; /* shuffling; the session's own seed drives inits and Dropout */
+    /* Since 0.2 (after `seed`: struct_size 0 means none of these). */
+    /* Data-parallel training over comm (borrowed; NULL or size 1: one process). `batch` is
+     * then the global batch; rank r trains examples [n·r/K, n·(r+1)/K) of each batch of n. */
+    const dn_comm *comm;
+    /* Floats per allreduce call over the gradient buffer; 0: 1 M floats (4 MB). */
+    int64_t bucket;
+    /* At every epoch's end, hash params and optimiser state and compare them across ranks
+     * (a debug check: a difference fails the step with DN_ERR_COMM). */
+    bool check_replicas;
 } dn_train_options;
 
 #ifdef __cplusplus
 #define DN_TRAIN_OPTIONS_DEFAULT                                                                  \
     (dn_train_options{ sizeof(dn_train_options), DN_ADAM, 0.001f, 0.9f, 0.0f, DN_LR_CONSTANT, 10, \
-                       0.1f, 3, 100, 0 })
+                       0.1f, 3, 100, 0, 0, 0, false })
 #else
 #define DN_TRAIN_OPTIONS_DEFAULT                                  \
     ((dn_train_options){ .struct_size = sizeof(dn_train_options), \
@@ -585,7 +615,10 @@ typedef struct dn_train_options {
                          .gamma = 0.1f,                           \
                          .epochs = 3,                             \
                          .batch = 100,                            \
-                         .seed = 0 })
+                         .seed = 0,                               \
+                         .comm = NULL,                            \
+                         .bucket = 0,                             \
+                         .check_replicas = false })
 #endif
 
 /* The defaults, overridden by the model file's optional "train" section. */

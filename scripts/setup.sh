@@ -3,7 +3,8 @@
 #
 #   bash scripts/setup.sh          build dependencies (compiler, CMake, pkg-config, BLIS, cJSON,
 #                                  zlib, Criterion, cairo and Graphviz for the pictures,
-#                                  protobuf-c and ONNX's onnx.proto for the ONNX bridge)
+#                                  protobuf-c and ONNX's onnx.proto for the ONNX bridge,
+#                                  Open MPI for `mpirun -np K dagnet train` and its test)
 #                                  and the default data set, Fashion-MNIST
 #   bash scripts/setup.sh --test   also PyTorch and NumPy for the parity tests, clang-format
 #                                  for the format check, and clang with its libFuzzer runtime
@@ -13,7 +14,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libblis-dev libcjson-dev libcriterion-dev zlib1g-dev
           libcairo2-dev libgraphviz-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-          dataset-fashion-mnist)
+          libopenmpi-dev openmpi-bin dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3-torch python3-numpy clang-format clang libclang-rt-dev libomp-dev
              libonnx-testdata nodejs npm)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — build and run every test: once optimised, once with AddressSanitizer and
-# UndefinedBehaviorSanitizer (the PyTorch parity test runs in both builds); then the threads
+# UndefinedBehaviorSanitizer (the PyTorch parity test and the MPI test, mpirun -np 2, run in
+# both builds); a build without MPI (it must still build and refuse mpirun); then the threads
 # test under ThreadSanitizer, the ONNX bridge's conformance and round trips, each libFuzzer
 # harness for a short, bounded time, and the installed package with three consumers
 # (scripts/check_package.sh).
@@ -43,6 +44,18 @@ echo "== sanitizer build (address, undefined)"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DDAGNET_SANITIZE=ON >/dev/null
 cmake --build build-sanitize -j"$jobs"
 run_ctest build-sanitize
+
+# Without MPI (-DDAGNET_MPI=OFF) dagnet still builds, trains as one process, and under a
+# launcher of two processes says how to get MPI instead of training twice.
+echo "== build without MPI"
+cmake -S . -B build-nompi -DCMAKE_BUILD_TYPE=Release -DDAGNET_MPI=OFF -DDAGNET_TESTS=OFF >/dev/null
+cmake --build build-nompi -j"$jobs" --target dagnet_cli
+if OMPI_COMM_WORLD_SIZE=2 build-nompi/dagnet train examples/models/lenet5.json --epochs 0 \
+  2>build-nompi/mpi.err; then
+  echo "a dagnet without MPI trained under a launcher of 2" >&2
+  exit 1
+fi
+grep -q "built without MPI: install Open MPI" build-nompi/mpi.err
 
 # Only the library and the threads test: four threads with their own sessions on one model.
 # halt_on_error: any TSan report fails CI. The sessions use one kernel thread each (libgomp and

@@ -11,6 +11,8 @@
  *   export.c   export (dagnet model and weights → ONNX)
  *   draw.c     filters, activations, plot, graph, and the pictures of train --filters and
  *              eval --confusion (through the drawing layer, draw/draw.h)
+ *   mpi_comm.c the MPI communicator of `mpirun -np K dagnet train` (built when CMake finds
+ *              MPI); comm_none.c stands in for it otherwise
  */
 #ifndef DN_CLI_H
 #define DN_CLI_H
@@ -49,6 +51,8 @@ typedef struct options {
     double lr, weight_decay, momentum; /* < 0: not given */
     long long val;                     /* examples held out for validation */
     long long limit;                   /* train on the first N examples only (0: all) */
+    bool check_replicas;               /* train under mpirun: compare the ranks' params */
+    long long bucket;                  /* train under mpirun: floats per allreduce (0: default) */
     /* bench */
     int iters;        /* timed steps (0: about a second's worth) */
     int warmup;       /* -1: not given */
@@ -96,6 +100,22 @@ int cmd_plot(const dn_model *m, const options *o); /* m is NULL: plot reads logs
 int cmd_graph(const dn_model *m, const options *o);
 int cmd_import(const dn_model *m, const options *o); /* m is NULL: import reads ONNX itself */
 int cmd_export(const dn_model *m, const options *o);
+
+/* Data-parallel training (docs/distributed.md). Under mpirun (the launcher's environment says
+ * so) cli_comm_start starts MPI and fills *c with this process's rank and size and, when the
+ * size is above 1, a dn_comm over MPI_COMM_WORLD; otherwise rank 0 of 1 and comm NULL. 0 or
+ * an exit code (the message printed). cli_comm_end ends MPI: normally when every rank ended
+ * together (rc 0, or a failure all ranks saw: `collective`), else by MPI_Abort, so that a
+ * rank failing on its own never leaves the others waiting in a collective. */
+typedef struct cli_comm {
+    int rank, size;
+    const dn_comm *comm;
+} cli_comm;
+int cli_comm_start(cli_comm *c);
+void cli_comm_end(cli_comm *c, int rc, bool collective);
+/* Under a launcher of more than one process: OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_SIZE
+ * (0 when none is set). */
+int cli_launcher_size(void);
 
 /* train --filters DIR: the filter picture DIR/filters-<tag>.png of s's current weights, with
  * `note` under the caption. 0 or an exit code (the failure reported). */

@@ -4,6 +4,7 @@
  * and `bench`.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -79,4 +80,15 @@ uint32_t synthetic_next(uint64_t *state)
 float synthetic_uniform(uint64_t *state)
 {
     return (float)(synthetic_next(state) >> 7) / 16777216.0f;
+}
+
+int cli_launcher_size(void)
+{
+    const char *names[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE" };
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v)
+            return atoi(v);
+    }
+    return 0;
 }

@@ -26,6 +26,8 @@ static int usage(void)
         "               [--lr LR] [--momentum M] [--weight-decay WD] [--schedule S] [--seed N]\n"
         "               [--threads T] [--val N] [--limit N] [--weights W] [--save W.safetensors]\n"
         "               [--checkpoint DIR] [--resume CKPT] [--log FILE.csv] [--filters DIR]\n"
+        "               [--bucket FLOATS] [--check-replicas]\n"
+        "  mpirun -np K dagnet train MODEL.json ...   data parallel, --batch the global batch\n"
         "  dagnet eval  MODEL.json --weights W.safetensors [--data DIR] [--batch B]\n"
         "               [--confusion C.png|.svg] [--classes fashion-mnist|numbers|A,B,...]\n"
         "  dagnet bench MODEL.json [--batch B] [--threads T] [--iters N] [--warmup W]\n"
@@ -61,6 +63,10 @@ static int usage(void)
         "one image of an IDX or .npy file; plot draws the CSV logs of train --log; graph lays\n"
         "out the model with Graphviz; eval --confusion draws the confusion matrix (class\n"
         "names: --classes, or Fashion-MNIST's when --data names a fashion folder).\n"
+        "Under mpirun -np K (docs/distributed.md) train splits every --batch across the K\n"
+        "processes and averages their gradients with MPI; rank 0 prints, logs and saves.\n"
+        "--bucket sets the floats per allreduce, --check-replicas compares the ranks' params\n"
+        "at every epoch's end.\n"
         "import reads an ONNX model (docs/onnx.md) and writes it as a dagnet model and its\n"
         "weights; export writes ONNX (opset 13, batch dimension \"N\"). Every command that\n"
         "reads MODEL.json also reads MODEL.onnx, with the weights inside it.\n",
@@ -153,6 +159,8 @@ static bool parse_flag(const char *a, const char *v, options *o)
         return o->val = n, true;
     if (strcmp(a, "--limit") == 0 && parse_count(v, 1, (long long)1e12, &n))
         return o->limit = n, true;
+    if (strcmp(a, "--bucket") == 0 && parse_count(v, 1, (long long)1e12, &n))
+        return o->bucket = n, true;
     if (strcmp(a, "--iters") == 0 && parse_count(v, 1, 1000000, &n))
         return o->iters = (int)n, true;
     if (strcmp(a, "--warmup") == 0 && parse_count(v, 0, 1000000, &n))
@@ -173,6 +181,8 @@ static bool parse_flag(const char *a, const char *v, options *o)
 /* A flag without a value; false when `a` is not one. */
 static bool parse_switch(const char *a, options *o)
 {
+    if (strcmp(a, "--check-replicas") == 0)
+        return o->check_replicas = true;
     if (strcmp(a, "--tensors") == 0)
         return o->tensors = true;
     if (strcmp(a, "--json") == 0)

@@ -19,6 +19,14 @@
  * last good step are finite but are what sent the loss to infinity), and the checkpoints of
  * the finished epochs are left as they were.
  *
+ * Under `mpirun -np K` (K > 1, built with MPI: mpi_comm.c) training is data parallel
+ * (docs/distributed.md): --batch is the global batch, every rank loads the same model and
+ * data and trains its shard of each batch, and rank 0 alone prints (the others' stdout goes to
+ * /dev/null; errors still reach stderr on every rank), evaluates, logs, draws and saves. All
+ * ranks --resume from the same checkpoint file. Ctrl-C is left to mpirun (it ends every rank;
+ * the checkpoints of finished epochs stay intact, being written atomically).
+ * --check-replicas compares the ranks' params and optimiser state at every epoch's end.
+ *
  * eval: test accuracy, loss, per-class accuracy and the confusion matrix; --confusion FILE
  * draws the matrix as a heat map (draw.c).
  */
@@ -314,6 +322,8 @@ typedef struct run {
     int n_rows;
     char *earlier_log;    /* rows of the run a --resume continues */
     bool diverged;        /* a step met a non-finite loss or gradient */
+    bool collective;      /* the failure was seen by every rank alike (no MPI_Abort needed) */
+    cli_comm cc;          /* data parallel: this rank and the communicator */
     char last_ckpt[4096]; /* the last checkpoint written, or "" */
 } run;
 
@@ -351,6 +361,9 @@ static int train_epoch(run *r)
         if (status) {
             /* A diverged epoch gets no log row: the CSV holds complete epochs only. */
             r->diverged = status == DN_ERR_DIVERGED;
+            /* Every rank sees the same summed gradient and the same fingerprint comparison. */
+            r->collective = r->diverged ||
+                            (status == DN_ERR_COMM && strstr(dn_trainer_errmsg(r->tr), "disagree"));
             fprintf(stderr, "\ndagnet: %s\n", dn_trainer_errmsg(r->tr));
             return 1;
         }
@@ -365,6 +378,11 @@ static int train_epoch(run *r)
     }
     if (tty)
         printf("\n");
+    if (r->o->check_replicas && r->cc.size > 1)
+        printf("replicas: params and optimiser state identical on %d ranks after epoch %d\n",
+               r->cc.size, st.epoch + 1);
+    if (r->cc.rank > 0)
+        return 0; /* rank 0 alone evaluates, logs, draws and saves */
     bool ok = true;
     epoch_row *row = &r->rows[r->n_rows < 1024 ? r->n_rows++ : 1023];
     *row = (epoch_row){ .epoch = st.epoch + 1,
@@ -404,12 +422,18 @@ static int train_epoch(run *r)
     return 0;
 }
 
-int cmd_train(const dn_model *m, const options *o)
+static int train_run(run *rp)
 {
-    run r = { .m = m, .o = o };
+    run r = *rp;
+    const dn_model *m = r.m;
+    const options *o = r.o;
+    bool lead = r.cc.rank == 0;
     if (!train_options(m, o, &r.t))
         return 2;
-    if (!outputs_writable(o))
+    r.t.comm = r.cc.comm;
+    r.t.bucket = o->bucket;
+    r.t.check_replicas = o->check_replicas;
+    if (lead && !outputs_writable(o))
         return 1;
     int rc = open_session(m, o, &r.s);
     if (!rc)
@@ -422,9 +446,9 @@ int cmd_train(const dn_model *m, const options *o)
         fprintf(stderr, "dagnet: %s\n", dn_trainer_errmsg(r.tr));
         rc = 1;
     }
-    if (!rc && o->resume && o->log)
+    if (!rc && o->resume && o->log && lead)
         r.earlier_log = earlier_rows(o->log);
-    if (!rc && o->filters) {
+    if (!rc && o->filters && lead) {
         /* the starting point: the initialisation, or the epoch a resumed run stopped at */
         int done = dn_trainer_epoch(r.tr);
         char tag[32], note[128];
@@ -443,7 +467,12 @@ int cmd_train(const dn_model *m, const options *o)
                o->data ? o->data : DEFAULT_DATA_DIR, optimizer_names[r.t.optimizer], (double)r.t.lr,
                r.t.batch, r.t.epochs, r.t.epochs == 1 ? "" : "s", (unsigned long long)r.t.seed,
                o->resume ? ", resumed" : "");
-        signal(SIGINT, on_sigint);
+        if (r.cc.size > 1)
+            printf("data parallel: %d ranks, global batch %d (shards of %d or %d examples)\n",
+                   r.cc.size, r.t.batch, r.t.batch / r.cc.size,
+                   (r.t.batch + r.cc.size - 1) / r.cc.size);
+        else
+            signal(SIGINT, on_sigint); /* under mpirun, mpirun handles Ctrl-C */
     }
     while (!rc && dn_trainer_epoch(r.tr) < r.t.epochs)
         rc = train_epoch(&r);
@@ -457,7 +486,7 @@ int cmd_train(const dn_model *m, const options *o)
     }
     if (!rc && r.n_rows)
         printf("test accuracy: %.2f%%\n", r.rows[r.n_rows - 1].test_acc);
-    if (!rc && o->save) {
+    if (!rc && o->save && lead) {
         if (dn_session_save_weights(r.s, o->save))
             rc = fail_session(r.s);
         else
@@ -469,6 +498,29 @@ int cmd_train(const dn_model *m, const options *o)
     dn_dataset_free(r.val);
     dn_dataset_free(r.test);
     dn_session_free(r.s);
+    rp->collective = r.collective;
+    return rc;
+}
+
+int cmd_train(const dn_model *m, const options *o)
+{
+    run *r = calloc(1, sizeof *r);
+    if (!r) {
+        fprintf(stderr, "dagnet: out of memory\n");
+        return 1;
+    }
+    *r = (run){ .m = m, .o = o };
+    int rc = cli_comm_start(&r->cc);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    /* Rank 0 alone prints; the others keep stderr for their failures. */
+    if (r->cc.rank > 0 && !freopen("/dev/null", "w", stdout))
+        fprintf(stderr, "dagnet: rank %d: cannot silence stdout\n", r->cc.rank);
+    rc = train_run(r);
+    cli_comm_end(&r->cc, rc, rc == 0 || r->collective);
+    free(r);
     return rc;
 }
 

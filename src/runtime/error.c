@@ -52,6 +52,7 @@ const char *dn_status_name(dn_status s)
     case DN_ERR_NOMEM: return "out of memory";
     case DN_ERR_ARG: return "bad argument";
     case DN_ERR_DIVERGED: return "training diverged";
+    case DN_ERR_COMM: return "communication between ranks failed";
     }
     return "unknown status";
 }

@@ -18,6 +18,20 @@
  * buffer testing exponent bits (an integer OR that vectorises, where a float sum would not
  * without -ffast-math), threaded on large models.
  *
+ * Data parallel (options.comm with K = comm->size > 1, docs/distributed.md): every rank walks
+ * the same permutation (same seed), and of each global batch of n examples rank r trains
+ * [n·r/K, n·(r+1)/K), a contiguous shard; shard sizes differ by at most one. The loss is a
+ * mean over the shard, so rank r scales its gradient by n_r/n before the allreduce sums the
+ * contiguous gradient buffer (in buckets of options.bucket floats): the sum is Σ_r (n_r/n) ·
+ * mean_r = the mean over all n, the gradient a single process computes for the whole batch,
+ * up to summation order. A rank whose shard is empty (n < K, an epoch's last batch)
+ * contributes zeros. The batch's loss sum and correct count are summed the same way, so every
+ * rank sees the global statistics and takes the same divergence decision on the same summed
+ * gradient; every rank then applies the same update. At the first step the ranks compare
+ * fingerprints of the model, the options and position, the data and the params (a mismatch is
+ * DN_ERR_COMM on every rank, naming what differs on which rank). The session generator
+ * (Dropout) of rank r > 0 is derived from rank 0's, so that shards get independent masks.
+ *
  * The trainer drives the session's executor directly; dn_trainer_new (api/api.c) unwraps the
  * session handle and calls dn_trainer_open.
  */
@@ -69,6 +83,11 @@ struct dn_trainer {
     float *images;       /* one batch */
     int32_t *labels;
     dn_step_stats stats;
+
+    /* data parallel (comm NULL: one process) */
+    const dn_comm *comm;
+    bool synced;       /* the ranks' fingerprints were compared */
+    float *comm_flags; /* 4 · K floats: which rank disagrees on what */
 };
 
 /* ------------------------------------------------------------------ life cycle */
@@ -83,16 +102,29 @@ static dn_schedule schedule_of(const dn_train_options *o)
     return s;
 }
 
+/* The ABI policy of dagnet.h: struct_size 0 (a designated initialiser) means the fields of
+ * 0.1, those before `comm`; otherwise a size from that layout up to this header's. The fields
+ * the caller's layout does not have keep their defaults. */
+static dn_status copy_options(dn_trainer *t, const dn_train_options *o)
+{
+    t->o = DN_TRAIN_OPTIONS_DEFAULT;
+    if (!o)
+        return DN_OK;
+    const size_t v0 = offsetof(dn_train_options, comm);
+    size_t given = o->struct_size ? o->struct_size : v0;
+    if (given < v0 || given > sizeof t->o)
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "dn_trainer_new: options struct_size %zu is not in [%zu, %zu] "
+                          "(sizeof(dn_train_options); initialise them with "
+                          "DN_TRAIN_OPTIONS_DEFAULT; built against another dagnet.h?)",
+                          o->struct_size, v0, sizeof t->o);
+    memcpy(&t->o, o, given);
+    t->o.struct_size = sizeof t->o;
+    return DN_OK;
+}
+
 static dn_status check_options(dn_trainer *t, const dn_train_options *o)
 {
-    /* The ABI policy of dagnet.h: 0 (a designated initialiser) or this header's size; every
-     * field of this layout dates from 0.1, so there is no shorter layout to accept yet. */
-    if (o->struct_size != 0 && o->struct_size != sizeof *o)
-        return dn_err_set(&t->err, DN_ERR_ARG,
-                          "dn_trainer_new: options struct_size %zu is neither 0 nor "
-                          "sizeof(dn_train_options) = %zu (initialise them with "
-                          "DN_TRAIN_OPTIONS_DEFAULT; built against another dagnet.h?)",
-                          o->struct_size, sizeof *o);
     if (o->optimizer < DN_SGD || o->optimizer > DN_ADAM)
         return dn_err_set(&t->err, DN_ERR_ARG, "unknown optimizer %d", (int)o->optimizer);
     if (!(o->lr > 0) || o->batch < 1 || o->epochs < 0 || !(o->weight_decay >= 0) ||
@@ -102,7 +134,27 @@ static dn_status check_options(dn_trainer *t, const dn_train_options *o)
                           "weight decay %g (>= 0), momentum %g (in [0, 1)), step size %d (>= 1)",
                           (double)o->lr, o->batch, o->epochs, (double)o->weight_decay,
                           (double)o->momentum, o->step_size);
+    if (o->bucket < 0)
+        return dn_err_set(&t->err, DN_ERR_ARG, "bad training options: bucket %lld (>= 0)",
+                          (long long)o->bucket);
+    const dn_comm *c = o->comm;
+    if (c &&
+        (c->size < 1 || c->rank < 0 || c->rank >= c->size || !c->allreduce_sum || !c->broadcast))
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "dn_trainer_new: bad communicator: rank %d of size %d (expected 0 <= "
+                          "rank < size), allreduce_sum %s, broadcast %s",
+                          c->rank, c->size, c->allreduce_sum ? "set" : "NULL",
+                          c->broadcast ? "set" : "NULL");
     return DN_OK;
+}
+
+/* Rank r > 0 draws Dropout masks from its own stream, derived from the session's (rank 0's)
+ * state, so that two shards never share masks. Rank 0 keeps the session's stream: one rank is
+ * exactly one process. */
+static void split_session_rng(dn_trainer *t)
+{
+    if (t->comm && t->comm->rank > 0)
+        t->e->rng.state = dn_rng_hash(t->e->rng.state, (uint64_t)t->comm->rank);
 }
 
 dn_status dn_trainer_open(dn_exec *e, const dn_train_options *o, const dn_binding *bind,
@@ -124,10 +176,15 @@ dn_status dn_trainer_open(dn_exec *e, const dn_train_options *o, const dn_bindin
                           "read-only weights); train a session opened without weights",
                           e->g->file);
     t->e = e;
-    t->o = o ? *o : DN_TRAIN_OPTIONS_DEFAULT;
-    dn_status st = check_options(t, &t->o);
-    if (st)
+    dn_status st = copy_options(t, o);
+    if (st || (st = check_options(t, &t->o)))
         return st;
+    if (t->o.comm && t->o.comm->size > 1) {
+        t->comm = t->o.comm;
+        t->comm_flags = calloc((size_t)t->comm->size * 4, sizeof *t->comm_flags);
+        if (!t->comm_flags)
+            return dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory for %d ranks", t->comm->size);
+    }
     const dn_graph *g = e->g;
     if (g->loss < 0)
         return dn_err_set(&t->err, DN_ERR_ARG, "%s: the model has no \"loss\" to train", g->file);
@@ -142,6 +199,7 @@ dn_status dn_trainer_open(dn_exec *e, const dn_train_options *o, const dn_bindin
     t->state = calloc((size_t)t->state_count + 1, sizeof *t->state);
     if (!t->state)
         return dn_err_set(&t->err, DN_ERR_NOMEM, "out of memory for the optimiser's state");
+    split_session_rng(t);
     return DN_OK;
 }
 
@@ -153,6 +211,7 @@ void dn_trainer_free(dn_trainer *t)
     free(t->perm);
     free(t->images);
     free(t->labels);
+    free(t->comm_flags);
     free(t);
 }
 
@@ -286,6 +345,132 @@ static dn_status diverged(dn_trainer *t, float loss)
                       (double)t->stats.lr, what);
 }
 
+/* ------------------------------------------------------------------ data parallel */
+
+/* A 64-bit hash of n bytes, 8 at a time (FNV-1a's prime on words, then a final mix): fast
+ * enough for a whole data set once at start-up. */
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ULL;
+    }
+    for (; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return dn_rng_mix(h);
+}
+
+static uint64_t hash_u64(uint64_t h, uint64_t x) { return hash_bytes(h, &x, sizeof x); }
+
+static uint64_t hash_str(uint64_t h, const char *s) { return hash_bytes(h, s, strlen(s) + 1); }
+
+/* What the ranks must agree on before the first step. */
+enum { FP_MODEL, FP_OPTIONS, FP_DATA, FP_PARAMS, FP_COUNT };
+static const char *const fp_what[FP_COUNT] = {
+    "model (its params' names and shapes, or its nodes)",
+    "training options or position (epoch, step, seeds: a checkpoint of another run?)",
+    "training data",
+    "params or optimiser state (another session seed or checkpoint?)",
+};
+
+static void fingerprints(const dn_trainer *t, const dn_data *d, uint64_t fp[FP_COUNT])
+{
+    const dn_exec *e = t->e;
+    const dn_graph *g = e->g;
+    uint64_t h = hash_u64(1, (uint64_t)g->n_nodes);
+    for (int i = 0; i < g->n_nodes; i++)
+        h = hash_str(hash_str(h, g->nodes[i].name), g->nodes[i].op->name);
+    for (int i = 0; i < g->n_params; i++) {
+        const dn_value *p = &g->values[g->param_values[i]];
+        h = hash_str(h, p->name);
+        h = hash_bytes(h, p->desc.shape.d, (size_t)p->desc.shape.rank * sizeof p->desc.shape.d[0]);
+    }
+    fp[FP_MODEL] = h;
+    const dn_train_options *o = &t->o;
+    uint64_t words[] = { (uint64_t)o->optimizer, (uint64_t)o->schedule, (uint64_t)o->step_size,
+                         (uint64_t)o->epochs,    (uint64_t)o->batch,    o->seed,
+                         (uint64_t)o->bucket,    (uint64_t)t->epoch,    (uint64_t)t->pos,
+                         (uint64_t)t->t,         t->rng.state,          (uint64_t)t->redraw,
+                         (uint64_t)t->comm->size };
+    float floats[] = { o->lr, o->momentum, o->weight_decay, o->gamma };
+    fp[FP_OPTIONS] = hash_bytes(hash_bytes(2, words, sizeof words), floats, sizeof floats);
+    int64_t dims[] = { d->n, d->channels, d->height, d->width };
+    h = hash_bytes(3, dims, sizeof dims);
+    h = hash_bytes(h, d->images, (size_t)(d->n * d->channels * d->height * d->width) * 4);
+    fp[FP_DATA] = hash_bytes(h, d->labels, (size_t)d->n * sizeof *d->labels);
+    h = hash_bytes(4, e->param_data, (size_t)e->param_count * sizeof *e->param_data);
+    fp[FP_PARAMS] = hash_bytes(h, t->state, (size_t)t->state_count * sizeof *t->state);
+}
+
+static dn_status comm_failed(dn_trainer *t, const char *what, dn_status st, const char *msg)
+{
+    return dn_err_set(&t->err, DN_ERR_COMM, "rank %d of %d: %s failed (%s): %s", t->comm->rank,
+                      t->comm->size, what, dn_status_name(st), msg[0] ? msg : "no message");
+}
+
+static dn_status allreduce(dn_trainer *t, float *buf, int64_t n, const char *what)
+{
+    char msg[512] = "";
+    int64_t bucket = t->o.bucket ? t->o.bucket : (int64_t)1 << 20;
+    for (int64_t at = 0; at < n; at += bucket) {
+        int64_t len = n - at < bucket ? n - at : bucket;
+        dn_status st = t->comm->allreduce_sum(t->comm->ctx, buf + at, (size_t)len, msg, sizeof msg);
+        if (st)
+            return comm_failed(t, what, st, msg);
+    }
+    return DN_OK;
+}
+
+/* Every rank compares its fingerprints with rank 0's (broadcast), then the mismatches of all
+ * ranks are summed, so that every rank fails with the same message naming each rank and
+ * what differs on it. Fingerprints [first, first + count) are compared. */
+static dn_status compare_ranks(dn_trainer *t, const uint64_t *mine, int first, int count,
+                               const char *when)
+{
+    const dn_comm *c = t->comm;
+    uint64_t root[FP_COUNT];
+    memcpy(root, mine, sizeof root);
+    char msg[512] = "";
+    dn_status st = c->broadcast(c->ctx, root, sizeof root, 0, msg, sizeof msg);
+    if (st)
+        return comm_failed(t, "the broadcast of rank 0's fingerprints", st, msg);
+    float *flags = t->comm_flags;
+    memset(flags, 0, (size_t)c->size * FP_COUNT * sizeof *flags);
+    for (int i = first; i < first + count; i++)
+        flags[c->rank * FP_COUNT + i] = root[i] != mine[i];
+    if ((st = allreduce(t, flags, (int64_t)c->size * FP_COUNT, "the fingerprint comparison")))
+        return st;
+    char text[900] = "";
+    size_t used = 0;
+    int bad = 0;
+    for (int r = 1; r < c->size; r++)
+        for (int i = first; i < first + count && i < FP_COUNT; i++)
+            if (flags[r * FP_COUNT + i] != 0) {
+                if (bad++ < 4 && used < sizeof text)
+                    used += (size_t)snprintf(text + used, sizeof text - used, "%srank %d: %s",
+                                             bad > 1 ? "; " : "", r, fp_what[i]);
+            }
+    if (bad)
+        return dn_err_set(&t->err, DN_ERR_COMM,
+                          "%s, the %d ranks disagree with rank 0 (rank %d speaking): %s%s", when,
+                          c->size, c->rank, text, bad > 4 ? "; ..." : "");
+    return DN_OK;
+}
+
+/* At the end of each epoch with check_replicas: params and optimiser state identical. */
+static dn_status check_replicas(dn_trainer *t)
+{
+    uint64_t fp[FP_COUNT] = { 0 };
+    uint64_t h = hash_bytes(4, t->e->param_data, (size_t)t->e->param_count * sizeof(float));
+    fp[FP_PARAMS] = hash_bytes(h, t->state, (size_t)t->state_count * sizeof *t->state);
+    char when[64];
+    snprintf(when, sizeof when, "at the end of epoch %d", t->epoch);
+    return compare_ranks(t, fp, FP_PARAMS, 1, when);
+}
+
 /* ------------------------------------------------------------------ steps */
 
 dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats *stats)
@@ -302,13 +487,43 @@ dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats 
     if (d->n != t->perm_n)
         return dn_err_set(&t->err, DN_ERR_ARG,
                           "the training set changed size in the middle of an epoch");
+    if (t->comm && !t->synced) {
+        uint64_t fp[FP_COUNT];
+        fingerprints(t, d, fp);
+        if ((st = compare_ranks(t, fp, 0, FP_COUNT, "at start-up")))
+            return st;
+        t->synced = true;
+    }
     int64_t n = d->n - t->pos < t->o.batch ? d->n - t->pos : t->o.batch;
-    dn_data_gather(d, t->perm + t->pos, n, t->images, t->labels);
-    int targets[2] = { t->b.prediction, e->g->loss };
-    if ((st = dn_feed_batch(e, &t->b, d, t->images, t->labels, n, &t->err)) ||
-        (st = dn_exec_forward(e, true, targets, 2, &t->err)) || (st = dn_exec_backward(e, &t->err)))
-        return st;
-    float loss = dn_f32(&e->val[e->g->loss])[0];
+    /* This rank's shard of the global batch (all of it with one process). */
+    int64_t k = t->comm ? t->comm->size : 1, r = t->comm ? t->comm->rank : 0;
+    int64_t lo = n * r / k, nr = n * (r + 1) / k - lo;
+    float loss = 0;
+    int64_t correct = 0;
+    if (nr > 0) {
+        dn_data_gather(d, t->perm + t->pos + lo, nr, t->images, t->labels);
+        int targets[2] = { t->b.prediction, e->g->loss };
+        if ((st = dn_feed_batch(e, &t->b, d, t->images, t->labels, nr, &t->err)) ||
+            (st = dn_exec_forward(e, true, targets, 2, &t->err)) ||
+            (st = dn_exec_backward(e, &t->err)))
+            return st;
+        loss = dn_f32(&e->val[e->g->loss])[0];
+        correct = count_correct(t, nr);
+    } else
+        memset(e->param_grad, 0, (size_t)e->param_count * sizeof *e->param_grad);
+    if (t->comm) {
+        /* The shard's mean gradient weighted by its share of the batch: the sum over ranks is
+         * the batch mean. The statistics travel as floats: exact for counts below 2^24. */
+        float w = (float)((double)nr / (double)n), sums[2] = { loss * (float)nr, (float)correct };
+        if (nr != n)
+            for (int64_t i = 0; i < e->param_count; i++)
+                e->param_grad[i] *= w;
+        if ((st = allreduce(t, sums, 2, "the allreduce of the loss")) ||
+            (st = allreduce(t, e->param_grad, e->param_count, "the allreduce of the gradients")))
+            return st;
+        loss = sums[0] / (float)n;
+        correct = (int64_t)sums[1];
+    }
     if (!isfinite(loss) || !all_finite(e->param_grad, e->param_count, e->threads))
         return diverged(t, loss);
     t->t++;
@@ -317,7 +532,7 @@ dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats 
     /* The params changed: what the forward computed is stale. */
     memset(e->computed, 0, (size_t)e->g->n_values * sizeof *e->computed);
     t->stats.loss_sum += (double)loss * (double)n;
-    t->stats.correct += count_correct(t, n);
+    t->stats.correct += correct;
     t->stats.seen += n;
     t->stats.step++;
     t->pos += n;
@@ -325,6 +540,8 @@ dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats 
     if (t->stats.epoch_done) {
         t->in_epoch = false;
         t->epoch++;
+        if (t->comm && t->o.check_replicas && (st = check_replicas(t)))
+            return st;
     }
     if (stats)
         *stats = t->stats;
@@ -520,6 +737,8 @@ static dn_status restore(dn_trainer *t, const dn_st_file *f, const char *path)
                                 .correct = meta[CK_CORRECT],
                                 .loss_sum = double_of_bits(meta[CK_LOSS_SUM]) };
     memset(e->computed, 0, (size_t)g->n_values * sizeof *e->computed);
+    split_session_rng(t);
+    t->synced = false; /* the ranks compare again what they loaded */
     return DN_OK;
 }
 
