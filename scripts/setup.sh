@@ -17,7 +17,11 @@ packages=(build-essential cmake pkg-config libblis-dev libcjson-dev libcriterion
           libopenmpi-dev openmpi-bin dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3-torch python3-numpy clang-format clang libclang-rt-dev libomp-dev
-             libonnx-testdata nodejs npm)
+             libonnx-testdata)
+  # Node.js and npm as commands: a machine with another build of Node.js (NodeSource's
+  # nodejs carries its own npm and conflicts with Debian's npm package) keeps it.
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 
 missing=()
