@@ -2,112 +2,12 @@
  * fuzz_model.c — libFuzzer harness of the model parser (graph/load*.c, dn_model_parse) and,
  * for the small models it accepts, of the engine that runs them: any JSON text either loads
  * or fails with a message; a model that loads and is small (params, per-sample outputs and
- * FLOPs under the caps below) gets a session with batch 2, deterministic inputs (floats
+ * FLOPs under the caps of fuzz_run.h) gets a session with batch 2, deterministic inputs (floats
  * sin(i), int32 labels 0), a forward and, when it has a loss, a training forward and a
  * backward. Every failure must explain itself. Seeds in tests/fuzz/corpus/model/ are the
  * example models and small variants of them.
  */
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "dagnet.h"
-
-#define BATCH 2
-#define MAX_PARAMS ((int64_t)1 << 20)   /* elements over all params */
-#define MAX_ELEMENTS ((int64_t)1 << 18) /* elements of any one tensor, per sample */
-#define MAX_FLOPS ((int64_t)1 << 26)    /* forward FLOPs of the whole model, per sample */
-
-static void explained(const char *msg)
-{
-    if (!msg || !msg[0])
-        abort(); /* a failure without a message is a finding */
-}
-
-static int64_t elements(int rank, const int64_t *shape, bool batched)
-{
-    int64_t n = 1;
-    for (int d = batched ? 1 : 0; d < rank; d++) {
-        if (shape[d] < 0 || (shape[d] && n > MAX_ELEMENTS / shape[d]))
-            return MAX_ELEMENTS + 1;
-        n *= shape[d];
-    }
-    return n;
-}
-
-/* Small enough to run in a few milliseconds? */
-static bool small(const dn_model *m)
-{
-    int64_t params = 0, flops = 0;
-    for (int i = 0; i < dn_model_param_count(m); i++) {
-        dn_tensor_info t;
-        if (dn_model_param_info(m, i, &t))
-            return false;
-        params += elements(t.rank, t.shape, t.batched);
-        if (params > MAX_PARAMS)
-            return false;
-    }
-    for (int i = 0; i < dn_model_node_count(m); i++) {
-        dn_node_info n;
-        if (dn_model_node_info(m, i, &n) || elements(n.rank, n.shape, n.batched) > MAX_ELEMENTS)
-            return false;
-        if (n.flops < 0 || (flops += n.flops) > MAX_FLOPS)
-            return false;
-    }
-    return true;
-}
-
-/* Feed every input: batched ones with BATCH samples. false if it failed (explained). */
-static bool feed(dn_session *s, const dn_model *m)
-{
-    for (int i = 0; i < dn_model_input_count(m); i++) {
-        dn_tensor_info t;
-        if (dn_model_input_info(m, i, &t))
-            return false;
-        int64_t shape[DN_MAX_RANK];
-        memcpy(shape, t.shape, sizeof shape);
-        if (t.batched)
-            shape[0] = BATCH;
-        int64_t n = elements(t.rank, shape, false);
-        if (n > MAX_ELEMENTS * BATCH)
-            return false;
-        size_t width = t.dtype == DN_I64 ? 8 : 4;
-        void *data = calloc(n ? (size_t)n : 1, width);
-        if (!data)
-            return false;
-        if (t.dtype == DN_F32)
-            for (int64_t k = 0; k < n; k++)
-                ((float *)data)[k] = sinf((float)k);
-        dn_status st = dn_session_set_input(s, t.name, t.dtype, t.rank, shape, data);
-        free(data);
-        if (st) {
-            explained(dn_session_errmsg(s));
-            return false;
-        }
-    }
-    return true;
-}
-
-static void run(const dn_model *m)
-{
-    dn_session_options o = { .seed = 1, .threads = 1 };
-    dn_session *s = NULL;
-    if (dn_session_new(m, &o, &s)) {
-        explained(dn_session_errmsg(s));
-        dn_session_free(s);
-        return;
-    }
-    if (feed(s, m)) {
-        if (dn_session_forward(s, DN_INFER, NULL, 0))
-            explained(dn_session_errmsg(s));
-        if (dn_model_loss_name(m)) {
-            if (dn_session_forward(s, DN_TRAIN, NULL, 0) || dn_session_backward(s))
-                explained(dn_session_errmsg(s));
-        }
-    }
-    dn_session_free(s);
-}
+#include "fuzz_run.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -117,8 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dn_model_free(m);
         return 0;
     }
-    if (small(m))
-        run(m);
+    run_if_small(m);
     dn_model_free(m);
     return 0;
 }
