@@ -71,14 +71,7 @@ def init_tensor(model, name, table):
     shape = table[name]["shape"]
     s = model.init_spec(name)
     kind = s["type"]
-    rank = len(shape)
-    if rank == 2:
-        fan_in, fan_out = shape[0], shape[1]
-    elif rank >= 3:
-        rf = int(np.prod(shape[2:]))
-        fan_in, fan_out = shape[1] * rf, shape[0] * rf
-    else:
-        fan_in = fan_out = shape[0] if rank == 1 else 1
+    fan_in, fan_out = parity.fans(shape)
     t = torch.empty(shape, dtype=torch.float32)
     if kind in ("zeros", "ones", "constant"):
         t.fill_({"zeros": 0.0, "ones": 1.0}.get(kind, float(s.get("value", 0.0))))

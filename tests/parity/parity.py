@@ -595,6 +595,18 @@ def dropout_masks(model, values, rep):
     return masks
 
 
+def fans(shape):
+    """dagnet's fan_in and fan_out of a param (src/runtime/init.c): Affine's [in, out] as is,
+    a Conv weight [F, C, kh, kw] as C·kh·kw and F·kh·kw, a 1-D param its length both ways."""
+    rank = len(shape)
+    if rank == 2:
+        return shape[0], shape[1]
+    if rank >= 3:
+        rf = int(np.prod(shape[2:]))
+        return shape[1] * rf, shape[0] * rf
+    return (shape[0], shape[0]) if rank == 1 else (1, 1)
+
+
 def check_init(model, params, rep):
     """The freshly initialised params against their init spec: exact for zeros/ones/constant,
     mean and spread for the random ones (loose bounds: a wrong fan or kind is far off)."""
@@ -605,14 +617,7 @@ def check_init(model, params, rep):
         w = np.asarray(params[pname], dtype=np.float64)
         spec = model.init_spec(pname)
         kind = spec.get("type")
-        rank = len(shape)
-        if rank == 2:
-            fan_in, fan_out = shape[0], shape[1]
-        elif rank >= 3:
-            rf = int(np.prod(shape[2:]))
-            fan_in, fan_out = shape[1] * rf, shape[0] * rf
-        else:
-            fan_in = fan_out = shape[0] if rank == 1 else 1
+        fan_in, fan_out = fans(shape)
         what = f"param.{pname} (init {kind})"
         if kind in ("zeros", "ones", "constant"):
             v = {"zeros": 0.0, "ones": 1.0}.get(kind, float(np.float32(spec.get("value", 0.0))))
