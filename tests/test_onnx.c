@@ -656,3 +656,15 @@ Test(onnx_hostile, fuzz_finding_node_without_op_type)
         cr_expect(dn_model_errmsg(m)[0], "a failure without a message");
     dn_model_free(m);
 }
+
+/* Options from a newer header (a larger struct_size) are refused, naming the initialiser. */
+Test(onnx_errors, options_struct_size_from_another_header)
+{
+    unsigned char junk[4] = { 0 };
+    dn_onnx_options o = DN_ONNX_OPTIONS_DEFAULT;
+    o.struct_size = sizeof o + 8;
+    dn_model *m = NULL;
+    cr_assert_eq(dn_model_parse_onnx(junk, sizeof junk, "t.onnx", &o, &m), DN_ERR_ARG);
+    EXPECT_MSG(dn_model_errmsg(m), "dn_model_parse_onnx", "struct_size", "DN_ONNX_OPTIONS_DEFAULT");
+    dn_model_free(m);
+}

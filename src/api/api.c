@@ -19,17 +19,13 @@
 #include "io/npy.h"
 #include "io/safetensors.h"
 #include "runtime/error.h"
+#include "runtime/options.h"
 #include "train/trainer.h"
 
 /* Model files larger than this are refused before parsing. */
 #define MAX_MODEL_BYTES ((size_t)64 << 20)
 /* Weight files larger than this are refused (AlexNet's are 250 MB). */
 #define MAX_WEIGHTS_BYTES ((size_t)16 << 30)
-
-/* What dn_*_errmsg(NULL) says: no handle exists, because memory ran out or because the
- * constructor was given a NULL `out` (then it returned DN_ERR_ARG). */
-static const char no_handle[] =
-    "no handle: out of memory, or the call that should have made it was given a NULL out";
 
 /* A bad argument: the message goes on the handle (its message is mutable state even through a
  * const pointer, like sqlite3_errmsg's), or nowhere when there is no handle. */
@@ -95,7 +91,7 @@ void dn_model_free(dn_model *m)
     free(m);
 }
 
-const char *dn_model_errmsg(const dn_model *m) { return m ? m->err.msg : no_handle; }
+const char *dn_model_errmsg(const dn_model *m) { return m ? m->err.msg : DN_NO_HANDLE_MSG; }
 
 static bool model_ready(const dn_model *m) { return m && m->g; }
 
@@ -215,23 +211,6 @@ dn_status dn_model_state_info(const dn_model *m, int i, dn_tensor_info *out)
 
 /* ------------------------------------------------------------------ sessions */
 
-/* The caller's options over the defaults in dst (the ABI policy of dagnet.h): the first
- * `given` bytes, its struct_size; 0 means the fields of version 0.1, the first v0 bytes. */
-static dn_status options_copy(void *dst, size_t dst_size, const void *src, size_t given, size_t v0,
-                              const char *fn, dn_err *err)
-{
-    if (given == 0)
-        given = v0;
-    if (given < v0 || given > dst_size)
-        return dn_err_set(err, DN_ERR_ARG,
-                          "%s: options struct_size %zu is not in [%zu, %zu] (initialise the "
-                          "options with their DEFAULT macro; built against another dagnet.h?)",
-                          fn, given, v0, dst_size);
-    memcpy(dst, src, given);
-    *(size_t *)dst = dst_size;
-    return DN_OK;
-}
-
 static dn_status apply_weights(dn_session *s, const dn_st_file *f, const char *path);
 
 dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_session **out)
@@ -247,8 +226,8 @@ dn_status dn_session_new(const dn_model *m, const dn_session_options *opts, dn_s
     if (!model_ready(m))
         return dn_err_set(&s->err, DN_ERR_ARG, "dn_session_new: the model did not load");
     dn_session_options o = DN_SESSION_OPTIONS_DEFAULT;
-    if (opts && options_copy(&o, sizeof o, opts, opts->struct_size,
-                             offsetof(dn_session_options, weights), "dn_session_new", &s->err))
+    if (opts && dn_options_copy(&o, sizeof o, opts, offsetof(dn_session_options, weights),
+                                "dn_session_new", "DN_SESSION_OPTIONS_DEFAULT", &s->err))
         return s->err.status;
     if (o.threads < 0 || o.threads > DN_THREADS_MAX)
         return dn_err_set(&s->err, DN_ERR_ARG,
@@ -282,7 +261,7 @@ void dn_session_free(dn_session *s)
     free(s);
 }
 
-const char *dn_session_errmsg(const dn_session *s) { return s ? s->err.msg : no_handle; }
+const char *dn_session_errmsg(const dn_session *s) { return s ? s->err.msg : DN_NO_HANDLE_MSG; }
 
 dn_status dn_trainer_new(dn_session *s, const dn_train_options *o, const dn_binding *bind,
                          dn_trainer **out)

@@ -119,12 +119,7 @@ void dn_dataset_free(dn_dataset *d)
     free(d);
 }
 
-const char *dn_dataset_errmsg(const dn_dataset *d)
-{
-    return d ? d->err.msg
-             : "no handle: out of memory, or the call that should have made it was given a "
-               "NULL out";
-}
+const char *dn_dataset_errmsg(const dn_dataset *d) { return d ? d->err.msg : DN_NO_HANDLE_MSG; }
 int64_t dn_dataset_count(const dn_dataset *d) { return d ? d->data.n : 0; }
 int dn_dataset_classes(const dn_dataset *d) { return d ? d->data.classes : 0; }
 

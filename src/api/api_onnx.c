@@ -15,6 +15,7 @@
 #include "io/onnx.h"
 #include "io/safetensors.h"
 #include "runtime/error.h"
+#include "runtime/options.h"
 
 /* The largest ONNX file read whole (AlexNet's is 250 MB). */
 #define MAX_ONNX_BYTES ((size_t)4 << 30)
@@ -28,26 +29,16 @@ dn_status dn_model_parse_onnx(const void *data, size_t len, const char *file_nam
     const char *label = file_name ? file_name : "<onnx>";
     dn_err err;
     dn_err_clear(&err);
-    /* The caller's options over the defaults, as far as its struct_size reaches (0: all of
-     * version 0.2's fields; dagnet.h's ABI policy). */
-    dn_onnx_options o = DN_ONNX_OPTIONS_DEFAULT;
-    size_t given = opts ? (opts->struct_size ? opts->struct_size : sizeof o) : 0;
-    if (given > sizeof o)
-        given = 0; /* refused below */
-    if (opts && given)
-        memcpy(&o, opts, given);
+    dn_onnx_options o = DN_ONNX_OPTIONS_DEFAULT; /* 0.2's layout is the first */
+    dn_status st = opts ? dn_options_copy(&o, sizeof o, opts, sizeof o, "dn_model_parse_onnx",
+                                          "DN_ONNX_OPTIONS_DEFAULT", &err)
+                        : DN_OK;
     dn_onnx_import_opts io = { o.loss, o.label };
     dn_onnx_model om;
-    dn_status st;
-    if (opts && !given)
-        st = dn_err_set(&err, DN_ERR_ARG,
-                        "dn_model_parse_onnx: options struct_size %zu is larger than this "
-                        "dagnet's dn_onnx_options (%zu bytes): built against another dagnet.h?",
-                        opts->struct_size, sizeof o);
-    else if (data || !len)
-        st = dn_onnx_import(data, len, label, &io, &om, &err);
-    else
-        st = dn_err_set(&err, DN_ERR_ARG, "dn_model_parse_onnx: data is NULL (%s)", label);
+    if (!st)
+        st = data || !len
+                 ? dn_onnx_import(data, len, label, &io, &om, &err)
+                 : dn_err_set(&err, DN_ERR_ARG, "dn_model_parse_onnx: data is NULL (%s)", label);
     if (st) {
         dn_model *m = calloc(1, sizeof *m);
         *out = m;

@@ -133,12 +133,7 @@ void dn_weights_free(dn_weights *w)
     free(w);
 }
 
-const char *dn_weights_errmsg(const dn_weights *w)
-{
-    return w ? w->err.msg
-             : "no handle: out of memory, or the call that should have made it was given a "
-               "NULL out";
-}
+const char *dn_weights_errmsg(const dn_weights *w) { return w ? w->err.msg : DN_NO_HANDLE_MSG; }
 
 size_t dn_weights_bytes(const dn_weights *w)
 {

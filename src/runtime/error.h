@@ -27,4 +27,9 @@ dn_status dn_err_set(dn_err *err, dn_status status, const char *fmt, ...)
 /* Put "prefix: " in front of the current message, e.g. the file a lower layer did not know. */
 void dn_err_prefix(dn_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* What every dn_*_errmsg(NULL) says: no handle exists, because memory ran out or because the
+ * constructor was given a NULL `out` (then it returned DN_ERR_ARG). */
+#define DN_NO_HANDLE_MSG \
+    "no handle: out of memory, or the call that should have made it was given a NULL out"
+
 #endif

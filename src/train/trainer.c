@@ -45,6 +45,7 @@
 
 #include "graph/train_section.h"
 #include "io/safetensors.h"
+#include "runtime/options.h"
 #include "runtime/parallel.h"
 #include "train/feed.h"
 #include "train/optim.h"
@@ -102,25 +103,14 @@ static dn_schedule schedule_of(const dn_train_options *o)
     return s;
 }
 
-/* The ABI policy of dagnet.h: struct_size 0 (a designated initialiser) means the fields of
- * 0.1, those before `comm`; otherwise a size from that layout up to this header's. The fields
- * the caller's layout does not have keep their defaults. */
+/* The caller's options over the defaults (runtime/options.h): the first layout is 0.1's, the
+ * fields before `comm`. */
 static dn_status copy_options(dn_trainer *t, const dn_train_options *o)
 {
     t->o = DN_TRAIN_OPTIONS_DEFAULT;
-    if (!o)
-        return DN_OK;
-    const size_t v0 = offsetof(dn_train_options, comm);
-    size_t given = o->struct_size ? o->struct_size : v0;
-    if (given < v0 || given > sizeof t->o)
-        return dn_err_set(&t->err, DN_ERR_ARG,
-                          "dn_trainer_new: options struct_size %zu is not in [%zu, %zu] "
-                          "(sizeof(dn_train_options); initialise them with "
-                          "DN_TRAIN_OPTIONS_DEFAULT; built against another dagnet.h?)",
-                          o->struct_size, v0, sizeof t->o);
-    memcpy(&t->o, o, given);
-    t->o.struct_size = sizeof t->o;
-    return DN_OK;
+    return o ? dn_options_copy(&t->o, sizeof t->o, o, offsetof(dn_train_options, comm),
+                               "dn_trainer_new", "DN_TRAIN_OPTIONS_DEFAULT", &t->err)
+             : DN_OK;
 }
 
 static dn_status check_options(dn_trainer *t, const dn_train_options *o)
@@ -215,12 +205,7 @@ void dn_trainer_free(dn_trainer *t)
     free(t);
 }
 
-const char *dn_trainer_errmsg(const dn_trainer *t)
-{
-    return t ? t->err.msg
-             : "no handle: out of memory, or the call that should have made it was given a "
-               "NULL out";
-}
+const char *dn_trainer_errmsg(const dn_trainer *t) { return t ? t->err.msg : DN_NO_HANDLE_MSG; }
 int dn_trainer_epoch(const dn_trainer *t) { return t ? t->epoch : 0; }
 
 /* ------------------------------------------------------------------ epochs and steps */
