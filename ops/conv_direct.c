@@ -97,20 +97,24 @@ AVX2 static __m256i lanes_below(int64_t len)
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* Outputs q0 .. q0 + len of row p (len ≤ QB = 16) for filters f0 .. f0 + nf (nf ≤ FB). */
-AVX2 static void forward_block(const conv_geom *g, const float *w, const float *b, const float *in,
-                               const int64_t *off, int64_t f0, int64_t nf, int64_t len, float *y0)
+/* Outputs q0 .. q0 + len of row p (len ≤ QB = 16) for filters f0 .. f0 + nf (nf ≤ nb ≤ FB),
+ * in nb rows of accumulators. Inlined with nb a constant (forward_avx2 passes 1, 2 or FB), so
+ * that a block of one filter (every block of a depthwise group) does not pay FB rows of FMAs
+ * on zero weights. */
+AVX2 static inline __attribute__((always_inline)) void forward_block(
+    const conv_geom *g, const float *w, const float *b, const float *in, const int64_t *off,
+    int64_t f0, int64_t nf, int nb, int64_t len, float *y0)
 {
     static const float zeros[DIRECT_MAX_K];
     const float *wt[FB];
     __m256 acc[FB][2];
-    for (int t = 0; t < FB; t++) {
+    for (int t = 0; t < nb; t++) {
         wt[t] = t < nf ? w + (f0 + t) * g->k : zeros;
         acc[t][0] = acc[t][1] = _mm256_set1_ps(t < nf && b ? b[f0 + t] : 0.0f);
     }
     for (int64_t r = 0; r < g->k; r++) {
         __m256 x0 = _mm256_loadu_ps(in + off[r]), x1 = _mm256_loadu_ps(in + off[r] + 8);
-        for (int t = 0; t < FB; t++) {
+        for (int t = 0; t < nb; t++) {
             __m256 wv = _mm256_broadcast_ss(wt[t] + r);
             acc[t][0] = _mm256_fmadd_ps(wv, x0, acc[t][0]);
             acc[t][1] = _mm256_fmadd_ps(wv, x1, acc[t][1]);
@@ -129,10 +133,18 @@ AVX2 static void forward_avx2(const conv_geom *g, const float *w, const float *b
 {
     for (int64_t p = p0; p < p1; p++)
         for (int64_t q0 = 0; q0 < g->ow; q0 += QB)
-            for (int64_t f0 = 0; f0 < g->f; f0 += FB)
-                forward_block(g, w, b, xp + p * conv_padded_w(g) + q0, off, f0,
-                              g->f - f0 < FB ? g->f - f0 : FB, g->ow - q0 < QB ? g->ow - q0 : QB,
-                              y + (f0 * g->oh + p) * g->ow + q0);
+            for (int64_t f0 = 0; f0 < g->f; f0 += FB) {
+                int64_t nf = g->f - f0 < FB ? g->f - f0 : FB,
+                        len = g->ow - q0 < QB ? g->ow - q0 : QB;
+                const float *in = xp + p * conv_padded_w(g) + q0;
+                float *y0 = y + (f0 * g->oh + p) * g->ow + q0;
+                if (nf == 1)
+                    forward_block(g, w, b, in, off, f0, nf, 1, len, y0);
+                else if (nf == 2)
+                    forward_block(g, w, b, in, off, f0, nf, 2, len, y0);
+                else
+                    forward_block(g, w, b, in, off, f0, nf, FB, len, y0);
+            }
 }
 
 /* dw[r0 .. r0 + nt] += Σ_p Σ_{q ∈ [q0, q0 + len)} dy[p, q] · xp[p, q + tap offset], one
