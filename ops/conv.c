@@ -282,22 +282,10 @@ static void forward_group(const dn_kernel *k, const conv_geom *g)
         dn_conv_im2col_forward(k, g);
 }
 
-/* Groups [lo, hi), each on one thread: the direct forward then runs on the calling thread
- * in its own slot (omp_get_thread_num), and reads nothing shared but x and W. */
-static void forward_groups_alone(const dn_kernel *k, const conv_geom *g, int64_t lo, int64_t hi)
-{
-    for (int64_t gi = lo; gi < hi; gi++) {
-        conv_group_view v;
-        group_view(k, g, gi, &v);
-        v.k.threads = 1;
-        forward_group(&v.k, g);
-    }
-}
-
 /* Groups run one after another, each on all the session's threads and the whole workspace
  * (sized for one group). Direct groups too small to split their rows (depthwise) would each
- * run on one thread: threads take whole groups instead, each in its own slot (the direct
- * path's workspace has one per thread). */
+ * run on one thread: threads share out (sample, group) items instead, each in its own slot
+ * (the direct path's workspace has one per thread). */
 static void forward(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
@@ -308,7 +296,7 @@ static void forward(const dn_kernel *k)
     int64_t work = conv_direct_work(&g);
     if (conv_is_direct(&g) && dn_team(k->threads, work, DIRECT_SPLIT_MIN) == 1) {
         int team = dn_team(k->threads, dn_mul_sat(work, g.groups), DIRECT_SPLIT_MIN);
-        DN_PARALLEL_RANGE(g.groups, team, lo, hi, forward_groups_alone(k, &g, lo, hi));
+        dn_conv_direct_forward_groups(k, &g, direct_kernels(), team);
         return;
     }
     for (int64_t gi = 0; gi < g.groups; gi++) {

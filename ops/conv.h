@@ -305,5 +305,10 @@ const conv_direct_kernels *dn_conv_direct_avx2(void);
 void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa);
 void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,
                              const conv_direct_kernels *isa);
+/* Every group of a grouped Conv (k and g the whole op's; g one group's sizes) whose groups
+ * are too small to split their rows (depthwise): `team` threads share the N·G (sample, group)
+ * items out, sample-major, each item on one thread in its own slot. */
+void dn_conv_direct_forward_groups(const dn_kernel *k, const conv_geom *g,
+                                   const conv_direct_kernels *isa, int team);
 
 #endif
