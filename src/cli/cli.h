@@ -11,6 +11,7 @@
  *   export.c   export (dagnet model and weights → ONNX)
  *   draw.c     filters, activations, plot, graph, and the pictures of train --filters and
  *              eval --confusion (through the drawing layer, draw/draw.h)
+ *   wait.c     how OpenMP threads wait (GOMP_SPINCOUNT) when the user has not set it
  *   mpi_comm.c the MPI communicator of `mpirun -np K dagnet train` (built when CMake finds
  *              MPI); comm_none.c stands in for it otherwise
  */
@@ -125,5 +126,9 @@ int write_filters_picture(const dn_model *m, dn_session *s, const options *o, co
  * or, for Fashion-MNIST's folder (the default data, or a --data path naming "fashion"),
  * Fashion-MNIST's. 0 or an exit code (1 failure, 2 a bad --classes). */
 int write_confusion_picture(const dn_model *m, const options *o, const dn_eval_result *r);
+
+/* Sets GOMP_SPINCOUNT and executes the command again, unless the user set OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT (wait.c); returns only when it did not re-execute. */
+void cli_choose_wait_policy(char **argv);
 
 #endif

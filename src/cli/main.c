@@ -270,6 +270,7 @@ static const command commands[] = {
 
 int main(int argc, char **argv)
 {
+    cli_choose_wait_policy(argv);
     if (argc < 3)
         return usage();
     const command *cmd = NULL;

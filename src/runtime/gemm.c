@@ -1,11 +1,89 @@
 /* gemm.c — row-major sgemm on BLIS's typed API with a per-call thread count, and products
- * on BLIS's micro-kernel from operands the caller packs (see gemm.h). */
+ * on BLIS's micro-kernel from operands the caller packs (see gemm.h); and the choice of
+ * BLIS's kernels for CPUs that Debian's BLIS does not know (dn_blis_start). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "runtime/gemm.h"
 
 #include <blis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <threads.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include "runtime/clones.h"
 #include "runtime/parallel.h"
+
+/* ---------------------------------------------------------------- BLIS's sub-configuration
+ *
+ * BLIS picks its kernels (a sub-configuration) from CPUID when it starts. BLIS 0.9, Debian
+ * 12's, knows AMD CPUs up to family 0x19 (Zen 3, Zen 4 taken for it); on a later family (Zen 5
+ * is 0x1a) it falls back to "generic", portable C kernels that ran dagnet's products 2 to 3
+ * times slower than BLIS's own assembly kernels on the same machine (docs/performance.md). BLIS
+ * 0.9's only switch is the environment variable BLIS_ARCH_TYPE, read once when it starts. So
+ * before dagnet's first call into BLIS, when the process has not set that variable, BLIS is
+ * older than 1.0 and the CPU is such an AMD one with AVX2 and FMA, dagnet sets it to zen3
+ * (BLIS's AVX2 kernels, which it also runs on Zen 4). Not skx, BLIS's AVX-512 kernels: with
+ * them alexnet_2tower's gradients missed PyTorch's by 0.8 % in the parity test (zen3 and
+ * generic: 1e-6; docs/performance.md). A process that sets BLIS_ARCH_TYPE itself, or starts
+ * BLIS before dagnet does, decides. */
+
+static once_flag blis_once = ONCE_FLAG_INIT;
+static char blis_choice[96]; /* written once, under blis_once; "" when BLIS chose */
+
+#if defined(__x86_64__)
+/* The CPU's family as CPUID reports it for AMD (base + extended), or 0 if not AMD. */
+static unsigned amd_family(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d))
+        return 0;
+    char vendor[13];
+    memcpy(vendor, &b, 4);
+    memcpy(vendor + 4, &d, 4);
+    memcpy(vendor + 8, &c, 4);
+    vendor[12] = 0;
+    if (strcmp(vendor, "AuthenticAMD") != 0 || !__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    unsigned base = (a >> 8) & 0xf;
+    return base == 0xf ? base + ((a >> 20) & 0xff) : base;
+}
+
+static void choose_blis_config(void)
+{
+    unsigned family = amd_family();
+    if (getenv("BLIS_ARCH_TYPE") || strncmp(bli_info_get_version_str(), "0.", 2) != 0 ||
+        family <= 0x19 || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return;
+    arch_t id = BLIS_ARCH_ZEN3;
+    char value[16];
+    snprintf(value, sizeof value, "%d", (int)id);
+    if (setenv("BLIS_ARCH_TYPE", value, 0) == 0)
+        snprintf(blis_choice, sizeof blis_choice,
+                 "set by dagnet: BLIS %s does not know AMD family 0x%x", bli_info_get_version_str(),
+                 family);
+}
+#else
+static void choose_blis_config(void) {}
+#endif
+
+static void blis_start_once(void)
+{
+    choose_blis_config();
+    bli_init();
+}
+
+void dn_blis_start(void) { call_once(&blis_once, blis_start_once); }
+
+void dn_blis_describe(char *buf, size_t size)
+{
+    dn_blis_start();
+    snprintf(buf, size, "BLIS %s, sub-configuration %s%s%s%s", bli_info_get_version_str(),
+             bli_arch_string(bli_arch_query_id()), blis_choice[0] ? " (" : "", blis_choice,
+             blis_choice[0] ? ")" : "");
+}
 
 /* Matrix-vector products split across threads from this many matrix elements (about what
  * one core streams from cache in 10 µs): below it a second thread costs more than it saves. */
@@ -119,6 +197,7 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
 {
     if (m == 0 || n == 0)
         return;
+    dn_blis_start();
     if (k > 0 && as_gemv(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))
         return;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
@@ -131,7 +210,7 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
 
 void dn_ukernel_get(dn_ukernel *u)
 {
-    bli_init(); /* idempotent; the context is read-only once made */
+    dn_blis_start(); /* the context is read-only once made */
     cntx_t *cntx = bli_gks_query_cntx();
     u->mr = (int)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_MR, cntx);
     u->nr = (int)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_NR, cntx);

@@ -12,7 +12,15 @@
 #define DN_GEMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* Starts BLIS once per process, first choosing its kernels when BLIS would fall back to its
+ * portable ones on this CPU (gemm.c says when; it sets BLIS_ARCH_TYPE unless the process has).
+ * Every entry here calls it; thread-safe. */
+void dn_blis_start(void);
+/* "BLIS 0.9.0, sub-configuration skx (set by dagnet: ...)" into buf. */
+void dn_blis_describe(char *buf, size_t size);
 
 void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,

@@ -1,0 +1,36 @@
+/*
+ * wait.c — how the command's OpenMP threads wait for work, when the user has not said.
+ *
+ * Between two parallel regions a worker thread of libgomp (GCC's OpenMP runtime) spins on a
+ * flag before it sleeps: by default GOMP_SPINCOUNT = 300,000 rounds of a pause instruction,
+ * a few hundred microseconds. A training step of LeNet-5 opens about forty regions, so one
+ * process alone never sleeps and wakes fast. Two processes on the same cores are another
+ * story: each process's idle threads burn the time slices the other process's working threads
+ * need, and two LeNet-5 trainings together ran at 0.18 of one alone (issue 14).
+ *
+ * The runtime reads its settings once, when it is loaded, before main: the command can only
+ * choose for itself by setting the variable and executing itself again. It does that only
+ * when the user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT (theirs always win), and
+ * the library never does it (a host program's OpenMP settings are its own). The spin count
+ * is DAGNET_SPINCOUNT: long enough to bridge the gap between two kernels of one step, short
+ * enough that an idle thread yields its core within tens of microseconds.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+/* Rounds of libgomp's spin loop before a waiting thread sleeps (docs/performance.md). */
+#define DAGNET_SPINCOUNT "10000"
+
+void cli_choose_wait_policy(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return;
+    if (setenv("GOMP_SPINCOUNT", DAGNET_SPINCOUNT, 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    /* No /proc (or exec refused): run on with the runtime's defaults, as before. */
+    unsetenv("GOMP_SPINCOUNT");
+}
