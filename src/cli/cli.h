@@ -2,7 +2,10 @@
  * cli.h — what the `dagnet` command's files share: the parsed options and small helpers.
  * The command uses the public API (include/dagnet.h) only.
  *
- *   main.c     usage, option parsing, dispatch (nothing includes its internals)
+ *   main.c     help, version, dispatch (nothing includes its internals)
+ *   args.[ch]  the one option parser, driven by each command's table of options
+ *   commands.c the commands: operands, options (kind, range, default, help), examples
+ *   help.c     the overview, each command's help, --version, the man page, bash completion
  *   common.c   what the commands share: failure reports, sessions, clock, synthetic data
  *   inspect.c  summary, infer, grad, check
  *   train.c    train, eval

@@ -3,6 +3,7 @@
 #include "runtime/gemm.h"
 
 #include <blis.h>
+#include <stdio.h>
 
 #include "runtime/clones.h"
 #include "runtime/parallel.h"
@@ -127,6 +128,16 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
     bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
                  trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, lda, 1,
                  (float *)b, ldb, 1, &beta, c, ldc, 1, NULL, &rntm);
+}
+
+int dn_blis_describe(char *buf, size_t size)
+{
+    bli_init(); /* idempotent: the architecture is detected once */
+    const char *threading = bli_info_get_enable_openmp()     ? "openmp"
+                            : bli_info_get_enable_pthreads() ? "pthreads"
+                                                             : "no";
+    return snprintf(buf, size, "%s (%s, %s threading)", bli_info_get_version_str(),
+                    bli_arch_string(bli_arch_query_id()), threading);
 }
 
 void dn_ukernel_get(dn_ukernel *u)

@@ -12,7 +12,13 @@
 #define DN_GEMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* BLIS as this process runs it, for dn_build_info: its version, the sub-configuration it chose
+ * for this CPU (e.g. "haswell") and its threading model ("openmp", "pthreads" or "none"), as
+ * "0.9.0 (haswell, openmp threading)" into buf[0..size) like snprintf (whose count it returns). */
+int dn_blis_describe(char *buf, size_t size);
 
 void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
