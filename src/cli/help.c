@@ -5,6 +5,7 @@
  * linking the command), the man page dagnet.1 (`dagnet --man`) and the bash completion script
  * (`dagnet --completion`). Help goes to 80 columns.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "cli/args.h"
@@ -43,6 +44,42 @@ static void wrap(FILE *f, const char *text, int col, int indent)
     fputc('\n', f);
 }
 
+static void roff(FILE *f, const char *text);
+
+/* An example command line from column `indent`, as the shell reads it: an option stays with
+ * its value, and a line that would pass column WIDTH - 2 breaks before an option, continued
+ * with " \" on a line indented 4 more. */
+static void example(FILE *f, const char *text, int indent, bool for_roff)
+{
+    char group[1024];
+    int col = indent;
+    fprintf(f, "%*s", indent, "");
+    for (const char *p = text; *p;) {
+        /* the next group: words up to the next option (a word starting with '-') */
+        const char *end = p + strcspn(p, " ");
+        while (*end == ' ' && end[1] && end[1] != '-')
+            end += 1 + strcspn(end + 1, " ");
+        int len = (int)(end - p);
+        snprintf(group, sizeof group, "%.*s", len, p);
+        if (p != text && col + 1 + len > WIDTH - 2) {
+            fprintf(f, " \\%s\n%*s", for_roff ? "e" : "", indent + 4, "");
+            col = indent + 4;
+        } else if (p != text) {
+            fputc(' ', f);
+            col++;
+        }
+        if (for_roff)
+            roff(f, group);
+        else
+            fputs(group, f);
+        col += len;
+        p = end;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', f);
+}
+
 /* The help of an option: its text, its choices, its default, whether it is required. */
 static void option_text(const opt_spec *s, char *buf, size_t size)
 {
@@ -52,10 +89,12 @@ static void option_text(const opt_spec *s, char *buf, size_t size)
         snprintf(choices, sizeof choices, "%s", s->choices);
         for (char *bar = strchr(choices, '|'); bar; bar = strchr(bar, '|'))
             *bar = ','; /* shown as "a, b, c" below */
-        used += (size_t)snprintf(buf + used, size - used, ": ");
+        used += (size_t)snprintf(buf + used, size - used, " (%s",
+                                 strchr(s->choices, '|') ? "one of " : "");
         for (char *save = NULL, *t = strtok_r(choices, ",", &save); t && used < size;
              t = strtok_r(NULL, ",", &save))
-            used += (size_t)snprintf(buf + used, size - used, "%s%s", t, save && *save ? ", " : "");
+            used +=
+                (size_t)snprintf(buf + used, size - used, "%s%s", t, save && *save ? ", " : ")");
     }
     if (s->def && used < size)
         used += (size_t)snprintf(buf + used, size - used, " (default: %s)", s->def);
@@ -130,7 +169,7 @@ void cli_print_help(const command_spec *c, FILE *f)
     fprintf(f, "  -h, --help%*sthis help\n", HELP_COLUMN - 12, "");
     fprintf(f, "\nexamples:\n");
     for (const char *const *e = c->examples; *e; e++)
-        fprintf(f, "  %s\n", *e);
+        example(f, *e, 2, false);
     fputc('\n', f);
     wrap(f,
          "Options and operands may come in any order; --name=VALUE works too. A repeated "
@@ -209,10 +248,8 @@ void cli_print_man(FILE *f)
             fputc('\n', f);
         }
         fprintf(f, ".PP\nExamples:\n.RS\n.nf\n");
-        for (const char *const *e = c->examples; *e; e++) {
-            roff(f, *e);
-            fputc('\n', f);
-        }
+        for (const char *const *e = c->examples; *e; e++)
+            example(f, *e, 0, true);
         fprintf(f, ".fi\n.RE\n");
     }
     fprintf(f, ".SH EXIT STATUS\n");

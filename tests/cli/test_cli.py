@@ -109,7 +109,7 @@ def part_help(args):
             check(name in names, f"{cmd} --help does not list --{name}")
         check(len(names) == len(set(names)), f"{cmd} --help lists an option twice: {names}")
         ex = text.split("\nexamples:\n", 1)
-        lines = [l for l in ex[1].splitlines() if l.startswith("  ")] if len(ex) == 2 else []
+        lines = [l for l in ex[1].splitlines() if re.match(r"  \S", l)] if len(ex) == 2 else []
         check(len(lines) >= 1 and all(f"dagnet {cmd} " in l for l in lines),
               f"{cmd} --help: examples {lines}")
         for argv in (["help", cmd], [cmd, "-h"], [cmd, "missing.json", "--epochs", "x", "--help"]):
