@@ -259,7 +259,9 @@ int cli_parse(const command_spec *c, int argc, char **argv, int first, options *
             return PARSE_HELP;
     const char *operands[MAX_LOGS];
     int n_operands = 0;
-    bool given[64] = { false };
+    bool given[64] = { false }; /* by option index: a table holds far fewer */
+    if (c->n_opts > 64)
+        return usage_error(c, "internal error: more than 64 options");
     bool options_done = false;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];

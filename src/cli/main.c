@@ -50,7 +50,7 @@ static dn_status load_model(const char *path, dn_model **m)
 /* `dagnet help [COMMAND]`: the overview, or COMMAND's help; an unknown name is a usage error. */
 static int help(int argc, char **argv)
 {
-    if (argc < 3) {
+    if (argc < 3 || strcmp(argv[2], "help") == 0) {
         cli_print_overview(stdout);
         return 0;
     }
