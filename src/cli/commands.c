@@ -334,6 +334,7 @@ static const opt_spec filters_opts[] = {
     OPT_NODE("the Conv node whose filters to draw", "the first Conv"),
     OPT_SCALE,
     OPT_SEED("the seed of the initialisation, without --weights", "0"),
+    OPT_THREADS,
 };
 static const char *const filters_examples[] = {
     "dagnet filters examples/models/simple_convnet.json --weights sc.safetensors --out "
@@ -361,6 +362,7 @@ static const opt_spec activations_opts[] = {
     OPT_WEIGHTS("the params (without it, as initialised from --seed)"),
     OPT_SCALE,
     OPT_SEED("the seed of the initialisation, without --weights", "0"),
+    OPT_THREADS,
 };
 static const char *const activations_examples[] = {
     "dagnet activations examples/models/simple_convnet.json --weights sc.safetensors --image "
@@ -434,6 +436,7 @@ static const opt_spec export_opts[] = {
       .offset = OFF(with_loss),
       .help = "keep the loss and its label input" },
     OPT_SEED("the seed of the initialisation, without --weights", "0"),
+    OPT_THREADS,
 };
 static const char *const export_examples[] = {
     "dagnet export examples/models/lenet5.json --weights lenet5.safetensors --out lenet5.onnx",
