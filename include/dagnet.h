@@ -158,6 +158,14 @@ extern "C" {
  * storage. */
 DN_API const char *dn_version(void);
 DN_API const char *dn_format(void);
+/* The build this library runs on, as one line for a program's --version: BLIS's version, the
+ * configuration it chose for this CPU and its threading, the OpenMP version the library was
+ * compiled for, and the threads a session uses when its options say 0 (omp_get_max_threads():
+ * OMP_NUM_THREADS, else the cores), e.g.
+ *   "BLIS 0.9.0 (haswell, openmp threading); OpenMP 4.5 (201511); 2 threads by default"
+ * Written into buf[0..size) as snprintf writes (truncated, and terminated when size > 0);
+ * returns the length of the whole line. buf may be NULL when size is 0. */
+DN_API size_t dn_build_info(char *buf, size_t size);
 
 #define DN_MAX_RANK 8
 

@@ -5,7 +5,7 @@
 # cc $(pkg-config --cflags --libs dagnet). Each consumer runs on examples/models/lenet5.json.
 # Also checks: the shared library's SONAME and versioned file name; a shared consumer needs
 # libdagnet.so, a static one does not; no -fopenmp in pkg-config's Cflags or in the consumers'
-# compile flags.
+# compile flags; the man page and the bash completion of the `dagnet` command installed.
 #
 #   bash scripts/check_package.sh [WORK_DIR]     (default: a fresh mktemp -d, removed after)
 set -euo pipefail
@@ -30,6 +30,9 @@ for kind in static shared; do
   cmake --install "$work/build-$kind" >/dev/null
   libdir=$(find "$prefix" -name dagnet.pc -printf '%h\n' | head -1)/..
   [[ -f $libdir/cmake/dagnet/dagnetConfig.cmake ]] || fail "$kind: no dagnetConfig.cmake"
+  [[ -s $prefix/share/man/man1/dagnet.1 ]] || fail "$kind: no share/man/man1/dagnet.1"
+  [[ -s $prefix/share/bash-completion/completions/dagnet ]] ||
+    fail "$kind: no share/bash-completion/completions/dagnet"
   if [[ $kind == shared ]]; then
     so=$(ls "$libdir"/libdagnet.so.*.*.* 2>/dev/null | head -1)
     [[ -n $so ]] || fail "no versioned libdagnet.so.X.Y.Z in $libdir"

@@ -10,6 +10,7 @@
  * the same bits (same kernels, same thread count).
  */
 #include <criterion/criterion.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,6 +432,28 @@ Test(embed_header, version_and_format)
                  DN_VERSION_MAJOR * 10000 + DN_VERSION_MINOR * 100 + DN_VERSION_PATCH);
     cr_assert_str_eq(dn_format(), "dagnet/1");
     cr_assert_str_eq(DN_FORMAT, "dagnet/1");
+}
+
+/* dn_build_info: snprintf's contract (the whole length returned, truncated and terminated,
+ * NULL with size 0) and the line's parts, the thread count following OpenMP's own. */
+Test(embed_header, build_info)
+{
+    char line[256];
+    size_t n = dn_build_info(line, sizeof line);
+    cr_assert_eq(n, strlen(line), "%zu for \"%s\"", n, line);
+    cr_assert_eq(dn_build_info(NULL, 0), n);
+    cr_assert(strncmp(line, "BLIS 0.", 7) == 0 || strncmp(line, "BLIS 1.", 7) == 0, "%s", line);
+    cr_assert(strstr(line, " threading") != NULL, "%s", line);
+    cr_assert(strstr(line, "); OpenMP ") != NULL, "%s", line);
+    char threads[64];
+    snprintf(threads, sizeof threads, "; %d thread%s by default", omp_get_max_threads(),
+             omp_get_max_threads() == 1 ? "" : "s");
+    cr_assert(strstr(line, threads) != NULL, "\"%s\" lacks \"%s\"", line, threads);
+    char small[8];
+    memset(small, 'x', sizeof small);
+    cr_assert_eq(dn_build_info(small, 6), n);
+    cr_assert_str_eq(small, "BLIS ");
+    cr_assert_eq(small[6], 'x', "nothing written past size");
 }
 
 Test(embed_header, output_info_before_a_run)

@@ -2,7 +2,10 @@
  * cli.h — what the `dagnet` command's files share: the parsed options and small helpers.
  * The command uses the public API (include/dagnet.h) only.
  *
- *   main.c     usage, option parsing, dispatch (nothing includes its internals)
+ *   main.c     help, version, dispatch (nothing includes its internals)
+ *   args.[ch]  the one option parser, driven by each command's table of options
+ *   commands.c the commands: operands, options (kind, range, default, help), examples
+ *   help.c     the overview, each command's help, --version, the man page, bash completion
  *   common.c   what the commands share: failure reports, sessions, clock, synthetic data
  *   inspect.c  summary, infer, grad, check
  *   train.c    train, eval
@@ -130,5 +133,7 @@ int write_confusion_picture(const dn_model *m, const options *o, const dn_eval_r
 /* Sets GOMP_SPINCOUNT and executes the command again, unless the user set OMP_WAIT_POLICY or
  * GOMP_SPINCOUNT (wait.c); returns only when it did not re-execute. */
 void cli_choose_wait_policy(char **argv);
+/* "GOMP_SPINCOUNT=10000 (set by dagnet)", "OMP_WAIT_POLICY=passive (yours)", ... into buf. */
+void cli_describe_wait_policy(char *buf, size_t size);
 
 #endif

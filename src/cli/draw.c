@@ -92,10 +92,6 @@ static bool split_image(const char *spec, char **file, long long *index)
 
 int cmd_activations(const dn_model *m, const options *o)
 {
-    if (!o->image || !o->node) {
-        fprintf(stderr, "dagnet: activations needs --image FILE[:INDEX] and --node NAME\n");
-        return 2;
-    }
     char *file = NULL;
     long long index = 0;
     if (!split_image(o->image, &file, &index)) {

@@ -10,12 +10,8 @@
 int cmd_import(const dn_model *unused, const options *o)
 {
     (void)unused;
-    if (!o->weights) {
-        fprintf(stderr, "dagnet: import needs --weights W.safetensors for the initializers\n");
-        return 2;
-    }
     if (!o->loss != !o->label) {
-        fprintf(stderr, "dagnet: import takes --loss and --label together\n");
+        fprintf(stderr, "dagnet import: --loss and --label go together\n");
         return 2;
     }
     dn_onnx_options opts = DN_ONNX_OPTIONS_DEFAULT;

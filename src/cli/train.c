@@ -114,7 +114,9 @@ static bool train_options(const dn_model *m, const options *o, dn_train_options 
         return false;
     }
     if (o->schedule && !parse_schedule(o->schedule, t)) {
-        fprintf(stderr, "dagnet: bad schedule \"%s\" (constant, step:N[:GAMMA], cosine)\n",
+        fprintf(stderr,
+                "dagnet train: --schedule: expected constant, step:N[:GAMMA] (N from 1 to "
+                "1000000, GAMMA in (0, 1]) or cosine, found '%s'\n",
                 o->schedule);
         return false;
     }
@@ -552,10 +554,6 @@ static void print_confusion(const dn_eval_result *r)
 
 int cmd_eval(const dn_model *m, const options *o)
 {
-    if (!o->weights) {
-        fprintf(stderr, "dagnet: eval needs --weights\n");
-        return 2;
-    }
     dn_session *s = NULL;
     dn_dataset *test = NULL;
     const char *dir = o->data ? o->data : DEFAULT_DATA_DIR;

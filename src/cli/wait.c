@@ -16,6 +16,8 @@
  * enough that an idle thread yields its core within tens of microseconds.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -23,14 +25,38 @@
 
 /* Rounds of libgomp's spin loop before a waiting thread sleeps (docs/performance.md). */
 #define DAGNET_SPINCOUNT "10000"
+/* Marks the re-executed command, which then knows the spin count is its own choice. */
+#define MARK "DAGNET_CHOSE_SPINCOUNT"
+
+static bool chosen; /* this process runs with dagnet's spin count */
 
 void cli_choose_wait_policy(char **argv)
 {
+    if (getenv(MARK)) {
+        chosen = true;
+        unsetenv(MARK); /* programs the command starts see the user's environment */
+        return;
+    }
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
         return;
-    if (setenv("GOMP_SPINCOUNT", DAGNET_SPINCOUNT, 1) != 0)
+    if (setenv("GOMP_SPINCOUNT", DAGNET_SPINCOUNT, 1) != 0 || setenv(MARK, "1", 1) != 0)
         return;
     execv("/proc/self/exe", argv);
     /* No /proc (or exec refused): run on with the runtime's defaults, as before. */
     unsetenv("GOMP_SPINCOUNT");
+    unsetenv(MARK);
+}
+
+void cli_describe_wait_policy(char *buf, size_t size)
+{
+    const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    if (chosen)
+        snprintf(buf, size, "GOMP_SPINCOUNT=%s (set by dagnet)", spin ? spin : "?");
+    else if (policy && spin)
+        snprintf(buf, size, "OMP_WAIT_POLICY=%s, GOMP_SPINCOUNT=%s (yours)", policy, spin);
+    else if (policy || spin)
+        snprintf(buf, size, "%s=%s (yours)", policy ? "OMP_WAIT_POLICY" : "GOMP_SPINCOUNT",
+                 policy ? policy : spin);
+    else
+        snprintf(buf, size, "the OpenMP runtime's default");
 }

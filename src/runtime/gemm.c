@@ -77,14 +77,6 @@ static void blis_start_once(void)
 
 void dn_blis_start(void) { call_once(&blis_once, blis_start_once); }
 
-void dn_blis_describe(char *buf, size_t size)
-{
-    dn_blis_start();
-    snprintf(buf, size, "BLIS %s, sub-configuration %s%s%s%s", bli_info_get_version_str(),
-             bli_arch_string(bli_arch_query_id()), blis_choice[0] ? " (" : "", blis_choice,
-             blis_choice[0] ? ")" : "");
-}
-
 /* Matrix-vector products split across threads from this many matrix elements (about what
  * one core streams from cache in 10 µs): below it a second thread costs more than it saves. */
 #define GEMV_PARALLEL_MIN 131072
@@ -206,6 +198,17 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
     bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
                  trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, lda, 1,
                  (float *)b, ldb, 1, &beta, c, ldc, 1, NULL, &rntm);
+}
+
+int dn_blis_describe(char *buf, size_t size)
+{
+    dn_blis_start();
+    const char *threading = bli_info_get_enable_openmp()     ? "openmp"
+                            : bli_info_get_enable_pthreads() ? "pthreads"
+                                                             : "no";
+    return snprintf(buf, size, "%s (%s, %s threading%s%s)", bli_info_get_version_str(),
+                    bli_arch_string(bli_arch_query_id()), threading, blis_choice[0] ? "; " : "",
+                    blis_choice);
 }
 
 void dn_ukernel_get(dn_ukernel *u)

@@ -19,8 +19,12 @@
  * portable ones on this CPU (gemm.c says when; it sets BLIS_ARCH_TYPE unless the process has).
  * Every entry here calls it; thread-safe. */
 void dn_blis_start(void);
-/* "BLIS 0.9.0, sub-configuration skx (set by dagnet: ...)" into buf. */
-void dn_blis_describe(char *buf, size_t size);
+
+/* BLIS as this process runs it, for dn_build_info: its version, the sub-configuration it chose
+ * for this CPU (e.g. "haswell"), its threading model ("openmp", "pthreads" or "no") and, when
+ * dagnet chose the sub-configuration, why: "0.9.0 (zen3, openmp threading; set by dagnet: ...)"
+ * into buf[0..size) like snprintf (whose count it returns). */
+int dn_blis_describe(char *buf, size_t size);
 
 void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
