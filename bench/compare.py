@@ -26,8 +26,10 @@ reporting the median and quartiles of its per-step times as JSON):
                       without the variables below.
   PyTorch tuned       the same worker with BLIS_NUM_THREADS=T (Debian's torch otherwise leaves
                       its Linear layers on one BLIS thread) and glibc's malloc thresholds pinned
-                      (MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1073741824). These must be
-                      set before torch loads, hence the subprocess.
+                      (MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1073741824); and, when
+                      dagnet chose BLIS's kernels for this CPU (docs/performance.md), the same
+                      choice as BLIS_ARCH_TYPE. These must be set before torch loads, hence the
+                      subprocess.
   ONNX Runtime        infer only: npm's onnxruntime-node (CPU) from --ort DIR, driven by
                       bench/ort_bench.js (T intra-op threads, one inter-op thread, all graph
                       optimisations, sequential execution) on the PyTorch module above exported
@@ -258,6 +260,24 @@ def dagnet_job(dagnet, cfg, threads):
                expect={"mode": cfg.mode, "batch": cfg.batch, "threads": threads,
                        "iters": cfg.iters},
                numbers=("peak_rss_mb",))
+
+
+# BLIS 0.9's arch_t numbers of the sub-configurations dagnet may choose (src/runtime/gemm.c).
+BLIS_ARCH_IDS = {"zen3": "6"}
+
+
+def blis_choice(dagnet):
+    """When dagnet chose BLIS's kernels for this CPU (its `--version` says "set by dagnet"),
+    the BLIS_ARCH_TYPE that gives torch's BLIS products (its Linear layers; convolutions go to
+    oneDNN) the same kernels in PyTorch tuned; None when BLIS chose by itself."""
+    try:
+        out = subprocess.run([dagnet, "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    for name, number in BLIS_ARCH_IDS.items():
+        if f"({name}, " in out and "set by dagnet" in out:
+            return number
+    return None
 
 
 def torch_env(tuned, threads):
@@ -579,7 +599,8 @@ COMPARISON_NOTE = ("img/s from the median over the rounds of each round's median
                    "'rounds' is the range of the round medians. dagnet / X = X ms/step / dagnet "
                    "ms/step = dagnet img/s / X img/s (> 1: dagnet is faster), with issue 14's "
                    "target where it sets one. PyTorch tuned: BLIS_NUM_THREADS=T, "
-                   "MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1073741824. ONNX Runtime: "
+                   "MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1073741824 (and BLIS_ARCH_TYPE "
+                   "when dagnet chose BLIS's kernels: see the header). ONNX Runtime: "
                    "infer only, on the PyTorch module exported by torch.onnx.export.")
 
 
@@ -649,6 +670,8 @@ def header_lines(args, ort_note):
                       "subprocess per round, as shipped and tuned)"),
             ("ONNX Runtime", ort_note),
             ("dagnet", "(not run: --torch-only)" if args.torch_only else args.dagnet),
+            ("PyTorch tuned's environment", " ".join(f"{k}={v}" for k, v in TUNED_ENV.items())
+             + " BLIS_NUM_THREADS=T"),
             ("threads", f"{args.threads} (batch-1 latencies of the default suite: 1); "
                         f"rounds: {args.rounds}"),
             ("load average at start", " ".join(f"{v:.2f}" for v in os.getloadavg()))]
@@ -799,6 +822,9 @@ def main(argv):
     args, configs, scaled, paired = parse_args(argv)
     if args.torch_worker:
         return torch_worker(configs[0])
+    arch = None if args.torch_only else blis_choice(args.dagnet)
+    if arch:
+        TUNED_ENV["BLIS_ARCH_TYPE"] = arch
     header = header_lines(args, ort_missing(args))
     print("\n".join(f"{k}: {v}" for k, v in header), flush=True)
     try:

@@ -24,7 +24,7 @@
 #include "cli/cli.h"
 
 /* Rounds of libgomp's spin loop before a waiting thread sleeps (docs/performance.md). */
-#define DAGNET_SPINCOUNT "10000"
+#define DAGNET_SPINCOUNT "1000"
 /* Marks the re-executed command, which then knows the spin count is its own choice. */
 #define MARK "DAGNET_CHOSE_SPINCOUNT"
 

@@ -144,11 +144,20 @@ def part_version(args):
             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "DAGNET_CHOSE_SPINCOUNT")}
     r = subprocess.run([args.dagnet, "--version"], capture_output=True, text=True, env=bare,
                        timeout=60)
-    check(r.returncode == 0 and "threads wait: GOMP_SPINCOUNT=10000 (set by dagnet)" in r.stdout,
+    check(r.returncode == 0 and "threads wait: GOMP_SPINCOUNT=1000 (set by dagnet)" in r.stdout,
           f"--version with no wait policy set: rc {r.returncode}, {r.stdout!r}")
     r = subprocess.run([args.dagnet, "--version"], capture_output=True, text=True,
                        env=dict(bare, GOMP_SPINCOUNT="77"), timeout=60)
     check("threads wait: GOMP_SPINCOUNT=77 (yours)" in r.stdout, f"--version, 77: {r.stdout!r}")
+    # BLIS's kernels (src/runtime/gemm.c): a BLIS_ARCH_TYPE the user set is theirs, never
+    # overridden (3 is haswell in BLIS 0.9's arch_t, whose kernels need AVX2 and FMA).
+    flags = open("/proc/cpuinfo", encoding="utf-8").read()
+    if " avx2" in flags and " fma" in flags:
+        r = subprocess.run([args.dagnet, "--version"], capture_output=True, text=True,
+                           env=dict(bare, BLIS_ARCH_TYPE="3"), timeout=60)
+        check("build: BLIS 0.9.0 (haswell, openmp threading); " in r.stdout
+              or not r.stdout.count("BLIS 0.9"),
+              f"--version with BLIS_ARCH_TYPE=3: {r.stdout!r}")
 
 
 # argv (the model path is missing.json), the first line of stderr expected
