@@ -210,6 +210,27 @@ static void check_maxpool(const pool_case *c, const char *attrs)
 
 Test(maxpool_fast, every_window_matches_the_rule) { each_pool_case(check_maxpool); }
 
+/* Rows of many windows at column stride 2 (AlexNet's overlapping pools), where a faster row
+ * loop would block the windows: widths 16 to 41, every window up to 3 × 3. */
+Test(maxpool_fast, wide_rows_at_column_stride_2)
+{
+    for (int64_t kh = 1; kh <= 3; kh++)
+        for (int64_t kw = 1; kw <= 3; kw++)
+            for (int64_t sh = 1; sh <= 2; sh++)
+                for (int64_t ph = 0; ph <= kh / 2; ph++)
+                    for (int64_t pw = 0; pw <= kw / 2; pw++)
+                        for (int64_t w = 16; w <= 41; w++) {
+                            pool_case c = { { kh, kw }, { sh, 2 }, { ph, pw }, 5, w };
+                            char attrs[160];
+                            snprintf(attrs, sizeof attrs,
+                                     "{\"kernel\": [%lld, %lld], \"stride\": [%lld, 2], "
+                                     "\"pad\": [%lld, %lld]}",
+                                     (long long)kh, (long long)kw, (long long)sh, (long long)ph,
+                                     (long long)pw);
+                            check_maxpool(&c, attrs);
+                        }
+}
+
 static void check_avgpool(const pool_case *c, const char *attrs)
 {
     int64_t planes = 6, n = planes * c->h * c->w;
