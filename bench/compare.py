@@ -55,6 +55,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -262,22 +263,16 @@ def dagnet_job(dagnet, cfg, threads):
                numbers=("peak_rss_mb",))
 
 
-# BLIS 0.9's arch_t numbers of the sub-configurations dagnet may choose (src/runtime/gemm.c).
-BLIS_ARCH_IDS = {"zen3": "6"}
-
-
 def blis_choice(dagnet):
-    """When dagnet chose BLIS's kernels for this CPU (its `--version` says "set by dagnet"),
-    the BLIS_ARCH_TYPE that gives torch's BLIS products (its Linear layers; convolutions go to
-    oneDNN) the same kernels in PyTorch tuned; None when BLIS chose by itself."""
+    """When dagnet chose BLIS's kernels for this CPU, the BLIS_ARCH_TYPE it set (its `--version`
+    says "set by dagnet as BLIS_ARCH_TYPE=N"), so that PyTorch tuned's BLIS products (its Linear
+    layers; convolutions go to oneDNN) run on the same kernels; None when BLIS chose itself."""
     try:
         out = subprocess.run([dagnet, "--version"], capture_output=True, text=True).stdout
     except OSError:
         return None
-    for name, number in BLIS_ARCH_IDS.items():
-        if f"({name}, " in out and "set by dagnet" in out:
-            return number
-    return None
+    found = re.search(r"set by dagnet as BLIS_ARCH_TYPE=(\d+)", out)
+    return found.group(1) if found else None
 
 
 def torch_env(tuned, threads):

@@ -179,6 +179,31 @@ int64_t dn_test_view_numel(const dn_view *v)
     return n;
 }
 
+float *dn_test_values(const dn_model *m, dn_session *s, bool with_state, size_t *count)
+{
+    size_t n = 0;
+    float *all = NULL;
+    int np = dn_model_param_count(m), ns = with_state ? dn_model_state_count(m) : 0;
+    for (int i = 0; i < np + ns; i++) {
+        dn_tensor_info info;
+        dn_view v;
+        if (i < np) {
+            dn_model_param_info(m, i, &info);
+            cr_assert_eq(dn_session_param(s, info.name, &v), DN_OK, "%s", dn_session_errmsg(s));
+        } else {
+            dn_model_state_info(m, i - np, &info);
+            cr_assert_eq(dn_session_state(s, info.name, &v), DN_OK, "%s", dn_session_errmsg(s));
+        }
+        size_t k = (size_t)dn_test_view_numel(&v);
+        all = realloc(all, (n + k) * sizeof *all);
+        cr_assert_not_null(all);
+        memcpy(all + n, v.data, k * sizeof *all);
+        n += k;
+    }
+    *count = n;
+    return all;
+}
+
 /* ---------------------------------------------------------------- running one op */
 
 dn_test_run dn_test_run_new(const dn_op *op, const char *attrs_json, int n_in, const dn_tensor *x,

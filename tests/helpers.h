@@ -91,6 +91,9 @@ dn_model *dn_test_load_model(const char *path);
 dn_session *dn_test_session(const dn_model *m, const dn_session_options *o);
 /* The number of elements a view holds. */
 int64_t dn_test_view_numel(const dn_view *v);
+/* Every param of m in s, then (with_state) every state tensor, concatenated; the count in
+ * *count. The caller frees. */
+float *dn_test_values(const dn_model *m, dn_session *s, bool with_state, size_t *count);
 
 /* ---------------------------------------------------------------- running one op */
 

@@ -434,31 +434,6 @@ static void steps(rig *r, int n)
         cr_assert_eq(dn_trainer_step(r->t, r->train, &st), DN_OK, "%s", dn_trainer_errmsg(r->t));
 }
 
-/* Every param, then every state tensor, concatenated (caller frees). */
-static float *everything(rig *r, size_t *count)
-{
-    size_t n = 0;
-    float *all = NULL;
-    int np = dn_model_param_count(r->m), ns = dn_model_state_count(r->m);
-    for (int i = 0; i < np + ns; i++) {
-        dn_tensor_info info;
-        dn_view v;
-        if (i < np) {
-            dn_model_param_info(r->m, i, &info);
-            cr_assert_eq(dn_session_param(r->s, info.name, &v), DN_OK);
-        } else {
-            dn_model_state_info(r->m, i - np, &info);
-            cr_assert_eq(dn_session_state(r->s, info.name, &v), DN_OK);
-        }
-        size_t k = (size_t)dn_test_view_numel(&v);
-        all = realloc(all, (n + k) * sizeof *all);
-        memcpy(all + n, v.data, k * sizeof *all);
-        n += k;
-    }
-    *count = n;
-    return all;
-}
-
 /* 300 examples in batches of 32: 10 steps an epoch. Straight 2 epochs, against 13 steps,
  * a checkpoint, a fresh trainer that resumes: params AND running statistics bit for bit. */
 Test(batchnorm_training, resumed_run_is_bit_identical_with_running_statistics)
@@ -471,18 +446,19 @@ Test(batchnorm_training, resumed_run_is_bit_identical_with_running_statistics)
     steps(&part, 13);
     cr_assert_eq(dn_trainer_save_checkpoint(part.t, path), DN_OK, "%s", dn_trainer_errmsg(part.t));
     size_t n_part;
-    float *at_13 = everything(&part, &n_part);
+    float *at_13 = dn_test_values(part.m, part.s, true, &n_part);
     rig_close(&part);
     rig_open(&resumed, TRAIN_MODEL(""));
     cr_assert_eq(dn_trainer_load_checkpoint(resumed.t, path), DN_OK, "%s",
                  dn_trainer_errmsg(resumed.t));
     size_t n_loaded;
-    float *loaded = everything(&resumed, &n_loaded);
+    float *loaded = dn_test_values(resumed.m, resumed.s, true, &n_loaded);
     cr_assert_eq(n_loaded, n_part);
     dn_test_expect_same_bits(loaded, at_13, (int64_t)n_part, "the checkpoint's params and state");
     steps(&resumed, 7);
     size_t ns, nr;
-    float *ws = everything(&straight, &ns), *wr = everything(&resumed, &nr);
+    float *ws = dn_test_values(straight.m, straight.s, true, &ns),
+          *wr = dn_test_values(resumed.m, resumed.s, true, &nr);
     cr_assert_eq(ns, nr);
     dn_test_expect_same_bits(ws, wr, (int64_t)ns, "params and running statistics after resuming");
     dn_view mean;

@@ -144,25 +144,6 @@ static void train_for(rig *r, int steps)
     }
 }
 
-/* All params, concatenated (caller frees). */
-static float *weights_of(rig *r, size_t *count)
-{
-    size_t n = 0;
-    float *all = NULL;
-    for (int i = 0; i < dn_model_param_count(r->m); i++) {
-        dn_tensor_info info;
-        dn_model_param_info(r->m, i, &info);
-        dn_view v;
-        dn_session_param(r->s, info.name, &v);
-        size_t k = (size_t)dn_test_view_numel(&v);
-        all = realloc(all, (n + k) * sizeof *all);
-        memcpy(all + n, v.data, k * sizeof *all);
-        n += k;
-    }
-    *count = n;
-    return all;
-}
-
 Test(train_loop, converges_far_above_chance)
 {
     rig r;
@@ -196,7 +177,7 @@ Test(train_loop, same_seed_same_weights_bit_for_bit)
     train_for(&a, -1);
     train_for(&b, -1);
     size_t na, nb;
-    float *wa = weights_of(&a, &na), *wb = weights_of(&b, &nb);
+    float *wa = dn_test_values(a.m, a.s, false, &na), *wb = dn_test_values(b.m, b.s, false, &nb);
     cr_assert_eq(na, nb);
     cr_assert_arr_eq(wa, wb, na * sizeof *wa);
     free(wa);
@@ -227,7 +208,8 @@ static void check_resume(int first_steps, dn_optimizer opt)
     while (dn_trainer_epoch(resumed.t) < 2)
         train_for(&resumed, 1);
     size_t ns, nr;
-    float *ws = weights_of(&straight, &ns), *wr = weights_of(&resumed, &nr);
+    float *ws = dn_test_values(straight.m, straight.s, false, &ns),
+          *wr = dn_test_values(resumed.m, resumed.s, false, &nr);
     cr_assert_eq(ns, nr);
     cr_assert_arr_eq(ws, wr, ns * sizeof *ws, "resumed after %d steps: weights differ",
                      first_steps);
@@ -303,7 +285,7 @@ Test(train_divergence, huge_lr_stops_before_the_update_with_finite_params)
     int steps = 0;
     for (; steps < 60; steps++) {
         free(good);
-        good = weights_of(&r, &n);
+        good = dn_test_values(r.m, r.s, false, &n);
         before = st;
         if ((status = dn_trainer_step(r.t, r.train, &st)) != DN_OK)
             break;
@@ -317,7 +299,7 @@ Test(train_divergence, huge_lr_stops_before_the_update_with_finite_params)
                "the params are those of the last good step");
     cr_assert_str_eq(dn_status_name(DN_ERR_DIVERGED), "training diverged");
     size_t m;
-    float *now = weights_of(&r, &m);
+    float *now = dn_test_values(r.m, r.s, false, &m);
     cr_assert_eq(m, n);
     cr_assert_arr_eq(now, good, n * sizeof *now, "the diverging update was applied");
     for (size_t i = 0; i < n; i++)
@@ -352,12 +334,12 @@ Test(train_labels, out_of_range_label_is_refused_before_the_first_step)
     rig r;
     rig_open(&r, DN_SGD);
     size_t n, m;
-    float *before = weights_of(&r, &n);
+    float *before = dn_test_values(r.m, r.s, false, &n);
     dn_step_stats st;
     dn_test_expect_status(dn_trainer_step(r.t, r.train, &st), DN_ERR_ARG, dn_trainer_errmsg(r.t));
     EXPECT_MSG(dn_trainer_errmsg(r.t), "train-labels-idx1-ubyte", "example 1999", "label 7",
                "[0, 4)");
-    float *after = weights_of(&r, &m);
+    float *after = dn_test_values(r.m, r.s, false, &m);
     cr_assert_arr_eq(after, before, n * sizeof *after, "a step ran before the labels were checked");
     free(before);
     free(after);

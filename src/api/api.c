@@ -442,13 +442,21 @@ dn_status dn_session_copy_tensor(dn_session *s, const char *name, void *dst, siz
     return DN_OK;
 }
 
+/* The value behind dn_session_param, _state and _param_grad: `name`, of `kind` (`what` in the
+ * message), after the checks every writable view needs; -1 (DN_ERR_ARG, the message set) when
+ * one fails. */
+static int writable_value(dn_session *s, const char *fn, const char *name, const dn_view *out,
+                          int kind, const char *what)
+{
+    if (check_session(s, fn) || check_ptr(s, fn, name, "name") || check_ptr(s, fn, out, "out") ||
+        check_writable(s, fn))
+        return -1;
+    return find_value(s, name, kind, what);
+}
+
 dn_status dn_session_param(dn_session *s, const char *name, dn_view *out)
 {
-    CHECK(check_session(s, "dn_session_param"));
-    CHECK(check_ptr(s, "dn_session_param", name, "name"));
-    CHECK(check_ptr(s, "dn_session_param", out, "out"));
-    CHECK(check_writable(s, "dn_session_param"));
-    int v = find_value(s, name, DN_VALUE_PARAM, "param");
+    int v = writable_value(s, "dn_session_param", name, out, DN_VALUE_PARAM, "param");
     if (v < 0)
         return DN_ERR_ARG;
     to_view(&s->e.val[v], out);
@@ -457,11 +465,7 @@ dn_status dn_session_param(dn_session *s, const char *name, dn_view *out)
 
 dn_status dn_session_state(dn_session *s, const char *name, dn_view *out)
 {
-    CHECK(check_session(s, "dn_session_state"));
-    CHECK(check_ptr(s, "dn_session_state", name, "name"));
-    CHECK(check_ptr(s, "dn_session_state", out, "out"));
-    CHECK(check_writable(s, "dn_session_state"));
-    int v = find_value(s, name, DN_VALUE_STATE, "state tensor");
+    int v = writable_value(s, "dn_session_state", name, out, DN_VALUE_STATE, "state tensor");
     if (v < 0)
         return DN_ERR_ARG;
     to_view(&s->e.val[v], out);
@@ -470,11 +474,7 @@ dn_status dn_session_state(dn_session *s, const char *name, dn_view *out)
 
 dn_status dn_session_param_grad(dn_session *s, const char *name, dn_view *out)
 {
-    CHECK(check_session(s, "dn_session_param_grad"));
-    CHECK(check_ptr(s, "dn_session_param_grad", name, "name"));
-    CHECK(check_ptr(s, "dn_session_param_grad", out, "out"));
-    CHECK(check_writable(s, "dn_session_param_grad"));
-    int v = find_value(s, name, DN_VALUE_PARAM, "param");
+    int v = writable_value(s, "dn_session_param_grad", name, out, DN_VALUE_PARAM, "param");
     if (v < 0)
         return DN_ERR_ARG;
     if (!s->e.grads_ready)

@@ -43,6 +43,22 @@ static const char *shape_text(int rank, const int64_t *shape, bool batched, char
     return buf;
 }
 
+/* Values in tensors 0 .. n−1 of one list of the model's (its params, or its state). */
+static long long values_in(const dn_model *m, int n,
+                           dn_status (*info)(const dn_model *, int, dn_tensor_info *))
+{
+    long long total = 0;
+    for (int i = 0; i < n; i++) {
+        dn_tensor_info t;
+        info(m, i, &t);
+        long long count = 1;
+        for (int d = 0; d < t.rank; d++)
+            count *= t.shape[d];
+        total += count;
+    }
+    return total;
+}
+
 int cmd_summary(const dn_model *m)
 {
     char shape[128], a[32], b[32];
@@ -54,7 +70,7 @@ int cmd_summary(const dn_model *m)
                shape_text(t.rank, t.shape, t.batched, shape, sizeof shape));
     }
     printf("\n%-16s %-20s %-20s %14s %18s\n", "node", "op", "output", "params", "FLOPs/sample");
-    long long params = 0, flops = 0;
+    long long flops = 0;
     for (int i = 0; i < dn_model_node_count(m); i++) {
         dn_node_info n;
         dn_model_node_info(m, i, &n);
@@ -63,14 +79,7 @@ int cmd_summary(const dn_model *m)
                grouped(n.params, a, sizeof a), grouped(n.flops, b, sizeof b));
         flops += n.flops;
     }
-    for (int i = 0; i < dn_model_param_count(m); i++) {
-        dn_tensor_info t;
-        dn_model_param_info(m, i, &t);
-        long long count = 1;
-        for (int d = 0; d < t.rank; d++)
-            count *= t.shape[d];
-        params += count;
-    }
+    long long params = values_in(m, dn_model_param_count(m), dn_model_param_info);
     printf("%-16s %-20s %-20s %14s %18s\n", "total", "", "", grouped(params, a, sizeof a),
            grouped(flops, b, sizeof b));
     printf("\n%d nodes, %d params tensors, %s parameters, %.2f MFLOPs forward per sample\n",
@@ -78,15 +87,7 @@ int cmd_summary(const dn_model *m)
            flops / 1e6);
     /* State (BatchNorm's running statistics) is saved with the weights but never trained:
      * counted apart, so the parameter count stays what the paper or PyTorch reports. */
-    long long state = 0;
-    for (int i = 0; i < dn_model_state_count(m); i++) {
-        dn_tensor_info t;
-        dn_model_state_info(m, i, &t);
-        long long count = 1;
-        for (int d = 0; d < t.rank; d++)
-            count *= t.shape[d];
-        state += count;
-    }
+    long long state = values_in(m, dn_model_state_count(m), dn_model_state_info);
     if (dn_model_state_count(m) > 0)
         printf("%d state tensors, %s state values (running statistics, not trained)\n",
                dn_model_state_count(m), grouped(state, a, sizeof a));

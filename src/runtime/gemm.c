@@ -57,13 +57,12 @@ static void choose_blis_config(void)
     if (getenv("BLIS_ARCH_TYPE") || strncmp(bli_info_get_version_str(), "0.", 2) != 0 ||
         family <= 0x19 || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
         return;
-    arch_t id = BLIS_ARCH_ZEN3;
     char value[16];
-    snprintf(value, sizeof value, "%d", (int)id);
+    snprintf(value, sizeof value, "%d", (int)BLIS_ARCH_ZEN3);
     if (setenv("BLIS_ARCH_TYPE", value, 0) == 0)
         snprintf(blis_choice, sizeof blis_choice,
-                 "set by dagnet: BLIS %s does not know AMD family 0x%x", bli_info_get_version_str(),
-                 family);
+                 "set by dagnet as BLIS_ARCH_TYPE=%s: BLIS %s does not know AMD family 0x%x", value,
+                 bli_info_get_version_str(), family);
 }
 #else
 static void choose_blis_config(void) {}

@@ -22,8 +22,9 @@ void dn_blis_start(void);
 
 /* BLIS as this process runs it, for dn_build_info: its version, the sub-configuration it chose
  * for this CPU (e.g. "haswell"), its threading model ("openmp", "pthreads" or "no") and, when
- * dagnet chose the sub-configuration, why: "0.9.0 (zen3, openmp threading; set by dagnet: ...)"
- * into buf[0..size) like snprintf (whose count it returns). */
+ * dagnet chose the sub-configuration, with which value and why:
+ * "0.9.0 (zen3, openmp threading; set by dagnet as BLIS_ARCH_TYPE=6: ...)" into buf[0..size)
+ * like snprintf (whose count it returns). */
 int dn_blis_describe(char *buf, size_t size);
 
 void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
