@@ -35,6 +35,9 @@
  *   batched     (wider kernels: AlexNet) the chunked im2col products, BLIS threading.
  *               (conv_im2col.c)
  * dx always comes from the per-sample or the batched products (the direct path delegates it).
+ * And one path for a kind of group: depthwise groups (one channel and one filter each, stride
+ * 1, small kernels) run as (sample, group) planes shared out among threads, forward and
+ * backward, dx by the same correlation loop as forward (conv_depthwise.c).
  *
  * attrs: stride (1), pad (0), dilation (1), each an int or [h, w]; groups (1). For implicit
  * params (docs/format.md): filters and kernel (int or [h, w]) size the weight [F, C/G, kh, kw],
@@ -204,6 +207,8 @@ static size_t workspace_size(const void *attrs, const dn_tensor_desc *in, int n_
 {
     (void)n_in;
     conv_geom g = geom(attrs, &in[0].shape, &in[1].shape, &out->shape);
+    if (conv_is_depthwise(&g))
+        return dn_conv_depthwise_workspace(&g, threads);
     if (conv_is_per_sample(&g)) {
         dn_ukernel u;
         dn_ukernel_get(&u);
@@ -233,6 +238,12 @@ static const conv_direct_kernels *direct_kernels(void)
 {
     const conv_direct_kernels *avx2 = dn_conv_direct_avx2();
     return avx2 ? avx2 : dn_conv_direct_plain();
+}
+
+static const conv_depthwise_kernels *depthwise_kernels(void)
+{
+    const conv_depthwise_kernels *avx2 = dn_conv_depthwise_avx2();
+    return avx2 ? avx2 : dn_conv_depthwise_plain();
 }
 
 /* Group gi of k as a kernel of its own: every tensor's data offset to the group's first
@@ -283,14 +294,19 @@ static void forward_group(const dn_kernel *k, const conv_geom *g)
 }
 
 /* Groups run one after another, each on all the session's threads and the whole workspace
- * (sized for one group). Direct groups too small to split their rows (depthwise) would each
- * run on one thread: threads share out (sample, group) items instead, each in its own slot
- * (the direct path's workspace has one per thread). */
+ * (sized for one group), but for two kinds: depthwise groups take their own path, and other
+ * direct groups too small to split their rows (a few channels each) would each run on one
+ * thread: threads share out (sample, group) items instead, each in its own slot (the direct
+ * path's workspace has one per thread). */
 static void forward(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
     if (g.groups == 1) {
         forward_group(k, &g);
+        return;
+    }
+    if (conv_is_depthwise(&g)) {
+        dn_conv_depthwise_forward(k, &g, depthwise_kernels());
         return;
     }
     int64_t work = conv_direct_work(&g);
@@ -323,6 +339,10 @@ static void backward(const dn_kernel *k)
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
     if (g.groups == 1) {
         backward_group(k, &g);
+        return;
+    }
+    if (conv_is_depthwise(&g)) {
+        dn_conv_depthwise_backward(k, &g, depthwise_kernels());
         return;
     }
     for (int64_t gi = 0; gi < g.groups; gi++) {

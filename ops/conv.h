@@ -311,4 +311,40 @@ void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,
 void dn_conv_direct_forward_groups(const dn_kernel *k, const conv_geom *g,
                                    const conv_direct_kernels *isa, int team);
 
+/* ---------------------------------------------------------------- the depthwise path
+ * (conv_depthwise.c); k->work holds one slot per thread (dn_conv_depthwise_workspace)
+ *
+ * G > 1 groups of one channel and one filter (g one group's geometry), stride 1, K ≤
+ * DIRECT_MAX_K. PyTorch's condition too: an ungrouped Conv of one channel stays on the direct
+ * path. */
+static inline bool conv_is_depthwise(const conv_geom *g)
+{
+    return g->groups > 1 && g->c == 1 && g->f == 1 && conv_is_direct(g);
+}
+
+/* Two sets of loops, as the direct path's: plain C and AVX2/FMA. in is a padded plane whose
+ * rows are ld floats apart, with DW_COLS floats of slack after it; off[t] is where tap t of
+ * output (0, 0) reads in it. */
+typedef struct conv_depthwise_kernels {
+    const char *name;
+    /* out [rows, cols] = bias + Σ_t w[t] · in[p·ld + q + off[t]], or (add) out += the sum */
+    void (*correlate)(const float *in, int64_t ld, const int64_t *off, const float *w, int64_t taps,
+                      float *out, int64_t rows, int64_t cols, float bias, bool add);
+    /* dw[t] += Σ_{p,q} dy[p, q] · in[p·ld + q + off[t]], dy [rows, cols] */
+    void (*dw)(const float *dy, int64_t rows, int64_t cols, const float *in, int64_t ld,
+               const int64_t *off, int64_t taps, float *dw);
+    /* Σ v[0 .. n) (db) */
+    float (*sum)(const float *v, int64_t n);
+} conv_depthwise_kernels;
+
+const conv_depthwise_kernels *dn_conv_depthwise_plain(void);
+/* NULL when this machine (or this build's target) has no AVX2/FMA. */
+const conv_depthwise_kernels *dn_conv_depthwise_avx2(void);
+
+size_t dn_conv_depthwise_workspace(const conv_geom *g, int threads);
+void dn_conv_depthwise_forward(const dn_kernel *k, const conv_geom *g,
+                               const conv_depthwise_kernels *isa);
+void dn_conv_depthwise_backward(const dn_kernel *k, const conv_geom *g,
+                                const conv_depthwise_kernels *isa);
+
 #endif

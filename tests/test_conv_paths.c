@@ -384,3 +384,218 @@ Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
         free(ys[run]), free(dws[run]);
     free(dy), free(work), free(x[0].data), free(x[1].data), free(x[2].data);
 }
+
+/* ---------------------------------------------------------------- the depthwise path
+ *
+ * G = C = F groups of one channel and one filter (conv_depthwise.c), through the op's dispatch
+ * and through the path's entries with each set of loops, against a double-precision loop.
+ * The plain and AVX2 correlations do the same multiply-adds in the same order: y and dx are
+ * the same bits; dW and db sum 8 columns at a time in AVX2 (other bits), and the dispatch's
+ * are the AVX2 loops' bits on a machine that has them. */
+
+typedef struct dw_shape {
+    int64_t n, c, h, w, kh, kw, ph, pw, dh, dw;
+    bool bias, want_dx;
+    int threads;
+} dw_shape;
+
+typedef struct dw_run {
+    float *y, *dx, *dw, *db;
+} dw_run;
+
+static void dw_reference(const dw_shape *s, int64_t oh, int64_t ow, const float *x, const float *w,
+                         const float *b, const float *dy, reference *r)
+{
+    int64_t k = s->kh * s->kw;
+    *r = (reference){ zeros(s->n * s->c * oh * ow),
+                      zeros(s->n * s->c * oh * ow),
+                      zeros(s->n * s->c * s->h * s->w),
+                      zeros(s->n * s->c * s->h * s->w),
+                      zeros(s->c * k),
+                      zeros(s->c * k),
+                      zeros(s->c),
+                      zeros(s->c) };
+    for (int64_t n = 0; n < s->n; n++)
+        for (int64_t c = 0; c < s->c; c++)
+            for (int64_t p = 0; p < oh; p++)
+                for (int64_t q = 0; q < ow; q++) {
+                    int64_t yi = ((n * s->c + c) * oh + p) * ow + q;
+                    double g = dy[yi];
+                    if (s->bias) {
+                        r->y[yi] = b[c], r->y_abs[yi] = fabs(b[c]);
+                        r->db[c] += g, r->db_abs[c] += fabs(g);
+                    }
+                    for (int64_t i = 0; i < s->kh; i++)
+                        for (int64_t j = 0; j < s->kw; j++) {
+                            int64_t hh = p - s->ph + i * s->dh, ww = q - s->pw + j * s->dw;
+                            if (hh < 0 || hh >= s->h || ww < 0 || ww >= s->w)
+                                continue;
+                            int64_t xi = ((n * s->c + c) * s->h + hh) * s->w + ww;
+                            int64_t wi = c * k + i * s->kw + j;
+                            double xv = x[xi], wv = w[wi];
+                            r->y[yi] += wv * xv, r->y_abs[yi] += fabs(wv * xv);
+                            r->dw[wi] += g * xv, r->dw_abs[wi] += fabs(g * xv);
+                            r->dx[xi] += g * wv, r->dx_abs[xi] += fabs(g * wv);
+                        }
+                }
+}
+
+static void check_depthwise(const dw_shape *s)
+{
+    char attrs_json[160];
+    snprintf(attrs_json, sizeof attrs_json,
+             "{\"pad\": [%lld, %lld], \"dilation\": [%lld, %lld], \"groups\": %lld}",
+             (long long)s->ph, (long long)s->pw, (long long)s->dh, (long long)s->dw,
+             (long long)s->c);
+    int n_in = s->bias ? 3 : 2;
+    int64_t xd[4] = { s->n, s->c, s->h, s->w }, wd[4] = { s->c, 1, s->kh, s->kw };
+    dn_tensor x[3] = { { DN_F32, dn_shape_make(4, xd, true), NULL },
+                       { DN_F32, dn_shape_make(4, wd, false), NULL },
+                       { DN_F32, dn_shape_make(1, &s->c, false), NULL } };
+    int64_t nx = dn_shape_numel(&x[0].shape), nw = dn_shape_numel(&x[1].shape);
+    x[0].data = floats(nx, 11), x[1].data = floats(nw, 12), x[2].data = floats(s->c, 13);
+    const char *names[] = { "x", "w", "b" };
+    cJSON *json = cJSON_Parse(attrs_json);
+    dn_err err = { 0 };
+    dn_node_ctx ctx = { .file = "paths.json",
+                        .node = "conv",
+                        .n_inputs = n_in,
+                        .input_names = names,
+                        .attrs = json,
+                        .err = &err };
+    unsigned char attrs[512];
+    dn_tensor_desc in[3], out;
+    for (int i = 0; i < 3; i++)
+        in[i] = (dn_tensor_desc){ DN_F32, x[i].shape };
+    cr_assert_eq(dn_op_conv.parse_attrs(&ctx, attrs), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_op_conv.infer(&ctx, attrs, in, &out), DN_OK, "%s", err.msg);
+    cJSON_Delete(json);
+    const int64_t stride[2] = { 1, 1 }, pad[2] = { s->ph, s->pw }, dil[2] = { s->dh, s->dw };
+    conv_geom g = conv_geom_group(conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad),
+                                  s->c, dil);
+    cr_assert(conv_is_depthwise(&g), "the shape must be one the depthwise path takes");
+
+    size_t ws = dn_op_conv.workspace_size(attrs, in, n_in, &out, s->threads);
+    void *work = malloc(ws);
+    int64_t ny = dn_shape_numel(&out.shape);
+    float *dy = floats(ny, 14);
+    reference r;
+    dw_reference(s, g.oh, g.ow, x[0].data, x[1].data, x[2].data, dy, &r);
+
+    const conv_depthwise_kernels *isa[3] = { NULL, dn_conv_depthwise_plain(),
+                                             dn_conv_depthwise_avx2() };
+    const char *name[3] = { "dispatch", "plain loops", "AVX2 loops" };
+    dw_run runs[3] = { 0 };
+    const float base = 0.5f; /* backward adds onto what the gradients hold */
+    for (int ri = 0; ri < 3; ri++) {
+        if (ri == 2 && !isa[2]) {
+            cr_log_warn("no AVX2/FMA on this machine: the depthwise AVX2 loops are not checked");
+            continue;
+        }
+        memset(work, 0xff, ws); /* NaN bytes: scratch read before written shows */
+        dn_tensor y = { DN_F32, out.shape, filled(ny, NAN) }, dyt = { DN_F32, out.shape, dy };
+        dn_tensor dx[3] = { { DN_F32, x[0].shape, s->want_dx ? filled(nx, base) : NULL },
+                            { DN_F32, x[1].shape, filled(nw, base) },
+                            { DN_F32, x[2].shape, s->bias ? filled(s->c, base) : NULL } };
+        dn_kernel k = { .attrs = attrs,
+                        .n_inputs = n_in,
+                        .x = x,
+                        .y = &y,
+                        .dx = dx,
+                        .dy = &dyt,
+                        .work = work,
+                        .threads = s->threads };
+        if (ri == 0)
+            dn_op_conv.forward(&k);
+        else
+            dn_conv_depthwise_forward(&k, &g, isa[ri]);
+        expect_near("y", name[ri], y.data, 0.0f, r.y, r.y_abs, ny);
+        memset(work, 0xff, ws);
+        if (ri == 0)
+            dn_op_conv.backward(&k);
+        else
+            dn_conv_depthwise_backward(&k, &g, isa[ri]);
+        if (s->want_dx)
+            expect_near("dx", name[ri], dx[0].data, base, r.dx, r.dx_abs, nx);
+        expect_near("dW", name[ri], dx[1].data, base, r.dw, r.dw_abs, nw);
+        if (s->bias)
+            expect_near("db", name[ri], dx[2].data, base, r.db, r.db_abs, s->c);
+        runs[ri] = (dw_run){ y.data, dx[0].data, dx[1].data, dx[2].data };
+    }
+    if (isa[2]) {
+        cr_assert_eq(memcmp(runs[1].y, runs[2].y, (size_t)ny * sizeof(float)), 0,
+                     "the plain and AVX2 correlations' y differ");
+        if (s->want_dx)
+            cr_assert_eq(memcmp(runs[1].dx, runs[2].dx, (size_t)nx * sizeof(float)), 0,
+                         "the plain and AVX2 correlations' dx differ");
+        cr_assert_eq(memcmp(runs[0].dw, runs[2].dw, (size_t)nw * sizeof(float)), 0,
+                     "the dispatch's dW is not the AVX2 loops'");
+    }
+    for (int ri = 0; ri < 3; ri++)
+        free(runs[ri].y), free(runs[ri].dx), free(runs[ri].dw), free(runs[ri].db);
+    reference_free(&r);
+    free(dy), free(work), free(x[0].data), free(x[1].data), free(x[2].data);
+}
+
+Test(conv_paths, depthwise_whole_blocks_and_a_partial_one)
+{
+    /* 28×28, 3×3, pad 1: OW = 28 is a block of 16 and one of 12; OH = 28, 7 blocks of 4 rows;
+     * 4·12·28·28·9 multiply-adds: past DIRECT_SPLIT_MIN, so 2 threads share the planes */
+    dw_shape s = { .n = 4,
+                   .c = 12,
+                   .h = 28,
+                   .w = 28,
+                   .kh = 3,
+                   .kw = 3,
+                   .ph = 1,
+                   .pw = 1,
+                   .dh = 1,
+                   .dw = 1,
+                   .bias = true,
+                   .want_dx = true,
+                   .threads = 2 };
+    check_depthwise(&s);
+    s.threads = 1;
+    s.want_dx = false; /* the first layer: no dx, dW and db still right */
+    check_depthwise(&s);
+}
+
+Test(conv_paths, depthwise_dilated_rectangular_no_bias)
+{
+    /* 3×3 dilated [2, 3], pad [2, 1]: OH = 9 + 4 − 4 = 9 (2 blocks of 4 and a row), OW = 7 + 2 −
+     * 6 = 3; dx's padded dy is wider than x's padded copy */
+    dw_shape s = { .n = 2,
+                   .c = 3,
+                   .h = 9,
+                   .w = 7,
+                   .kh = 3,
+                   .kw = 3,
+                   .ph = 2,
+                   .pw = 1,
+                   .dh = 2,
+                   .dw = 3,
+                   .bias = false,
+                   .want_dx = true,
+                   .threads = 2 };
+    check_depthwise(&s);
+}
+
+Test(conv_paths, depthwise_one_sample_wide_rows_big_kernel)
+{
+    /* 5×5 pad 0 on 6×37: OH = 2 (rows left over only), OW = 33 (blocks 16, 16, 1); one
+     * sample, its 4 planes shared by 2 threads */
+    dw_shape s = { .n = 1,
+                   .c = 4,
+                   .h = 6,
+                   .w = 37,
+                   .kh = 5,
+                   .kw = 5,
+                   .ph = 0,
+                   .pw = 0,
+                   .dh = 1,
+                   .dw = 1,
+                   .bias = true,
+                   .want_dx = true,
+                   .threads = 2 };
+    check_depthwise(&s);
+}
