@@ -280,6 +280,8 @@ void dn_conv_pack_weights_t(const dn_kernel *k, const conv_pass *ps);
 void dn_conv_sample_backward(const conv_pass *ps, const float *x, const float *dy, float *dx,
                              const conv_slot *s, bool dw, bool db);
 void dn_conv_sum_copies(const dn_kernel *k, const conv_pass *ps, int team);
+/* Σ v[0 .. n), in lanes (db of one filter of one sample; the depthwise path's too). */
+float dn_conv_plane_sum(const float *v, int64_t n);
 
 /* ---------------------------------------------------------------- the direct path
  * (conv_direct.c); k->work as the per-sample path's, each slot with its padded copy
@@ -333,8 +335,6 @@ typedef struct conv_depthwise_kernels {
     /* dw[t] += Σ_{p,q} dy[p, q] · in[p·ld + q + off[t]], dy [rows, cols] */
     void (*dw)(const float *dy, int64_t rows, int64_t cols, const float *in, int64_t ld,
                const int64_t *off, int64_t taps, float *dw);
-    /* Σ v[0 .. n) (db) */
-    float (*sum)(const float *v, int64_t n);
 } conv_depthwise_kernels;
 
 const conv_depthwise_kernels *dn_conv_depthwise_plain(void);

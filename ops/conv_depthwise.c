@@ -115,14 +115,6 @@ static void dw_plain(const float *dy, int64_t rows, int64_t cols, const float *i
     }
 }
 
-static float sum_plain(const float *v, int64_t n)
-{
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++)
-        sum += v[i];
-    return sum;
-}
-
 /* ---------------------------------------------------------------- the AVX2/FMA loops */
 
 #if defined(__x86_64__)
@@ -227,26 +219,7 @@ AVX2 static void dw_avx2(const float *dy, int64_t rows, int64_t cols, const floa
         dw_taps(dy, rows, cols, in, ld, off, t0, taps - t0 < DW_TAPS ? taps - t0 : DW_TAPS, dw);
 }
 
-/* Σ v in 16 lanes: a float sum one term at a time is a chain of dependent adds (IEEE order,
- * which the compiler must keep), 4 cycles a term. */
-AVX2 static float sum_avx2(const float *v, int64_t n)
-{
-    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a = _mm256_add_ps(a, _mm256_loadu_ps(v + i));
-        b = _mm256_add_ps(b, _mm256_loadu_ps(v + i + 8));
-    }
-    float lane[8], sum = 0.0f;
-    _mm256_storeu_ps(lane, _mm256_add_ps(a, b));
-    for (int l = 0; l < 8; l++)
-        sum += lane[l];
-    for (; i < n; i++)
-        sum += v[i];
-    return sum;
-}
-
-static const conv_depthwise_kernels avx2_kernels = { "avx2", correlate_avx2, dw_avx2, sum_avx2 };
+static const conv_depthwise_kernels avx2_kernels = { "avx2", correlate_avx2, dw_avx2 };
 
 const conv_depthwise_kernels *dn_conv_depthwise_avx2(void)
 {
@@ -257,8 +230,7 @@ const conv_depthwise_kernels *dn_conv_depthwise_avx2(void)
 const conv_depthwise_kernels *dn_conv_depthwise_avx2(void) { return NULL; }
 #endif
 
-static const conv_depthwise_kernels plain_kernels = { "plain", correlate_plain, dw_plain,
-                                                      sum_plain };
+static const conv_depthwise_kernels plain_kernels = { "plain", correlate_plain, dw_plain };
 
 const conv_depthwise_kernels *dn_conv_depthwise_plain(void) { return &plain_kernels; }
 
@@ -361,7 +333,7 @@ static void backward_range(const dw_pass *ps, int64_t lo, int64_t hi)
             ps->isa->dw(dy_n, g->oh, g->ow, buf, xp.ld, fwd_off, g->k, dw + gi * g->k);
         }
         if (want_db)
-            db[gi] += ps->isa->sum(dy_n, g->p);
+            db[gi] += dn_conv_plane_sum(dy_n, g->p);
         if (dx) {
             pad_plane(&dyp, dy_n, buf);
             ps->isa->correlate(buf, dyp.ld, dx_off, w + gi * g->k, g->k,

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "ops/conv.h"
+#include "runtime/clones.h"
 #include "runtime/gemm.h"
 #include "runtime/parallel.h"
 
@@ -147,18 +148,32 @@ void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g)
  * (dn_conv_sample_backward, dn_conv_sum_copies and dn_conv_pack_weights_t serve the direct
  * path's backward too) */
 
+/* Σ v[0 .. n) in 16 lanes. One float sum term by term is a chain of dependent adds (IEEE
+ * order, which the compiler keeps), a few cycles a term: summing LeNet's first conv's dy for
+ * db that way took as long as its dW. Independent lanes vectorise. */
+DN_CLONES_AVX2 float dn_conv_plane_sum(const float *v, int64_t n)
+{
+    float lane[16] = { 0 };
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++)
+            lane[l] += v[i + l];
+    float sum = 0.0f;
+    for (int l = 0; l < 16; l++)
+        sum += lane[l];
+    for (; i < n; i++)
+        sum += v[i];
+    return sum;
+}
+
 /* Add sample n's share of dW and db into the thread's copies, and of dx into dx_n. */
 void dn_conv_sample_backward(const conv_pass *ps, const float *x, const float *dy, float *dx,
                              const conv_slot *s, bool dw, bool db)
 {
     const conv_geom *g = ps->g;
     if (db)
-        for (int64_t f = 0; f < g->f; f++) {
-            float sum = 0.0f;
-            for (int64_t p = 0; p < g->p; p++)
-                sum += dy[f * g->p + p];
-            s->db[f] += sum;
-        }
+        for (int64_t f = 0; f < g->f; f++)
+            s->db[f] += dn_conv_plane_sum(dy + f * g->p, g->p);
     if (dw) { /* dW [F, K] += dy_n [F, P] · col_nᵀ [P, K] */
         pack_sample(g, ps->u, ps->table, ps->entries, true, x, s, s->packed_col);
         dn_pack_a(ps->u, dy, g->p, 1, g->f, g->p, s->packed_dy_a);
