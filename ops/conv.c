@@ -246,110 +246,68 @@ static const conv_depthwise_kernels *depthwise_kernels(void)
     return avx2 ? avx2 : dn_conv_depthwise_plain();
 }
 
-/* Group gi of k as a kernel of its own: every tensor's data offset to the group's first
- * channel (x, dx), filter (W, b, their gradients, y, dy). The shapes stay the whole op's; the
- * paths read sizes only from the geometry, strides between samples from xs and ys. */
-typedef struct conv_group_view {
-    dn_kernel k;
-    dn_tensor x[3], dx[3], y, dy;
-} conv_group_view;
-
-static void *offset(void *data, int64_t floats) { return data ? (float *)data + floats : NULL; }
-
-static void group_view(const dn_kernel *k, const conv_geom *g, int64_t gi, conv_group_view *v)
+/* The direct and batched paths see one group: they run once per group, on a view of k. */
+static void direct_forward(const dn_kernel *k, const conv_geom *g)
 {
-    v->k = *k;
-    int64_t xo = gi * g->c * g->h * g->w, wo = gi * g->f * g->k, bo = gi * g->f,
-            yo = gi * g->f * g->p;
-    int64_t offs[3] = { xo, wo, bo };
-    for (int i = 0; i < k->n_inputs; i++) {
-        v->x[i] = k->x[i];
-        v->x[i].data = offset(k->x[i].data, offs[i]);
-        if (k->dx) {
-            v->dx[i] = k->dx[i];
-            v->dx[i].data = offset(k->dx[i].data, offs[i]);
-        }
-    }
-    v->k.x = v->x;
-    if (k->dx)
-        v->k.dx = v->dx;
-    v->y = *k->y;
-    v->y.data = offset(k->y->data, yo);
-    v->k.y = &v->y;
-    if (k->dy) {
-        v->dy = *k->dy;
-        v->dy.data = offset(k->dy->data, yo);
-        v->k.dy = &v->dy;
-    }
+    dn_conv_direct_forward(k, g, direct_kernels());
 }
 
-static void forward_group(const dn_kernel *k, const conv_geom *g)
+static void direct_backward(const dn_kernel *k, const conv_geom *g)
 {
-    if (conv_is_direct(g))
-        dn_conv_direct_forward(k, g, direct_kernels());
-    else if (conv_is_per_sample(g))
-        dn_conv_packed_forward(k, g);
-    else
-        dn_conv_im2col_forward(k, g);
+    dn_conv_direct_backward(k, g, direct_kernels());
+}
+
+static void each_group(const dn_kernel *k, const conv_geom *g,
+                       void (*path)(const dn_kernel *, const conv_geom *))
+{
+    if (g->groups == 1) {
+        path(k, g);
+        return;
+    }
+    for (int64_t gi = 0; gi < g->groups; gi++) {
+        conv_group_view v;
+        conv_group_view_of(k, g, gi, &v);
+        path(&v.k, g);
+    }
 }
 
 /* Groups run one after another, each on all the session's threads and the whole workspace
- * (sized for one group), but for two kinds: depthwise groups take their own path, and other
- * direct groups too small to split their rows (a few channels each) would each run on one
- * thread: threads share out (sample, group) items instead, each in its own slot (the direct
- * path's workspace has one per thread). */
+ * (sized for one group), the per-sample path's groups sharing one index table; but for two
+ * kinds: depthwise groups take their own path, and other direct groups too small to split
+ * their rows (a few channels each) would each run on one thread: threads share out (sample,
+ * group) items instead, each in its own slot (the direct path's workspace has one per
+ * thread). */
 static void forward(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
-    if (g.groups == 1) {
-        forward_group(k, &g);
-        return;
-    }
-    if (conv_is_depthwise(&g)) {
-        dn_conv_depthwise_forward(k, &g, depthwise_kernels());
-        return;
-    }
     int64_t work = conv_direct_work(&g);
-    if (conv_is_direct(&g) && dn_team(k->threads, work, DIRECT_SPLIT_MIN) == 1) {
-        int team = dn_team(k->threads, dn_mul_sat(work, g.groups), DIRECT_SPLIT_MIN);
-        dn_conv_direct_forward_groups(k, &g, direct_kernels(), team);
-        return;
-    }
-    for (int64_t gi = 0; gi < g.groups; gi++) {
-        conv_group_view v;
-        group_view(k, &g, gi, &v);
-        forward_group(&v.k, &g);
-    }
+    if (conv_is_depthwise(&g))
+        dn_conv_depthwise_forward(k, &g, depthwise_kernels());
+    else if (conv_is_direct(&g) && g.groups > 1 && dn_team(k->threads, work, DIRECT_SPLIT_MIN) == 1)
+        dn_conv_direct_forward_groups(
+            k, &g, direct_kernels(),
+            dn_team(k->threads, dn_mul_sat(work, g.groups), DIRECT_SPLIT_MIN));
+    else if (conv_is_direct(&g))
+        each_group(k, &g, direct_forward);
+    else if (conv_is_per_sample(&g))
+        dn_conv_packed_forward(k, &g); /* every group */
+    else
+        each_group(k, &g, dn_conv_im2col_forward);
 }
 
 /* The direct backward works in the per-sample path's slots, which workspace_size sizes only
  * within the per-sample bounds: outside them backward is batched. */
-static void backward_group(const dn_kernel *k, const conv_geom *g)
-{
-    if (!conv_is_per_sample(g))
-        dn_conv_im2col_backward(k, g);
-    else if (conv_is_direct(g))
-        dn_conv_direct_backward(k, g, direct_kernels());
-    else
-        dn_conv_packed_backward(k, g);
-}
-
 static void backward(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
-    if (g.groups == 1) {
-        backward_group(k, &g);
-        return;
-    }
-    if (conv_is_depthwise(&g)) {
+    if (conv_is_depthwise(&g))
         dn_conv_depthwise_backward(k, &g, depthwise_kernels());
-        return;
-    }
-    for (int64_t gi = 0; gi < g.groups; gi++) {
-        conv_group_view v;
-        group_view(k, &g, gi, &v);
-        backward_group(&v.k, &g);
-    }
+    else if (!conv_is_per_sample(&g))
+        each_group(k, &g, dn_conv_im2col_backward);
+    else if (conv_is_direct(&g))
+        each_group(k, &g, direct_backward);
+    else
+        dn_conv_packed_backward(k, &g); /* every group */
 }
 
 static void gemm(const void *attrs, const dn_tensor_desc *in, int n_in, const dn_tensor_desc *out,

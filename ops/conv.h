@@ -93,6 +93,49 @@ static inline conv_tap conv_tap_of(const conv_geom *g, int64_t r)
 static inline int64_t conv_tap_h(const conv_geom *g, int64_t i) { return i * g->dh; }
 static inline int64_t conv_tap_w(const conv_geom *g, int64_t j) { return j * g->dw; }
 
+/* ---------------------------------------------------------------- a group as a kernel */
+
+/* Group gi of k as a kernel of its own: every tensor's data offset to the group's first
+ * channel (x, dx), filter (W, b, their gradients, y, dy). The shapes stay the whole op's; the
+ * paths read sizes only from the geometry, strides between samples from xs and ys. */
+typedef struct conv_group_view {
+    dn_kernel k;
+    dn_tensor x[3], dx[3], y, dy;
+} conv_group_view;
+
+static inline void *conv_offset(void *data, int64_t floats)
+{
+    return data ? (float *)data + floats : NULL;
+}
+
+static inline void conv_group_view_of(const dn_kernel *k, const conv_geom *g, int64_t gi,
+                                      conv_group_view *v)
+{
+    v->k = *k;
+    int64_t xo = gi * g->c * g->h * g->w, wo = gi * g->f * g->k, bo = gi * g->f,
+            yo = gi * g->f * g->p;
+    int64_t offs[3] = { xo, wo, bo };
+    for (int i = 0; i < k->n_inputs; i++) {
+        v->x[i] = k->x[i];
+        v->x[i].data = conv_offset(k->x[i].data, offs[i]);
+        if (k->dx) {
+            v->dx[i] = k->dx[i];
+            v->dx[i].data = conv_offset(k->dx[i].data, offs[i]);
+        }
+    }
+    v->k.x = v->x;
+    if (k->dx)
+        v->k.dx = v->dx;
+    v->y = *k->y;
+    v->y.data = conv_offset(k->y->data, yo);
+    v->k.y = &v->y;
+    if (k->dy) {
+        v->dy = *k->dy;
+        v->dy.data = conv_offset(k->dy->data, yo);
+        v->k.dy = &v->dy;
+    }
+}
+
 /* ---------------------------------------------------------------- thresholds: which path */
 
 /* Samples per chunk of the batched path: as many as fit CHUNK_BYTES of col and Y', at least
@@ -268,6 +311,7 @@ void dn_conv_col2im_sample(const conv_geom *g, const float *restrict dcol, int64
 /* ---------------------------------------------------------------- the per-sample path
  * (conv_packed.c); k->work holds the shared area and the slots */
 
+/* Every group of k (g one group's sizes), one after another, sharing one index table. */
 void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g);
 void dn_conv_packed_backward(const dn_kernel *k, const conv_geom *g);
 

@@ -127,6 +127,8 @@ static void forward_range(const conv_pass *ps, const float *x, const float *b, f
         forward_sample(ps, b, x + n * g->xs, y + n * g->ys, &s);
 }
 
+/* Every group in turn (g one group's sizes, G = g->groups: a view of k each), on the team. The
+ * table depends only on a group's geometry: one serves every group, built once per pass. */
 void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g)
 {
     dn_ukernel u;
@@ -137,11 +139,15 @@ void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g)
         ps.entries = dn_packed_size(g->p, g->k, u.nr);
         build_table(g, u.nr, false, (int32_t *)ps.table, k->threads);
     }
-    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
-    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
-    dn_pack_a(&u, w, g->k, 1, g->f, g->k, ps.work);
-    DN_PARALLEL_RANGE(g->n, conv_team_size(g, k->threads), lo, hi,
-                      forward_range(&ps, x, b, dn_f32(k->y), lo, hi));
+    for (int64_t gi = 0; gi < g->groups; gi++) {
+        conv_group_view v;
+        conv_group_view_of(k, g, gi, &v);
+        const float *x = dn_f32(&v.k.x[0]), *w = dn_f32(&v.k.x[1]);
+        const float *b = k->n_inputs > 2 ? dn_f32(&v.k.x[2]) : NULL;
+        dn_pack_a(&u, w, g->k, 1, g->f, g->k, ps.work);
+        DN_PARALLEL_RANGE(g->n, conv_team_size(g, k->threads), lo, hi,
+                          forward_range(&ps, x, b, dn_f32(v.k.y), lo, hi));
+    }
 }
 
 /* ---------------------------------------------------------------- backward
@@ -232,6 +238,7 @@ void dn_conv_pack_weights_t(const dn_kernel *k, const conv_pass *ps)
         dn_pack_a(ps->u, dn_f32(&k->x[1]), 1, g->k, g->k, g->f, ps->work);
 }
 
+/* Every group in turn, as forward: one table for all. */
 void dn_conv_packed_backward(const dn_kernel *k, const conv_geom *g)
 {
     dn_ukernel u;
@@ -242,8 +249,12 @@ void dn_conv_packed_backward(const dn_kernel *k, const conv_geom *g)
         ps.entries = dn_packed_size(g->k, g->p, u.nr);
         build_table(g, u.nr, true, (int32_t *)ps.table, k->threads);
     }
-    dn_conv_pack_weights_t(k, &ps);
     int team = conv_team_size(g, k->threads);
-    DN_PARALLEL_RANGE(g->n, team, lo, hi, backward_range(&ps, k, lo, hi));
-    dn_conv_sum_copies(k, &ps, team);
+    for (int64_t gi = 0; gi < g->groups; gi++) {
+        conv_group_view v;
+        conv_group_view_of(k, g, gi, &v);
+        dn_conv_pack_weights_t(&v.k, &ps);
+        DN_PARALLEL_RANGE(g->n, team, lo, hi, backward_range(&ps, &v.k, lo, hi));
+        dn_conv_sum_copies(&v.k, &ps, team);
+    }
 }
