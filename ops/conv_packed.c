@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "ops/conv.h"
-#include "runtime/clones.h"
 #include "runtime/gemm.h"
 #include "runtime/parallel.h"
 
@@ -156,8 +155,9 @@ void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g)
 
 /* Σ v[0 .. n) in 16 lanes. One float sum term by term is a chain of dependent adds (IEEE
  * order, which the compiler keeps), a few cycles a term: summing LeNet's first conv's dy for
- * db that way took as long as its dW. Independent lanes vectorise. */
-DN_CLONES_AVX2 float dn_conv_plane_sum(const float *v, int64_t n)
+ * db that way took as long as its dW. Independent lanes vectorise (with SSE: no target clones,
+ * whose ifunc would export the symbol from the library). */
+float dn_conv_plane_sum(const float *v, int64_t n)
 {
     float lane[16] = { 0 };
     int64_t i = 0;

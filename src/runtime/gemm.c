@@ -25,10 +25,11 @@
  * 0.9's only switch is the environment variable BLIS_ARCH_TYPE, read once when it starts. So
  * before dagnet's first call into BLIS, when the process has not set that variable, BLIS is
  * older than 1.0 and the CPU is such an AMD one with AVX2 and FMA, dagnet sets it to zen3
- * (BLIS's AVX2 kernels, which it also runs on Zen 4). Not skx, BLIS's AVX-512 kernels: with
- * them alexnet_2tower's gradients missed PyTorch's by 0.8 % in the parity test (zen3 and
- * generic: 1e-6; docs/performance.md). A process that sets BLIS_ARCH_TYPE itself, or starts
- * BLIS before dagnet does, decides. */
+ * (BLIS's AVX2 kernels, which it also runs on Zen 4). Not skx, BLIS's AVX-512 kernels: they
+ * are correct here (the parity failure once blamed on them was a max-pool near-tie, which
+ * zen3 meets too with other seeds), but with two threads they ran small products 10 to 40
+ * times slower than zen3 (docs/performance.md). A process that sets BLIS_ARCH_TYPE itself,
+ * or starts BLIS before dagnet does, decides. */
 
 static once_flag blis_once = ONCE_FLAG_INIT;
 static char blis_choice[96]; /* written once, under blis_once; "" when BLIS chose */
