@@ -198,6 +198,10 @@ static dn_status init_common(dn_exec *e, const dn_graph *g, int threads, dn_err 
     e->saved = calloc(nn, sizeof *e->saved);
     e->timing = calloc(nn, sizeof *e->timing);
     e->node_first = calloc(nn + 1, sizeof *e->node_first);
+    e->epilogue = calloc(nn, sizeof *e->epilogue);
+    e->fused = calloc(nn, sizeof *e->fused);
+    if (!e->epilogue || !e->fused)
+        return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
     if (!e->val || !e->grad || !e->computed || !e->input_set || !e->grad_zeroed || !e->keep ||
         !e->wanted_keep || !e->wanted || !e->input_offset || !e->on_loss_path || !e->run_forward ||
         !e->run_backward || !e->saved || !e->timing || !e->node_first)
@@ -255,6 +259,8 @@ void dn_exec_free(dn_exec *e)
     free(e->saved);
     free(e->timing);
     free(e->node_first);
+    free(e->epilogue);
+    free(e->fused);
     free(e->x_views);
     free(e->dx_views);
     free(e->descs);
@@ -404,6 +410,49 @@ static void mark_backward(dn_exec *e, bool training)
                              g->values[g->nodes[i].output].needs_grad;
 }
 
+/* Whether value v is read by exactly one input slot of the graph's nodes (run or not). */
+static bool sole_reader(const dn_graph *g, int v)
+{
+    int readers = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_inputs; j++)
+            readers += g->nodes[i].inputs[j] == v;
+    return readers == 1;
+}
+
+/* Fold each epilogue node (ReLU) into its producer (Conv, Affine) where nothing can tell:
+ * an inference run (no backward reads the producer's output or the ReLU's), the producer
+ * runs and can apply it, the ReLU is the only reader of the producer's output, which the
+ * caller does not keep, and the plan already runs the ReLU in place (its output is the
+ * producer's buffer). The producer then writes the ReLU's values into that buffer and the
+ * ReLU is skipped: one pass over the tensor less, made while the producer's block is in
+ * cache. The values are the same bits (the same select on the same sums). */
+static void plan_fusion(dn_exec *e, bool training)
+{
+    const dn_graph *g = e->g;
+    for (int i = 0; i < g->n_nodes; i++)
+        e->epilogue[i] = DN_EPILOGUE_NONE, e->fused[i] = false;
+    if (training)
+        return;
+    for (int j = 0; j < g->n_nodes; j++) {
+        const dn_node *n = &g->nodes[j];
+        dn_epilogue ep = n->op->is_epilogue;
+        if (ep == DN_EPILOGUE_NONE || !e->run_forward[j] || n->n_inputs != 1)
+            continue;
+        int v = n->inputs[0], w = n->output;
+        if (g->values[v].kind != DN_VALUE_NODE || e->keep[v] || !sole_reader(g, v))
+            continue;
+        int i = g->values[v].node;
+        const dn_op *producer = g->nodes[i].op;
+        if (!e->run_forward[i] || !(producer->epilogues & (1u << ep)) ||
+            e->epilogue[i] != DN_EPILOGUE_NONE || e->plan.offset[v] == SIZE_MAX ||
+            e->plan.offset[v] != e->plan.offset[w] || g->values[v].desc.dtype != DN_F32)
+            continue;
+        e->epilogue[i] = ep;
+        e->fused[j] = true;
+    }
+}
+
 /* Plan the run that e->wanted and e->wanted_keep describe, unless the current plan is
  * already for it. */
 dn_status dn_exec_plan_run(dn_exec *e, bool training, dn_err *err)
@@ -429,6 +478,7 @@ dn_status dn_exec_plan_run(dn_exec *e, bool training, dn_err *err)
                           "gradients and saved state) at batch %lld",
                           g->file, e->plan.total, (long long)e->batch);
     bind_views(e);
+    plan_fusion(e, training);
     e->planned = true;
     return DN_OK;
 }

@@ -73,6 +73,11 @@ typedef struct dn_exec {
      * gradients and saved state, sharing memory by lifetime (plan.h). Planned again only
      * when the request changes. */
     bool *run_forward, *run_backward, *keep; /* the request of the current plan */
+    /* Fusion, planned with the run (inference runs only): per node, the epilogue its forward
+     * applies (its consumer's, dn_op.is_epilogue), and whether it is that consumer, folded
+     * into its producer and skipped. */
+    dn_epilogue *epilogue;
+    bool *fused;
     bool plan_training, planned;
     bool *wanted, *wanted_keep; /* scratch: the request of the forward being set up */
     dn_plan_scratch *scratch;

@@ -228,11 +228,11 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
 
 /* ---------------------------------------------------------------- dispatch */
 
-/* The direct loops for this machine: AVX2/FMA when it has them. */
+/* The direct loops for this machine: AVX-512 when it has them, else AVX2/FMA, else plain. */
 static const conv_direct_kernels *direct_kernels(void)
 {
-    const conv_direct_kernels *avx2 = dn_conv_direct_avx2();
-    return avx2 ? avx2 : dn_conv_direct_plain();
+    const conv_direct_kernels *avx512 = dn_conv_direct_avx512(), *avx2 = dn_conv_direct_avx2();
+    return avx512 ? avx512 : avx2 ? avx2 : dn_conv_direct_plain();
 }
 
 /* Group gi of k as a kernel of its own: every tensor's data offset to the group's first
@@ -306,6 +306,20 @@ static void forward(const dn_kernel *k)
     }
 }
 
+/* The op's forward. An inference ReLU folded in (k->epilogue): an ungrouped Conv's paths
+ * apply it while each block of y is in cache (g.relu); grouped ones run a pass after. */
+static void forward_op(const dn_kernel *k)
+{
+    conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
+    if (g.groups == 1) {
+        g.relu = k->epilogue == DN_EPILOGUE_RELU;
+        forward_group(k, &g);
+        return;
+    }
+    forward(k);
+    dn_epilogue_apply(k->epilogue, dn_f32(k->y), dn_shape_numel(&k->y->shape), k->threads);
+}
+
 /* The direct backward works in the per-sample path's slots, which workspace_size sizes only
  * within the per-sample bounds: outside them backward is batched. */
 static void backward_group(const dn_kernel *k, const conv_geom *g)
@@ -352,8 +366,9 @@ const dn_op dn_op_conv = {
     .infer = infer,
     .workspace_size = workspace_size,
     .flops = flops,
-    .forward = forward,
+    .forward = forward_op,
     .backward = backward,
     .gemm = gemm,
+    .epilogues = 1u << DN_EPILOGUE_RELU,
     .backward_reads_inputs = 0x3, /* x for dW (im2col again), W for dx */
 };

@@ -38,6 +38,8 @@ typedef struct conv_geom {
     int64_t groups; /* G: the op runs the paths once per group on these sizes */
     int64_t xs, ys; /* floats between samples of x [N, C, H, W] and y [N, F, OH, OW] */
     int64_t k, p;   /* col is k × p: k = c·kh·kw, p = oh·ow */
+    bool relu;      /* inference epilogue: y = ReLU(y), applied by the path while the block is
+                     * in cache (conv.c sets it from dn_kernel.epilogue; false otherwise) */
 } conv_geom;
 
 /* One group's geometry: c = w->d[1] = C/G channels and F/G filters; ungrouped and undilated
@@ -301,6 +303,8 @@ typedef struct conv_direct_kernels {
 const conv_direct_kernels *dn_conv_direct_plain(void);
 /* The AVX2/FMA loops, or NULL when this machine (or this build's target) has none. */
 const conv_direct_kernels *dn_conv_direct_avx2(void);
+/* The AVX-512 forward (with the AVX2 dW), or NULL when this machine has no AVX-512F. */
+const conv_direct_kernels *dn_conv_direct_avx512(void);
 
 void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa);
 void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,

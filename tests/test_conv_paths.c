@@ -2,7 +2,8 @@
  * test_conv_paths.c — each of Conv's paths (ops/conv.h), called through its own entry on the
  * same data, against a plain double-precision loop written here:
  *   - the direct path with its plain loops, which the dispatch never takes on a machine with
- *     AVX2 (this test is what keeps them from rotting), and with its AVX2/FMA loops;
+ *     AVX2 (this test is what keeps them from rotting), with its AVX2/FMA loops and with its
+ *     AVX-512 forward; each path also with the inference ReLU epilogue (g->relu);
  *   - the per-sample path (conv_packed.c) and the batched path (conv_im2col.c).
  * Forward y, and backward dx, dW and db (accumulated onto a prefilled value, as the engine
  * asks). The shapes are thin stride-1 kernels, the only ones the direct path takes: widths
@@ -144,6 +145,32 @@ static void expect_near(const char *what, const char *path, const float *got, fl
     }
 }
 
+/* The inference epilogue (g->relu, a ReLU folded into the Conv): the path's y with it is
+ * ReLU's select (ops/relu.c) of its y without it, bit for bit: the same sums, then the select
+ * on them while the block is in cache instead of in a pass of its own. */
+static void check_relu_epilogue(const path *p, const dn_kernel *k, const conv_geom *g,
+                                const float *y, int64_t ny, void *work, size_t ws)
+{
+    conv_geom gr = *g;
+    gr.relu = true;
+    dn_tensor yr = { DN_F32, k->y->shape, filled(ny, NAN) };
+    dn_kernel kr = *k;
+    kr.y = &yr;
+    memset(work, 0xff, ws);
+    p->forward(&kr, &gr, p->isa);
+    const float *got = yr.data;
+    int64_t negative = 0;
+    for (int64_t i = 0; i < ny; i++) {
+        float want = y[i] < 0.0f ? 0.0f : y[i];
+        negative += y[i] < 0.0f;
+        cr_assert_eq(memcmp(&got[i], &want, sizeof want), 0,
+                     "%s with the ReLU epilogue: element %lld is %.9g, ReLU(%.9g) expected",
+                     p->name, (long long)i, (double)got[i], (double)y[i]);
+    }
+    cr_assert_gt(negative, 0, "the data must have negative outputs for ReLU to clip");
+    free(yr.data);
+}
+
 /* The shape through every path: y, then dx, dW, db from backward, against the reference. */
 static void check_paths(const shape *s, int threads)
 {
@@ -193,18 +220,20 @@ static void check_paths(const shape *s, int threads)
     float *dy = floats(ny, 4);
     reference r = reference_of(s, g.oh, g.ow, x[0].data, x[1].data, x[2].data, dy);
 
-    path paths[4] = {
+    path paths[5] = {
         { "direct, plain loops", dn_conv_direct_forward, dn_conv_direct_backward,
           dn_conv_direct_plain() },
         { "direct, AVX2 loops", dn_conv_direct_forward, dn_conv_direct_backward,
           dn_conv_direct_avx2() },
+        { "direct, AVX-512 loops", dn_conv_direct_forward, dn_conv_direct_backward,
+          dn_conv_direct_avx512() },
         { "per sample", packed_forward, packed_backward, NULL },
         { "batched", im2col_forward, im2col_backward, NULL },
     };
-    for (int pi = 0; pi < 4; pi++) {
+    for (int pi = 0; pi < 5; pi++) {
         const path *p = &paths[pi];
-        if (pi == 1 && !p->isa) {
-            cr_log_warn("no AVX2/FMA on this machine: the AVX2 loops are not checked");
+        if ((pi == 1 || pi == 2) && !p->isa) {
+            cr_log_warn("this machine lacks the ISA of the %s: not checked", p->name);
             continue;
         }
         /* NaN bytes in the workspace and in y: a read of scratch before writing it, or an
@@ -226,6 +255,7 @@ static void check_paths(const shape *s, int threads)
                         .threads = threads };
         p->forward(&k, &g, p->isa);
         expect_near("y", p->name, y.data, 0.0f, r.y, r.y_abs, ny);
+        check_relu_epilogue(p, &k, &g, y.data, ny, work, ws);
         memset(work, 0xff, ws);
         p->backward(&k, &g, p->isa);
         expect_near("dx", p->name, dx[0].data, base, r.dx, r.dx_abs, nx);
@@ -290,6 +320,21 @@ Test(conv_paths, widths_that_are_whole_vectors_and_k_at_the_limit)
     check_paths(&b, 2);
 }
 
+Test(conv_paths, simple_convnet_first_conv_and_rows_wider_than_a_block)
+{
+    /* 30 filters, OW = 24: AVX-512 blocks of 8, 8, 8, 6 filters × 16 + 8 lanes. */
+    shape a = {
+        .n = 2, .c = 1, .h = 28, .w = 28, .f = 30, .kh = 5, .kw = 5, .ph = 0, .pw = 0, .bias = true
+    };
+    check_paths(&a, 2);
+    /* OW = 40: an AVX-512 block of 32 outputs, then one of 8 (one vector); 9 filters: blocks
+     * of 5 and 4. */
+    shape b = {
+        .n = 2, .c = 2, .h = 7, .w = 42, .f = 9, .kh = 3, .kw = 3, .ph = 1, .pw = 0, .bias = false
+    };
+    check_paths(&b, 1);
+}
+
 /* Dilation: the taps spread over [dh·(kh − 1) + 1, dw·(kw − 1) + 1] pixels; every path reads
  * through its own offsets (the direct loops' tap offsets, the table, im2col). OH = 11 + 4 −
  * 2·2 − 1 + 1 = 11, OW = 19 + 2 − 3·2 − 1 + 1 = 15. */
@@ -312,14 +357,16 @@ Test(conv_paths, dilated_taps_on_every_path)
     check_paths(&s, 1);
 }
 
-/* The dispatch takes the AVX2 loops where the machine has them. Their forward does the same
- * fused multiply-adds in the same order as the plain loops (the same bits); their dW sums 8
- * columns at a time (other bits): dn_op_conv's dW is the AVX2 loops', bit for bit. */
+/* The dispatch takes the AVX2 loops where the machine has them (the AVX-512 set, where it
+ * has that, with the AVX2 dW). Every forward does the same fused multiply-adds in the same
+ * order as the plain loops (the same bits); the AVX2 dW sums 8 columns at a time (other
+ * bits): dn_op_conv's dW is the AVX2 loops', bit for bit. */
 Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
 {
 #if defined(__x86_64__)
     bool machine = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     cr_assert_eq(dn_conv_direct_avx2() != NULL, machine);
+    cr_assert_eq(dn_conv_direct_avx512() != NULL, machine && __builtin_cpu_supports("avx512f"));
 #endif
     cr_assert_not_null(dn_conv_direct_plain());
     if (!dn_conv_direct_avx2())
@@ -349,9 +396,11 @@ Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
     int64_t ny = dn_shape_numel(&out.shape), nw = 6 * 25;
     const int64_t stride[2] = { 1, 1 }, pad[2] = { 2, 2 };
     conv_geom g = conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad);
-    const conv_direct_kernels *isa[3] = { NULL, dn_conv_direct_avx2(), dn_conv_direct_plain() };
-    float *ys[3], *dws[3], *dy = floats(ny, 8);
-    for (int run = 0; run < 3; run++) { /* the dispatch, AVX2, plain */
+    const conv_direct_kernels *isa[4] = { NULL, dn_conv_direct_avx2(), dn_conv_direct_plain(),
+                                          dn_conv_direct_avx512() };
+    int runs = isa[3] ? 4 : 3;
+    float *ys[4], *dws[4], *dy = floats(ny, 8);
+    for (int run = 0; run < runs; run++) { /* the dispatch, AVX2, plain, AVX-512 */
         dn_tensor y = { DN_F32, out.shape, filled(ny, NAN) }, dyt = { DN_F32, out.shape, dy };
         dn_tensor dx[3] = { { DN_F32, x[0].shape, NULL },
                             { DN_F32, x[1].shape, filled(nw, 0.0f) },
@@ -373,14 +422,14 @@ Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
         }
         ys[run] = y.data, dws[run] = dx[1].data;
     }
-    for (int run = 1; run < 3; run++)
+    for (int run = 1; run < runs; run++)
         cr_assert_eq(memcmp(ys[0], ys[run], (size_t)ny * sizeof(float)), 0,
                      "the %s loops' y differs from the dispatch's", isa[run]->name);
     cr_assert_eq(memcmp(dws[0], dws[1], (size_t)nw * sizeof(float)), 0,
                  "the dispatch's dW is not the AVX2 loops' dW");
     cr_assert_neq(memcmp(dws[0], dws[2], (size_t)nw * sizeof(float)), 0,
                   "the dispatch's dW has the plain loops' bits: it did not take AVX2");
-    for (int run = 0; run < 3; run++)
+    for (int run = 0; run < runs; run++)
         free(ys[run]), free(dws[run]);
     free(dy), free(work), free(x[0].data), free(x[1].data), free(x[2].data);
 }
