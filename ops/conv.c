@@ -209,7 +209,8 @@ static size_t workspace_size(const void *attrs, const dn_tensor_desc *in, int n_
         dn_ukernel_get(&u);
         conv_slot_layout s = conv_slots(&g, &u);
         /* The direct path splits rows when the batch is smaller than the team. */
-        int team = conv_is_direct(&g) ? threads : conv_team_size(&g, threads);
+        bool direct = conv_is_direct(&g) || conv_is_direct_wide(&g);
+        int team = direct ? threads : conv_team_size(&g, threads);
         return (size_t)(s.shared + team * s.per_thread) * sizeof(float) + 64;
     }
     return (size_t)((g.k + g.f) * conv_chunk_samples(&g) * g.p) * sizeof(float);
@@ -276,6 +277,8 @@ static void forward_group(const dn_kernel *k, const conv_geom *g)
 {
     if (conv_is_direct(g))
         dn_conv_direct_forward(k, g, direct_kernels());
+    else if (conv_is_direct_wide(g) && dn_conv_direct_avx512())
+        dn_conv_direct_forward(k, g, dn_conv_direct_avx512());
     else if (conv_is_per_sample(g))
         dn_conv_packed_forward(k, g);
     else

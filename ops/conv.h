@@ -130,6 +130,19 @@ static inline bool conv_is_direct(const conv_geom *g)
     return g->k <= DIRECT_MAX_K && g->sh == 1 && g->sw == 1;
 }
 
+/* The wide direct forward (AVX-512 machines only: conv.c asks dn_conv_direct_avx512): stride
+ * 1, K up to DIRECT_WIDE_MAX_K (LeNet's second conv, 6 channels 5×5: K = 150, rows of 10
+ * outputs). Its accumulators stay in registers while the taps stream from L1, where the
+ * per-sample path packs col for a product of 16 rows (measured: docs/performance.md).
+ * Forward only: the backward of these shapes stays per sample. */
+#define DIRECT_WIDE_MAX_K 256
+
+static inline bool conv_is_direct_wide(const conv_geom *g)
+{
+    return g->k > DIRECT_MAX_K && g->k <= DIRECT_WIDE_MAX_K && g->sh == 1 && g->sw == 1 &&
+           conv_is_per_sample(g);
+}
+
 /* The direct forward's work in multiply-adds, and the work from which it splits a sample's
  * rows among threads (conv_direct.c); conv.c gives small direct groups (depthwise) a thread
  * each instead, below that. */
@@ -203,7 +216,7 @@ static inline conv_slot_layout conv_slots(const conv_geom *g, const dn_ukernel *
     s.packed_dy_b = conv_r16(dn_packed_size(g->p, g->f, u->nr));
     s.dw = conv_r16(g->f * g->k);
     s.db = conv_r16(g->f);
-    s.padded = conv_is_direct(g) ? conv_r16(conv_padded_size(g)) : 0;
+    s.padded = conv_is_direct(g) || conv_is_direct_wide(g) ? conv_r16(conv_padded_size(g)) : 0;
     s.per_thread =
         s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db + s.padded;
     return s;

@@ -21,6 +21,7 @@
  * (dn_conv_sample_backward).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/conv.h"
@@ -43,14 +44,16 @@ static void pad_sample(const conv_geom *g, const float *x, float *xp)
                    (size_t)g->w * sizeof *xp);
 }
 
-/* Where tap r = (c·kh + i)·kw + j of output row 0 reads in the padded sample. */
+/* Where tap r = (c·kh + i)·kw + j of output row 0 reads in the padded sample. Nested loops,
+ * not conv_tap_of's divisions: this runs once per sample (K = 150 taps for the wide path). */
 static void tap_offsets(const conv_geom *g, int64_t *off)
 {
-    for (int64_t r = 0; r < g->k; r++) {
-        conv_tap t = conv_tap_of(g, r);
-        off[r] =
-            (t.c * conv_padded_h(g) + conv_tap_h(g, t.i)) * conv_padded_w(g) + conv_tap_w(g, t.j);
-    }
+    int64_t r = 0;
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t j = 0; j < g->kw; j++)
+                off[r++] =
+                    (c * conv_padded_h(g) + conv_tap_h(g, i)) * conv_padded_w(g) + conv_tap_w(g, j);
 }
 
 /* ---------------------------------------------------------------- the plain loops */
@@ -208,30 +211,59 @@ const conv_direct_kernels *dn_conv_direct_avx2(void)
 
 /* ---------------------------------------------------------------- the AVX-512 forward
  *
- * A block is FB512 filters × QB512 = 32 outputs of a row: two 16-lane vectors, so a row of
- * LeNet's 28 or SimpleConvNet's 24 outputs is one block wide, and up to 16 accumulators stay
- * independent chains while the taps pass (AVX2's FB × 16 block has 6). Masked loads read
- * only a row's own lanes (they do not fault past the padded copy), masked stores write only
- * its outputs: no slack and no bounce through a buffer. The same fused multiply-adds in the
- * same order as the plain loops (the bias, then tap 0, 1, …): the same bits. dW keeps the
- * AVX2 loops. */
+ * A block is FB512 filters × 32 positions (two 16-lane vectors): up to 16 accumulators, 16
+ * independent chains while the taps pass (AVX2's FB × 16 block has 6). Positions are flat
+ * (forward_avx512), so rows of any width fill the vectors and any K works: the forward of
+ * the wide direct path too (conv.h, conv_is_direct_wide). Masked loads read only the
+ * range's own lanes (they do not fault past the padded copy), compressed masked stores write
+ * only its outputs. The same fused multiply-adds in the same order as the plain loops (the
+ * bias, then tap 0, 1, …): the same bits. dW keeps the AVX2 loops. */
 #define AVX512 __attribute__((target("avx512f,avx2,fma")))
 
-enum { FB512 = 8, QB512 = 32 };
+enum { FB512 = 8 };
 
-/* Outputs q0 .. q0 + 32 of row p (lanes m0 of the first vector, m1 of the second) of nb
- * filters from f0. Inlined with nb and `two` constants (forward_avx512's switch). */
-AVX512 static inline __attribute__((always_inline)) void forward_block512(
+/* The flat forward: output (p, q) of a stride-1 convolution reads xp at p·pw + q + off[r]
+ * (pw the padded width), so over flat positions t = p·pw + q the reads of a tap are
+ * consecutive even across rows. Vectors run over t; lanes with q ≥ OW (the pw − OW positions
+ * between rows) compute values nobody wants, and a compress then a masked store writes the
+ * others, which are consecutive in y [OH, OW]. Rows narrower than a vector (LeNet's second
+ * conv: OW = 10 in rows of 14) keep 10/14 of the lanes instead of 10/16, and any K works. */
+typedef struct flat_vec {
+    __mmask16 load, keep; /* lanes inside [t0, t_end); lanes with q < OW */
+    int64_t at;           /* y offset of the first kept lane */
+    int kept;             /* how many */
+} flat_vec;
+
+static flat_vec flat_vec_at(const conv_geom *g, int64_t t0, int64_t t_end)
+{
+    int64_t pw = conv_padded_w(g), p = t0 / pw, q = t0 % pw;
+    flat_vec v = { 0, 0, -1, 0 };
+    for (int l = 0; l < 16 && t0 + l < t_end; l++, q++) {
+        if (q == pw)
+            q = 0, p++;
+        v.load |= (__mmask16)(1u << l);
+        if (q < g->ow) {
+            v.keep |= (__mmask16)(1u << l);
+            v.at = v.at < 0 ? p * g->ow + q : v.at;
+            v.kept++;
+        }
+    }
+    return v;
+}
+
+/* Flat positions t0 .. t0 + 32 (v[0], v[1]; the second unused unless `two`) of nb filters
+ * from f0. Inlined with nb and `two` constants (forward_avx512's switch). */
+AVX512 static inline __attribute__((always_inline)) void block512(
     const conv_geom *g, const float *w, const float *b, const float *in, const int64_t *off,
-    int64_t f0, int nb, bool two, __mmask16 m0, __mmask16 m1, float *y0)
+    int64_t f0, int nb, bool two, const flat_vec *v, float *y)
 {
     __m512 acc[FB512][2];
     const float *wf = w + f0 * g->k;
     for (int t = 0; t < nb; t++)
         acc[t][0] = acc[t][1] = _mm512_set1_ps(b ? b[f0 + t] : 0.0f);
     for (int64_t r = 0; r < g->k; r++) {
-        __m512 x0 = _mm512_maskz_loadu_ps(m0, in + off[r]);
-        __m512 x1 = two ? _mm512_maskz_loadu_ps(m1, in + off[r] + 16) : x0;
+        __m512 x0 = _mm512_maskz_loadu_ps(v[0].load, in + off[r]);
+        __m512 x1 = two ? _mm512_maskz_loadu_ps(v[1].load, in + off[r] + 16) : x0;
         for (int t = 0; t < nb; t++) {
             __m512 wv = _mm512_set1_ps(wf[t * g->k + r]);
             acc[t][0] = _mm512_fmadd_ps(wv, x0, acc[t][0]);
@@ -244,20 +276,20 @@ AVX512 static inline __attribute__((always_inline)) void forward_block512(
             acc[t][0] = _mm512_max_ps(_mm512_setzero_ps(), acc[t][0]);
             acc[t][1] = _mm512_max_ps(_mm512_setzero_ps(), acc[t][1]);
         }
-    for (int t = 0; t < nb; t++) {
-        float *yt = y0 + t * g->oh * g->ow;
-        _mm512_mask_storeu_ps(yt, m0, acc[t][0]);
-        if (two)
-            _mm512_mask_storeu_ps(yt + 16, m1, acc[t][1]);
-    }
+    for (int t = 0; t < nb; t++)
+        for (int i = 0; i < (two ? 2 : 1); i++)
+            if (v[i].kept)
+                _mm512_mask_storeu_ps(y + (f0 + t) * g->oh * g->ow + v[i].at,
+                                      (__mmask16)((1u << v[i].kept) - 1),
+                                      _mm512_maskz_compress_ps(v[i].keep, acc[t][i]));
 }
 
-#define BLOCK512(nb)                                                       \
-    case nb:                                                               \
-        if (two)                                                           \
-            forward_block512(g, w, b, in, off, f0, nb, true, m0, m1, y0);  \
-        else                                                               \
-            forward_block512(g, w, b, in, off, f0, nb, false, m0, m1, y0); \
+#define BLOCK512(nb)                                         \
+    case nb:                                                 \
+        if (two)                                             \
+            block512(g, w, b, in, off, f0, nb, true, v, y);  \
+        else                                                 \
+            block512(g, w, b, in, off, f0, nb, false, v, y); \
         break
 
 AVX512 static void forward_avx512(const conv_geom *g, const float *w, const float *b,
@@ -266,27 +298,23 @@ AVX512 static void forward_avx512(const conv_geom *g, const float *w, const floa
 {
     /* Filters in blocks of equal size, at most FB512: 30 filters as 8, 8, 8, 6. */
     int64_t blocks = (g->f + FB512 - 1) / FB512, per = (g->f + blocks - 1) / blocks;
-    for (int64_t p = p0; p < p1; p++)
-        for (int64_t q0 = 0; q0 < g->ow; q0 += QB512) {
-            int64_t len = g->ow - q0 < QB512 ? g->ow - q0 : QB512;
-            bool two = len > 16;
-            __mmask16 m0 = (__mmask16)(len >= 16 ? 0xffff : (1u << len) - 1);
-            __mmask16 m1 = (__mmask16)(len >= 32 ? 0xffff : two ? (1u << (len - 16)) - 1 : 0);
-            const float *in = xp + p * conv_padded_w(g) + q0;
-            for (int64_t f0 = 0; f0 < g->f; f0 += per) {
-                float *y0 = y + (f0 * g->oh + p) * g->ow + q0;
-                switch (g->f - f0 < per ? g->f - f0 : per) {
-                    BLOCK512(1);
-                    BLOCK512(2);
-                    BLOCK512(3);
-                    BLOCK512(4);
-                    BLOCK512(5);
-                    BLOCK512(6);
-                    BLOCK512(7);
-                    BLOCK512(8);
-                }
+    int64_t pw = conv_padded_w(g), t_end = (p1 - 1) * pw + g->ow;
+    for (int64_t t0 = p0 * pw; t0 < t_end; t0 += 32) {
+        flat_vec v[2] = { flat_vec_at(g, t0, t_end), flat_vec_at(g, t0 + 16, t_end) };
+        bool two = t_end - t0 > 16;
+        const float *in = xp + t0;
+        for (int64_t f0 = 0; f0 < g->f; f0 += per)
+            switch (g->f - f0 < per ? g->f - f0 : per) {
+                BLOCK512(1);
+                BLOCK512(2);
+                BLOCK512(3);
+                BLOCK512(4);
+                BLOCK512(5);
+                BLOCK512(6);
+                BLOCK512(7);
+                BLOCK512(8);
             }
-        }
+    }
 }
 
 static const conv_direct_kernels avx512_kernels = { "avx512", forward_avx512, dw_avx2 };
@@ -314,7 +342,7 @@ static void forward_rows(const conv_direct_kernels *isa, const conv_geom *g, con
                          const float *b, const float *x, float *y, const conv_slot *s, int64_t p0,
                          int64_t p1)
 {
-    int64_t off[DIRECT_MAX_K];
+    int64_t off[DIRECT_WIDE_MAX_K];
     tap_offsets(g, off);
     pad_sample(g, x, s->padded);
     isa->forward(g, w, b, s->padded, off, y, p0, p1);

@@ -3,7 +3,8 @@
  * same data, against a plain double-precision loop written here:
  *   - the direct path with its plain loops, which the dispatch never takes on a machine with
  *     AVX2 (this test is what keeps them from rotting), with its AVX2/FMA loops and with its
- *     AVX-512 forward; each path also with the inference ReLU epilogue (g->relu);
+ *     AVX-512 forward (also for wide kernels, K > DIRECT_MAX_K, forward only); each path
+ *     also with the inference ReLU epilogue (g->relu);
  *   - the per-sample path (conv_packed.c) and the batched path (conv_im2col.c).
  * Forward y, and backward dx, dW and db (accumulated onto a prefilled value, as the engine
  * asks). The shapes are thin stride-1 kernels, the only ones the direct path takes: widths
@@ -207,7 +208,8 @@ static void check_paths(const shape *s, int threads)
     const int64_t dilation[2] = { dil(s->dh), dil(s->dw) };
     conv_geom g = conv_geom_group(conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad),
                                   1, dilation);
-    cr_assert(conv_is_direct(&g), "the shape must be one the direct path takes (K = %lld)",
+    bool wide = conv_is_direct_wide(&g); /* direct forward on AVX-512, per-sample backward */
+    cr_assert(conv_is_direct(&g) || wide, "the shape must be one the direct path takes (K = %lld)",
               (long long)g.k);
 
     /* the workspace of the dispatch, or of the batched path when that is larger */
@@ -236,6 +238,8 @@ static void check_paths(const shape *s, int threads)
             cr_log_warn("this machine lacks the ISA of the %s: not checked", p->name);
             continue;
         }
+        if (wide && pi == 1)
+            continue; /* the AVX2 loops take K ≤ DIRECT_MAX_K only */
         /* NaN bytes in the workspace and in y: a read of scratch before writing it, or an
          * output left unwritten, shows. */
         memset(work, 0xff, ws);
@@ -256,6 +260,10 @@ static void check_paths(const shape *s, int threads)
         p->forward(&k, &g, p->isa);
         expect_near("y", p->name, y.data, 0.0f, r.y, r.y_abs, ny);
         check_relu_epilogue(p, &k, &g, y.data, ny, work, ws);
+        if (wide && pi < 3) { /* the wide direct path is a forward only */
+            free(y.data), free(dx[0].data), free(dx[1].data), free(dx[2].data);
+            continue;
+        }
         memset(work, 0xff, ws);
         p->backward(&k, &g, p->isa);
         expect_near("dx", p->name, dx[0].data, base, r.dx, r.dx_abs, nx);
@@ -332,6 +340,23 @@ Test(conv_paths, simple_convnet_first_conv_and_rows_wider_than_a_block)
     shape b = {
         .n = 2, .c = 2, .h = 7, .w = 42, .f = 9, .kh = 3, .kw = 3, .ph = 1, .pw = 0, .bias = false
     };
+    check_paths(&b, 1);
+}
+
+/* The wide direct forward (K > DIRECT_MAX_K): LeNet's second conv (6 channels 5×5, K = 150,
+ * rows of 10 outputs in padded rows of 14: flat vectors span rows), then K = 100 with
+ * padding, 11 filters (blocks of 6 and 5), one sample whose rows the threads split. */
+Test(conv_paths, wide_kernels_lenet_second_conv_and_padded)
+{
+    shape a = {
+        .n = 3, .c = 6, .h = 14, .w = 14, .f = 16, .kh = 5, .kw = 5, .ph = 0, .pw = 0, .bias = true
+    };
+    check_paths(&a, 2);
+    shape b = {
+        .n = 1, .c = 4, .h = 9, .w = 23, .f = 11, .kh = 5, .kw = 5, .ph = 1, .pw = 2, .bias = false
+    };
+    check_paths(&b, 2);
+    b.n = 2;
     check_paths(&b, 1);
 }
 
