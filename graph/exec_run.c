@@ -73,7 +73,8 @@ static dn_kernel kernel_for(const dn_exec *e, int i, bool training, uint64_t ste
                         .training = training,
                         .seed = dn_rng_hash(step_seed, (uint64_t)i),
                         .threads = e->threads,
-                        .epilogue = training ? DN_EPILOGUE_NONE : e->epilogue[i] };
+                        .epilogue = training ? DN_EPILOGUE_NONE : e->epilogue[i],
+                        .pooled = training || e->pooled[i] < 0 ? NULL : &e->val[e->pooled[i]] };
 }
 
 /* The values the caller may read after this forward: the targets (every value with

@@ -43,6 +43,7 @@
  */
 #include "ops/conv.h"
 #include "ops/op.h"
+#include "ops/pool.h"
 #include "runtime/gemm.h"
 #include "runtime/parallel.h"
 
@@ -309,18 +310,50 @@ static void forward(const dn_kernel *k)
     }
 }
 
+/* The direct loops that take this geometry's forward, or NULL. */
+static const conv_direct_kernels *direct_forward_kernels(const conv_geom *g)
+{
+    if (conv_is_direct(g))
+        return direct_kernels();
+    return conv_is_direct_wide(g) ? dn_conv_direct_avx512() : NULL;
+}
+
+/* pooled [N·F planes, OH/2, OW/2] = the 2×2 max of y [N·F planes, OH, OW], planes [lo, hi). */
+static void pool_planes(const conv_geom *g, const float *y, float *pooled, int64_t lo, int64_t hi)
+{
+    int64_t po = g->oh / 2, qo = g->ow / 2;
+    for (int64_t i = lo; i < hi; i++)
+        dn_pool_max_2x2_rows(y + i * g->p, g->ow, qo, 0, po, pooled + i * po * qo);
+}
+
 /* The op's forward. An inference ReLU folded in (k->epilogue): an ungrouped Conv's paths
- * apply it while each block of y is in cache (g.relu); grouped ones run a pass after. */
+ * apply it while each block of y is in cache (g.relu); grouped ones run a pass after. With
+ * the 2×2 max-pool after it (DN_EPILOGUE_RELU_MAXPOOL2), the direct loops pool each pair of
+ * rows from their slot (y never written); the other paths write y, then pool it in a pass. */
 static void forward_op(const dn_kernel *k)
 {
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
-    if (g.groups == 1) {
-        g.relu = k->epilogue == DN_EPILOGUE_RELU;
-        forward_group(k, &g);
+    bool pool = k->epilogue == DN_EPILOGUE_RELU_MAXPOOL2;
+    const conv_direct_kernels *isa = direct_forward_kernels(&g);
+    if (pool && g.groups == 1 && isa) {
+        g.relu = true;
+        dn_conv_direct_forward_pooled(k, &g, isa);
         return;
     }
-    forward(k);
-    dn_epilogue_apply(k->epilogue, dn_f32(k->y), dn_shape_numel(&k->y->shape), k->threads);
+    if (g.groups == 1) {
+        g.relu = k->epilogue != DN_EPILOGUE_NONE;
+        forward_group(k, &g);
+    } else {
+        forward(k);
+        dn_epilogue_apply(k->epilogue == DN_EPILOGUE_NONE ? k->epilogue : DN_EPILOGUE_RELU,
+                          dn_f32(k->y), dn_shape_numel(&k->y->shape), k->threads);
+    }
+    if (pool) {
+        int64_t planes = g.n * g.f * g.groups;
+        int team = dn_team(k->threads, planes * g.p, DN_PARALLEL_MIN);
+        DN_PARALLEL_RANGE(planes, team, lo, hi,
+                          pool_planes(&g, dn_f32(k->y), dn_f32(k->pooled), lo, hi));
+    }
 }
 
 /* The direct backward works in the per-sample path's slots, which workspace_size sizes only
@@ -372,6 +405,6 @@ const dn_op dn_op_conv = {
     .forward = forward_op,
     .backward = backward,
     .gemm = gemm,
-    .epilogues = 1u << DN_EPILOGUE_RELU,
+    .epilogues = 1u << DN_EPILOGUE_RELU | 1u << DN_EPILOGUE_RELU_MAXPOOL2,
     .backward_reads_inputs = 0x3, /* x for dW (im2col again), W for dx */
 };

@@ -193,6 +193,7 @@ typedef struct conv_slot_layout {
     int64_t col, packed_col; /* dcol [K, P]; col_n packed as B (forward) or Bᵀ (dW) */
     int64_t packed_dy_a, packed_dy_b, dw, db;
     int64_t padded;     /* the direct path's padded sample (0 otherwise) */
+    int64_t out;        /* the direct path's y_n [F, OH, OW] before the pooling epilogue */
     int64_t per_thread; /* the sum of the slot's arrays (floats) */
 } conv_slot_layout;
 
@@ -216,9 +217,11 @@ static inline conv_slot_layout conv_slots(const conv_geom *g, const dn_ukernel *
     s.packed_dy_b = conv_r16(dn_packed_size(g->p, g->f, u->nr));
     s.dw = conv_r16(g->f * g->k);
     s.db = conv_r16(g->f);
-    s.padded = conv_is_direct(g) || conv_is_direct_wide(g) ? conv_r16(conv_padded_size(g)) : 0;
-    s.per_thread =
-        s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db + s.padded;
+    bool direct = conv_is_direct(g) || conv_is_direct_wide(g);
+    s.padded = direct ? conv_r16(conv_padded_size(g)) : 0;
+    s.out = direct ? conv_r16(g->f * g->p) : 0;
+    s.per_thread = s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db +
+                   s.padded + s.out;
     return s;
 }
 
@@ -231,7 +234,7 @@ static inline float *conv_aligned_work(void *work)
 }
 
 typedef struct conv_slot {
-    float *sample, *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db, *padded;
+    float *sample, *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db, *padded, *out;
 } conv_slot;
 
 static inline conv_slot conv_slot_of(const conv_slot_layout *l, float *work, int t)
@@ -245,6 +248,7 @@ static inline conv_slot conv_slot_of(const conv_slot_layout *l, float *work, int
     s.dw = s.packed_dy_b + l->packed_dy_b;
     s.db = s.dw + l->dw;
     s.padded = s.db + l->db;
+    s.out = s.padded + l->padded;
     return s;
 }
 
@@ -320,6 +324,12 @@ const conv_direct_kernels *dn_conv_direct_avx2(void);
 const conv_direct_kernels *dn_conv_direct_avx512(void);
 
 void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa);
+/* The forward with DN_EPILOGUE_RELU_MAXPOOL2 (g->relu set): each thread computes pairs of
+ * output rows into its slot's `out`, while they are in cache pools them into k->pooled
+ * [N, F, OH/2, OW/2]; y is never written (and the odd last row of an odd OH never
+ * computed). */
+void dn_conv_direct_forward_pooled(const dn_kernel *k, const conv_geom *g,
+                                   const conv_direct_kernels *isa);
 void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,
                              const conv_direct_kernels *isa);
 /* Every group of a grouped Conv (k and g the whole op's; g one group's sizes) whose groups

@@ -21,10 +21,10 @@
  * (dn_conv_sample_backward).
  */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ops/conv.h"
+#include "ops/pool.h"
 #include "runtime/gemm.h"
 #include "runtime/parallel.h"
 
@@ -425,6 +425,42 @@ void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_d
     int team = dn_team(k->threads, conv_direct_work(g), DIRECT_SPLIT_MIN);
     DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
                       forward_range(isa, &ps, k, lo, hi));
+}
+
+/* Items [lo, hi) of the batch's N·PO pooled rows (PO = OH/2; item n·PO + a: pooled row a of
+ * sample n, every filter): conv rows 2a and 2a + 1 into the slot's `out`, then their 2×2
+ * max into k->pooled. */
+static void forward_pooled_range(const conv_direct_kernels *isa, const conv_pass *ps,
+                                 const dn_kernel *k, int64_t lo, int64_t hi)
+{
+    const conv_geom *g = ps->g;
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    float *pooled = dn_f32(k->pooled);
+    int64_t po = g->oh / 2, qo = g->ow / 2;
+    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    for (int64_t it = lo; it < hi;) {
+        int64_t n = it / po, a0 = it % po;
+        int64_t a1 = po - a0 < hi - it ? po : a0 + (hi - it);
+        forward_rows(isa, g, w, b, x + n * g->xs, s.out, &s, 2 * a0, 2 * a1);
+        float *yn = pooled + n * g->f * po * qo;
+        for (int64_t f = 0; f < g->f; f++)
+            dn_pool_max_2x2_rows(s.out + f * g->p, g->ow, qo, a0, a1, yn + f * po * qo);
+        it += a1 - a0;
+    }
+}
+
+void dn_conv_direct_forward_pooled(const dn_kernel *k, const conv_geom *g,
+                                   const conv_direct_kernels *isa)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    conv_slot_layout l = conv_slots(g, &u);
+    conv_pass ps = conv_pass_of(g, &u, &l, k->work);
+    int64_t rows = g->n * (g->oh / 2);
+    int team = dn_team(k->threads, conv_direct_work(g), DIRECT_SPLIT_MIN);
+    DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
+                      forward_pooled_range(isa, &ps, k, lo, hi));
 }
 
 void dn_conv_direct_forward_groups(const dn_kernel *k, const conv_geom *g,

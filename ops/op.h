@@ -77,6 +77,9 @@ typedef struct dn_param_spec {
 typedef enum dn_epilogue {
     DN_EPILOGUE_NONE,
     DN_EPILOGUE_RELU, /* y = y < 0 ? 0 : y (ops/relu.c's select: NaN and −0 pass) */
+    /* ReLU, then MaxPool's 2×2 stride-2 unpadded window (floor: ops/maxpool.c's rules, the
+     * first max in row-major order, a NaN wins) into dn_kernel.pooled; y is scratch. */
+    DN_EPILOGUE_RELU_MAXPOOL2,
 } dn_epilogue;
 
 typedef struct dn_kernel {
@@ -94,6 +97,7 @@ typedef struct dn_kernel {
     /* Inference forwards only, and only for an op whose `epilogues` has its bit: y =
      * epilogue(forward's y), the consumer's pass folded in (never set in training). */
     dn_epilogue epilogue;
+    const dn_tensor *pooled; /* DN_EPILOGUE_RELU_MAXPOOL2: the pooled output [N, F, OH/2, OW/2] */
 } dn_kernel;
 
 /* Forward as `count` products (one per group; 0 reads as 1) C[m×n] = A[m×k]·B[k×n] over the
@@ -149,6 +153,10 @@ typedef struct dn_op {
      * sole reader of the second's output, an inference run skips it. */
     dn_epilogue is_epilogue;
     unsigned epilogues;
+    /* Whether this op, with these attrs, is DN_EPILOGUE_RELU_MAXPOOL2's pooling (MaxPool:
+     * kernel 2, stride 2, no padding, floor), so that it folds into a producer whose ReLU is
+     * folded already. NULL: never. */
+    bool (*is_pool_epilogue)(const void *attrs);
     /* Bit i: implicit_params' entry i is a state tensor ("<node>.running_mean"), created in
      * the model's state rather than its params. */
     unsigned implicit_state;

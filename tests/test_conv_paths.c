@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ops/conv.h"
+#include "ops/pool.h"
 #include "runtime/rng.h"
 
 extern const dn_op dn_op_conv;
@@ -146,6 +147,28 @@ static void expect_near(const char *what, const char *path, const float *got, fl
     }
 }
 
+/* The direct loops with the ReLU and 2×2 max-pool epilogue (dn_conv_direct_forward_pooled):
+ * MaxPool's selects over the ReLU'd y (relu_y), bit for bit; OH and OW may be odd (floor:
+ * the last row and column dropped). */
+static void check_pool_epilogue(const path *p, const dn_kernel *k, const conv_geom *g,
+                                const float *relu_y, void *work, size_t ws)
+{
+    int64_t po = g->oh / 2, qo = g->ow / 2, np = g->n * g->f * po * qo;
+    int64_t dims[4] = { g->n, g->f, po, qo };
+    float *want = filled(np, 0.0f);
+    for (int64_t i = 0; i < g->n * g->f; i++)
+        dn_pool_max_2x2_rows(relu_y + i * g->p, g->ow, qo, 0, po, want + i * po * qo);
+    dn_tensor pooled = { DN_F32, dn_shape_make(4, dims, true), filled(np, NAN) };
+    dn_kernel kp = *k;
+    kp.pooled = &pooled;
+    kp.epilogue = DN_EPILOGUE_RELU_MAXPOOL2;
+    memset(work, 0xff, ws);
+    dn_conv_direct_forward_pooled(&kp, g, p->isa);
+    cr_assert_eq(memcmp(pooled.data, want, (size_t)np * sizeof *want), 0,
+                 "%s with the ReLU and max-pool epilogue: not MaxPool of the ReLU'd y", p->name);
+    free(pooled.data), free(want);
+}
+
 /* The inference epilogue (g->relu, a ReLU folded into the Conv): the path's y with it is
  * ReLU's select (ops/relu.c) of its y without it, bit for bit: the same sums, then the select
  * on them while the block is in cache instead of in a pass of its own. */
@@ -169,6 +192,8 @@ static void check_relu_epilogue(const path *p, const dn_kernel *k, const conv_ge
                      p->name, (long long)i, (double)got[i], (double)y[i]);
     }
     cr_assert_gt(negative, 0, "the data must have negative outputs for ReLU to clip");
+    if (p->forward == dn_conv_direct_forward && g->oh >= 2 && g->ow >= 2)
+        check_pool_epilogue(p, &kr, &gr, got, work, ws);
     free(yr.data);
 }
 
@@ -358,6 +383,70 @@ Test(conv_paths, wide_kernels_lenet_second_conv_and_padded)
     check_paths(&b, 2);
     b.n = 2;
     check_paths(&b, 1);
+}
+
+/* dn_op_conv's forward with the epilogues the plan sets (graph/exec.c) on a shape no direct
+ * loop takes (K = 12·5·5 = 300: the per-sample path; 33 filters), and grouped (G = 3, the
+ * ReLU in a pass after the groups): y, then ReLU(y), then the 2×2 max of it, bit for bit
+ * those of the unfused forward followed by ReLU's and MaxPool's rules. */
+static void check_op_epilogues(int64_t c, int64_t f, const char *attrs_json)
+{
+    int64_t xd[4] = { 3, c, 13, 12 }, wd[4] = { f, 0, 5, 5 };
+    cJSON *json = cJSON_Parse(attrs_json);
+    int64_t groups = cJSON_GetObjectItem(json, "groups")
+                         ? (int64_t)cJSON_GetObjectItem(json, "groups")->valuedouble
+                         : 1;
+    wd[1] = c / groups;
+    dn_tensor x[3] = { { DN_F32, dn_shape_make(4, xd, true), NULL },
+                       { DN_F32, dn_shape_make(4, wd, false), NULL },
+                       { DN_F32, dn_shape_make(1, &f, false), NULL } };
+    int64_t nx = dn_shape_numel(&x[0].shape), nw = dn_shape_numel(&x[1].shape);
+    x[0].data = floats(nx, 21), x[1].data = floats(nw, 22), x[2].data = floats(f, 23);
+    const char *names[] = { "x", "w", "b" };
+    dn_err err = { 0 };
+    dn_node_ctx ctx = { .file = "paths.json",
+                        .node = "conv",
+                        .n_inputs = 3,
+                        .input_names = names,
+                        .attrs = json,
+                        .err = &err };
+    unsigned char attrs[512];
+    dn_tensor_desc in[3], out;
+    for (int i = 0; i < 3; i++)
+        in[i] = (dn_tensor_desc){ DN_F32, x[i].shape };
+    cr_assert_eq(dn_op_conv.parse_attrs(&ctx, attrs), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_op_conv.infer(&ctx, attrs, in, &out), DN_OK, "%s", err.msg);
+    cJSON_Delete(json);
+    void *work = malloc(dn_op_conv.workspace_size(attrs, in, 3, &out, 2));
+    int64_t ny = dn_shape_numel(&out.shape), oh = out.shape.d[2], ow = out.shape.d[3];
+    int64_t po = oh / 2, qo = ow / 2, np = 3 * f * po * qo, pd[4] = { 3, f, po, qo };
+    dn_tensor y = { DN_F32, out.shape, filled(ny, NAN) }, yr = { DN_F32, out.shape, filled(ny, 0) };
+    dn_tensor pooled = { DN_F32, dn_shape_make(4, pd, true), filled(np, NAN) };
+    dn_kernel k = { .attrs = attrs, .n_inputs = 3, .x = x, .y = &y, .work = work, .threads = 2 };
+    dn_op_conv.forward(&k);
+    float *want_r = filled(ny, 0), *want_p = filled(np, 0);
+    for (int64_t i = 0; i < ny; i++)
+        want_r[i] = ((float *)y.data)[i] < 0.0f ? 0.0f : ((float *)y.data)[i];
+    for (int64_t i = 0; i < 3 * f; i++)
+        dn_pool_max_2x2_rows(want_r + i * oh * ow, ow, qo, 0, po, want_p + i * po * qo);
+    k.y = &yr;
+    k.epilogue = DN_EPILOGUE_RELU;
+    dn_op_conv.forward(&k);
+    cr_assert_eq(memcmp(yr.data, want_r, (size_t)ny * sizeof(float)), 0, "%s: ReLU epilogue",
+                 attrs_json);
+    k.epilogue = DN_EPILOGUE_RELU_MAXPOOL2;
+    k.pooled = &pooled;
+    dn_op_conv.forward(&k);
+    cr_assert_eq(memcmp(pooled.data, want_p, (size_t)np * sizeof(float)), 0,
+                 "%s: ReLU and max-pool epilogue", attrs_json);
+    free(y.data), free(yr.data), free(pooled.data), free(want_r), free(want_p), free(work);
+    free(x[0].data), free(x[1].data), free(x[2].data);
+}
+
+Test(conv_paths, op_epilogues_on_the_per_sample_path_and_grouped)
+{
+    check_op_epilogues(12, 33, "{\"pad\": 1}");
+    check_op_epilogues(6, 9, "{\"pad\": 2, \"groups\": 3}");
 }
 
 /* Dilation: the taps spread over [dh·(kh − 1) + 1, dw·(kw − 1) + 1] pixels; every path reads

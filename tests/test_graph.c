@@ -428,8 +428,9 @@ Test(graph_exec, two_sessions_on_two_threads_agree_with_one)
 
 /* An inference forward of an example model (image [N, 1, 28, 28]) at batch n, through the
  * executor; targets: "prob", and with `unfused` also every Conv and Affine output, which keeps
- * them and so leaves every ReLU unfused (the caller would read the pre-ReLU values). Returns
- * prob's values (malloc'd) and counts the ReLUs the plan folded into their producers. */
+ * them and so leaves every ReLU (and MaxPool) unfused (the caller would read the pre-ReLU
+ * values). Returns prob's values (malloc'd) and counts the nodes the plan folded into their
+ * producers. */
 static float *infer_model(const char *file, int64_t n, int threads, bool unfused, int *fused)
 {
     size_t size;
@@ -476,24 +477,25 @@ static float *infer_model(const char *file, int64_t n, int threads, bool unfused
     return out;
 }
 
-/* Folding each ReLU into the Conv or Affine before it gives the unfused forward's outputs bit
- * for bit, not merely to float rounding: the producer computes the same sums in the same
- * order and applies ReLU's own select (NaN and −0 pass) to each, before storing it rather
- * than in a pass of its own. Batch 100 and batch 1 take different Conv paths (rows split at
- * batch 1), each with its epilogue. */
+/* Folding each ReLU into the Conv or Affine before it, and the 2×2 MaxPool after a Conv's
+ * ReLU, gives the unfused forward's outputs bit for bit, not merely to float rounding: the
+ * producer computes the same sums in the same order and applies ReLU's own select (NaN and
+ * −0 pass) to each, and the pool MaxPool's selects in its order, while the block is in cache
+ * rather than in passes of their own. Batch 100 and batch 1 split the work differently
+ * (rows at batch 1), each with its epilogue. */
 Test(graph_exec, inference_fusion_gives_the_unfused_forward_bit_for_bit)
 {
     const char *models[] = { DAGNET_SOURCE_DIR "/examples/models/lenet5.json",
                              DAGNET_SOURCE_DIR "/examples/models/simple_convnet.json" };
-    const int relus[] = { 4, 2 };
+    const int folded[] = { 4 + 2, 2 + 1 }; /* every ReLU; every MaxPool after a Conv's ReLU */
     const int64_t batches[] = { 100, 1 };
     for (int m = 0; m < 2; m++)
         for (int b = 0; b < 2; b++) {
             int fused, none;
             float *y = infer_model(models[m], batches[b], 2, false, &fused);
             float *want = infer_model(models[m], batches[b], 2, true, &none);
-            cr_assert_eq(fused, relus[m], "%s: %d ReLUs folded, %d expected", models[m], fused,
-                         relus[m]);
+            cr_assert_eq(fused, folded[m], "%s: %d nodes folded, %d expected", models[m], fused,
+                         folded[m]);
             cr_assert_eq(none, 0, "%s: a kept Conv or Affine output must leave its ReLU alone",
                          models[m]);
             cr_assert_eq(memcmp(y, want, (size_t)batches[b] * 10 * sizeof *y), 0,
