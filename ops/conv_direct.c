@@ -234,19 +234,30 @@ typedef struct flat_vec {
     int kept;             /* how many */
 } flat_vec;
 
+/* Lanes [lo, hi) ∩ [0, 16) of a vector, as a mask. */
+static uint32_t lanes_between(int64_t lo, int64_t hi)
+{
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 16 ? 16 : hi;
+    return hi <= lo ? 0 : ((1u << hi) - 1) & ~((1u << lo) - 1);
+}
+
+/* The vector of flat positions t0 .. t0 + 16: a row starts at every lane s ≡ −t0 (mod pw) and
+ * keeps its first OW lanes. Masks by shifts (one pass per row the vector touches), not a
+ * loop over lanes: this runs once per vector of every sample. */
 static flat_vec flat_vec_at(const conv_geom *g, int64_t t0, int64_t t_end)
 {
-    int64_t pw = conv_padded_w(g), p = t0 / pw, q = t0 % pw;
-    flat_vec v = { 0, 0, -1, 0 };
-    for (int l = 0; l < 16 && t0 + l < t_end; l++, q++) {
-        if (q == pw)
-            q = 0, p++;
-        v.load |= (__mmask16)(1u << l);
-        if (q < g->ow) {
-            v.keep |= (__mmask16)(1u << l);
-            v.at = v.at < 0 ? p * g->ow + q : v.at;
-            v.kept++;
-        }
+    int64_t pw = conv_padded_w(g);
+    flat_vec v = { (__mmask16)lanes_between(0, t_end - t0), 0, -1, 0 };
+    uint32_t keep = 0;
+    for (int64_t s = -(t0 % pw); s < 16; s += pw)
+        keep |= lanes_between(s, s + g->ow);
+    keep &= v.load;
+    v.keep = (__mmask16)keep;
+    v.kept = __builtin_popcount(keep);
+    if (keep) {
+        int64_t t = t0 + __builtin_ctz(keep);
+        v.at = t / pw * g->ow + t % pw;
     }
     return v;
 }
