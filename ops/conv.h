@@ -303,10 +303,10 @@ void dn_conv_sum_copies(const dn_kernel *k, const conv_pass *ps, int team);
 /* ---------------------------------------------------------------- the direct path
  * (conv_direct.c); k->work as the per-sample path's, each slot with its padded copy
  *
- * The loops come in two sets, the plain C ones (any machine) and the AVX2/FMA ones; the
- * dispatch in conv.c takes AVX2 when the machine has it, and a test runs both on any machine
- * that has it. Both read a padded sample xp (conv_padded_size floats) and off[r], where tap
- * r of output row 0 reads in xp. */
+ * The loops come in three sets, the plain C ones (any machine), the AVX2/FMA ones and the
+ * AVX-512 forward (with the AVX2 dW); the dispatch in conv.c takes the widest the machine has,
+ * and a test runs each on any machine that has it. All read a padded sample xp
+ * (conv_padded_size floats) and off[r], where tap r of output row 0 reads in xp. */
 typedef struct conv_direct_kernels {
     const char *name;
     /* Output rows [p0, p1) of every filter of one sample: y [F, OH, OW]. */

@@ -11,9 +11,13 @@
  *
  * On AVX2 machines the loops are blocked for registers: forward keeps FB filters × QB outputs
  * of a row in accumulators while every tap passes; dW keeps DW_TAPS taps × 8 columns while
- * every row passes, then sums the columns. Elsewhere plain loops compute the same sums. The
- * two sets are conv_direct_kernels (ops/conv.h) and the entries take one: conv.c passes the
- * machine's best, a test passes each in turn (no switch shared by the process).
+ * every row passes, then sums the columns. On AVX-512 machines the forward keeps 8 filters ×
+ * 32 flat positions (below) and also serves wider kernels (conv_is_direct_wide: LeNet's
+ * second conv, K = 150, forward only). Elsewhere plain loops compute the same sums. The
+ * sets are conv_direct_kernels (ops/conv.h) and the entries take one: conv.c passes the
+ * machine's best, a test passes each in turn (no switch shared by the process). Every
+ * forward applies the inference ReLU when g->relu is set, and dn_conv_direct_forward_pooled
+ * pools its rows 2×2 from the slot (DN_EPILOGUE_RELU_MAXPOOL2).
  *
  * Forward: threads split the batch's output rows, so batch 1 splits too. Backward: threads
  * split the batch and add dW into their own copies (the per-sample path's slots, summed in
