@@ -388,7 +388,8 @@ Test(conv_paths, wide_kernels_lenet_second_conv_and_padded)
 /* dn_op_conv's forward with the epilogues the plan sets (graph/exec.c) on a shape no direct
  * loop takes (K = 12·5·5 = 300: the per-sample path; 33 filters), and grouped (G = 3, the
  * ReLU in a pass after the groups): y, then ReLU(y), then the 2×2 max of it, bit for bit
- * those of the unfused forward followed by ReLU's and MaxPool's rules. */
+ * those of the unfused forward followed by ReLU's and MaxPool's rules; and grouped with K =
+ * 300 per group (per sample). */
 static void check_op_epilogues(int64_t c, int64_t f, const char *attrs_json)
 {
     int64_t xd[4] = { 3, c, 13, 12 }, wd[4] = { f, 0, 5, 5 };
@@ -447,6 +448,7 @@ Test(conv_paths, op_epilogues_on_the_per_sample_path_and_grouped)
 {
     check_op_epilogues(12, 33, "{\"pad\": 1}");
     check_op_epilogues(6, 9, "{\"pad\": 2, \"groups\": 3}");
+    check_op_epilogues(24, 10, "{\"pad\": 1, \"groups\": 2}"); /* K = 300 per group */
 }
 
 /* Dilation: the taps spread over [dh·(kh − 1) + 1, dw·(kw − 1) + 1] pixels; every path reads
