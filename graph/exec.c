@@ -198,6 +198,11 @@ static dn_status init_common(dn_exec *e, const dn_graph *g, int threads, dn_err 
     e->saved = calloc(nn, sizeof *e->saved);
     e->timing = calloc(nn, sizeof *e->timing);
     e->node_first = calloc(nn + 1, sizeof *e->node_first);
+    e->epilogue = calloc(nn, sizeof *e->epilogue);
+    e->fused = calloc(nn, sizeof *e->fused);
+    e->pooled = calloc(nn, sizeof *e->pooled);
+    if (!e->epilogue || !e->fused || !e->pooled)
+        return dn_err_set(err, DN_ERR_NOMEM, "out of memory");
     if (!e->val || !e->grad || !e->computed || !e->input_set || !e->grad_zeroed || !e->keep ||
         !e->wanted_keep || !e->wanted || !e->input_offset || !e->on_loss_path || !e->run_forward ||
         !e->run_backward || !e->saved || !e->timing || !e->node_first)
@@ -255,6 +260,9 @@ void dn_exec_free(dn_exec *e)
     free(e->saved);
     free(e->timing);
     free(e->node_first);
+    free(e->epilogue);
+    free(e->fused);
+    free(e->pooled);
     free(e->x_views);
     free(e->dx_views);
     free(e->descs);
@@ -404,6 +412,88 @@ static void mark_backward(dn_exec *e, bool training)
                              g->values[g->nodes[i].output].needs_grad;
 }
 
+/* The node that reads value v, when exactly one input slot of the graph's nodes (run or not)
+ * does; else -1. */
+static int sole_reader(const dn_graph *g, int v)
+{
+    int readers = 0, node = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_inputs; j++)
+            if (g->nodes[i].inputs[j] == v)
+                readers++, node = i;
+    return readers == 1 ? node : -1;
+}
+
+/* Whether the arena bytes of value a and value b (both planned) overlap. */
+static bool arena_overlap(const dn_exec *e, int a, int b)
+{
+    size_t a0 = e->plan.offset[a], b0 = e->plan.offset[b];
+    if (a0 == SIZE_MAX || b0 == SIZE_MAX)
+        return false;
+    size_t a1 = a0 + dn_shape_numel(&e->val[a].shape) * dn_dtype_size(e->val[a].dtype);
+    size_t b1 = b0 + dn_shape_numel(&e->val[b].shape) * dn_dtype_size(e->val[b].dtype);
+    return a0 < b1 && b0 < a1;
+}
+
+/* With producer i's ReLU j folded in: fold the MaxPool m after it too, when m is the ReLU's
+ * only reader, its window is the pooling epilogue's (2×2, stride 2), nothing else runs
+ * between them (i, j, m consecutive: the plan gives m's output a buffer from step m on, and
+ * only the buffers alive at step i could share it) and that buffer does not overlap one of
+ * i's inputs (which may die at step i, m's output then reusing its bytes). */
+static void plan_pool_fusion(dn_exec *e, int i, int j)
+{
+    const dn_graph *g = e->g;
+    int w = g->nodes[j].output, m = sole_reader(g, w);
+    if (m != j + 1 || j != i + 1 || !e->run_forward[m] || e->keep[w] ||
+        !(g->nodes[i].op->epilogues & (1u << DN_EPILOGUE_RELU_MAXPOOL2)) ||
+        !g->nodes[m].op->is_pool_epilogue || !g->nodes[m].op->is_pool_epilogue(g->nodes[m].attrs))
+        return;
+    int out = g->nodes[m].output;
+    if (e->plan.offset[out] == SIZE_MAX || e->saved[i])
+        return;
+    for (int k = 0; k < g->nodes[i].n_inputs; k++)
+        if (arena_overlap(e, g->nodes[i].inputs[k], out))
+            return;
+    e->epilogue[i] = DN_EPILOGUE_RELU_MAXPOOL2;
+    e->pooled[i] = out;
+    e->fused[m] = true;
+}
+
+/* Fold each epilogue node (ReLU) into its producer (Conv, Affine) where nothing can tell:
+ * an inference run (no backward reads the producer's output or the ReLU's), the producer
+ * runs and can apply it, the ReLU is the only reader of the producer's output, which the
+ * caller does not keep, and the plan already runs the ReLU in place (its output is the
+ * producer's buffer). The producer then writes the ReLU's values into that buffer and the
+ * ReLU is skipped: one pass over the tensor less, made while the producer's block is in
+ * cache. The values are the same bits (the same select on the same sums). */
+static void plan_fusion(dn_exec *e, bool training)
+{
+    const dn_graph *g = e->g;
+    for (int i = 0; i < g->n_nodes; i++)
+        e->epilogue[i] = DN_EPILOGUE_NONE, e->fused[i] = false, e->pooled[i] = -1;
+    if (training)
+        return;
+    for (int j = 0; j < g->n_nodes; j++) {
+        const dn_node *n = &g->nodes[j];
+        dn_epilogue ep = n->op->is_epilogue;
+        if (ep == DN_EPILOGUE_NONE || !e->run_forward[j] || n->n_inputs != 1)
+            continue;
+        int v = n->inputs[0], w = n->output;
+        if (g->values[v].kind != DN_VALUE_NODE || e->keep[v] || sole_reader(g, v) != j)
+            continue;
+        int i = g->values[v].node;
+        const dn_op *producer = g->nodes[i].op;
+        if (!e->run_forward[i] || !(producer->epilogues & (1u << ep)) ||
+            e->epilogue[i] != DN_EPILOGUE_NONE || e->plan.offset[v] == SIZE_MAX ||
+            e->plan.offset[v] != e->plan.offset[w] || g->values[v].desc.dtype != DN_F32)
+            continue;
+        e->epilogue[i] = ep;
+        e->fused[j] = true;
+        if (ep == DN_EPILOGUE_RELU)
+            plan_pool_fusion(e, i, j);
+    }
+}
+
 /* Plan the run that e->wanted and e->wanted_keep describe, unless the current plan is
  * already for it. */
 dn_status dn_exec_plan_run(dn_exec *e, bool training, dn_err *err)
@@ -429,6 +519,7 @@ dn_status dn_exec_plan_run(dn_exec *e, bool training, dn_err *err)
                           "gradients and saved state) at batch %lld",
                           g->file, e->plan.total, (long long)e->batch);
     bind_views(e);
+    plan_fusion(e, training);
     e->planned = true;
     return DN_OK;
 }

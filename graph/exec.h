@@ -73,6 +73,12 @@ typedef struct dn_exec {
      * gradients and saved state, sharing memory by lifetime (plan.h). Planned again only
      * when the request changes. */
     bool *run_forward, *run_backward, *keep; /* the request of the current plan */
+    /* Fusion, planned with the run (inference runs only): per node, the epilogue its forward
+     * applies (its consumer's, dn_op.is_epilogue, and maybe the MaxPool after that), and
+     * whether it is such a consumer, folded into its producer and skipped. */
+    dn_epilogue *epilogue;
+    bool *fused;
+    int *pooled; /* per node, with DN_EPILOGUE_RELU_MAXPOOL2: the value it pools into */
     bool plan_training, planned;
     bool *wanted, *wanted_keep; /* scratch: the request of the forward being set up */
     dn_plan_scratch *scratch;

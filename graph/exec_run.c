@@ -72,7 +72,9 @@ static dn_kernel kernel_for(const dn_exec *e, int i, bool training, uint64_t ste
                         .saved = e->saved[i],
                         .training = training,
                         .seed = dn_rng_hash(step_seed, (uint64_t)i),
-                        .threads = e->threads };
+                        .threads = e->threads,
+                        .epilogue = training ? DN_EPILOGUE_NONE : e->epilogue[i],
+                        .pooled = training || e->pooled[i] < 0 ? NULL : &e->val[e->pooled[i]] };
 }
 
 /* The values the caller may read after this forward: the targets (every value with
@@ -128,7 +130,8 @@ dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_t
         return st;
     uint64_t step_seed = dn_rng_next(&e->rng);
     for (int i = 0; i < g->n_nodes; i++)
-        if (e->run_forward[i] && (st = run_node_forward(e, i, training, step_seed, err)))
+        if (e->run_forward[i] && !e->fused[i] &&
+            (st = run_node_forward(e, i, training, step_seed, err)))
             return st;
     for (int v = 0; v < g->n_values; v++)
         e->computed[v] = g->values[v].kind == DN_VALUE_PARAM ||

@@ -148,6 +148,7 @@ static void forward(const dn_kernel *k)
     if (b)
         fill_bias(b, rows, out, y);
     dn_sgemm(false, false, rows, out, in, 1.0f, x, in, w, out, b ? 1.0f : 0.0f, y, out, k->threads);
+    dn_epilogue_apply(k->epilogue, y, rows * out, k->threads); /* inference: ReLU folded in */
 }
 
 static void backward(const dn_kernel *k)
@@ -186,6 +187,7 @@ const dn_op dn_op_affine = {
     .workspace_size = workspace_size,
     .flops = flops,
     .forward = forward,
+    .epilogues = 1u << DN_EPILOGUE_RELU,
     .backward = backward,
     .gemm = gemm,
     .backward_reads_inputs = 0x3, /* x for dW, W for dx */

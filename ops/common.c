@@ -261,3 +261,15 @@ void dn_add_into(float *dst, const float *src, int64_t n, int threads)
 {
     DN_PARALLEL_RANGE(n, dn_team(threads, n, DN_PARALLEL_MIN), lo, hi, add_range(dst, src, lo, hi));
 }
+
+static void relu_range(float *restrict y, int64_t lo, int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++)
+        y[i] = y[i] < 0.0f ? 0.0f : y[i];
+}
+
+void dn_epilogue_apply(dn_epilogue e, float *y, int64_t n, int threads)
+{
+    if (e == DN_EPILOGUE_RELU)
+        DN_PARALLEL_RANGE(n, dn_team(threads, n, DN_PARALLEL_MIN), lo, hi, relu_range(y, lo, hi));
+}

@@ -46,6 +46,7 @@
  */
 #include "ops/conv.h"
 #include "ops/op.h"
+#include "ops/pool.h"
 #include "runtime/gemm.h"
 #include "runtime/parallel.h"
 
@@ -214,7 +215,8 @@ static size_t workspace_size(const void *attrs, const dn_tensor_desc *in, int n_
         dn_ukernel_get(&u);
         conv_slot_layout s = conv_slots(&g, &u);
         /* The direct path splits rows when the batch is smaller than the team. */
-        int team = conv_is_direct(&g) ? threads : conv_team_size(&g, threads);
+        bool direct = conv_is_direct(&g) || conv_is_direct_wide(&g);
+        int team = direct ? threads : conv_team_size(&g, threads);
         return (size_t)(s.shared + team * s.per_thread) * sizeof(float) + 64;
     }
     return (size_t)((g.k + g.f) * conv_chunk_samples(&g) * g.p) * sizeof(float);
@@ -233,11 +235,11 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
 
 /* ---------------------------------------------------------------- dispatch */
 
-/* The direct loops for this machine: AVX2/FMA when it has them. */
+/* The direct loops for this machine: AVX-512 when it has them, else AVX2/FMA, else plain. */
 static const conv_direct_kernels *direct_kernels(void)
 {
-    const conv_direct_kernels *avx2 = dn_conv_direct_avx2();
-    return avx2 ? avx2 : dn_conv_direct_plain();
+    const conv_direct_kernels *avx512 = dn_conv_direct_avx512(), *avx2 = dn_conv_direct_avx2();
+    return avx512 ? avx512 : avx2 ? avx2 : dn_conv_direct_plain();
 }
 
 static const conv_depthwise_kernels *depthwise_kernels(void)
@@ -250,6 +252,12 @@ static const conv_depthwise_kernels *depthwise_kernels(void)
 static void direct_forward(const dn_kernel *k, const conv_geom *g)
 {
     dn_conv_direct_forward(k, g, direct_kernels());
+}
+
+/* The wide direct forward (conv_is_direct_wide): AVX-512 machines only. */
+static void wide_forward(const dn_kernel *k, const conv_geom *g)
+{
+    dn_conv_direct_forward(k, g, dn_conv_direct_avx512());
 }
 
 static void direct_backward(const dn_kernel *k, const conv_geom *g)
@@ -276,10 +284,10 @@ static void each_group(const dn_kernel *k, const conv_geom *g,
  * kinds: depthwise groups take their own path, and other direct groups too small to split
  * their rows (a few channels each) would each run on one thread: threads share out (sample,
  * group) items instead, each in its own slot (the direct path's workspace has one per
- * thread). */
-static void forward(const dn_kernel *k)
+ * thread). g->relu (the inference epilogue) reaches every path but the depthwise one. */
+static void forward(const dn_kernel *k, const conv_geom *gp)
 {
-    conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
+    conv_geom g = *gp;
     int64_t work = conv_direct_work(&g);
     if (conv_is_depthwise(&g))
         dn_conv_depthwise_forward(k, &g, depthwise_kernels());
@@ -289,10 +297,56 @@ static void forward(const dn_kernel *k)
             dn_team(k->threads, dn_mul_sat(work, g.groups), DIRECT_SPLIT_MIN));
     else if (conv_is_direct(&g))
         each_group(k, &g, direct_forward);
+    else if (conv_is_direct_wide(&g) && dn_conv_direct_avx512())
+        each_group(k, &g, wide_forward);
     else if (conv_is_per_sample(&g))
         dn_conv_packed_forward(k, &g); /* every group */
     else
         each_group(k, &g, dn_conv_im2col_forward);
+}
+
+/* The direct loops that take this geometry's forward, or NULL. */
+static const conv_direct_kernels *direct_forward_kernels(const conv_geom *g)
+{
+    if (conv_is_direct(g))
+        return direct_kernels();
+    return conv_is_direct_wide(g) ? dn_conv_direct_avx512() : NULL;
+}
+
+/* pooled [N·F planes, OH/2, OW/2] = the 2×2 max of y [N·F planes, OH, OW], planes [lo, hi). */
+static void pool_planes(const conv_geom *g, const float *y, float *pooled, int64_t lo, int64_t hi)
+{
+    int64_t po = g->oh / 2, qo = g->ow / 2;
+    for (int64_t i = lo; i < hi; i++)
+        dn_pool_max_2x2_rows(y + i * g->p, g->ow, qo, 0, po, pooled + i * po * qo);
+}
+
+/* The op's forward. An inference ReLU folded in (k->epilogue): the paths apply it while each
+ * block of y is in cache (g.relu); the depthwise path runs a pass after. With the 2×2
+ * max-pool after it (DN_EPILOGUE_RELU_MAXPOOL2), the direct loops of an ungrouped Conv pool
+ * each pair of rows from their slot (y never written); the other paths write y, then pool it
+ * in a pass. */
+static void forward_op(const dn_kernel *k)
+{
+    conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
+    bool pool = k->epilogue == DN_EPILOGUE_RELU_MAXPOOL2;
+    const conv_direct_kernels *isa = direct_forward_kernels(&g);
+    if (pool && g.groups == 1 && isa) {
+        g.relu = true;
+        dn_conv_direct_forward_pooled(k, &g, isa);
+        return;
+    }
+    bool in_paths = !conv_is_depthwise(&g);
+    g.relu = k->epilogue != DN_EPILOGUE_NONE && in_paths;
+    forward(k, &g);
+    if (k->epilogue != DN_EPILOGUE_NONE && !in_paths)
+        dn_epilogue_apply(DN_EPILOGUE_RELU, dn_f32(k->y), dn_shape_numel(&k->y->shape), k->threads);
+    if (pool) {
+        int64_t planes = g.n * g.f * g.groups;
+        int team = dn_team(k->threads, planes * g.p, DN_PARALLEL_MIN);
+        DN_PARALLEL_RANGE(planes, team, lo, hi,
+                          pool_planes(&g, dn_f32(k->y), dn_f32(k->pooled), lo, hi));
+    }
 }
 
 /* The direct backward works in the per-sample path's slots, which workspace_size sizes only
@@ -330,8 +384,9 @@ const dn_op dn_op_conv = {
     .infer = infer,
     .workspace_size = workspace_size,
     .flops = flops,
-    .forward = forward,
+    .forward = forward_op,
     .backward = backward,
     .gemm = gemm,
+    .epilogues = 1u << DN_EPILOGUE_RELU | 1u << DN_EPILOGUE_RELU_MAXPOOL2,
     .backward_reads_inputs = 0x3, /* x for dW (im2col again), W for dx */
 };

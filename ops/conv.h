@@ -38,6 +38,8 @@ typedef struct conv_geom {
     int64_t groups; /* G: the op runs the paths once per group on these sizes */
     int64_t xs, ys; /* floats between samples of x [N, C, H, W] and y [N, F, OH, OW] */
     int64_t k, p;   /* col is k × p: k = c·kh·kw, p = oh·ow */
+    bool relu;      /* inference epilogue: y = ReLU(y), applied by the path while the block is
+                     * in cache (conv.c sets it from dn_kernel.epilogue; false otherwise) */
 } conv_geom;
 
 /* One group's geometry: c = w->d[1] = C/G channels and F/G filters; ungrouped and undilated
@@ -171,6 +173,19 @@ static inline bool conv_is_direct(const conv_geom *g)
     return g->k <= DIRECT_MAX_K && g->sh == 1 && g->sw == 1;
 }
 
+/* The wide direct forward (AVX-512 machines only: conv.c asks dn_conv_direct_avx512): stride
+ * 1, K up to DIRECT_WIDE_MAX_K (LeNet's second conv, 6 channels 5×5: K = 150, rows of 10
+ * outputs). Its accumulators stay in registers while the taps stream from L1, where the
+ * per-sample path packs col for a product of 16 rows (measured: docs/performance.md).
+ * Forward only: the backward of these shapes stays per sample. */
+#define DIRECT_WIDE_MAX_K 256
+
+static inline bool conv_is_direct_wide(const conv_geom *g)
+{
+    return g->k > DIRECT_MAX_K && g->k <= DIRECT_WIDE_MAX_K && g->sh == 1 && g->sw == 1 &&
+           conv_is_per_sample(g);
+}
+
 /* The direct forward's work in multiply-adds, and the work from which it splits a sample's
  * rows among threads (conv_direct.c); conv.c gives small direct groups (depthwise) a thread
  * each instead, below that. */
@@ -221,6 +236,7 @@ typedef struct conv_slot_layout {
     int64_t col, packed_col; /* dcol [K, P]; col_n packed as B (forward) or Bᵀ (dW) */
     int64_t packed_dy_a, packed_dy_b, dw, db;
     int64_t padded;     /* the direct path's padded sample (0 otherwise) */
+    int64_t out;        /* the direct path's y_n [F, OH, OW] before the pooling epilogue */
     int64_t per_thread; /* the sum of the slot's arrays (floats) */
 } conv_slot_layout;
 
@@ -244,9 +260,11 @@ static inline conv_slot_layout conv_slots(const conv_geom *g, const dn_ukernel *
     s.packed_dy_b = conv_r16(dn_packed_size(g->p, g->f, u->nr));
     s.dw = conv_r16(g->f * g->k);
     s.db = conv_r16(g->f);
-    s.padded = conv_is_direct(g) ? conv_r16(conv_padded_size(g)) : 0;
-    s.per_thread =
-        s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db + s.padded;
+    bool direct = conv_is_direct(g) || conv_is_direct_wide(g);
+    s.padded = direct ? conv_r16(conv_padded_size(g)) : 0;
+    s.out = direct ? conv_r16(g->f * g->p) : 0;
+    s.per_thread = s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db +
+                   s.padded + s.out;
     return s;
 }
 
@@ -259,7 +277,7 @@ static inline float *conv_aligned_work(void *work)
 }
 
 typedef struct conv_slot {
-    float *sample, *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db, *padded;
+    float *sample, *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db, *padded, *out;
 } conv_slot;
 
 static inline conv_slot conv_slot_of(const conv_slot_layout *l, float *work, int t)
@@ -273,6 +291,7 @@ static inline conv_slot conv_slot_of(const conv_slot_layout *l, float *work, int
     s.dw = s.packed_dy_b + l->packed_dy_b;
     s.db = s.dw + l->dw;
     s.padded = s.db + l->db;
+    s.out = s.padded + l->padded;
     return s;
 }
 
@@ -330,10 +349,10 @@ float dn_conv_plane_sum(const float *v, int64_t n);
 /* ---------------------------------------------------------------- the direct path
  * (conv_direct.c); k->work as the per-sample path's, each slot with its padded copy
  *
- * The loops come in two sets, the plain C ones (any machine) and the AVX2/FMA ones; the
- * dispatch in conv.c takes AVX2 when the machine has it, and a test runs both on any machine
- * that has it. Both read a padded sample xp (conv_padded_size floats) and off[r], where tap
- * r of output row 0 reads in xp. */
+ * The loops come in three sets, the plain C ones (any machine), the AVX2/FMA ones and the
+ * AVX-512 forward (with the AVX2 dW); the dispatch in conv.c takes the widest the machine has,
+ * and a test runs each on any machine that has it. All read a padded sample xp
+ * (conv_padded_size floats) and off[r], where tap r of output row 0 reads in xp. */
 typedef struct conv_direct_kernels {
     const char *name;
     /* Output rows [p0, p1) of every filter of one sample: y [F, OH, OW]. */
@@ -347,8 +366,16 @@ typedef struct conv_direct_kernels {
 const conv_direct_kernels *dn_conv_direct_plain(void);
 /* The AVX2/FMA loops, or NULL when this machine (or this build's target) has none. */
 const conv_direct_kernels *dn_conv_direct_avx2(void);
+/* The AVX-512 forward (with the AVX2 dW), or NULL when this machine has no AVX-512F. */
+const conv_direct_kernels *dn_conv_direct_avx512(void);
 
 void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa);
+/* The forward with DN_EPILOGUE_RELU_MAXPOOL2 (g->relu set): each thread computes pairs of
+ * output rows into its slot's `out`, while they are in cache pools them into k->pooled
+ * [N, F, OH/2, OW/2]; y is never written (and the odd last row of an odd OH never
+ * computed). */
+void dn_conv_direct_forward_pooled(const dn_kernel *k, const conv_geom *g,
+                                   const conv_direct_kernels *isa);
 void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,
                              const conv_direct_kernels *isa);
 /* Every group of a grouped Conv (k and g the whole op's; g one group's sizes) whose groups

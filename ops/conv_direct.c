@@ -11,9 +11,13 @@
  *
  * On AVX2 machines the loops are blocked for registers: forward keeps FB filters × QB outputs
  * of a row in accumulators while every tap passes; dW keeps DW_TAPS taps × 8 columns while
- * every row passes, then sums the columns. Elsewhere plain loops compute the same sums. The
- * two sets are conv_direct_kernels (ops/conv.h) and the entries take one: conv.c passes the
- * machine's best, a test passes each in turn (no switch shared by the process).
+ * every row passes, then sums the columns. On AVX-512 machines the forward keeps 8 filters ×
+ * 32 flat positions (below) and also serves wider kernels (conv_is_direct_wide: LeNet's
+ * second conv, K = 150, forward only). Elsewhere plain loops compute the same sums. The
+ * sets are conv_direct_kernels (ops/conv.h) and the entries take one: conv.c passes the
+ * machine's best, a test passes each in turn (no switch shared by the process). Every
+ * forward applies the inference ReLU when g->relu is set, and dn_conv_direct_forward_pooled
+ * pools its rows 2×2 from the slot (DN_EPILOGUE_RELU_MAXPOOL2).
  *
  * Forward: threads split the batch's output rows, so batch 1 splits too. Backward: threads
  * split the batch and add dW into their own copies (the per-sample path's slots, summed in
@@ -24,6 +28,7 @@
 #include <string.h>
 
 #include "ops/conv.h"
+#include "ops/pool.h"
 #include "runtime/gemm.h"
 #include "runtime/parallel.h"
 
@@ -43,14 +48,16 @@ static void pad_sample(const conv_geom *g, const float *x, float *xp)
                    (size_t)g->w * sizeof *xp);
 }
 
-/* Where tap r = (c·kh + i)·kw + j of output row 0 reads in the padded sample. */
+/* Where tap r = (c·kh + i)·kw + j of output row 0 reads in the padded sample. Nested loops,
+ * not conv_tap_of's divisions: this runs once per sample (K = 150 taps for the wide path). */
 static void tap_offsets(const conv_geom *g, int64_t *off)
 {
-    for (int64_t r = 0; r < g->k; r++) {
-        conv_tap t = conv_tap_of(g, r);
-        off[r] =
-            (t.c * conv_padded_h(g) + conv_tap_h(g, t.i)) * conv_padded_w(g) + conv_tap_w(g, t.j);
-    }
+    int64_t r = 0;
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t j = 0; j < g->kw; j++)
+                off[r++] =
+                    (c * conv_padded_h(g) + conv_tap_h(g, i)) * conv_padded_w(g) + conv_tap_w(g, j);
 }
 
 /* ---------------------------------------------------------------- the plain loops */
@@ -65,7 +72,8 @@ static void forward_plain(const conv_geom *g, const float *w, const float *b, co
                 float sum = b ? b[f] : 0.0f;
                 for (int64_t r = 0; r < g->k; r++)
                     sum = fmaf(w[f * g->k + r], xp[p * conv_padded_w(g) + q + off[r]], sum);
-                y[(f * g->oh + p) * g->ow + q] = sum;
+                /* ReLU's select (ops/relu.c): NaN and −0 pass unchanged */
+                y[(f * g->oh + p) * g->ow + q] = g->relu && sum < 0.0f ? 0.0f : sum;
             }
 }
 
@@ -120,6 +128,9 @@ AVX2 static inline __attribute__((always_inline)) void forward_block(
             acc[t][1] = _mm256_fmadd_ps(wv, x1, acc[t][1]);
         }
     }
+    for (int64_t t = 0; t < nf && g->relu; t++)
+        for (int v = 0; v < 2; v++) /* max(0, y): NaN and −0 pass as in ops/relu.c */
+            acc[t][v] = _mm256_max_ps(_mm256_setzero_ps(), acc[t][v]);
     for (int64_t t = 0; t < nf; t++) {
         float out[16];
         _mm256_storeu_ps(out, acc[t][0]);
@@ -201,8 +212,137 @@ const conv_direct_kernels *dn_conv_direct_avx2(void)
     bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     return has ? &avx2_kernels : NULL;
 }
+
+/* ---------------------------------------------------------------- the AVX-512 forward
+ *
+ * A block is FB512 filters × 32 positions (two 16-lane vectors): up to 16 accumulators, 16
+ * independent chains while the taps pass (AVX2's FB × 16 block has 6). Positions are flat
+ * (forward_avx512), so rows of any width fill the vectors and any K works: the forward of
+ * the wide direct path too (conv.h, conv_is_direct_wide). Masked loads read only the
+ * range's own lanes (they do not fault past the padded copy), compressed masked stores write
+ * only its outputs. The same fused multiply-adds in the same order as the plain loops (the
+ * bias, then tap 0, 1, …): the same bits. dW keeps the AVX2 loops. */
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+enum { FB512 = 8 };
+
+/* The flat forward: output (p, q) of a stride-1 convolution reads xp at p·pw + q + off[r]
+ * (pw the padded width), so over flat positions t = p·pw + q the reads of a tap are
+ * consecutive even across rows. Vectors run over t; lanes with q ≥ OW (the pw − OW positions
+ * between rows) compute values nobody wants, and a compress then a masked store writes the
+ * others, which are consecutive in y [OH, OW]. Rows narrower than a vector (LeNet's second
+ * conv: OW = 10 in rows of 14) keep 10/14 of the lanes instead of 10/16, and any K works. */
+typedef struct flat_vec {
+    __mmask16 load, keep; /* lanes inside [t0, t_end); lanes with q < OW */
+    int64_t at;           /* y offset of the first kept lane */
+    int kept;             /* how many */
+} flat_vec;
+
+/* Lanes [lo, hi) ∩ [0, 16) of a vector, as a mask. */
+static uint32_t lanes_between(int64_t lo, int64_t hi)
+{
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 16 ? 16 : hi;
+    return hi <= lo ? 0 : ((1u << hi) - 1) & ~((1u << lo) - 1);
+}
+
+/* The vector of flat positions t0 .. t0 + 16: a row starts at every lane s ≡ −t0 (mod pw) and
+ * keeps its first OW lanes. Masks by shifts (one pass per row the vector touches), not a
+ * loop over lanes: this runs once per vector of every sample. */
+static flat_vec flat_vec_at(const conv_geom *g, int64_t t0, int64_t t_end)
+{
+    int64_t pw = conv_padded_w(g);
+    flat_vec v = { (__mmask16)lanes_between(0, t_end - t0), 0, -1, 0 };
+    uint32_t keep = 0;
+    for (int64_t s = -(t0 % pw); s < 16; s += pw)
+        keep |= lanes_between(s, s + g->ow);
+    keep &= v.load;
+    v.keep = (__mmask16)keep;
+    v.kept = __builtin_popcount(keep);
+    if (keep) {
+        int64_t t = t0 + __builtin_ctz(keep);
+        v.at = t / pw * g->ow + t % pw;
+    }
+    return v;
+}
+
+/* Flat positions t0 .. t0 + 32 (v[0], v[1]; the second unused unless `two`) of nb filters
+ * from f0. Inlined with nb and `two` constants (forward_avx512's switch). */
+AVX512 static inline __attribute__((always_inline)) void block512(
+    const conv_geom *g, const float *w, const float *b, const float *in, const int64_t *off,
+    int64_t f0, int nb, bool two, const flat_vec *v, float *y)
+{
+    __m512 acc[FB512][2];
+    const float *wf = w + f0 * g->k;
+    for (int t = 0; t < nb; t++)
+        acc[t][0] = acc[t][1] = _mm512_set1_ps(b ? b[f0 + t] : 0.0f);
+    for (int64_t r = 0; r < g->k; r++) {
+        __m512 x0 = _mm512_maskz_loadu_ps(v[0].load, in + off[r]);
+        __m512 x1 = two ? _mm512_maskz_loadu_ps(v[1].load, in + off[r] + 16) : x0;
+        for (int t = 0; t < nb; t++) {
+            __m512 wv = _mm512_set1_ps(wf[t * g->k + r]);
+            acc[t][0] = _mm512_fmadd_ps(wv, x0, acc[t][0]);
+            if (two)
+                acc[t][1] = _mm512_fmadd_ps(wv, x1, acc[t][1]);
+        }
+    }
+    if (g->relu) /* max(0, y): NaN and −0 pass as in ops/relu.c */
+        for (int t = 0; t < nb; t++) {
+            acc[t][0] = _mm512_max_ps(_mm512_setzero_ps(), acc[t][0]);
+            acc[t][1] = _mm512_max_ps(_mm512_setzero_ps(), acc[t][1]);
+        }
+    for (int t = 0; t < nb; t++)
+        for (int i = 0; i < (two ? 2 : 1); i++)
+            if (v[i].kept)
+                _mm512_mask_storeu_ps(y + (f0 + t) * g->oh * g->ow + v[i].at,
+                                      (__mmask16)((1u << v[i].kept) - 1),
+                                      _mm512_maskz_compress_ps(v[i].keep, acc[t][i]));
+}
+
+#define BLOCK512(nb)                                         \
+    case nb:                                                 \
+        if (two)                                             \
+            block512(g, w, b, in, off, f0, nb, true, v, y);  \
+        else                                                 \
+            block512(g, w, b, in, off, f0, nb, false, v, y); \
+        break
+
+AVX512 static void forward_avx512(const conv_geom *g, const float *w, const float *b,
+                                  const float *xp, const int64_t *off, float *y, int64_t p0,
+                                  int64_t p1)
+{
+    /* Filters in blocks of equal size, at most FB512: 30 filters as 8, 8, 8, 6. */
+    int64_t blocks = (g->f + FB512 - 1) / FB512, per = (g->f + blocks - 1) / blocks;
+    int64_t pw = conv_padded_w(g), t_end = (p1 - 1) * pw + g->ow;
+    for (int64_t t0 = p0 * pw; t0 < t_end; t0 += 32) {
+        flat_vec v[2] = { flat_vec_at(g, t0, t_end), flat_vec_at(g, t0 + 16, t_end) };
+        bool two = t_end - t0 > 16;
+        const float *in = xp + t0;
+        for (int64_t f0 = 0; f0 < g->f; f0 += per)
+            switch (g->f - f0 < per ? g->f - f0 : per) {
+                BLOCK512(1);
+                BLOCK512(2);
+                BLOCK512(3);
+                BLOCK512(4);
+                BLOCK512(5);
+                BLOCK512(6);
+                BLOCK512(7);
+                BLOCK512(8);
+            }
+    }
+}
+
+static const conv_direct_kernels avx512_kernels = { "avx512", forward_avx512, dw_avx2 };
+
+const conv_direct_kernels *dn_conv_direct_avx512(void)
+{
+    bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+    return has ? &avx512_kernels : NULL;
+}
 #else
 const conv_direct_kernels *dn_conv_direct_avx2(void) { return NULL; }
+const conv_direct_kernels *dn_conv_direct_avx512(void) { return NULL; }
 #endif
 
 static const conv_direct_kernels plain_kernels = { "plain", forward_plain, dw_plain };
@@ -217,7 +357,7 @@ static void forward_rows(const conv_direct_kernels *isa, const conv_geom *g, con
                          const float *b, const float *x, float *y, const conv_slot *s, int64_t p0,
                          int64_t p1)
 {
-    int64_t off[DIRECT_MAX_K];
+    int64_t off[DIRECT_WIDE_MAX_K];
     tap_offsets(g, off);
     pad_sample(g, x, s->padded);
     isa->forward(g, w, b, s->padded, off, y, p0, p1);
@@ -300,6 +440,42 @@ void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_d
     int team = dn_team(k->threads, conv_direct_work(g), DIRECT_SPLIT_MIN);
     DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
                       forward_range(isa, &ps, k, lo, hi));
+}
+
+/* Items [lo, hi) of the batch's N·PO pooled rows (PO = OH/2; item n·PO + a: pooled row a of
+ * sample n, every filter): conv rows 2a and 2a + 1 into the slot's `out`, then their 2×2
+ * max into k->pooled. */
+static void forward_pooled_range(const conv_direct_kernels *isa, const conv_pass *ps,
+                                 const dn_kernel *k, int64_t lo, int64_t hi)
+{
+    const conv_geom *g = ps->g;
+    const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    float *pooled = dn_f32(k->pooled);
+    int64_t po = g->oh / 2, qo = g->ow / 2;
+    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    for (int64_t it = lo; it < hi;) {
+        int64_t n = it / po, a0 = it % po;
+        int64_t a1 = po - a0 < hi - it ? po : a0 + (hi - it);
+        forward_rows(isa, g, w, b, x + n * g->xs, s.out, &s, 2 * a0, 2 * a1);
+        float *yn = pooled + n * g->f * po * qo;
+        for (int64_t f = 0; f < g->f; f++)
+            dn_pool_max_2x2_rows(s.out + f * g->p, g->ow, qo, a0, a1, yn + f * po * qo);
+        it += a1 - a0;
+    }
+}
+
+void dn_conv_direct_forward_pooled(const dn_kernel *k, const conv_geom *g,
+                                   const conv_direct_kernels *isa)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    conv_slot_layout l = conv_slots(g, &u);
+    conv_pass ps = conv_pass_of(g, &u, &l, k->work);
+    int64_t rows = g->n * (g->oh / 2);
+    int team = dn_team(k->threads, conv_direct_work(g), DIRECT_SPLIT_MIN);
+    DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
+                      forward_pooled_range(isa, &ps, k, lo, hi));
 }
 
 void dn_conv_direct_forward_groups(const dn_kernel *k, const conv_geom *g,

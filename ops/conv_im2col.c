@@ -141,12 +141,16 @@ static void scatter_range(const conv_geom *g, const float *yt, const float *b, i
             const float *restrict src = yt + f * nc * g->p + n * g->p;
             float *restrict dst = y + n * g->ys + f * g->p;
             float bias = b ? b[f] : 0.0f;
-            for (int64_t p = 0; p < g->p; p++)
-                dst[p] = src[p] + bias;
+            if (g->relu) /* the inference epilogue, ReLU's select (ops/relu.c) */
+                for (int64_t p = 0; p < g->p; p++)
+                    dst[p] = src[p] + bias < 0.0f ? 0.0f : src[p] + bias;
+            else
+                for (int64_t p = 0; p < g->p; p++)
+                    dst[p] = src[p] + bias;
         }
 }
 
-/* y [nc, F, P] = Y' [F, nc·P] + b, run by run. */
+/* y [nc, F, P] = Y' [F, nc·P] + b (then ReLU, with g->relu), run by run. */
 static void scatter_output(const conv_geom *g, const float *yt, const float *b, int64_t nc,
                            float *y, int threads)
 {

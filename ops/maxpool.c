@@ -234,6 +234,14 @@ static void backward(const dn_kernel *k)
                       backward_planes(&g, dy, arg, dx, lo, hi));
 }
 
+/* The Conv's DN_EPILOGUE_RELU_MAXPOOL2 pools 2×2 windows, stride 2, unpadded, floor. */
+static bool is_pool_epilogue(const void *attrs)
+{
+    const dn_pool_attrs *a = attrs;
+    return a->kernel[0] == 2 && a->kernel[1] == 2 && a->stride[0] == 2 && a->stride[1] == 2 &&
+           a->pad[0] == 0 && a->pad[1] == 0 && !a->ceil;
+}
+
 const dn_op dn_op_maxpool = {
     .name = "MaxPool",
     .min_inputs = 1,
@@ -244,5 +252,6 @@ const dn_op dn_op_maxpool = {
     .saved_size = saved_size,
     .flops = flops,
     .forward = forward,
+    .is_pool_epilogue = is_pool_epilogue,
     .backward = backward,
 };

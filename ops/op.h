@@ -71,6 +71,17 @@ typedef struct dn_param_spec {
 } dn_param_spec;
 
 /* What a kernel sees. Arrays have n_inputs entries. */
+/* An elementwise function a producer's forward can apply to its output as it writes it, so
+ * that an inference run skips the pass of the op that computes it: graph/exec.c plans the
+ * fusion (dn_op.is_epilogue, dn_op.epilogues) and sets dn_kernel.epilogue. */
+typedef enum dn_epilogue {
+    DN_EPILOGUE_NONE,
+    DN_EPILOGUE_RELU, /* y = y < 0 ? 0 : y (ops/relu.c's select: NaN and −0 pass) */
+    /* ReLU, then MaxPool's 2×2 stride-2 unpadded window (floor: ops/maxpool.c's rules, the
+     * first max in row-major order, a NaN wins) into dn_kernel.pooled; y is scratch. */
+    DN_EPILOGUE_RELU_MAXPOOL2,
+} dn_epilogue;
+
 typedef struct dn_kernel {
     const void *attrs;
     int n_inputs;
@@ -83,6 +94,10 @@ typedef struct dn_kernel {
     bool training;       /* DN_TRAIN mode: Dropout active */
     uint64_t seed;       /* fresh for each forward; for ops that draw random numbers */
     int threads;         /* the session's thread count (OpenMP and BLIS) */
+    /* Inference forwards only, and only for an op whose `epilogues` has its bit: y =
+     * epilogue(forward's y), the consumer's pass folded in (never set in training). */
+    dn_epilogue epilogue;
+    const dn_tensor *pooled; /* DN_EPILOGUE_RELU_MAXPOOL2: the pooled output [N, F, OH/2, OW/2] */
 } dn_kernel;
 
 /* Forward as `count` products (one per group; 0 reads as 1) C[m×n] = A[m×k]·B[k×n] over the
@@ -132,6 +147,16 @@ typedef struct dn_op {
      * activation is never written; such inputs take no gradient (also set them in
      * no_grad_inputs). Inference forwards and backward only read them. */
     unsigned state_inputs;
+    /* Fusion in inference (graph/exec.c): an op with is_epilogue computes y = that function
+     * of its input 0 elementwise (ReLU), and an op whose `epilogues` has bit e applies
+     * epilogue e itself when dn_kernel.epilogue asks (Conv, Affine). When the first is the
+     * sole reader of the second's output, an inference run skips it. */
+    dn_epilogue is_epilogue;
+    unsigned epilogues;
+    /* Whether this op, with these attrs, is DN_EPILOGUE_RELU_MAXPOOL2's pooling (MaxPool:
+     * kernel 2, stride 2, no padding, floor), so that it folds into a producer whose ReLU is
+     * folded already. NULL: never. */
+    bool (*is_pool_epilogue)(const void *attrs);
     /* Bit i: implicit_params' entry i is a state tensor ("<node>.running_mean"), created in
      * the model's state rather than its params. */
     unsigned implicit_state;
@@ -197,6 +222,10 @@ int64_t dn_flops_per_output(const void *attrs, const dn_tensor_desc *in, int n_i
 /* dst[i] += src[i] for i < n (gradients that pass straight through), in parallel from
  * DN_PARALLEL_MIN elements. */
 void dn_add_into(float *dst, const float *src, int64_t n, int threads);
+
+/* y[i] = e(y[i]) for i < n: an epilogue as a pass of its own, for a producer's paths that do
+ * not apply it while writing (grouped Conv); in parallel from DN_PARALLEL_MIN elements. */
+void dn_epilogue_apply(dn_epilogue e, float *y, int64_t n, int threads);
 
 /* ---- the registry (ops/registry.c) ---- */
 

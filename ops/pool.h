@@ -78,6 +78,27 @@ static inline bool dn_pool_is_2x2(const dn_pool_geom *g)
            2 * g->oh <= g->h && 2 * g->ow <= g->w;
 }
 
+/* MaxPool's rule (ops/maxpool.c): pixel value v, later in row-major order than the current
+ * winner m, takes its place when larger, or NaN (the last NaN wins). */
+static inline bool dn_pool_max_wins(float v, float m) { return v > m || v != v; }
+
+/* Rows [p0, p1) of the 2×2 stride-2 max of one plane x [H, W] (W = w floats a row) into
+ * y [OH, OW]: the four candidates in row-major order, by selects, so the winner is the one
+ * MaxPool picks, bit for bit. The Conv's DN_EPILOGUE_RELU_MAXPOOL2 pools through it. */
+static inline void dn_pool_max_2x2_rows(const float *restrict x, int64_t w, int64_t ow, int64_t p0,
+                                        int64_t p1, float *restrict y)
+{
+    for (int64_t p = p0; p < p1; p++) {
+        const float *r0 = x + 2 * p * w, *r1 = r0 + w;
+        for (int64_t q = 0; q < ow; q++) {
+            float m = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
+            m = dn_pool_max_wins(b, m) ? b : m;
+            m = dn_pool_max_wins(c, m) ? c : m;
+            y[p * ow + q] = dn_pool_max_wins(d, m) ? d : m;
+        }
+    }
+}
+
 /* Outputs of a pooling window along one dim, as PyTorch's pooling_output_shape: floor or
  * ceil of (size + 2·pad − k) / stride, plus one; with ceil, a last window starting at or past
  * size + pad is dropped. -1 when the window does not fit. */

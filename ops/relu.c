@@ -31,4 +31,5 @@ const dn_op dn_op_relu = {
     .name = "ReLU",
     .parse_attrs = dn_attrs_none,
     DN_ELEMENTWISE_FIELDS,
+    .is_epilogue = DN_EPILOGUE_RELU, /* Conv and Affine fold it in, in inference */
 };

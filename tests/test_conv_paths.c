@@ -2,7 +2,9 @@
  * test_conv_paths.c — each of Conv's paths (ops/conv.h), called through its own entry on the
  * same data, against a plain double-precision loop written here:
  *   - the direct path with its plain loops, which the dispatch never takes on a machine with
- *     AVX2 (this test is what keeps them from rotting), and with its AVX2/FMA loops;
+ *     AVX2 (this test is what keeps them from rotting), with its AVX2/FMA loops and with its
+ *     AVX-512 forward (also for wide kernels, K > DIRECT_MAX_K, forward only); each path
+ *     also with the inference ReLU epilogue (g->relu);
  *   - the per-sample path (conv_packed.c) and the batched path (conv_im2col.c).
  * Forward y, and backward dx, dW and db (accumulated onto a prefilled value, as the engine
  * asks). The shapes are thin stride-1 kernels, the only ones the direct path takes: widths
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "ops/conv.h"
+#include "ops/pool.h"
 #include "runtime/rng.h"
 
 extern const dn_op dn_op_conv;
@@ -144,6 +147,56 @@ static void expect_near(const char *what, const char *path, const float *got, fl
     }
 }
 
+/* The direct loops with the ReLU and 2×2 max-pool epilogue (dn_conv_direct_forward_pooled):
+ * MaxPool's selects over the ReLU'd y (relu_y), bit for bit; OH and OW may be odd (floor:
+ * the last row and column dropped). */
+static void check_pool_epilogue(const path *p, const dn_kernel *k, const conv_geom *g,
+                                const float *relu_y, void *work, size_t ws)
+{
+    int64_t po = g->oh / 2, qo = g->ow / 2, np = g->n * g->f * po * qo;
+    int64_t dims[4] = { g->n, g->f, po, qo };
+    float *want = filled(np, 0.0f);
+    for (int64_t i = 0; i < g->n * g->f; i++)
+        dn_pool_max_2x2_rows(relu_y + i * g->p, g->ow, qo, 0, po, want + i * po * qo);
+    dn_tensor pooled = { DN_F32, dn_shape_make(4, dims, true), filled(np, NAN) };
+    dn_kernel kp = *k;
+    kp.pooled = &pooled;
+    kp.epilogue = DN_EPILOGUE_RELU_MAXPOOL2;
+    memset(work, 0xff, ws);
+    dn_conv_direct_forward_pooled(&kp, g, p->isa);
+    cr_assert_eq(memcmp(pooled.data, want, (size_t)np * sizeof *want), 0,
+                 "%s with the ReLU and max-pool epilogue: not MaxPool of the ReLU'd y", p->name);
+    free(pooled.data), free(want);
+}
+
+/* The inference epilogue (g->relu, a ReLU folded into the Conv): the path's y with it is
+ * ReLU's select (ops/relu.c) of its y without it, bit for bit: the same sums, then the select
+ * on them while the block is in cache instead of in a pass of its own. */
+static void check_relu_epilogue(const path *p, const dn_kernel *k, const conv_geom *g,
+                                const float *y, int64_t ny, void *work, size_t ws)
+{
+    conv_geom gr = *g;
+    gr.relu = true;
+    dn_tensor yr = { DN_F32, k->y->shape, filled(ny, NAN) };
+    dn_kernel kr = *k;
+    kr.y = &yr;
+    memset(work, 0xff, ws);
+    p->forward(&kr, &gr, p->isa);
+    const float *got = yr.data;
+    int64_t negative = 0;
+    for (int64_t i = 0; i < ny; i++) {
+        float want = y[i] < 0.0f ? 0.0f : y[i];
+        negative += y[i] < 0.0f;
+        cr_assert_eq(memcmp(&got[i], &want, sizeof want), 0,
+                     "%s with the ReLU epilogue: element %lld is %.9g, ReLU(%.9g) expected",
+                     p->name, (long long)i, (double)got[i], (double)y[i]);
+    }
+    cr_assert_gt(negative, 0, "the data must have negative outputs for ReLU to clip");
+    if (p->forward == dn_conv_direct_forward && g->oh >= 2 && g->ow >= 2)
+        check_pool_epilogue(p, &kr, &gr, got, work, ws);
+    free(yr.data);
+}
+
 /* The shape through every path: y, then dx, dW, db from backward, against the reference. */
 static void check_paths(const shape *s, int threads)
 {
@@ -180,7 +233,8 @@ static void check_paths(const shape *s, int threads)
     const int64_t dilation[2] = { dil(s->dh), dil(s->dw) };
     conv_geom g = conv_geom_group(conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad),
                                   1, dilation);
-    cr_assert(conv_is_direct(&g), "the shape must be one the direct path takes (K = %lld)",
+    bool wide = conv_is_direct_wide(&g); /* direct forward on AVX-512, per-sample backward */
+    cr_assert(conv_is_direct(&g) || wide, "the shape must be one the direct path takes (K = %lld)",
               (long long)g.k);
 
     /* the workspace of the dispatch, or of the batched path when that is larger */
@@ -193,20 +247,24 @@ static void check_paths(const shape *s, int threads)
     float *dy = floats(ny, 4);
     reference r = reference_of(s, g.oh, g.ow, x[0].data, x[1].data, x[2].data, dy);
 
-    path paths[4] = {
+    path paths[5] = {
         { "direct, plain loops", dn_conv_direct_forward, dn_conv_direct_backward,
           dn_conv_direct_plain() },
         { "direct, AVX2 loops", dn_conv_direct_forward, dn_conv_direct_backward,
           dn_conv_direct_avx2() },
+        { "direct, AVX-512 loops", dn_conv_direct_forward, dn_conv_direct_backward,
+          dn_conv_direct_avx512() },
         { "per sample", packed_forward, packed_backward, NULL },
         { "batched", im2col_forward, im2col_backward, NULL },
     };
-    for (int pi = 0; pi < 4; pi++) {
+    for (int pi = 0; pi < 5; pi++) {
         const path *p = &paths[pi];
-        if (pi == 1 && !p->isa) {
-            cr_log_warn("no AVX2/FMA on this machine: the AVX2 loops are not checked");
+        if ((pi == 1 || pi == 2) && !p->isa) {
+            cr_log_warn("this machine lacks the ISA of the %s: not checked", p->name);
             continue;
         }
+        if (wide && pi == 1)
+            continue; /* the AVX2 loops take K ≤ DIRECT_MAX_K only */
         /* NaN bytes in the workspace and in y: a read of scratch before writing it, or an
          * output left unwritten, shows. */
         memset(work, 0xff, ws);
@@ -226,6 +284,11 @@ static void check_paths(const shape *s, int threads)
                         .threads = threads };
         p->forward(&k, &g, p->isa);
         expect_near("y", p->name, y.data, 0.0f, r.y, r.y_abs, ny);
+        check_relu_epilogue(p, &k, &g, y.data, ny, work, ws);
+        if (wide && pi < 3) { /* the wide direct path is a forward only */
+            free(y.data), free(dx[0].data), free(dx[1].data), free(dx[2].data);
+            continue;
+        }
         memset(work, 0xff, ws);
         p->backward(&k, &g, p->isa);
         expect_near("dx", p->name, dx[0].data, base, r.dx, r.dx_abs, nx);
@@ -290,6 +353,104 @@ Test(conv_paths, widths_that_are_whole_vectors_and_k_at_the_limit)
     check_paths(&b, 2);
 }
 
+Test(conv_paths, simple_convnet_first_conv_and_rows_wider_than_a_block)
+{
+    /* 30 filters, OW = 24: AVX-512 blocks of 8, 8, 8, 6 filters × 16 + 8 lanes. */
+    shape a = {
+        .n = 2, .c = 1, .h = 28, .w = 28, .f = 30, .kh = 5, .kw = 5, .ph = 0, .pw = 0, .bias = true
+    };
+    check_paths(&a, 2);
+    /* OW = 40: an AVX-512 block of 32 outputs, then one of 8 (one vector); 9 filters: blocks
+     * of 5 and 4. */
+    shape b = {
+        .n = 2, .c = 2, .h = 7, .w = 42, .f = 9, .kh = 3, .kw = 3, .ph = 1, .pw = 0, .bias = false
+    };
+    check_paths(&b, 1);
+}
+
+/* The wide direct forward (K > DIRECT_MAX_K): LeNet's second conv (6 channels 5×5, K = 150,
+ * rows of 10 outputs in padded rows of 14: flat vectors span rows), then K = 100 with
+ * padding, 11 filters (blocks of 6 and 5), one sample whose rows the threads split. */
+Test(conv_paths, wide_kernels_lenet_second_conv_and_padded)
+{
+    shape a = {
+        .n = 3, .c = 6, .h = 14, .w = 14, .f = 16, .kh = 5, .kw = 5, .ph = 0, .pw = 0, .bias = true
+    };
+    check_paths(&a, 2);
+    shape b = {
+        .n = 1, .c = 4, .h = 9, .w = 23, .f = 11, .kh = 5, .kw = 5, .ph = 1, .pw = 2, .bias = false
+    };
+    check_paths(&b, 2);
+    b.n = 2;
+    check_paths(&b, 1);
+}
+
+/* dn_op_conv's forward with the epilogues the plan sets (graph/exec.c) on a shape no direct
+ * loop takes (K = 12·5·5 = 300: the per-sample path; 33 filters), and grouped (G = 3, the
+ * ReLU in a pass after the groups): y, then ReLU(y), then the 2×2 max of it, bit for bit
+ * those of the unfused forward followed by ReLU's and MaxPool's rules; and grouped with K =
+ * 300 per group (per sample). */
+static void check_op_epilogues(int64_t c, int64_t f, const char *attrs_json)
+{
+    int64_t xd[4] = { 3, c, 13, 12 }, wd[4] = { f, 0, 5, 5 };
+    cJSON *json = cJSON_Parse(attrs_json);
+    int64_t groups = cJSON_GetObjectItem(json, "groups")
+                         ? (int64_t)cJSON_GetObjectItem(json, "groups")->valuedouble
+                         : 1;
+    wd[1] = c / groups;
+    dn_tensor x[3] = { { DN_F32, dn_shape_make(4, xd, true), NULL },
+                       { DN_F32, dn_shape_make(4, wd, false), NULL },
+                       { DN_F32, dn_shape_make(1, &f, false), NULL } };
+    int64_t nx = dn_shape_numel(&x[0].shape), nw = dn_shape_numel(&x[1].shape);
+    x[0].data = floats(nx, 21), x[1].data = floats(nw, 22), x[2].data = floats(f, 23);
+    const char *names[] = { "x", "w", "b" };
+    dn_err err = { 0 };
+    dn_node_ctx ctx = { .file = "paths.json",
+                        .node = "conv",
+                        .n_inputs = 3,
+                        .input_names = names,
+                        .attrs = json,
+                        .err = &err };
+    unsigned char attrs[512];
+    dn_tensor_desc in[3], out;
+    for (int i = 0; i < 3; i++)
+        in[i] = (dn_tensor_desc){ DN_F32, x[i].shape };
+    cr_assert_eq(dn_op_conv.parse_attrs(&ctx, attrs), DN_OK, "%s", err.msg);
+    cr_assert_eq(dn_op_conv.infer(&ctx, attrs, in, &out), DN_OK, "%s", err.msg);
+    cJSON_Delete(json);
+    void *work = malloc(dn_op_conv.workspace_size(attrs, in, 3, &out, 2));
+    int64_t ny = dn_shape_numel(&out.shape), oh = out.shape.d[2], ow = out.shape.d[3];
+    int64_t po = oh / 2, qo = ow / 2, np = 3 * f * po * qo, pd[4] = { 3, f, po, qo };
+    dn_tensor y = { DN_F32, out.shape, filled(ny, NAN) }, yr = { DN_F32, out.shape, filled(ny, 0) };
+    dn_tensor pooled = { DN_F32, dn_shape_make(4, pd, true), filled(np, NAN) };
+    dn_kernel k = { .attrs = attrs, .n_inputs = 3, .x = x, .y = &y, .work = work, .threads = 2 };
+    dn_op_conv.forward(&k);
+    float *want_r = filled(ny, 0), *want_p = filled(np, 0);
+    for (int64_t i = 0; i < ny; i++)
+        want_r[i] = ((float *)y.data)[i] < 0.0f ? 0.0f : ((float *)y.data)[i];
+    for (int64_t i = 0; i < 3 * f; i++)
+        dn_pool_max_2x2_rows(want_r + i * oh * ow, ow, qo, 0, po, want_p + i * po * qo);
+    k.y = &yr;
+    k.epilogue = DN_EPILOGUE_RELU;
+    dn_op_conv.forward(&k);
+    cr_assert_eq(memcmp(yr.data, want_r, (size_t)ny * sizeof(float)), 0, "%s: ReLU epilogue",
+                 attrs_json);
+    k.epilogue = DN_EPILOGUE_RELU_MAXPOOL2;
+    k.pooled = &pooled;
+    dn_op_conv.forward(&k);
+    cr_assert_eq(memcmp(pooled.data, want_p, (size_t)np * sizeof(float)), 0,
+                 "%s: ReLU and max-pool epilogue", attrs_json);
+    free(y.data), free(yr.data), free(pooled.data), free(want_r), free(want_p), free(work);
+    free(x[0].data), free(x[1].data), free(x[2].data);
+}
+
+Test(conv_paths, op_epilogues_on_the_per_sample_path_and_grouped)
+{
+    check_op_epilogues(12, 33, "{\"pad\": 1}");
+    check_op_epilogues(6, 9, "{\"pad\": 2, \"groups\": 3}");
+    check_op_epilogues(24, 10, "{\"pad\": 1, \"groups\": 2}"); /* K = 300 per group */
+}
+
 /* Dilation: the taps spread over [dh·(kh − 1) + 1, dw·(kw − 1) + 1] pixels; every path reads
  * through its own offsets (the direct loops' tap offsets, the table, im2col). OH = 11 + 4 −
  * 2·2 − 1 + 1 = 11, OW = 19 + 2 − 3·2 − 1 + 1 = 15. */
@@ -312,14 +473,16 @@ Test(conv_paths, dilated_taps_on_every_path)
     check_paths(&s, 1);
 }
 
-/* The dispatch takes the AVX2 loops where the machine has them. Their forward does the same
- * fused multiply-adds in the same order as the plain loops (the same bits); their dW sums 8
- * columns at a time (other bits): dn_op_conv's dW is the AVX2 loops', bit for bit. */
+/* The dispatch takes the AVX2 loops where the machine has them (the AVX-512 set, where it
+ * has that, with the AVX2 dW). Every forward does the same fused multiply-adds in the same
+ * order as the plain loops (the same bits); the AVX2 dW sums 8 columns at a time (other
+ * bits): dn_op_conv's dW is the AVX2 loops', bit for bit. */
 Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
 {
 #if defined(__x86_64__)
     bool machine = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     cr_assert_eq(dn_conv_direct_avx2() != NULL, machine);
+    cr_assert_eq(dn_conv_direct_avx512() != NULL, machine && __builtin_cpu_supports("avx512f"));
 #endif
     cr_assert_not_null(dn_conv_direct_plain());
     if (!dn_conv_direct_avx2())
@@ -349,9 +512,11 @@ Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
     int64_t ny = dn_shape_numel(&out.shape), nw = 6 * 25;
     const int64_t stride[2] = { 1, 1 }, pad[2] = { 2, 2 };
     conv_geom g = conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad);
-    const conv_direct_kernels *isa[3] = { NULL, dn_conv_direct_avx2(), dn_conv_direct_plain() };
-    float *ys[3], *dws[3], *dy = floats(ny, 8);
-    for (int run = 0; run < 3; run++) { /* the dispatch, AVX2, plain */
+    const conv_direct_kernels *isa[4] = { NULL, dn_conv_direct_avx2(), dn_conv_direct_plain(),
+                                          dn_conv_direct_avx512() };
+    int runs = isa[3] ? 4 : 3;
+    float *ys[4], *dws[4], *dy = floats(ny, 8);
+    for (int run = 0; run < runs; run++) { /* the dispatch, AVX2, plain, AVX-512 */
         dn_tensor y = { DN_F32, out.shape, filled(ny, NAN) }, dyt = { DN_F32, out.shape, dy };
         dn_tensor dx[3] = { { DN_F32, x[0].shape, NULL },
                             { DN_F32, x[1].shape, filled(nw, 0.0f) },
@@ -373,14 +538,14 @@ Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
         }
         ys[run] = y.data, dws[run] = dx[1].data;
     }
-    for (int run = 1; run < 3; run++)
+    for (int run = 1; run < runs; run++)
         cr_assert_eq(memcmp(ys[0], ys[run], (size_t)ny * sizeof(float)), 0,
                      "the %s loops' y differs from the dispatch's", isa[run]->name);
     cr_assert_eq(memcmp(dws[0], dws[1], (size_t)nw * sizeof(float)), 0,
                  "the dispatch's dW is not the AVX2 loops' dW");
     cr_assert_neq(memcmp(dws[0], dws[2], (size_t)nw * sizeof(float)), 0,
                   "the dispatch's dW has the plain loops' bits: it did not take AVX2");
-    for (int run = 0; run < 3; run++)
+    for (int run = 0; run < runs; run++)
         free(ys[run]), free(dws[run]);
     free(dy), free(work), free(x[0].data), free(x[1].data), free(x[2].data);
 }

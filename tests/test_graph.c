@@ -423,3 +423,84 @@ Test(graph_exec, two_sessions_on_two_threads_agree_with_one)
     cr_assert_neq(b.loss, alone.loss, "another seed initialises differently");
     dn_model_free(m);
 }
+
+/* ---------------------------------------------------------------- inference fusion */
+
+/* An inference forward of an example model (image [N, 1, 28, 28]) at batch n, through the
+ * executor; targets: "prob", and with `unfused` also every Conv and Affine output, which keeps
+ * them and so leaves every ReLU (and MaxPool) unfused (the caller would read the pre-ReLU
+ * values). Returns prob's values (malloc'd) and counts the nodes the plan folded into their
+ * producers. */
+static float *infer_model(const char *file, int64_t n, int threads, bool unfused, int *fused)
+{
+    size_t size;
+    char *json = (char *)dn_test_read_file(file, &size);
+    dn_graph *g;
+    dn_err err;
+    cr_assert_eq(dn_graph_parse(json, size, file, &g, &err), DN_OK, "%s", err.msg);
+    free(json);
+    dn_exec e;
+    cr_assert_eq(dn_exec_init(&e, g, 7, threads, &err), DN_OK, "%s", err.msg);
+    float *image = malloc((size_t)n * 784 * sizeof *image);
+    dn_rng rng;
+    dn_rng_seed(&rng, 11);
+    dn_test_fill_uniform(image, n * 784, &rng, -1.0f, 1.0f);
+    int64_t ishape[4] = { n, 1, 28, 28 };
+    cr_assert_eq(dn_exec_set_input(&e, dn_graph_find(g, "image"), DN_F32, 4, ishape, image, &err),
+                 DN_OK, "%s", err.msg);
+    int targets[32], nt = 0, prob = dn_graph_find(g, "prob");
+    targets[nt++] = prob;
+    for (int i = 0; i < g->n_nodes && unfused; i++)
+        if (g->nodes[i].op->epilogues)
+            targets[nt++] = g->nodes[i].output;
+    cr_assert_eq(dn_exec_forward(&e, false, targets, nt, &err), DN_OK, "%s", err.msg);
+    *fused = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        *fused += e.fused[i];
+    int64_t count = dn_shape_numel(&e.val[prob].shape);
+    float *out = malloc((size_t)count * sizeof *out);
+    memcpy(out, e.val[prob].data, (size_t)count * sizeof *out);
+    /* A training forward right after plans again, with nothing fused. */
+    int32_t *labels = calloc((size_t)n, sizeof *labels);
+    int64_t lshape[1] = { n };
+    cr_assert_eq(dn_exec_set_input(&e, dn_graph_find(g, "label"), DN_I32, 1, lshape, labels, &err),
+                 DN_OK, "%s", err.msg);
+    int loss[1] = { g->loss };
+    cr_assert_eq(dn_exec_forward(&e, true, loss, 1, &err), DN_OK, "%s", err.msg);
+    for (int i = 0; i < g->n_nodes; i++)
+        cr_assert(!e.fused[i] && e.epilogue[i] == DN_EPILOGUE_NONE, "node %s fused in training",
+                  g->nodes[i].name);
+    free(labels);
+    free(image);
+    dn_exec_free(&e);
+    dn_graph_free(g);
+    return out;
+}
+
+/* Folding each ReLU into the Conv or Affine before it, and the 2×2 MaxPool after a Conv's
+ * ReLU, gives the unfused forward's outputs bit for bit, not merely to float rounding: the
+ * producer computes the same sums in the same order and applies ReLU's own select (NaN and
+ * −0 pass) to each, and the pool MaxPool's selects in its order, while the block is in cache
+ * rather than in passes of their own. Batch 100 and batch 1 split the work differently
+ * (rows at batch 1), each with its epilogue. */
+Test(graph_exec, inference_fusion_gives_the_unfused_forward_bit_for_bit)
+{
+    const char *models[] = { DAGNET_SOURCE_DIR "/examples/models/lenet5.json",
+                             DAGNET_SOURCE_DIR "/examples/models/simple_convnet.json" };
+    const int folded[] = { 4 + 2, 2 + 1 }; /* every ReLU; every MaxPool after a Conv's ReLU */
+    const int64_t batches[] = { 100, 1 };
+    for (int m = 0; m < 2; m++)
+        for (int b = 0; b < 2; b++) {
+            int fused, none;
+            float *y = infer_model(models[m], batches[b], 2, false, &fused);
+            float *want = infer_model(models[m], batches[b], 2, true, &none);
+            cr_assert_eq(fused, folded[m], "%s: %d nodes folded, %d expected", models[m], fused,
+                         folded[m]);
+            cr_assert_eq(none, 0, "%s: a kept Conv or Affine output must leave its ReLU alone",
+                         models[m]);
+            cr_assert_eq(memcmp(y, want, (size_t)batches[b] * 10 * sizeof *y), 0,
+                         "%s, batch %lld: the fused forward differs from the unfused one",
+                         models[m], (long long)batches[b]);
+            free(y), free(want);
+        }
+}
