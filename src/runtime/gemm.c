@@ -27,8 +27,10 @@
  * older than 1.0 and the CPU is such an AMD one with AVX2 and FMA, dagnet sets it to zen3
  * (BLIS's AVX2 kernels, which it also runs on Zen 4). Not skx, BLIS's AVX-512 kernels: they
  * are correct here (the parity failure once blamed on them was a max-pool near-tie, which
- * zen3 meets too with other seeds), but with two threads they ran small products 10 to 40
- * times slower than zen3 (docs/performance.md). A process that sets BLIS_ARCH_TYPE itself,
+ * zen3 meets too with other seeds), but they lose the thin products LeNet-5 is made of
+ * (their 32-row micro-kernel on 16 filters) while winning AlexNet's: a trade-off that BLIS
+ * 0.9, one sub-configuration per process, does not let dagnet make per product
+ * (docs/performance.md). A process that sets BLIS_ARCH_TYPE itself,
  * or starts BLIS before dagnet does, decides. */
 
 static once_flag blis_once = ONCE_FLAG_INIT;
