@@ -265,7 +265,7 @@ void dn_add_into(float *dst, const float *src, int64_t n, int threads)
 static void relu_range(float *restrict y, int64_t lo, int64_t hi)
 {
     for (int64_t i = lo; i < hi; i++)
-        y[i] = y[i] < 0.0f ? 0.0f : y[i];
+        y[i] = dn_relu(y[i]);
 }
 
 void dn_epilogue_apply(dn_epilogue e, float *y, int64_t n, int threads)

@@ -384,6 +384,27 @@ void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g,
 void dn_conv_direct_forward_groups(const dn_kernel *k, const conv_geom *g,
                                    const conv_direct_kernels *isa, int team);
 
+/* ---------------------------------------------------------------- the AVX2 dW loops' tail */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* dw[t] += the sum of acc[t]'s 8 lanes, lane by lane in order, for t < nt: the end of the
+ * direct and depthwise paths' AVX2 dW loops, which keep one vector of column sums per tap. */
+__attribute__((target("avx2,fma"))) static inline void conv_add_lane_sums(const __m256 *acc,
+                                                                          int64_t nt, float *dw)
+{
+    for (int64_t t = 0; t < nt; t++) {
+        float lane[8];
+        _mm256_storeu_ps(lane, acc[t]);
+        float sum = 0.0f;
+        for (int l = 0; l < 8; l++)
+            sum += lane[l];
+        dw[t] += sum;
+    }
+}
+#endif
+
 /* ---------------------------------------------------------------- the depthwise path
  * (conv_depthwise.c); k->work holds one slot per thread (dn_conv_depthwise_workspace)
  *

@@ -202,14 +202,7 @@ AVX2 static void dw_taps(const float *dy, int64_t rows, int64_t cols, const floa
                 acc[t] = _mm256_fmadd_ps(dv, _mm256_maskload_ps(at[t] + p * ld + q, m), acc[t]);
         }
     }
-    for (int64_t t = 0; t < nt; t++) {
-        float lane[8];
-        _mm256_storeu_ps(lane, acc[t]);
-        float sum = 0.0f;
-        for (int l = 0; l < 8; l++)
-            sum += lane[l];
-        dw[t0 + t] += sum;
-    }
+    conv_add_lane_sums(acc, nt, dw + t0);
 }
 
 AVX2 static void dw_avx2(const float *dy, int64_t rows, int64_t cols, const float *in, int64_t ld,

@@ -72,8 +72,7 @@ static void forward_plain(const conv_geom *g, const float *w, const float *b, co
                 float sum = b ? b[f] : 0.0f;
                 for (int64_t r = 0; r < g->k; r++)
                     sum = fmaf(w[f * g->k + r], xp[p * conv_padded_w(g) + q + off[r]], sum);
-                /* ReLU's select (ops/relu.c): NaN and −0 pass unchanged */
-                y[(f * g->oh + p) * g->ow + q] = g->relu && sum < 0.0f ? 0.0f : sum;
+                y[(f * g->oh + p) * g->ow + q] = g->relu ? dn_relu(sum) : sum;
             }
 }
 
@@ -184,14 +183,7 @@ AVX2 static void dw_block(const conv_geom *g, const float *dy, const float *xp, 
             for (int t = 0; t < DW_TAPS; t++)
                 acc[t] = _mm256_fmadd_ps(d, _mm256_maskload_ps(at[t] + p * pw, mask), acc[t]);
         }
-    for (int64_t t = 0; t < nt; t++) {
-        float lane[8];
-        _mm256_storeu_ps(lane, acc[t]);
-        float sum = 0.0f;
-        for (int l = 0; l < 8; l++)
-            sum += lane[l];
-        dw[r0 + t] += sum;
-    }
+    conv_add_lane_sums(acc, nt, dw + r0);
 }
 
 AVX2 static void dw_avx2(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,

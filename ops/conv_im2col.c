@@ -141,9 +141,9 @@ static void scatter_range(const conv_geom *g, const float *yt, const float *b, i
             const float *restrict src = yt + f * nc * g->p + n * g->p;
             float *restrict dst = y + n * g->ys + f * g->p;
             float bias = b ? b[f] : 0.0f;
-            if (g->relu) /* the inference epilogue, ReLU's select (ops/relu.c) */
+            if (g->relu) /* the inference epilogue */
                 for (int64_t p = 0; p < g->p; p++)
-                    dst[p] = src[p] + bias < 0.0f ? 0.0f : src[p] + bias;
+                    dst[p] = dn_relu(src[p] + bias);
             else
                 for (int64_t p = 0; p < g->p; p++)
                     dst[p] = src[p] + bias;

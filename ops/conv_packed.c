@@ -115,9 +115,9 @@ static void forward_sample(const conv_pass *ps, const float *b, const float *x, 
             y[f * g->p + p] = bias;
     }
     dn_gemm_packed(ps->u, g->f, g->p, g->k, ps->work, s->packed_col, 1.0f, y, g->p, 1);
-    if (g->relu) /* the inference epilogue while y_n is in cache: ReLU's select (ops/relu.c) */
+    if (g->relu) /* the inference epilogue while y_n is in cache */
         for (int64_t i = 0; i < g->f * g->p; i++)
-            y[i] = y[i] < 0.0f ? 0.0f : y[i];
+            y[i] = dn_relu(y[i]);
 }
 
 static void forward_range(const conv_pass *ps, const float *x, const float *b, float *y, int64_t lo,

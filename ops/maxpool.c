@@ -80,10 +80,6 @@ static int64_t flops(const void *attrs, const dn_tensor_desc *in, int n_in,
  * batch 1, 17 Ki pixels, takes 14 µs on one thread and 6 µs on two). */
 #define MAXPOOL_PARALLEL_MIN 16384
 
-/* Whether pixel value v, later in row-major order than the current winner m, takes its place:
- * larger, or NaN (the last NaN wins, so divergence shows downstream). */
-static inline bool wins(float v, float m) { return v > m || v != v; }
-
 /* Output (p, q) of any window, rows [h0, h1) of it already clipped: the winner in row-major
  * order, its index in the plane saved. For the columns the padding clips. */
 static void max_window(const dn_pool_geom *g, const float *x, int64_t p, int64_t q, int64_t h0,
@@ -94,7 +90,7 @@ static void max_window(const dn_pool_geom *g, const float *x, int64_t p, int64_t
     int64_t best = h0 * g->w + w0;
     for (int64_t h = h0; h < h1; h++)
         for (int64_t w = w0; w < w1; w++)
-            if (wins(x[h * g->w + w], x[best]))
+            if (dn_pool_max_wins(x[h * g->w + w], x[best]))
                 best = h * g->w + w;
     y[p * g->ow + q] = x[best];
     arg[p * g->ow + q] = (int32_t)best;
@@ -108,7 +104,7 @@ static void visit(const float *restrict x, int64_t at, int64_t sw, int64_t n, fl
 {
     for (int64_t q = 0; q < n; q++) {
         float v = x[at + q * sw];
-        bool t = wins(v, m[q]);
+        bool t = dn_pool_max_wins(v, m[q]);
         m[q] = t ? v : m[q];
         best[q] = t ? (int32_t)(at + q * sw) : best[q];
     }
@@ -158,13 +154,13 @@ static void max_row_2x2(const float *restrict r0, const float *restrict r1, floa
     for (int64_t q = 0; q < ow; q++) {
         float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
         int32_t i = base + 2 * (int32_t)q;
-        bool tb = wins(b, a);
+        bool tb = dn_pool_max_wins(b, a);
         float m = tb ? b : a;
         int32_t im = tb ? i + 1 : i;
-        bool tc = wins(c, m);
+        bool tc = dn_pool_max_wins(c, m);
         m = tc ? c : m;
         im = tc ? i + w : im;
-        bool td = wins(d, m);
+        bool td = dn_pool_max_wins(d, m);
         y[q] = td ? d : m;
         arg[q] = td ? i + w + 1 : im;
     }

@@ -82,6 +82,10 @@ typedef enum dn_epilogue {
     DN_EPILOGUE_RELU_MAXPOOL2,
 } dn_epilogue;
 
+/* ReLU's select, shared by ops/relu.c and every path that folds it in: `x > 0 ? x : 0` would
+ * turn NaN into 0 and hide it; this passes NaN and −0 unchanged, as torch.relu does. */
+static inline float dn_relu(float x) { return x < 0.0f ? 0.0f : x; }
+
 typedef struct dn_kernel {
     const void *attrs;
     int n_inputs;
