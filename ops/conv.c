@@ -284,7 +284,7 @@ static void each_group(const dn_kernel *k, const conv_geom *g,
  * kinds: depthwise groups take their own path, and other direct groups too small to split
  * their rows (a few channels each) would each run on one thread: threads share out (sample,
  * group) items instead, each in its own slot (the direct path's workspace has one per
- * thread). g->relu (the inference epilogue) reaches every path but the depthwise one. */
+ * thread). Every path applies g->relu (the inference epilogue) as it writes y. */
 static void forward(const dn_kernel *k, const conv_geom *gp)
 {
     conv_geom g = *gp;
@@ -322,7 +322,7 @@ static void pool_planes(const conv_geom *g, const float *y, float *pooled, int64
 }
 
 /* The op's forward. An inference ReLU folded in (k->epilogue): the paths apply it while each
- * block of y is in cache (g.relu); the depthwise path runs a pass after. With the 2×2
+ * block of y is in cache (g.relu). With the 2×2
  * max-pool after it (DN_EPILOGUE_RELU_MAXPOOL2), the direct loops of an ungrouped Conv pool
  * each pair of rows from their slot (y never written); the other paths write y, then pool it
  * in a pass. */
@@ -336,11 +336,8 @@ static void forward_op(const dn_kernel *k)
         dn_conv_direct_forward_pooled(k, &g, isa);
         return;
     }
-    bool in_paths = !conv_is_depthwise(&g);
-    g.relu = k->epilogue != DN_EPILOGUE_NONE && in_paths;
+    g.relu = k->epilogue != DN_EPILOGUE_NONE;
     forward(k, &g);
-    if (k->epilogue != DN_EPILOGUE_NONE && !in_paths)
-        dn_epilogue_apply(DN_EPILOGUE_RELU, dn_f32(k->y), dn_shape_numel(&k->y->shape), k->threads);
     if (pool) {
         int64_t planes = g.n * g.f * g.groups;
         int team = dn_team(k->threads, planes * g.p, DN_PARALLEL_MIN);

@@ -419,11 +419,16 @@ static inline bool conv_is_depthwise(const conv_geom *g)
 /* Two sets of loops, as the direct path's: plain C and AVX2/FMA. in is a padded plane whose
  * rows are ld floats apart, with DW_COLS floats of slack after it; off[t] is where tap t of
  * output (0, 0) reads in it. */
+/* What the correlation does with its sums: write them (forward), write their ReLU (forward
+ * with the inference epilogue folded in, g->relu) or add them (dx). */
+typedef enum conv_dw_out { CONV_DW_WRITE, CONV_DW_WRITE_RELU, CONV_DW_ADD } conv_dw_out;
+
 typedef struct conv_depthwise_kernels {
     const char *name;
-    /* out [rows, cols] = bias + Σ_t w[t] · in[p·ld + q + off[t]], or (add) out += the sum */
+    /* out [rows, cols] (=, = ReLU of, +=) bias + Σ_t w[t] · in[p·ld + q + off[t]] (bias 0 to
+     * add) */
     void (*correlate)(const float *in, int64_t ld, const int64_t *off, const float *w, int64_t taps,
-                      float *out, int64_t rows, int64_t cols, float bias, bool add);
+                      float *out, int64_t rows, int64_t cols, float bias, conv_dw_out mode);
     /* dw[t] += Σ_{p,q} dy[p, q] · in[p·ld + q + off[t]], dy [rows, cols] */
     void (*dw)(const float *dy, int64_t rows, int64_t cols, const float *in, int64_t ld,
                const int64_t *off, int64_t taps, float *dw);

@@ -92,14 +92,14 @@ static void dx_offsets(const conv_geom *g, int64_t ld, int64_t *off)
 
 static void correlate_plain(const float *in, int64_t ld, const int64_t *off, const float *w,
                             int64_t taps, float *out, int64_t rows, int64_t cols, float bias,
-                            bool add)
+                            conv_dw_out mode)
 {
     for (int64_t p = 0; p < rows; p++)
         for (int64_t q = 0; q < cols; q++) {
-            float sum = add ? out[p * cols + q] : bias;
+            float sum = mode == CONV_DW_ADD ? out[p * cols + q] : bias;
             for (int64_t t = 0; t < taps; t++)
                 sum = fmaf(w[t], in[p * ld + q + off[t]], sum);
-            out[p * cols + q] = sum;
+            out[p * cols + q] = mode == CONV_DW_WRITE_RELU ? dn_relu(sum) : sum;
         }
 }
 
@@ -134,12 +134,12 @@ AVX2 static __m256i lanes_below(int64_t len)
  * registers. Every tap is one broadcast and 2·nr multiply-adds on independent chains. */
 AVX2 static inline __attribute__((always_inline)) void correlate_block(
     const float *in, int64_t ld, const int64_t *off, const float *w, int64_t taps, float *out,
-    int64_t ldo, int nr, int64_t len, float bias, bool add)
+    int64_t ldo, int nr, int64_t len, float bias, conv_dw_out mode)
 {
     __m256i m0 = lanes_below(len), m1 = lanes_below(len - 8);
     __m256 acc[DW_ROWS][2];
     for (int r = 0; r < nr; r++) {
-        if (add) {
+        if (mode == CONV_DW_ADD) {
             acc[r][0] = _mm256_maskload_ps(out + r * ldo, m0);
             acc[r][1] = _mm256_maskload_ps(out + r * ldo + 8, m1);
         } else
@@ -153,6 +153,10 @@ AVX2 static inline __attribute__((always_inline)) void correlate_block(
             acc[r][1] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + r * ld + 8), acc[r][1]);
         }
     }
+    if (mode == CONV_DW_WRITE_RELU) /* max(0, y) keeps NaN and −0, as dn_relu does */
+        for (int r = 0; r < nr; r++)
+            for (int v = 0; v < 2; v++)
+                acc[r][v] = _mm256_max_ps(_mm256_setzero_ps(), acc[r][v]);
     for (int r = 0; r < nr; r++) {
         _mm256_maskstore_ps(out + r * ldo, m0, acc[r][0]);
         _mm256_maskstore_ps(out + r * ldo + 8, m1, acc[r][1]);
@@ -161,17 +165,17 @@ AVX2 static inline __attribute__((always_inline)) void correlate_block(
 
 AVX2 static void correlate_avx2(const float *in, int64_t ld, const int64_t *off, const float *w,
                                 int64_t taps, float *out, int64_t rows, int64_t cols, float bias,
-                                bool add)
+                                conv_dw_out mode)
 {
     for (int64_t q0 = 0; q0 < cols; q0 += DW_COLS) {
         int64_t len = cols - q0 < DW_COLS ? cols - q0 : DW_COLS;
         int64_t p = 0;
         for (; p + DW_ROWS <= rows; p += DW_ROWS)
             correlate_block(in + p * ld + q0, ld, off, w, taps, out + p * cols + q0, cols, DW_ROWS,
-                            len, bias, add);
+                            len, bias, mode);
         for (; p < rows; p++)
             correlate_block(in + p * ld + q0, ld, off, w, taps, out + p * cols + q0, cols, 1, len,
-                            bias, add);
+                            bias, mode);
     }
 }
 
@@ -288,7 +292,7 @@ static void forward_range(const dw_pass *ps, int64_t lo, int64_t hi)
         int64_t n = it / g->groups, gi = it % g->groups;
         pad_plane(&pl, x + n * g->xs + gi * g->h * g->w, buf);
         ps->isa->correlate(buf, pl.ld, off, w + gi * g->k, g->k, y + n * g->ys + gi * g->p, g->oh,
-                           g->ow, b ? b[gi] : 0.0f, false);
+                           g->ow, b ? b[gi] : 0.0f, g->relu ? CONV_DW_WRITE_RELU : CONV_DW_WRITE);
     }
 }
 
@@ -330,7 +334,7 @@ static void backward_range(const dw_pass *ps, int64_t lo, int64_t hi)
         if (dx) {
             pad_plane(&dyp, dy_n, buf);
             ps->isa->correlate(buf, dyp.ld, dx_off, w + gi * g->k, g->k,
-                               dx + n * g->xs + gi * g->h * g->w, g->h, g->w, 0.0f, true);
+                               dx + n * g->xs + gi * g->h * g->w, g->h, g->w, 0.0f, CONV_DW_ADD);
         }
     }
 }

@@ -227,8 +227,8 @@ int64_t dn_flops_per_output(const void *attrs, const dn_tensor_desc *in, int n_i
  * DN_PARALLEL_MIN elements. */
 void dn_add_into(float *dst, const float *src, int64_t n, int threads);
 
-/* y[i] = e(y[i]) for i < n: an epilogue as a pass of its own, for a producer's paths that do
- * not apply it while writing (grouped Conv); in parallel from DN_PARALLEL_MIN elements. */
+/* y[i] = e(y[i]) for i < n: an epilogue as a pass of its own, for a producer that cannot apply
+ * it while writing (Affine, whose y BLIS writes); in parallel from DN_PARALLEL_MIN elements. */
 void dn_epilogue_apply(dn_epilogue e, float *y, int64_t n, int threads);
 
 /* ---- the registry (ops/registry.c) ---- */

@@ -386,10 +386,10 @@ Test(conv_paths, wide_kernels_lenet_second_conv_and_padded)
 }
 
 /* dn_op_conv's forward with the epilogues the plan sets (graph/exec.c) on a shape no direct
- * loop takes (K = 12·5·5 = 300: the per-sample path; 33 filters), and grouped (G = 3, the
- * ReLU in a pass after the groups): y, then ReLU(y), then the 2×2 max of it, bit for bit
- * those of the unfused forward followed by ReLU's and MaxPool's rules; and grouped with K =
- * 300 per group (per sample). */
+ * loop takes (K = 12·5·5 = 300: the per-sample path; 33 filters), grouped (G = 3: the direct
+ * loops' (sample, group) items), grouped with K = 300 per group (per sample) and depthwise
+ * (its own path): y, then ReLU(y), then the 2×2 max of it, bit for bit those of the unfused
+ * forward followed by ReLU's and MaxPool's rules. */
 static void check_op_epilogues(int64_t c, int64_t f, const char *attrs_json)
 {
     int64_t xd[4] = { 3, c, 13, 12 }, wd[4] = { f, 0, 5, 5 };
@@ -449,6 +449,7 @@ Test(conv_paths, op_epilogues_on_the_per_sample_path_and_grouped)
     check_op_epilogues(12, 33, "{\"pad\": 1}");
     check_op_epilogues(6, 9, "{\"pad\": 2, \"groups\": 3}");
     check_op_epilogues(24, 10, "{\"pad\": 1, \"groups\": 2}"); /* K = 300 per group */
+    check_op_epilogues(8, 8, "{\"pad\": 2, \"groups\": 8}");   /* depthwise 5×5 */
 }
 
 /* Dilation: the taps spread over [dh·(kh − 1) + 1, dw·(kw − 1) + 1] pixels; every path reads
@@ -675,6 +676,18 @@ static void check_depthwise(const dw_shape *s)
         else
             dn_conv_depthwise_forward(&k, &g, isa[ri]);
         expect_near("y", name[ri], y.data, 0.0f, r.y, r.y_abs, ny);
+        if (ri > 0) { /* the inference ReLU folded in: dn_relu of the same sums, bit for bit */
+            conv_geom gr = g;
+            gr.relu = true;
+            dn_tensor yr = { DN_F32, out.shape, filled(ny, NAN) };
+            dn_kernel kr = k;
+            kr.y = &yr;
+            dn_conv_depthwise_forward(&kr, &gr, isa[ri]);
+            for (int64_t i = 0; i < ny; i++)
+                cr_assert_eq(((float *)yr.data)[i], dn_relu(((float *)y.data)[i]),
+                             "%s with ReLU: element %lld", name[ri], (long long)i);
+            free(yr.data);
+        }
         memset(work, 0xff, ws);
         if (ri == 0)
             dn_op_conv.backward(&k);
