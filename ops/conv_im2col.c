@@ -16,7 +16,9 @@
  * session's threads at full speed, and the copies between y's [N, F, P] order and Y''s
  * [F, N, P] are contiguous runs of P floats. The batch goes in chunks of nc samples, nc
  * chosen so that col and Y' stay within CHUNK_BYTES (a few MB: they stay in cache between
- * im2col and the product). The workspace holds col (reused as dcol) and Y' (or dY').
+ * im2col and the product). The copies around the product split their (sample, row) pairs
+ * across the threads, so a chunk of one sample (AlexNet's wide layers) copies on all of them.
+ * The workspace holds col (reused as dcol) and Y' (or dY').
  * Nothing is saved: backward rebuilds col from x rather than keeping it between passes.
  *
  * dn_conv_im2col_sample and dn_conv_col2im_sample serve the per-sample path too (conv_packed.c),
@@ -43,12 +45,12 @@ static void valid_span(int64_t off, int64_t stride, int64_t size, int64_t outs, 
         *lo = *hi;
 }
 
-/* Rows of col for one sample x [C, H, W], written at column offset 0 of a col whose rows
- * are `ld` floats apart. */
-void dn_conv_im2col_sample(const conv_geom *g, const float *restrict x, float *restrict col,
-                           int64_t ld)
+/* Rows [lo, hi) of col for one sample x [C, H, W], written at column offset 0 of a col whose
+ * rows are `ld` floats apart. */
+static void im2col_rows(const conv_geom *g, const float *restrict x, float *restrict col,
+                        int64_t ld, int64_t lo, int64_t hi)
 {
-    for (int64_t r = 0; r < g->k; r++) {
+    for (int64_t r = lo; r < hi; r++) {
         conv_tap t = conv_tap_of(g, r);
         int64_t ch = t.c, i = t.i, j = t.j;
         int64_t oh_lo, oh_hi, ow_lo, ow_hi;
@@ -76,11 +78,18 @@ void dn_conv_im2col_sample(const conv_geom *g, const float *restrict x, float *r
     }
 }
 
-/* dx += col2im(dcol) for one sample dx [C, H, W]; dcol's rows are `ld` floats apart. */
-void dn_conv_col2im_sample(const conv_geom *g, const float *restrict dcol, int64_t ld,
-                           float *restrict dx)
+void dn_conv_im2col_sample(const conv_geom *g, const float *restrict x, float *restrict col,
+                           int64_t ld)
 {
-    for (int64_t r = 0; r < g->k; r++) {
+    im2col_rows(g, x, col, ld, 0, g->k);
+}
+
+/* dx += col2im(rows [lo, hi) of dcol) for one sample dx [C, H, W]; dcol's rows are `ld`
+ * floats apart. */
+static void col2im_rows(const conv_geom *g, const float *restrict dcol, int64_t ld,
+                        float *restrict dx, int64_t lo, int64_t hi)
+{
+    for (int64_t r = lo; r < hi; r++) {
         conv_tap t = conv_tap_of(g, r);
         int64_t ch = t.c, i = t.i, j = t.j;
         int64_t oh_lo, oh_hi, ow_lo, ow_hi;
@@ -97,47 +106,75 @@ void dn_conv_col2im_sample(const conv_geom *g, const float *restrict dcol, int64
     }
 }
 
-/* The team for a loop over `samples` samples of `work` floats each. */
-static int sample_team(int threads, int64_t samples, int64_t work)
+void dn_conv_col2im_sample(const conv_geom *g, const float *restrict dcol, int64_t ld,
+                           float *restrict dx)
 {
-    return samples > 1 ? dn_team(threads, samples * work, DN_PARALLEL_MIN) : 1;
+    col2im_rows(g, dcol, ld, dx, 0, g->k);
+}
+
+/* ---------------------------------------------------------------- the batched copies
+ *
+ * Each copy below is a loop over (sample, row) pairs, nc·rows of them, split evenly across
+ * the threads: by sample when the chunk holds many, within a sample when it holds fewer
+ * than the threads (AlexNet's wide layers take one sample per chunk, whose copies would
+ * otherwise run on one thread while the others wait for the product). */
+
+/* The team for `items` copies of `work` floats each. */
+static int copy_team(int threads, int64_t items, int64_t work)
+{
+    return items > 1 ? dn_team(threads, items * work, DN_PARALLEL_MIN) : 1;
+}
+
+/* Pair i = n·rows + row of a copy over (sample, row) pairs: the run of pairs from i on that
+ * stays within sample n and before `hi`, as rows [*at, returned value) of sample *n. */
+static int64_t pair_run(int64_t i, int64_t hi, int64_t rows, int64_t *n, int64_t *at)
+{
+    *n = i / rows, *at = i % rows;
+    return hi - i < rows - *at ? *at + (hi - i) : rows;
 }
 
 static void im2col_range(const conv_geom *g, const float *x, int64_t nc, float *col, int64_t lo,
                          int64_t hi)
 {
-    for (int64_t n = lo; n < hi; n++)
-        dn_conv_im2col_sample(g, x + n * g->xs, col + n * g->p, nc * g->p);
+    for (int64_t i = lo, n, at, to; i < hi; i += to - at) {
+        to = pair_run(i, hi, g->k, &n, &at);
+        im2col_rows(g, x + n * g->xs, col + n * g->p, nc * g->p, at, to);
+    }
 }
 
-/* col [K, nc·P] from samples x [nc, C, H, W]; samples split across threads (each writes
- * its own P-wide column block of every row). */
+/* col [K, nc·P] from samples x [nc, C, H, W]: each (sample, row of col) pair is a run of P
+ * floats of its own. */
 static void im2col(const conv_geom *g, const float *x, int64_t nc, float *col, int threads)
 {
-    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->k * g->p), lo, hi,
+    DN_PARALLEL_RANGE(nc * g->k, copy_team(threads, nc * g->k, g->p), lo, hi,
                       im2col_range(g, x, nc, col, lo, hi));
 }
 
+/* Pairs of sample and input channel: a channel's rows of dcol add only onto that channel. */
 static void col2im_range(const conv_geom *g, const float *dcol, int64_t nc, float *dx, int64_t lo,
                          int64_t hi)
 {
-    for (int64_t n = lo; n < hi; n++)
-        dn_conv_col2im_sample(g, dcol + n * g->p, nc * g->p, dx + n * g->xs);
+    int64_t taps = g->kh * g->kw;
+    for (int64_t i = lo, n, at, to; i < hi; i += to - at) {
+        to = pair_run(i, hi, g->c, &n, &at);
+        col2im_rows(g, dcol + n * g->p, nc * g->p, dx + n * g->xs, at * taps, to * taps);
+    }
 }
 
-/* dx [nc, C, H, W] += col2im(dcol), split by sample, so threads never add onto the same
- * pixel. */
+/* dx [nc, C, H, W] += col2im(dcol), split by (sample, channel), so threads never add onto the
+ * same pixel. */
 static void col2im(const conv_geom *g, const float *dcol, int64_t nc, float *dx, int threads)
 {
-    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->k * g->p), lo, hi,
+    DN_PARALLEL_RANGE(nc * g->c, copy_team(threads, nc * g->c, g->kh * g->kw * g->p), lo, hi,
                       col2im_range(g, dcol, nc, dx, lo, hi));
 }
 
 static void scatter_range(const conv_geom *g, const float *yt, const float *b, int64_t nc, float *y,
                           int64_t lo, int64_t hi)
 {
-    for (int64_t n = lo; n < hi; n++)
-        for (int64_t f = 0; f < g->f; f++) {
+    for (int64_t i = lo, n, at, to; i < hi; i += to - at) {
+        to = pair_run(i, hi, g->f, &n, &at);
+        for (int64_t f = at; f < to; f++) {
             const float *restrict src = yt + f * nc * g->p + n * g->p;
             float *restrict dst = y + n * g->ys + f * g->p;
             float bias = b ? b[f] : 0.0f;
@@ -148,30 +185,33 @@ static void scatter_range(const conv_geom *g, const float *yt, const float *b, i
                 for (int64_t p = 0; p < g->p; p++)
                     dst[p] = src[p] + bias;
         }
+    }
 }
 
 /* y [nc, F, P] = Y' [F, nc·P] + b (then ReLU, with g->relu), run by run. */
 static void scatter_output(const conv_geom *g, const float *yt, const float *b, int64_t nc,
                            float *y, int threads)
 {
-    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->f * g->p), lo, hi,
+    DN_PARALLEL_RANGE(nc * g->f, copy_team(threads, nc * g->f, g->p), lo, hi,
                       scatter_range(g, yt, b, nc, y, lo, hi));
 }
 
 static void gather_range(const conv_geom *g, const float *dy, int64_t nc, float *dyt, int64_t lo,
                          int64_t hi)
 {
-    for (int64_t n = lo; n < hi; n++)
-        for (int64_t f = 0; f < g->f; f++)
+    for (int64_t i = lo, n, at, to; i < hi; i += to - at) {
+        to = pair_run(i, hi, g->f, &n, &at);
+        for (int64_t f = at; f < to; f++)
             memcpy(dyt + f * nc * g->p + n * g->p, dy + n * g->ys + f * g->p,
                    (size_t)g->p * sizeof *dyt);
+    }
 }
 
 /* dY' [F, nc·P] from dy [nc, F, P]. */
 static void gather_output_grad(const conv_geom *g, const float *dy, int64_t nc, float *dyt,
                                int threads)
 {
-    DN_PARALLEL_RANGE(nc, sample_team(threads, nc, g->f * g->p), lo, hi,
+    DN_PARALLEL_RANGE(nc * g->f, copy_team(threads, nc * g->f, g->p), lo, hi,
                       gather_range(g, dy, nc, dyt, lo, hi));
 }
 
@@ -189,7 +229,7 @@ static void bias_grad_range(const float *dyt, int64_t len, float *db, int64_t lo
 static void bias_grad(const conv_geom *g, const float *dyt, int64_t nc, float *db, int threads)
 {
     int64_t len = nc * g->p;
-    DN_PARALLEL_RANGE(g->f, sample_team(threads, g->f, len), lo, hi,
+    DN_PARALLEL_RANGE(g->f, copy_team(threads, g->f, len), lo, hi,
                       bias_grad_range(dyt, len, db, lo, hi));
 }
 

@@ -368,6 +368,17 @@ Test(conv_paths, simple_convnet_first_conv_and_rows_wider_than_a_block)
     check_paths(&b, 1);
 }
 
+/* A chunk of one sample in the batched path (AlexNet's wide layers): its copies split the
+ * sample's rows of col (K = 150 of 256 floats: past DN_PARALLEL_MIN) and its 6 channels of
+ * dx between the threads; LeNet's first conv above splits them mid-sample in a batch of 3. */
+Test(conv_paths, one_sample_chunk_copies_split)
+{
+    shape s = {
+        .n = 1, .c = 6, .h = 20, .w = 20, .f = 5, .kh = 5, .kw = 5, .ph = 0, .pw = 0, .bias = true
+    };
+    check_paths(&s, 2);
+}
+
 /* The wide direct forward (K > DIRECT_MAX_K): LeNet's second conv (6 channels 5×5, K = 150,
  * rows of 10 outputs in padded rows of 14: flat vectors span rows), then K = 100 with
  * padding, 11 filters (blocks of 6 and 5), one sample whose rows the threads split. */
