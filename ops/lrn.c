@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "ops/op.h"
+#include "runtime/clones.h"
 #include "runtime/parallel.h"
 
 typedef struct lrn_attrs {
@@ -143,10 +144,13 @@ static item item_of(const lrn_geom *g, int64_t i)
 
 static int64_t item_count(const lrn_geom *g) { return g->n * ((g->inner + SPAN - 1) / SPAN); }
 
+/* The loops over a span below are compiled for AVX2 too (runtime/clones.h): the sums in double
+ * and the square roots run twice as wide, with the same bits (no contraction: C11 mode). */
+
 /* acc += in² − out²: channel row `in` enters the window, `out` leaves it; either may be NULL
  * (a channel outside [0, C)). One pass over acc for both. */
-static void slide_squares(double *restrict acc, const float *restrict in, const float *restrict out,
-                          int64_t len)
+DN_CLONES_AVX2 static void slide_squares(double *restrict acc, const float *restrict in,
+                                         const float *restrict out, int64_t len)
 {
     if (in && out)
         for (int64_t i = 0; i < len; i++)
@@ -160,8 +164,8 @@ static void slide_squares(double *restrict acc, const float *restrict in, const 
 }
 
 /* acc += in − out, as slide_squares. */
-static void slide_values(double *restrict acc, const float *restrict in, const float *restrict out,
-                         int64_t len)
+DN_CLONES_AVX2 static void slide_values(double *restrict acc, const float *restrict in,
+                                        const float *restrict out, int64_t len)
 {
     if (in && out)
         for (int64_t i = 0; i < len; i++)
@@ -220,11 +224,12 @@ static void step(window *w, int64_t c)
 }
 
 /* s = k + (alpha / size) · Σ x² for channel c of an item, from its window. */
-static void scale_row(const lrn_attrs *a, const window *w, float *restrict s)
+DN_CLONES_AVX2 static void scale_row(const lrn_attrs *a, const window *w, float *restrict s)
 {
-    double scale = a->alpha / (double)a->size;
+    double scale = a->alpha / (double)a->size, k = a->k;
+    const double *restrict acc = w->acc;
     for (int64_t i = 0; i < w->len; i++)
-        s[i] = (float)(a->k + scale * w->acc[i]);
+        s[i] = (float)(k + scale * acc[i]);
 }
 
 /* The sliding sum of x² over W(c) for the item at x + off. */
@@ -245,7 +250,8 @@ static void squares_window(const lrn_attrs *a, const lrn_geom *g, const float *x
 /* p[i] = s[i]^(−β). β = 0.75 (AlexNet's, Caffe's and PyTorch's default) is 1 / (√s · ⁴√s):
  * square roots vectorise where powf is a call per element, at most ~2 ulp from powf — the
  * same order as PyTorch's own vectorised pow. */
-static void inverse_power(float beta, const float *restrict s, float *restrict p, int64_t n)
+DN_CLONES_AVX2 static void inverse_power(float beta, const float *restrict s, float *restrict p,
+                                         int64_t n)
 {
     if (beta == 0.75f) {
         for (int64_t i = 0; i < n; i++) {
@@ -256,6 +262,13 @@ static void inverse_power(float beta, const float *restrict s, float *restrict p
     }
     for (int64_t i = 0; i < n; i++)
         p[i] = powf(s[i], -beta);
+}
+
+DN_CLONES_AVX2 static void times(const float *restrict x, const float *restrict p,
+                                 float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * p[i];
 }
 
 /* y = x · p and p = s^(−β), saved, for every channel of one item. */
@@ -270,8 +283,7 @@ static void forward_item(const lrn_attrs *a, const lrn_geom *g, const float *x, 
         step(&w, c);
         scale_row(a, &w, s);
         inverse_power(beta, s, p + row, it.len);
-        for (int64_t i = 0; i < it.len; i++)
-            y[row + i] = x[row + i] * p[row + i];
+        times(x + row, p + row, y + row, it.len);
     }
 }
 
@@ -291,6 +303,24 @@ static void forward(const dn_kernel *k)
         forward_items(k->attrs, &g, dn_f32(&k->x[0]), k->saved, dn_f32(k->y), lo, hi));
 }
 
+/* t = dy · x · p / s over one row of a span. */
+DN_CLONES_AVX2 static void t_row(const float *restrict dy, const float *restrict x,
+                                 const float *restrict p, const float *restrict s,
+                                 float *restrict t, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        t[i] = dy[i] * x[i] * p[i] / s[i];
+}
+
+/* dx += dy · p − coef · x · m over one row of a span (m: the window sums of t). */
+DN_CLONES_AVX2 static void dx_row(const float *restrict dy, const float *restrict p,
+                                  const float *restrict x, const double *restrict m, float coef,
+                                  float *restrict dx, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += dy[i] * p[i] - coef * x[i] * (float)m[i];
+}
+
 /* t_c = dy_c · x_c · p_c / s_c (= dy · x · s^(−β−1)) for every channel of one item. */
 static void t_rows(const lrn_attrs *a, const lrn_geom *g, const float *x, const float *p,
                    const float *dy, float *restrict t, item it)
@@ -302,8 +332,7 @@ static void t_rows(const lrn_attrs *a, const lrn_geom *g, const float *x, const 
         int64_t row = it.off + c * g->inner;
         step(&w, c);
         scale_row(a, &w, s);
-        for (int64_t i = 0; i < it.len; i++)
-            t[row + i] = dy[row + i] * x[row + i] * p[row + i] / s[i];
+        t_row(dy + row, x + row, p + row, s, t + row, it.len);
     }
 }
 
@@ -325,8 +354,7 @@ static void backward_item(const lrn_attrs *a, const lrn_geom *g, const float *x,
     for (int64_t j = 0; j < g->c; j++) {
         int64_t row = it.off + j * g->inner;
         step(&m, j);
-        for (int64_t i = 0; i < it.len; i++)
-            dx[row + i] += dy[row + i] * p[row + i] - coef * x[row + i] * (float)m.acc[i];
+        dx_row(dy + row, p + row, x + row, m.acc, coef, dx + row, it.len);
     }
 }
 

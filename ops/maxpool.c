@@ -15,17 +15,17 @@
  *
  * attrs: kernel (required), stride (= kernel), pad (0), each an int or [h, w]; ceil (false:
  * PyTorch's ceil_mode, pool.h: the last window may run past the image and is clipped). Those
- * attrs, the
- * output shape and the window clipping are shared with AvgPool (pool.h); the plane-size limit
- * of the int32 argmax is checked here.
+ * attrs, the output shape and the window clipping are shared with AvgPool (pool.h); the
+ * plane-size limit of the int32 argmax is checked here.
  *
  * Speed: the 2×2, stride-2 window of LeNet and SimpleConvNet has a loop of its own, with no
- * window arithmetic. Other windows go a row of outputs at a time: each pass brings one pixel
- * of every window in the row against its running winner, so the compares are independent
- * vector selects rather than a chain of mispredicted branches. Both vectorise; backward
- * scatters dy through the saved argmax.
+ * window arithmetic, and so have the whole 3×3, stride-2 windows of AlexNet. Other windows go
+ * a row of outputs at a time: each pass brings one pixel of every window in the row against
+ * its running winner, so the compares are independent vector selects rather than a chain of
+ * mispredicted branches. All vectorise; backward scatters dy through the saved argmax.
  */
 #include "ops/pool.h"
+#include "runtime/clones.h"
 #include "runtime/parallel.h"
 
 /* ---------------------------------------------------------------- attrs and shapes */
@@ -110,6 +110,35 @@ static void visit(const float *restrict x, int64_t at, int64_t sw, int64_t n, fl
     }
 }
 
+/* Outputs [0, n) of a row of 3×3 windows, stride 2, whole (unclipped): window q's rows start
+ * at plane index at + 2q, at + w + 2q and at + 2w + 2q. Its nine pixels meet in row-major
+ * order by selects, in registers (AlexNet's overlapping pool: max_row's passes kept the
+ * running winners in memory, nine loads and stores of each), and the loop vectorises over q. */
+DN_CLONES_AVX2 static void max_row_3x3s2(const float *restrict x, int64_t at, int64_t w, int64_t n,
+                                         float *restrict y, int32_t *restrict arg)
+{
+    const float *restrict r0 = x + at, *restrict r1 = r0 + w, *restrict r2 = r1 + w;
+    int32_t i0 = (int32_t)at, i1 = (int32_t)(at + w), i2 = (int32_t)(at + 2 * w);
+    for (int64_t q = 0; q < n; q++) {
+        int64_t c = 2 * q;
+        int32_t ic = (int32_t)c;
+        float m = r0[c];
+        int32_t best = i0 + ic;
+        bool t;
+        /* the row-major order: r0[c + 1], r0[c + 2], then rows 1 and 2 */
+        t = dn_pool_max_wins(r0[c + 1], m), m = t ? r0[c + 1] : m, best = t ? i0 + ic + 1 : best;
+        t = dn_pool_max_wins(r0[c + 2], m), m = t ? r0[c + 2] : m, best = t ? i0 + ic + 2 : best;
+        t = dn_pool_max_wins(r1[c], m), m = t ? r1[c] : m, best = t ? i1 + ic : best;
+        t = dn_pool_max_wins(r1[c + 1], m), m = t ? r1[c + 1] : m, best = t ? i1 + ic + 1 : best;
+        t = dn_pool_max_wins(r1[c + 2], m), m = t ? r1[c + 2] : m, best = t ? i1 + ic + 2 : best;
+        t = dn_pool_max_wins(r2[c], m), m = t ? r2[c] : m, best = t ? i2 + ic : best;
+        t = dn_pool_max_wins(r2[c + 1], m), m = t ? r2[c + 1] : m, best = t ? i2 + ic + 1 : best;
+        t = dn_pool_max_wins(r2[c + 2], m), m = t ? r2[c + 2] : m, best = t ? i2 + ic + 2 : best;
+        y[q] = m;
+        arg[q] = best;
+    }
+}
+
 /* Any window: output row p. Columns whose window the padding clips go one by one; the rest
  * meet their window's pixels in row-major order, one pixel of every window per pass, with y
  * and arg holding the running winners. */
@@ -129,6 +158,10 @@ static void max_row(const dn_pool_geom *g, const float *x, int64_t p, float *y, 
     float *m = y + p * g->ow + lo;
     int32_t *best = arg + p * g->ow + lo;
     int64_t start = lo * g->sw - g->pw; /* the first column of window lo */
+    if (g->kh == 3 && g->kw == 3 && g->sw == 2 && h1 - h0 == 3) {
+        max_row_3x3s2(x, h0 * g->w + start, g->w, hi - lo, m, best);
+        return;
+    }
     for (int64_t q = 0; q < hi - lo; q++) {
         best[q] = (int32_t)(h0 * g->w + start + q * g->sw);
         m[q] = x[best[q]];

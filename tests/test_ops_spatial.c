@@ -634,42 +634,61 @@ Test(maxpool_forward, matches_direct_loops_in_parallel)
     free(x), free(want);
 }
 
-/* The 2×2 stride-2 loop of its own (ops/maxpool.c) against the rule, on odd sizes (the last
- * row and column are dropped), with ties (the first in row-major order wins) and a NaN (it
- * wins): values and argmax. */
-Test(maxpool_forward, two_by_two_path_keeps_the_rules)
+/* MaxPool (kernel k, stride st, pad pd) of N = 2 samples, C = 3 channels of H × W against the
+ * rule, values and argmax: each window clipped to the image, its pixels in row-major order,
+ * the first maximum wins a tie and a NaN wins. The input has many ties and a NaN at plane 0,
+ * row 1, column 3. */
+static void check_max_rules(const char *attrs, int k, int st, int pd, int h, int w, int oh, int ow)
 {
-    enum { N = 2, C = 3, H = 7, W = 9, OH = 3, OW = 4 };
-    float x[N * C * H * W];
-    for (int i = 0; i < N * C * H * W; i++)
+    enum { N = 2, C = 3 };
+    float *x = malloc((size_t)(N * C * h * w) * sizeof *x);
+    for (int i = 0; i < N * C * h * w; i++)
         x[i] = (float)((i * 7) % 5); /* many ties */
-    x[1 * W + 3] = NAN;              /* plane 0, row 1, column 3 */
-    dn_tensor in[] = { tensor(x, DIMS(N, C, H, W)) };
-    probe p = run_infer(&dn_op_maxpool, "n", "{\"kernel\": 2}", 1,
+    x[1 * w + 3] = NAN;
+    dn_tensor in[] = { tensor(x, DIMS(N, C, h, w)) };
+    probe p = run_infer(&dn_op_maxpool, "n", attrs, 1,
                         (dn_tensor_desc[]){ { DN_F32, in[0].shape } }, (const char *[]){ "x" });
     cr_assert_eq(p.st, DN_OK, "%s", p.err.msg);
-    float y[N * C * OH * OW];
-    int32_t arg[N * C * OH * OW];
+    expect_shape(&p.out.shape, true, DIMS(N, C, oh, ow));
+    float *y = malloc((size_t)(N * C * oh * ow) * sizeof *y);
+    int32_t *arg = malloc((size_t)(N * C * oh * ow) * sizeof *arg);
     dn_tensor yt = { DN_F32, p.out.shape, y };
-    dn_kernel k = {
+    dn_kernel kr = {
         .attrs = p.attrs, .n_inputs = 1, .x = in, .y = &yt, .saved = arg, .threads = 2
     };
-    dn_op_maxpool.forward(&k);
+    dn_op_maxpool.forward(&kr);
+    bool nan_seen = false;
     for (int pl = 0; pl < N * C; pl++)
-        for (int o = 0; o < OH * OW; o++) {
-            int r0 = o / OW * 2, c0 = o % OW * 2, best = r0 * W + c0;
-            const float *plane = x + pl * H * W;
-            for (int i = 0; i < 4; i++) {
-                int at = (r0 + i / 2) * W + c0 + i % 2;
-                if (plane[at] > plane[best] || isnan(plane[at]))
-                    best = at;
-            }
-            int out = pl * OH * OW + o;
-            cr_assert_eq(arg[out], best, "plane %d output %d: argmax %d, expected %d", pl, o,
-                         arg[out], best);
+        for (int o = 0; o < oh * ow; o++) {
+            const float *plane = x + pl * h * w;
+            int best = -1;
+            for (int i = 0; i < k; i++)
+                for (int j = 0; j < k; j++) {
+                    int r = o / ow * st - pd + i, c = o % ow * st - pd + j, at = r * w + c;
+                    if (r < 0 || r >= h || c < 0 || c >= w)
+                        continue;
+                    if (best < 0 || plane[at] > plane[best] || isnan(plane[at]))
+                        best = at;
+                }
+            int out = pl * oh * ow + o;
+            cr_assert_eq(arg[out], best, "%s: plane %d output %d: argmax %d, expected %d", attrs,
+                         pl, o, arg[out], best);
             cr_assert(y[out] == plane[best] || (isnan(y[out]) && isnan(plane[best])));
+            nan_seen |= pl == 0 && isnan(y[out]);
         }
-    cr_assert(isnan(y[1]), "the window holding the NaN gives NaN");
+    cr_assert(nan_seen, "%s: the windows holding the NaN give NaN", attrs);
+    free(x), free(y), free(arg);
+}
+
+/* The 2×2 stride-2 loop of its own (ops/maxpool.c) on odd sizes (the last row and column are
+ * dropped); the 3×3 stride-2 loop of its own on whole windows (AlexNet's), and next to the
+ * general loop on the windows padding clips. */
+Test(maxpool_forward, own_loops_keep_the_rules)
+{
+    check_max_rules("{\"kernel\": 2}", 2, 2, 0, 7, 9, 3, 4);
+    check_max_rules("{\"kernel\": 3, \"stride\": 2}", 3, 2, 0, 9, 13, 4, 6);
+    check_max_rules("{\"kernel\": 3, \"stride\": 2, \"pad\": 1}", 3, 2, 1, 9, 13, 5, 7);
+    check_max_rules("{\"kernel\": 3, \"stride\": 2, \"ceil\": true}", 3, 2, 0, 8, 12, 4, 6);
 }
 
 /* Backward sends each dy to its window's max, adding where windows share one, on top of what
