@@ -14,7 +14,8 @@ and image size:
     sides read their inputs from the same level of the memory hierarchy.
 GFLOP/s = the op's flops / its median time in `dagnet bench --json` (the node's own time,
 without the step's other costs). The sides alternate: each round runs every configuration
-once, in order; a figure is the median of the round medians, with their range.
+once, the three sides of a shape one after another in an order rotated by one each round; a
+figure is the median of the round medians, with their range.
 """
 import argparse
 import json
@@ -89,8 +90,11 @@ def main():
 
     got = {i: [] for i in range(len(runs))}
     for r in range(args.rounds):
-        for i, (name, kind, path, batch) in enumerate(runs):
-            got[i].append(run(args.dagnet, path, batch, args.threads, args.mode))
+        # The three sides of a shape in turn, their order rotated by one each round, so that
+        # no side always runs first (or after the same neighbour).
+        for j in range(0, len(runs), 3):
+            for i in (j + (r + t) % 3 for t in range(3)):
+                got[i].append(run(args.dagnet, runs[i][2], runs[i][3], args.threads, args.mode))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
 
     with open("/proc/loadavg") as fp:

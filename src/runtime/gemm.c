@@ -18,54 +18,89 @@
 
 /* ---------------------------------------------------------------- BLIS's sub-configuration
  *
- * BLIS picks its kernels (a sub-configuration) from CPUID when it starts. BLIS 0.9, Debian
- * 12's, knows AMD CPUs up to family 0x19 (Zen 3, Zen 4 taken for it); on a later family (Zen 5
- * is 0x1a) it falls back to "generic", portable C kernels that ran dagnet's products 2 to 3
- * times slower than BLIS's own assembly kernels on the same machine (docs/performance.md). BLIS
- * 0.9's only switch is the environment variable BLIS_ARCH_TYPE, read once when it starts. So
- * before dagnet's first call into BLIS, when the process has not set that variable, BLIS is
- * older than 1.0 and the CPU is such an AMD one with AVX2 and FMA, dagnet sets it to zen3
- * (BLIS's AVX2 kernels, which it also runs on Zen 4). Not skx, BLIS's AVX-512 kernels: they
- * are correct here (the parity failure once blamed on them was a max-pool near-tie, which
- * zen3 meets too with other seeds), but they lose the thin products LeNet-5 is made of
- * (their 32-row micro-kernel on 16 filters) while winning AlexNet's: a trade-off that BLIS
- * 0.9, one sub-configuration per process, does not let dagnet make per product
- * (docs/performance.md). A process that sets BLIS_ARCH_TYPE itself,
- * or starts BLIS before dagnet does, decides. */
+ * BLIS picks its kernels (a sub-configuration) from CPUID when it starts, and BLIS 0.9,
+ * Debian 12's, predates two kinds of CPU these machines have been:
+ *  - AMD after Zen 3. It knows AMD families up to 0x19 (Zen 3, Zen 4 taken for it); on a later
+ *    family (Zen 5 is 0x1a) it falls back to "generic", portable C kernels that ran dagnet's
+ *    products 2 to 3 times slower than its own AVX2 kernels on the same machine.
+ *  - Intel Xeons after 2019. It runs its AVX-512 kernels (skx) only where it counts two
+ *    AVX-512 FMA units, and it counts them from the brand string: "Platinum", or a Gold or W
+ *    model number in its table of the parts of 2017–2019. A later Gold, or a virtual
+ *    machine's generic "Intel(R) Xeon(R) Processor" (these machines'), gets its AVX2 kernels
+ *    (haswell), half the vector width the CPU has.
+ * BLIS 0.9's only switch is the environment variable BLIS_ARCH_TYPE, read once when it starts.
+ * So before dagnet's first call into BLIS, when the process has not set that variable and BLIS
+ * is older than 1.0, dagnet sets it: zen3 on such an AMD CPU with AVX2 and FMA; skx on the
+ * Intel server families with AVX-512 and two FMA units in every model (Sapphire Rapids,
+ * Emerald Rapids, Granite Rapids). skx is a trade-off, measured in docs/performance.md: it
+ * wins the large products (AlexNet's) and loses the thin ones (its 32-row micro-kernel on
+ * LeNet-5's 16 filters), and BLIS 0.9 keeps one sub-configuration per process. Where AVX2 is
+ * what BLIS would otherwise run at full width (the AMD case), dagnet takes the AVX2 kernels;
+ * where BLIS would run half the vector width the CPU has, the AVX-512 ones. A process that
+ * sets BLIS_ARCH_TYPE itself, or starts BLIS before dagnet does, decides. */
 
 static once_flag blis_once = ONCE_FLAG_INIT;
-static char blis_choice[96]; /* written once, under blis_once; "" when BLIS chose */
+static char blis_choice[160]; /* written once, under blis_once; "" when BLIS chose */
 
 #if defined(__x86_64__)
-/* The CPU's family as CPUID reports it for AMD (base + extended), or 0 if not AMD. */
-static unsigned amd_family(void)
+typedef struct cpu_id {
+    char vendor[13];
+    unsigned family, model; /* with their extended parts, as each vendor combines them */
+} cpu_id;
+
+static bool cpu_identify(cpu_id *id)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d))
-        return 0;
-    char vendor[13];
-    memcpy(vendor, &b, 4);
-    memcpy(vendor + 4, &d, 4);
-    memcpy(vendor + 8, &c, 4);
-    vendor[12] = 0;
-    if (strcmp(vendor, "AuthenticAMD") != 0 || !__get_cpuid(1, &a, &b, &c, &d))
-        return 0;
-    unsigned base = (a >> 8) & 0xf;
-    return base == 0xf ? base + ((a >> 20) & 0xff) : base;
+        return false;
+    memcpy(id->vendor, &b, 4);
+    memcpy(id->vendor + 4, &d, 4);
+    memcpy(id->vendor + 8, &c, 4);
+    id->vendor[12] = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    unsigned base = (a >> 8) & 0xf, model = (a >> 4) & 0xf, ext_model = (a >> 16) & 0xf;
+    id->family = base == 0xf ? base + ((a >> 20) & 0xff) : base;
+    id->model = base == 0x6 || base == 0xf ? ext_model << 4 | model : model;
+    return true;
+}
+
+/* Intel family 6 server models whose every part has two AVX-512 FMA units. */
+static bool intel_two_fma_server(unsigned model)
+{
+    return model == 0x8f    /* Sapphire Rapids */
+           || model == 0xcf /* Emerald Rapids */
+           || model == 0xad /* Granite Rapids */
+           || model == 0xae;
 }
 
 static void choose_blis_config(void)
 {
-    unsigned family = amd_family();
+    cpu_id id;
     if (getenv("BLIS_ARCH_TYPE") || strncmp(bli_info_get_version_str(), "0.", 2) != 0 ||
-        family <= 0x19 || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        !cpu_identify(&id))
+        return;
+    arch_t arch;
+    char why[96];
+    if (strcmp(id.vendor, "AuthenticAMD") == 0 && id.family > 0x19 &&
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        arch = BLIS_ARCH_ZEN3;
+        snprintf(why, sizeof why, "BLIS %s does not know AMD family 0x%x",
+                 bli_info_get_version_str(), id.family);
+    } else if (strcmp(id.vendor, "GenuineIntel") == 0 && id.family == 6 &&
+               intel_two_fma_server(id.model) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl")) {
+        arch = BLIS_ARCH_SKX;
+        snprintf(why, sizeof why, "BLIS %s takes haswell on Intel family 6 model 0x%x",
+                 bli_info_get_version_str(), id.model);
+    } else
         return;
     char value[16];
-    snprintf(value, sizeof value, "%d", (int)BLIS_ARCH_ZEN3);
+    snprintf(value, sizeof value, "%d", (int)arch);
     if (setenv("BLIS_ARCH_TYPE", value, 0) == 0)
-        snprintf(blis_choice, sizeof blis_choice,
-                 "set by dagnet as BLIS_ARCH_TYPE=%s: BLIS %s does not know AMD family 0x%x", value,
-                 bli_info_get_version_str(), family);
+        snprintf(blis_choice, sizeof blis_choice, "set by dagnet as BLIS_ARCH_TYPE=%s: %s", value,
+                 why);
 }
 #else
 static void choose_blis_config(void) {}
