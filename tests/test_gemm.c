@@ -2,7 +2,7 @@
  * test_gemm.c — src/runtime/gemm.c against a plain triple loop in double: dn_sgemm in every
  * transposition, including the one-row and one-column products it hands to gemv, and
  * dn_gemm_packed from operands packed by dn_pack_a/dn_pack_b, with sizes that leave partial
- * micro-tiles on both edges.
+ * micro-tiles on both edges, and dn_gemm_rows (gemm_rows.c), alone and as dn_sgemm takes it.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -115,3 +115,68 @@ static void check_packed(int64_t m, int64_t n, int64_t k, float beta)
 Test(runtime_gemm, packed_with_partial_tiles_on_both_edges) { check_packed(13, 37, 21, 1.0f); }
 Test(runtime_gemm, packed_overwrites_with_beta_zero) { check_packed(6, 16, 5, 0.0f); }
 Test(runtime_gemm, packed_smaller_than_one_tile) { check_packed(2, 3, 4, 1.0f); }
+
+/* ---------------------------------------------------------------- dn_gemm_rows
+ *
+ * The streamed product of a few rows (gemm_rows.c), called directly on shapes that leave a
+ * partial strip of columns (n not a multiple of 32, and a strip of fewer than 16), a partial
+ * band of B's rows (k not a multiple of its band) and a partial block of A's rows (m not a
+ * multiple of 8), with leading dimensions wider than the matrices; beta 0 (C written, never
+ * read: NaN in C disappears), 1 and 0.5; on 1 and 2 threads. Skipped (with a note) on a
+ * machine without AVX-512, where dn_sgemm never takes it. */
+static void check_rows(int64_t m, int64_t n, int64_t k, float beta, int threads)
+{
+    int64_t lda = k + 3, ldb = n + 5, ldc = n + 2;
+    float *a = random_floats(m * lda, 8), *b = random_floats(k * ldb, 9);
+    float *c = random_floats(m * ldc, 10), *want = random_floats(m * ldc, 10);
+    if (beta == 0.0f)
+        for (int64_t i = 0; i < m * ldc; i++)
+            c[i] = want[i] = NAN;
+    dn_gemm_rows(m, n, k, a, lda, b, ldb, beta, c, ldc, threads);
+    for (int64_t i = 0; i < m; i++) /* the reference leaves C's padding columns as they were */
+        for (int64_t j = 0; j < n; j++)
+            want[i * ldc + j] = beta == 0.0f ? 0.0f : want[i * ldc + j];
+    reference(false, false, m, n, k, 1.0f, a, lda, b, ldb, beta, want, ldc);
+    for (int64_t i = 0; i < m; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "dn_gemm_rows %lldx%lldx%lld beta=%g threads=%d row %lld",
+                 (long long)m, (long long)n, (long long)k, beta, threads, (long long)i);
+        dn_test_expect_close(c + i * ldc, want + i * ldc, n, 1e-5f, what);
+        for (int64_t j = n; j < ldc; j++) /* the padding between rows is never written */
+            cr_expect(isnan(c[i * ldc + j]) == isnan(want[i * ldc + j]) &&
+                          (isnan(c[i * ldc + j]) || c[i * ldc + j] == want[i * ldc + j]),
+                      "%s: padding column %lld was written", what, (long long)j);
+    }
+    free(a), free(b), free(c), free(want);
+}
+
+Test(runtime_gemm, rows_streamed_with_partial_strips_bands_and_blocks)
+{
+    if (!dn_gemm_rows_available()) {
+        cr_log_warn("no AVX-512 here: dn_gemm_rows is not used on this machine");
+        return;
+    }
+    check_rows(2, 45, 70, 1.0f, 1);
+    check_rows(11, 77, 33, 0.0f, 2);
+    check_rows(16, 100, 131, 0.5f, 2);
+    check_rows(9, 7, 5, 1.0f, 2); /* one strip, narrower than a vector */
+}
+
+/* A product dn_sgemm streams (16 rows against a B of 2^20 elements, AVX-512 machines): the
+ * same result as the reference, and NaN from 0 · Inf in the column that holds the Inf. */
+Test(runtime_gemm, few_rows_against_a_large_b)
+{
+    int64_t m = 16, n = 1027, k = 1031; /* n·k ≥ 2^20 */
+    float *a = random_floats(m * k, 11), *b = random_floats(k * n, 12);
+    float *c = random_floats(m * n, 13), *want = random_floats(m * n, 13);
+    dn_sgemm(false, false, m, n, k, 1.0f, a, k, b, n, 1.0f, c, n, 2);
+    reference(false, false, m, n, k, 1.0f, a, k, b, n, 1.0f, want, n);
+    dn_test_expect_close(c, want, m * n, 1e-4f, "dn_sgemm 16x1027x1031");
+    a[3 * k + 500] = 0.0f;
+    b[500 * n + 600] = INFINITY;
+    dn_sgemm(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n, 2);
+    cr_expect(isnan(c[3 * n + 600]), "row 3 column 600 holds 0 · Inf: want NaN, got %g",
+              c[3 * n + 600]);
+    cr_expect(isinf(c[4 * n + 600]), "row 4 column 600 meets the Inf with a nonzero: want Inf");
+    free(a), free(b), free(c), free(want);
+}

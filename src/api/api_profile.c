@@ -157,8 +157,9 @@ static dn_status time_products(dn_session *s, const product *p, int count, int r
     for (int r = -1; r < repeats; r++) { /* r = -1: warm-up */
         double t0 = omp_get_wtime();
         for (int j = 0; j < count; j++)
-            dn_sgemm(p[j].ta, p[j].tb, p[j].m, p[j].n, p[j].k, 1.0f, a, p[j].ta ? p[j].m : p[j].k,
-                     b, p[j].tb ? p[j].k : p[j].n, 0.0f, c, p[j].n, s->e.threads);
+            dn_sgemm_blis(p[j].ta, p[j].tb, p[j].m, p[j].n, p[j].k, 1.0f, a,
+                          p[j].ta ? p[j].m : p[j].k, b, p[j].tb ? p[j].k : p[j].n, 0.0f, c, p[j].n,
+                          s->e.threads);
         if (r >= 0)
             times[r] = omp_get_wtime() - t0;
     }

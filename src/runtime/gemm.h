@@ -31,6 +31,19 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
               int64_t ldc, int threads);
 
+/* dn_sgemm without the streamed path below: BLIS for every product of two rows and columns or
+ * more (the profile's "BLIS sgemm on the same products" reference). */
+void dn_sgemm_blis(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                   int64_t ldc, int threads);
+
+/* C [m×n] = A [m×k] · B [k×n] + beta · C, row-major, streaming B once (gemm_rows.c): for a few
+ * rows of A (2 ≤ m ≤ 16) against a large B, which BLIS would pack first. AVX-512 machines
+ * only (dn_gemm_rows_available); dn_sgemm takes it by itself where it pays. */
+bool dn_gemm_rows_available(void);
+void dn_gemm_rows(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                  int64_t ldb, float beta, float *c, int64_t ldc, int threads);
+
 /* ---- products run one per thread, inside the caller's OpenMP region ----
  *
  * A call to dn_sgemm opens BLIS's own thread team; many small products (one per sample)
