@@ -7,8 +7,11 @@
  *   forward    y = x · W + b                 (b added to every row)
  *   backward   dW += xᵀ · dy     dx += dy · Wᵀ     db += Σ_n dy[n, :] = 1ᵀ · dy
  * Every product, the bias gradient's sum included (a row of ones from the workspace times dy),
- * is a single dn_sgemm call over the whole batch; x is already contiguous in C order, so
- * flattening costs nothing.
+ * is a single call over the whole batch; x is already contiguous in C order, so flattening
+ * costs nothing. Products up to dn_gemm_small_fits (LeNet-5's and SimpleConvNet's layers) run
+ * on BLIS's micro-kernel with the session's threads (dn_gemm_small, packing into the
+ * workspace): BLIS's own thread team spins at its barriers, which stalls two trainings
+ * sharing the cores (runtime/gemm.c). Larger ones (AlexNet's) go to dn_sgemm.
  *
  * attrs, all for implicit params (docs/format.md): units (the weight's out), bias (true), init,
  * bias_init. units given alongside explicit params must agree with W.
@@ -122,13 +125,39 @@ static void fill_bias(const float *b, int64_t rows, int64_t out, float *y)
         memcpy(y + n * out, b, (size_t)out * sizeof *y);
 }
 
-/* The bias gradient's sum over rows is the product 1[1×rows] · dy[rows×out], a matrix-vector
- * product BLIS runs faster than a loop (its AVX2 kernel; split across threads when large). */
+/* The workspace: the bias gradient's row of ones (its sum over rows is the product
+ * 1[1×rows] · dy[rows×out], a matrix-vector product BLIS runs faster than a loop), then the
+ * packing space of the largest small product among forward's and backward's. */
+static int64_t ones_floats(int64_t rows) { return (rows + 15) / 16 * 16; }
+
+static size_t small_work(int64_t m, int64_t n, int64_t k, int threads)
+{
+    return dn_gemm_small_fits(m, n, k) ? dn_gemm_small_work(m, n, k, threads) : 0;
+}
+
 static size_t workspace_size(const void *attrs, const dn_tensor_desc *in, int n_in,
                              const dn_tensor_desc *out, int threads)
 {
-    (void)attrs, (void)out, (void)threads;
-    return n_in > 2 ? (size_t)in[0].shape.d[0] * sizeof(float) : 0;
+    (void)attrs, (void)out;
+    int64_t rows = in[0].shape.d[0], n_in_ = in[1].shape.d[0], n_out = in[1].shape.d[1];
+    size_t most = small_work(rows, n_out, n_in_, threads); /* y = x · W */
+    size_t dw = small_work(n_in_, n_out, rows, threads);   /* dW += xᵀ · dy */
+    size_t dx = small_work(rows, n_in_, n_out, threads);   /* dx += dy · Wᵀ */
+    most = dw > most ? dw : most;
+    most = dx > most ? dx : most;
+    return (size_t)(n_in > 2 ? ones_floats(rows) : 0) * sizeof(float) + most;
+}
+
+/* C = op(A) · op(B) + beta · C: dn_gemm_small when it fits, packing after the ones. */
+static void product(const dn_kernel *k, bool ta, bool tb, int64_t m, int64_t n, int64_t kk,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                    int64_t ldc)
+{
+    if (m > 1 && n > 1 && dn_gemm_small_fits(m, n, kk)) {
+        float *work = (float *)k->work + (k->n_inputs > 2 ? ones_floats(k->x[0].shape.d[0]) : 0);
+        dn_gemm_small(ta, tb, m, n, kk, a, lda, b, ldb, beta, c, ldc, work, k->threads);
+    } else
+        dn_sgemm(ta, tb, m, n, kk, 1.0f, a, lda, b, ldb, beta, c, ldc, k->threads);
 }
 
 static void bias_grad(const float *dy, int64_t rows, int64_t out, float *ones, float *db,
@@ -147,7 +176,7 @@ static void forward(const dn_kernel *k)
     float *y = dn_f32(k->y);
     if (b)
         fill_bias(b, rows, out, y);
-    dn_sgemm(false, false, rows, out, in, 1.0f, x, in, w, out, b ? 1.0f : 0.0f, y, out, k->threads);
+    product(k, false, false, rows, out, in, x, in, w, out, b ? 1.0f : 0.0f, y, out);
     dn_epilogue_apply(k->epilogue, y, rows * out, k->threads); /* inference: ReLU folded in */
 }
 
@@ -158,9 +187,9 @@ static void backward(const dn_kernel *k)
     float *dx = dn_f32(&k->dx[0]), *dw = dn_f32(&k->dx[1]);
     float *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
     if (dw)
-        dn_sgemm(true, false, in, out, rows, 1.0f, x, in, dy, out, 1.0f, dw, out, k->threads);
+        product(k, true, false, in, out, rows, x, in, dy, out, 1.0f, dw, out);
     if (dx)
-        dn_sgemm(false, true, rows, in, out, 1.0f, dy, out, w, out, 1.0f, dx, in, k->threads);
+        product(k, false, true, rows, in, out, dy, out, w, out, 1.0f, dx, in);
     if (db)
         bias_grad(dy, rows, out, k->work, db, k->threads);
 }

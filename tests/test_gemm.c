@@ -180,3 +180,41 @@ Test(runtime_gemm, few_rows_against_a_large_b)
     cr_expect(isinf(c[4 * n + 600]), "row 4 column 600 meets the Inf with a nonzero: want Inf");
     free(a), free(b), free(c), free(want);
 }
+
+/* ---------------------------------------------------------------- dn_gemm_small
+ *
+ * The small product on dagnet's own threads, in every transposition, with the threads
+ * splitting B's column panels (n long) or A's row panels (m long), partial panels on both
+ * edges, beta 0 (C written, never read) and 1, on 1, 2 and 3 threads; against the reference. */
+static void check_small(int64_t m, int64_t n, int64_t k, float beta, int threads)
+{
+    for (int t = 0; t < 4; t++) {
+        bool ta = t & 1, tb = t & 2;
+        int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+        float *a = random_floats((ta ? k : m) * lda, 14),
+              *b = random_floats((tb ? n : k) * ldb, 15);
+        float *c = random_floats(m * ldc, 16), *want = random_floats(m * ldc, 16);
+        if (beta == 0.0f)
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++)
+                    c[i * ldc + j] = NAN;
+        void *work = malloc(dn_gemm_small_work(m, n, k, threads));
+        cr_assert(dn_gemm_small_fits(m, n, k));
+        dn_gemm_small(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc, work, threads);
+        reference(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, want, ldc);
+        char what[96];
+        snprintf(what, sizeof what, "dn_gemm_small %lldx%lldx%lld ta=%d tb=%d beta=%g threads=%d",
+                 (long long)m, (long long)n, (long long)k, ta, tb, beta, threads);
+        dn_test_expect_close(c, want, m * ldc, 1e-5f, what);
+        free(a), free(b), free(c), free(want), free(work);
+    }
+}
+
+Test(runtime_gemm, small_products_split_either_side)
+{
+    check_small(7, 203, 37, 1.0f, 2);  /* column panels split */
+    check_small(203, 7, 37, 0.0f, 2);  /* row panels split */
+    check_small(45, 45, 100, 1.0f, 3); /* three threads, partial panels */
+    check_small(1, 2, 3, 0.0f, 2);     /* fewer panels than threads */
+    check_small(33, 29, 5, 1.0f, 1);
+}

@@ -327,3 +327,134 @@ void dn_gemm_packed(const dn_ukernel *u, int64_t m, int64_t n, int64_t k, const 
         }
     }
 }
+
+/* ---------------------------------------------------------------- small products, own threads
+ *
+ * BLIS's thread team waits at its barriers by spinning without yielding. When more threads
+ * are runnable than there are cores (two trainings at once on 2 cores, each with 2 threads) a
+ * spinning thread can burn its whole time slice waiting for a partner that is not running:
+ * with BLIS's skx kernels, which have no path of their own for small products, two LeNet-5
+ * trainings at once took 850 ms a step instead of 8 (docs/performance.md). The products of
+ * LeNet-5's and SimpleConvNet's Affine layers are small enough to run on BLIS's micro-kernel
+ * with dagnet's own threads instead, whose waits are OpenMP's (GOMP_SPINCOUNT, then sleep).
+ * The threads split the longer side in panels: with more column panels than row panels, A is
+ * packed once, shared (each thread packs a share of its panels, then all wait at one
+ * barrier), and each thread packs its own B panels one at a time into its slot and runs every
+ * panel of A against each; with more row panels, the same with A and B's roles swapped. */
+
+/* The work of an Affine-sized product, in multiply-adds, up to which dn_gemm_small runs it. */
+#define SMALL_MAX_MACS ((int64_t)1 << 26)
+
+bool dn_gemm_small_fits(int64_t m, int64_t n, int64_t k)
+{
+    return m > 0 && n > 0 && k > 0 && m <= SMALL_MAX_MACS / n / k;
+}
+
+/* 64-byte aligned (BLIS's micro-kernels load packed operands with aligned loads), in floats. */
+static int64_t round16(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+/* The workspace: the shared pack of either operand, then one panel slot per thread. */
+static int64_t small_shared(const dn_ukernel *u, int64_t m, int64_t n, int64_t k)
+{
+    int64_t a = round16(dn_packed_size(m, k, u->mr)), b = round16(dn_packed_size(n, k, u->nr));
+    return a > b ? a : b;
+}
+
+static int64_t small_slot(const dn_ukernel *u, int64_t k)
+{
+    return round16(k * (u->mr > u->nr ? u->mr : u->nr));
+}
+
+size_t dn_gemm_small_work(int64_t m, int64_t n, int64_t k, int threads)
+{
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    int64_t floats = small_shared(&u, m, n, k) + (threads > 1 ? threads : 1) * small_slot(&u, k);
+    return (size_t)floats * sizeof(float) + 64;
+}
+
+typedef struct small_product {
+    const dn_ukernel *u;
+    int64_t m, n, k;
+    const float *a, *b;
+    int64_t a_rs, a_cs, b_rs, b_cs; /* A's element (i, p) at a[i·a_rs + p·a_cs]; B's likewise */
+    float beta, *c;
+    int64_t ldc;
+    float *shared, *slots; /* the shared pack; the threads' panel slots, `slot` floats apart */
+    int64_t slot;
+    bool by_columns; /* the threads split B's column panels (else A's row panels) */
+} small_product;
+
+/* This thread's share of the shared operand's panels, packed; then all wait. */
+static void pack_shared_share(const small_product *s)
+{
+    const dn_ukernel *u = s->u;
+    int t = omp_get_thread_num(), team = omp_get_num_threads();
+    int64_t lines = s->by_columns ? s->m : s->n, r = s->by_columns ? u->mr : u->nr;
+    int64_t panels = (lines + r - 1) / r;
+    int64_t lo = panels * t / team * r, hi = panels * (t + 1) / team * r;
+    hi = hi < lines ? hi : lines;
+    if (hi > lo) {
+        if (s->by_columns)
+            dn_pack_a(u, s->a + lo * s->a_rs, s->a_rs, s->a_cs, hi - lo, s->k,
+                      s->shared + lo * s->k);
+        else
+            dn_pack_b(u, s->b + lo * s->b_cs, s->b_rs, s->b_cs, s->k, hi - lo,
+                      s->shared + lo * s->k);
+    }
+#pragma omp barrier
+}
+
+/* Panels [lo, hi) of the split side, each packed into this thread's slot and run against the
+ * whole shared operand. */
+static void small_range(const small_product *s, int64_t lo, int64_t hi)
+{
+    const dn_ukernel *u = s->u;
+    pack_shared_share(s);
+    float *own = s->slots + omp_get_thread_num() * s->slot;
+    for (int64_t panel = lo; panel < hi; panel++)
+        if (s->by_columns) {
+            int64_t j = panel * u->nr, cols = s->n - j < u->nr ? s->n - j : u->nr;
+            dn_pack_b(u, s->b + j * s->b_cs, s->b_rs, s->b_cs, s->k, cols, own);
+            dn_gemm_packed(u, s->m, cols, s->k, s->shared, own, s->beta, s->c + j, s->ldc, 1);
+        } else {
+            int64_t i = panel * u->mr, rows = s->m - i < u->mr ? s->m - i : u->mr;
+            dn_pack_a(u, s->a + i * s->a_rs, s->a_rs, s->a_cs, rows, s->k, own);
+            dn_gemm_packed(u, rows, s->n, s->k, own, s->shared, s->beta, s->c + i * s->ldc, s->ldc,
+                           1);
+        }
+}
+
+void dn_gemm_small(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc,
+                   void *work, int threads)
+{
+    if (m == 0 || n == 0)
+        return;
+    dn_blis_start();
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    float *shared = (float *)(((uintptr_t)work + 63) / 64 * 64);
+    int64_t row_panels = (m + u.mr - 1) / u.mr, col_panels = (n + u.nr - 1) / u.nr;
+    bool by_columns = col_panels >= row_panels;
+    small_product s = { .u = &u,
+                        .m = m,
+                        .n = n,
+                        .k = k,
+                        .a = a,
+                        .b = b,
+                        .a_rs = trans_a ? 1 : lda,
+                        .a_cs = trans_a ? lda : 1,
+                        .b_rs = trans_b ? 1 : ldb,
+                        .b_cs = trans_b ? ldb : 1,
+                        .beta = beta,
+                        .c = c,
+                        .ldc = ldc,
+                        .shared = shared,
+                        .slots = shared + small_shared(&u, m, n, k),
+                        .slot = small_slot(&u, k),
+                        .by_columns = by_columns };
+    int64_t panels = by_columns ? col_panels : row_panels;
+    int team = threads > 1 ? threads : 1;
+    DN_PARALLEL_RANGE(panels, team < panels ? team : (int)panels, lo, hi, small_range(&s, lo, hi));
+}

@@ -81,4 +81,14 @@ void dn_pack_b(const dn_ukernel *u, const float *b, int64_t rs, int64_t cs, int6
 void dn_gemm_packed(const dn_ukernel *u, int64_t m, int64_t n, int64_t k, const float *pa,
                     const float *pb, float beta, float *c, int64_t rs_c, int64_t cs_c);
 
+/* C [m×n] = op(A) · op(B) + beta · C (row-major, as dn_sgemm with alpha = 1) on BLIS's
+ * micro-kernel with the caller's threads instead of BLIS's thread team, whose barriers spin
+ * without yielding (gemm.c): for products up to dn_gemm_small_fits, as the Affine layers of
+ * LeNet-5 and SimpleConvNet. work holds dn_gemm_small_work(m, n, k, threads) bytes. */
+bool dn_gemm_small_fits(int64_t m, int64_t n, int64_t k);
+size_t dn_gemm_small_work(int64_t m, int64_t n, int64_t k, int threads);
+void dn_gemm_small(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc,
+                   void *work, int threads);
+
 #endif
