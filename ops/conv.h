@@ -197,10 +197,16 @@ static inline int64_t conv_direct_work(const conv_geom *g)
 }
 
 /* Building a table costs about what packing one sample the plain way (im2col, then pack)
- * does; below this many samples a pass packs the plain way. */
+ * does; below this many samples a pass packs the plain way. The table builders keep a panel's
+ * positions (or taps) on the stack, up to TABLE_NR_MAX of them: BLIS's single-precision
+ * micro-kernels are at most 32 wide, and a wider one would pack the plain way. */
 #define TABLE_MIN_BATCH 4
+#define TABLE_NR_MAX 64
 
-static inline bool conv_use_table(const conv_geom *g) { return g->n >= TABLE_MIN_BATCH; }
+static inline bool conv_use_table(const conv_geom *g, const dn_ukernel *u)
+{
+    return g->n >= TABLE_MIN_BATCH && u->nr <= TABLE_NR_MAX;
+}
 
 /* ---------------------------------------------------------------- the direct path's copy */
 

@@ -27,25 +27,11 @@
 
 /* Packing col_n straight from the image: im2col and packing in one gather through a table
  * built once per pass. Entry t of the table is the offset in x_n [C, H, W] that packed
- * entry t reads, or C·H·W — the zero stored after the sample's copy — for padding. */
-static int32_t col_source(const conv_geom *g, int64_t r, int64_t p)
-{
-    int64_t pad = g->c * g->h * g->w;
-    if (r >= g->k || p >= g->p)
-        return (int32_t)pad;
-    conv_tap t = conv_tap_of(g, r);
-    int64_t ch = t.c, i = t.i, j = t.j;
-    int64_t ih = p / g->ow * g->sh - g->ph + conv_tap_h(g, i);
-    int64_t iw = p % g->ow * g->sw - g->pw + conv_tap_w(g, j);
-    if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
-        return (int32_t)pad;
-    return (int32_t)((ch * g->h + ih) * g->w + iw);
-}
-
-/* The tables below walk taps and positions in order instead of dividing for each entry (a
- * table has K·P entries: 1.1 M for AlexNet's first conv, built each pass); col_source stays
- * the definition, and serves panels wider than this. */
-#define TABLE_NR_MAX 64
+ * entry t reads, or C·H·W — the zero stored after the sample's copy — for padding: col
+ * entry (r, p), tap r = (ch, i, j) and position p = (oh, ow), reads input row
+ * oh·sh − ph + i·dh and column ow·sw − pw + j·dw of channel ch when they lie inside the image.
+ * The builders walk taps and positions in order rather than dividing for each entry (a table
+ * has K·P entries: 1.1 M for AlexNet's first conv, built each pass). */
 
 /* A position's (or a tap's) offset from the input row and column, and one that no in-range
  * offset can reach: entries beyond P (or K) in the last panel read the zero. */
@@ -63,13 +49,6 @@ static inline int32_t table_entry(const conv_geom *g, int64_t cb, int64_t ih, in
 static void table_for_b(const conv_geom *g, int nr, int32_t *tab, int64_t lo, int64_t hi)
 {
     tab += lo * nr * g->k;
-    if (nr > TABLE_NR_MAX) {
-        for (int64_t q = lo * nr; q < hi * nr; q += nr)
-            for (int64_t r = 0; r < g->k; r++)
-                for (int64_t l = 0; l < nr; l++)
-                    *tab++ = col_source(g, r, q + l);
-        return;
-    }
     int32_t zero = (int32_t)(g->c * g->h * g->w);
     int64_t ih0[TABLE_NR_MAX], iw0[TABLE_NR_MAX];
     for (int64_t q = lo * nr; q < hi * nr; q += nr) {
@@ -92,13 +71,6 @@ static void table_for_b(const conv_geom *g, int nr, int32_t *tab, int64_t lo, in
 static void table_for_bt(const conv_geom *g, int nr, int32_t *tab, int64_t lo, int64_t hi)
 {
     tab += lo * nr * g->p;
-    if (nr > TABLE_NR_MAX) {
-        for (int64_t q = lo * nr; q < hi * nr; q += nr)
-            for (int64_t p = 0; p < g->p; p++)
-                for (int64_t l = 0; l < nr; l++)
-                    *tab++ = col_source(g, q + l, p);
-        return;
-    }
     int32_t zero = (int32_t)(g->c * g->h * g->w);
     int64_t cb[TABLE_NR_MAX], di[TABLE_NR_MAX], dj[TABLE_NR_MAX];
     for (int64_t q = lo * nr; q < hi * nr; q += nr) {
@@ -190,7 +162,7 @@ void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g)
     dn_ukernel_get(&u);
     conv_slot_layout l = conv_slots(g, &u);
     conv_pass ps = conv_pass_of(g, &u, &l, k->work);
-    if (conv_use_table(g)) {
+    if (conv_use_table(g, &u)) {
         ps.entries = dn_packed_size(g->p, g->k, u.nr);
         build_table(g, u.nr, false, (int32_t *)ps.table, k->threads);
     }
@@ -301,7 +273,7 @@ void dn_conv_packed_backward(const dn_kernel *k, const conv_geom *g)
     dn_ukernel_get(&u);
     conv_slot_layout l = conv_slots(g, &u);
     conv_pass ps = conv_pass_of(g, &u, &l, k->work);
-    if (k->dx[1].data && conv_use_table(g)) {
+    if (k->dx[1].data && conv_use_table(g, &u)) {
         ps.entries = dn_packed_size(g->k, g->p, u.nr);
         build_table(g, u.nr, true, (int32_t *)ps.table, k->threads);
     }
