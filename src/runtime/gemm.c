@@ -30,14 +30,14 @@
  *    (haswell), half the vector width the CPU has.
  * BLIS 0.9's only switch is the environment variable BLIS_ARCH_TYPE, read once when it starts.
  * So before dagnet's first call into BLIS, when the process has not set that variable and BLIS
- * is older than 1.0, dagnet sets it: zen3 on such an AMD CPU with AVX2 and FMA; skx on the
- * Intel server families with AVX-512 and two FMA units in every model (Sapphire Rapids,
- * Emerald Rapids, Granite Rapids). skx is a trade-off, measured in docs/performance.md: it
- * wins the large products (AlexNet's) and loses the thin ones (its 32-row micro-kernel on
- * LeNet-5's 16 filters), and BLIS 0.9 keeps one sub-configuration per process. Where AVX2 is
- * what BLIS would otherwise run at full width (the AMD case), dagnet takes the AVX2 kernels;
- * where BLIS would run half the vector width the CPU has, the AVX-512 ones. A process that
- * sets BLIS_ARCH_TYPE itself, or starts BLIS before dagnet does, decides. */
+ * is older than 1.0, dagnet sets it: skx on a CPU with AVX-512 F, DQ, BW and VL where BLIS
+ * would otherwise run less (an AMD family after 0x19: Zen 5; the Intel server families whose
+ * every part has two AVX-512 FMA units: Sapphire, Emerald and Granite Rapids); zen3 on an AMD
+ * family after 0x19 with AVX2 and FMA but no AVX-512. skx is a trade-off, measured on both
+ * kinds of machine in docs/performance.md: it wins the large products (AlexNet's: 1.2-1.4x a
+ * step) and loses a little on the thin ones (its 32-row micro-kernel on LeNet-5's 16 filters:
+ * 4-6 % of a LeNet-5 training step), and BLIS 0.9 keeps one sub-configuration per process.
+ * A process that sets BLIS_ARCH_TYPE itself, or starts BLIS before dagnet does, decides. */
 
 static once_flag blis_once = ONCE_FLAG_INIT;
 static char blis_choice[160]; /* written once, under blis_once; "" when BLIS chose */
@@ -80,17 +80,17 @@ static void choose_blis_config(void)
     if (getenv("BLIS_ARCH_TYPE") || strncmp(bli_info_get_version_str(), "0.", 2) != 0 ||
         !cpu_identify(&id))
         return;
+    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     arch_t arch;
     char why[96];
     if (strcmp(id.vendor, "AuthenticAMD") == 0 && id.family > 0x19 &&
-        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        arch = BLIS_ARCH_ZEN3;
+        (avx512 || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))) {
+        arch = avx512 ? BLIS_ARCH_SKX : BLIS_ARCH_ZEN3;
         snprintf(why, sizeof why, "BLIS %s does not know AMD family 0x%x",
                  bli_info_get_version_str(), id.family);
     } else if (strcmp(id.vendor, "GenuineIntel") == 0 && id.family == 6 &&
-               intel_two_fma_server(id.model) && __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl")) {
+               intel_two_fma_server(id.model) && avx512) {
         arch = BLIS_ARCH_SKX;
         snprintf(why, sizeof why, "BLIS %s takes haswell on Intel family 6 model 0x%x",
                  bli_info_get_version_str(), id.model);

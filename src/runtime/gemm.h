@@ -23,7 +23,7 @@ void dn_blis_start(void);
 /* BLIS as this process runs it, for dn_build_info: its version, the sub-configuration it chose
  * for this CPU (e.g. "haswell"), its threading model ("openmp", "pthreads" or "no") and, when
  * dagnet chose the sub-configuration, with which value and why:
- * "0.9.0 (zen3, openmp threading; set by dagnet as BLIS_ARCH_TYPE=6: ...)" into buf[0..size)
+ * "0.9.0 (skx, openmp threading; set by dagnet as BLIS_ARCH_TYPE=0: ...)" into buf[0..size)
  * like snprintf (whose count it returns). */
 int dn_blis_describe(char *buf, size_t size);
 
