@@ -15,8 +15,8 @@
  * One large product per chunk instead of one small one per sample: BLIS runs it on all the
  * session's threads at full speed, and the copies between y's [N, F, P] order and Y''s
  * [F, N, P] are contiguous runs of P floats. The batch goes in chunks of nc samples, nc
- * chosen so that col and Y' stay within CHUNK_BYTES (a few MB: they stay in cache between
- * im2col and the product). The copies around the product split their (sample, row) pairs
+ * chosen so that the product has CHUNK_MIN_COLS columns over which BLIS's packing of W pays
+ * (conv_chunk_samples, ops/conv.h). The copies around the product split their (sample, row) pairs
  * across the threads, so a chunk of one sample (AlexNet's wide layers) copies on all of them.
  * The workspace holds col (reused as dcol) and Y' (or dY').
  * Nothing is saved: backward rebuilds col from x rather than keeping it between passes.

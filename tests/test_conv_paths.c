@@ -368,6 +368,20 @@ Test(conv_paths, simple_convnet_first_conv_and_rows_wider_than_a_block)
     check_paths(&b, 1);
 }
 
+/* The batched path in more than one chunk: LeNet's first conv (P = 784) at batch 12 needs 11
+ * samples for CHUNK_MIN_COLS columns, so it goes in two chunks of 6; the second chunk's
+ * im2col, product and copies start at sample 6 of x, y and dx. */
+Test(conv_paths, batch_in_two_chunks)
+{
+    shape s = {
+        .n = 12, .c = 1, .h = 28, .w = 28, .f = 6, .kh = 5, .kw = 5, .ph = 2, .pw = 2, .bias = true
+    };
+    conv_geom g = { .n = s.n, .k = s.c * s.kh * s.kw, .f = s.f, .p = 28 * 28 };
+    cr_assert_eq(conv_chunk_samples(&g), 6, "chunks of %lld samples, 6 expected",
+                 (long long)conv_chunk_samples(&g));
+    check_paths(&s, 2);
+}
+
 /* A chunk of one sample in the batched path (AlexNet's wide layers): its copies split the
  * sample's rows of col (K = 150 of 256 floats: past DN_PARALLEL_MIN) and its 6 channels of
  * dx between the threads; LeNet's first conv above splits them mid-sample in a batch of 3. */
