@@ -185,7 +185,8 @@ Test(runtime_gemm, few_rows_against_a_large_b)
  *
  * The small product on dagnet's own threads, in every transposition, with the threads
  * splitting B's column panels (n long) or A's row panels (m long), partial panels on both
- * edges, beta 0 (C written, never read) and 1, on 1, 2 and 3 threads; against the reference. */
+ * edges, beta 0 (C written, never read) and 1, on 1, 2 and 3 threads, and products too small
+ * to split; against the reference. */
 static void check_small(int64_t m, int64_t n, int64_t k, float beta, int threads)
 {
     for (int t = 0; t < 4; t++) {
@@ -212,9 +213,12 @@ static void check_small(int64_t m, int64_t n, int64_t k, float beta, int threads
 
 Test(runtime_gemm, small_products_split_either_side)
 {
-    check_small(7, 203, 37, 1.0f, 2);  /* column panels split */
-    check_small(203, 7, 37, 0.0f, 2);  /* row panels split */
-    check_small(45, 45, 100, 1.0f, 3); /* three threads, partial panels */
-    check_small(1, 2, 3, 0.0f, 2);     /* fewer panels than threads */
+    /* from 2^21 multiply-adds on (SMALL_PARALLEL_MIN in gemm.c) */
+    check_small(7, 2030, 370, 1.0f, 2);  /* column panels split */
+    check_small(2030, 7, 370, 0.0f, 2);  /* row panels split */
+    check_small(131, 131, 131, 1.0f, 3); /* three threads, partial panels */
+    /* below it, on the calling thread whatever the session's threads */
+    check_small(45, 45, 100, 1.0f, 3);
+    check_small(1, 2, 3, 0.0f, 2);
     check_small(33, 29, 5, 1.0f, 1);
 }

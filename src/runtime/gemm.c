@@ -344,6 +344,11 @@ void dn_gemm_packed(const dn_ukernel *u, int64_t m, int64_t n, int64_t k, const 
 
 /* The work of an Affine-sized product, in multiply-adds, up to which dn_gemm_small runs it. */
 #define SMALL_MAX_MACS ((int64_t)1 << 26)
+/* ... and from which it splits the product across threads: below it a second thread's
+ * start, shared packing and barrier cost more than its half saves (LeNet-5's fc3, 84 K
+ * multiply-adds a product: forward and backward 0.055 ms a step split on 2 threads, 0.030
+ * on one; fc2, 1 M, the same either way; fc1, 4.8 M, gains from the split). */
+#define SMALL_PARALLEL_MIN ((int64_t)1 << 21)
 
 bool dn_gemm_small_fits(int64_t m, int64_t n, int64_t k)
 {
@@ -455,6 +460,6 @@ void dn_gemm_small(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
                         .slot = small_slot(&u, k),
                         .by_columns = by_columns };
     int64_t panels = by_columns ? col_panels : row_panels;
-    int team = threads > 1 ? threads : 1;
+    int team = dn_team(threads, m * n * k, SMALL_PARALLEL_MIN);
     DN_PARALLEL_RANGE(panels, team < panels ? team : (int)panels, lo, hi, small_range(&s, lo, hi));
 }
