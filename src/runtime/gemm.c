@@ -80,22 +80,27 @@ static void choose_blis_config(void)
     if (getenv("BLIS_ARCH_TYPE") || strncmp(bli_info_get_version_str(), "0.", 2) != 0 ||
         !cpu_identify(&id))
         return;
+    /* Where BLIS 0.9 runs less than the CPU has: an AMD family it does not know (generic C
+     * kernels), or an Intel part with two AVX-512 FMA units it takes for one (haswell). */
+    bool amd_unknown = strcmp(id.vendor, "AuthenticAMD") == 0 && id.family > 0x19;
+    bool intel_halved =
+        strcmp(id.vendor, "GenuineIntel") == 0 && id.family == 6 && intel_two_fma_server(id.model);
     bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     arch_t arch;
+    if ((amd_unknown || intel_halved) && avx512)
+        arch = BLIS_ARCH_SKX;
+    else if (amd_unknown && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        arch = BLIS_ARCH_ZEN3;
+    else
+        return;
     char why[96];
-    if (strcmp(id.vendor, "AuthenticAMD") == 0 && id.family > 0x19 &&
-        (avx512 || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))) {
-        arch = avx512 ? BLIS_ARCH_SKX : BLIS_ARCH_ZEN3;
+    if (amd_unknown)
         snprintf(why, sizeof why, "BLIS %s does not know AMD family 0x%x",
                  bli_info_get_version_str(), id.family);
-    } else if (strcmp(id.vendor, "GenuineIntel") == 0 && id.family == 6 &&
-               intel_two_fma_server(id.model) && avx512) {
-        arch = BLIS_ARCH_SKX;
+    else
         snprintf(why, sizeof why, "BLIS %s takes haswell on Intel family 6 model 0x%x",
                  bli_info_get_version_str(), id.model);
-    } else
-        return;
     char value[16];
     snprintf(value, sizeof value, "%d", (int)arch);
     if (setenv("BLIS_ARCH_TYPE", value, 0) == 0)
