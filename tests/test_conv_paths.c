@@ -260,7 +260,7 @@ static void check_paths(const shape *s, int threads)
     for (int pi = 0; pi < 5; pi++) {
         const path *p = &paths[pi];
         if ((pi == 1 || pi == 2) && !p->isa) {
-            cr_log_warn("this machine lacks the ISA of the %s: not checked", p->name);
+            cr_log_info("this machine lacks the ISA of the %s: not checked", p->name);
             continue;
         }
         if (wide && pi == 1)
@@ -680,7 +680,7 @@ static void check_depthwise(const dw_shape *s)
     const float base = 0.5f; /* backward adds onto what the gradients hold */
     for (int ri = 0; ri < 3; ri++) {
         if (ri == 2 && !isa[2]) {
-            cr_log_warn("no AVX2/FMA on this machine: the depthwise AVX2 loops are not checked");
+            cr_log_info("no AVX2/FMA on this machine: the depthwise AVX2 loops are not checked");
             continue;
         }
         memset(work, 0xff, ws); /* NaN bytes: scratch read before written shows */
