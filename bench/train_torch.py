@@ -16,8 +16,9 @@ test uses: implicit params and state, every op's PyTorch equivalent), in float32
     section (defaults as dagnet's: adam, 0.001, batch 100, 3 epochs); cosine and step
     schedules per epoch, as dagnet's trainer; torch.optim.Adam / SGD, whose updates dagnet's
     match (tests/optim_reference.py);
-  - the data as dagnet reads it: Fashion-MNIST bytes / 255, no augmentation, the training set
-    shuffled each epoch.
+  - the data as dagnet reads it: Fashion-MNIST bytes / 255, the training set shuffled each
+    epoch; with "mirror": true each training image flipped left to right with probability 1/2
+    (torchvision's RandomHorizontalFlip, drawn per image and epoch from torch's generator).
 Each epoch prints the train loss and accuracy, the test accuracy, its time and img/s
 (training steps only, as dagnet's img/s).
 
@@ -141,6 +142,7 @@ def main():
     seed = train.get("seed", 1)
     wd = train.get("weight_decay", 0.0)
     schedule = train.get("schedule", "constant")
+    mirror = train.get("mirror", False)
     torch.manual_seed(seed)
     model = parity.Model(args.model, batch)
     net = Net(model)
@@ -175,7 +177,7 @@ def main():
               f"{1000 * min(times):.1f}-{1000 * max(times):.1f} ms", flush=True)
         return 0
     print(f"# {model.name}: {opt_name} lr {lr} batch {batch} epochs {epochs} schedule {schedule} "
-          f"seed {seed}, torch {torch.__version__}, {args.threads} threads", flush=True)
+          f"mirror {mirror} seed {seed}, torch {torch.__version__}, {args.threads} threads", flush=True)
     print("epoch,train_loss,train_acc,test_acc,lr,seconds,img_per_s", flush=True)
     for epoch in range(epochs):
         if schedule == "cosine":
@@ -192,6 +194,9 @@ def main():
         for i in range(0, len(xtr), batch):
             idx = perm[i:i + batch]
             x, y = xtr[idx], ytr[idx]
+            if mirror:
+                flip = torch.rand(len(idx)) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             logits, loss = net.forward(x, y, True)
             opt.zero_grad(set_to_none=True)
             loss.backward()

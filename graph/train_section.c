@@ -25,8 +25,9 @@ const char *dn_optimizer_name(dn_optimizer kind)
     return kind >= DN_SGD && kind <= DN_ADAM ? optimizer_names[kind] : "unknown";
 }
 
-static const char *const keys[] = { "epochs",       "batch",    "optimizer", "lr",    "momentum",
-                                    "weight_decay", "schedule", "step_size", "gamma", "seed" };
+static const char *const keys[] = { "epochs",   "batch",        "optimizer", "lr",
+                                    "momentum", "weight_decay", "schedule",  "step_size",
+                                    "gamma",    "seed",         "mirror" };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
 static dn_status bad(dn_err *err, const char *file, const char *key, const char *expected,
@@ -95,6 +96,10 @@ static dn_status parse_key(const cJSON *v, const char *file, dn_train_options *o
         if (!number_in(v, 0, 9007199254740992.0, false, true, &x))
             return bad(err, file, k, "a non-negative integer", v);
         out->seed = (uint64_t)x;
+    } else if (strcmp(k, "mirror") == 0) {
+        if (!cJSON_IsBool(v))
+            return bad(err, file, k, "true or false", v);
+        out->mirror = cJSON_IsTrue(v);
     } else if (strcmp(k, "lr") == 0) {
         if (!number_in(v, 0, 1e6, false, false, &x) || x == 0)
             return bad(err, file, k, "a positive number", v);
@@ -129,7 +134,7 @@ dn_status dn_train_section_parse(const cJSON *train, const char *file, dn_train_
             return dn_err_set(err, DN_ERR_MODEL,
                               "%s: (/train/%s): unknown field \"%s\" (expected epochs, batch, "
                               "optimizer, lr, momentum, weight_decay, schedule, step_size, "
-                              "gamma, seed)",
+                              "gamma, seed, mirror)",
                               file, v->string, v->string);
         dn_status st = parse_key(v, file, out, err);
         if (st)

@@ -605,12 +605,16 @@ typedef struct dn_train_options {
     /* At every epoch's end, hash params and optimiser state and compare them across ranks
      * (a debug check: a difference fails the step with DN_ERR_COMM). */
     bool check_replicas;
+    /* Flip each training image left to right with probability 1/2 (Caffe's `mirror`,
+     * PyTorch's RandomHorizontalFlip): a fresh draw per example and epoch, from the epoch's
+     * generator state, so a resumed run and every rank flip the same examples. */
+    bool mirror;
 } dn_train_options;
 
 #ifdef __cplusplus
 #define DN_TRAIN_OPTIONS_DEFAULT                                                                  \
     (dn_train_options{ sizeof(dn_train_options), DN_ADAM, 0.001f, 0.9f, 0.0f, DN_LR_CONSTANT, 10, \
-                       0.1f, 3, 100, 0, 0, 0, false })
+                       0.1f, 3, 100, 0, 0, 0, false, false })
 #else
 #define DN_TRAIN_OPTIONS_DEFAULT                                  \
     ((dn_train_options){ .struct_size = sizeof(dn_train_options), \
@@ -626,7 +630,8 @@ typedef struct dn_train_options {
                          .seed = 0,                               \
                          .comm = NULL,                            \
                          .bucket = 0,                             \
-                         .check_replicas = false })
+                         .check_replicas = false,                 \
+                         .mirror = false })
 #endif
 
 /* The defaults, overridden by the model file's optional "train" section. */

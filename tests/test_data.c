@@ -627,6 +627,46 @@ Test(data_batch, gather_copies_the_right_examples)
     dn_data_free(&d);
 }
 
+/* Pixel (ch, y, x) of example i in make_data holds i·1000 + (ch·h + y)·w + x. */
+static bool is_mirror_of(const float *img, int64_t i, int64_t rows, int64_t w)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t x = 0; x < w; x++)
+            if (img[r * w + x] != (float)(i * 1000 + r * w + (w - 1 - x)))
+                return false;
+    return true;
+}
+
+Test(data_batch, mirror_flips_about_half_whatever_the_batches)
+{
+    enum { N = 400, C = 2, H = 2, W = 3, PER = C * H * W };
+    dn_data d = make_data(N, C, H, W);
+    static float whole[N * PER], cut[N * PER], other[N * PER];
+    memcpy(whole, d.images, sizeof whole);
+    memcpy(cut, d.images, sizeof cut);
+    memcpy(other, d.images, sizeof other);
+    dn_data_mirror(&d, whole, N, 77, 0);
+    /* The same epoch in two batches of other sizes: the flip belongs to the position. */
+    dn_data_mirror(&d, cut, 150, 77, 0);
+    dn_data_mirror(&d, cut + 150 * PER, N - 150, 77, 150);
+    cr_assert_arr_eq(whole, cut, sizeof whole, "flips depend on how the epoch is cut");
+    dn_data_mirror(&d, other, N, 78, 0);
+    int flipped = 0, same_as_other = 0;
+    for (int64_t i = 0; i < N; i++) {
+        const float *img = whole + i * PER;
+        bool mirrored = is_mirror_of(img, i, C * H, W);
+        bool kept = memcmp(img, d.images + i * PER, PER * sizeof *img) == 0;
+        cr_assert(mirrored != kept, "example %lld is neither kept nor mirrored", (long long)i);
+        flipped += mirrored;
+        same_as_other += memcmp(img, other + i * PER, PER * sizeof *img) == 0;
+    }
+    /* Binomial(400, 1/2): mean 200, sd 10. */
+    cr_assert(flipped > 150 && flipped < 250, "%d of %d flipped", flipped, N);
+    cr_assert(same_as_other > 150 && same_as_other < 250,
+              "another key agrees on %d of %d: not an independent draw", same_as_other, N);
+    dn_data_free(&d);
+}
+
 Test(data_batch, batch_count)
 {
     cr_assert_eq(dn_data_batches(10, 3), 4);

@@ -100,7 +100,7 @@ typedef struct rig {
     dn_dataset *train, *test;
 } rig;
 
-static void rig_open_lr(rig *r, dn_optimizer opt, float lr)
+static void rig_open_with(rig *r, dn_optimizer opt, float lr, bool mirror)
 {
     memset(r, 0, sizeof *r);
     r->m = dn_test_parse_model(model_json, "bars.json");
@@ -114,6 +114,7 @@ static void rig_open_lr(rig *r, dn_optimizer opt, float lr)
     o.seed = 9;
     if (lr > 0)
         o.lr = lr;
+    o.mirror = mirror;
     cr_assert_eq(dn_trainer_new(r->s, &o, NULL, &r->t), DN_OK, "%s", dn_trainer_errmsg(r->t));
     cr_assert_eq(dn_dataset_load_dir(dn_test_dir, true, &r->train), DN_OK, "%s",
                  dn_dataset_errmsg(r->train));
@@ -121,7 +122,7 @@ static void rig_open_lr(rig *r, dn_optimizer opt, float lr)
                  dn_dataset_errmsg(r->test));
 }
 
-static void rig_open(rig *r, dn_optimizer opt) { rig_open_lr(r, opt, 0); }
+static void rig_open(rig *r, dn_optimizer opt) { rig_open_with(r, opt, 0, false); }
 
 static void rig_close(rig *r)
 {
@@ -188,21 +189,21 @@ Test(train_loop, same_seed_same_weights_bit_for_bit)
 
 /* Train 2 epochs straight; and `first` steps, checkpoint, a fresh process-like rig, resume,
  * the rest. The weights must be identical byte for byte. */
-static void check_resume(int first_steps, dn_optimizer opt)
+static void check_resume(int first_steps, dn_optimizer opt, bool mirror)
 {
     char name[64];
     snprintf(name, sizeof name, "resume-%d.ckpt", first_steps);
     const char *path = dn_test_path(name);
     rig straight, part, resumed;
-    rig_open(&straight, opt);
+    rig_open_with(&straight, opt, 0, mirror);
     train_for(&straight, -2);
 
-    rig_open(&part, opt);
+    rig_open_with(&part, opt, 0, mirror);
     train_for(&part, first_steps);
     cr_assert_eq(dn_trainer_save_checkpoint(part.t, path), DN_OK, "%s", dn_trainer_errmsg(part.t));
     rig_close(&part);
 
-    rig_open(&resumed, opt);
+    rig_open_with(&resumed, opt, 0, mirror);
     cr_assert_eq(dn_trainer_load_checkpoint(resumed.t, path), DN_OK, "%s",
                  dn_trainer_errmsg(resumed.t));
     while (dn_trainer_epoch(resumed.t) < 2)
@@ -222,10 +223,43 @@ static void check_resume(int first_steps, dn_optimizer opt)
 
 Test(train_checkpoint, resume_at_an_epoch_boundary_is_bit_identical)
 {
-    check_resume(32, DN_ADAM); /* 2000 / 64 → 32 steps per epoch */
+    check_resume(32, DN_ADAM, false); /* 2000 / 64 → 32 steps per epoch */
 }
 
-Test(train_checkpoint, resume_mid_epoch_is_bit_identical) { check_resume(45, DN_NESTEROV); }
+Test(train_checkpoint, resume_mid_epoch_is_bit_identical) { check_resume(45, DN_NESTEROV, false); }
+
+/* Mirror draws come from the epoch's generator state and the example's position: a resumed
+ * run flips the same examples. */
+Test(train_checkpoint, resume_mid_epoch_with_mirror_is_bit_identical)
+{
+    check_resume(45, DN_ADAM, true);
+}
+
+/* The bars of the odd classes are vertical, so a flip moves them: mirrored training must see
+ * other images and end at other weights, and still learn the classes. */
+Test(train_loop, mirror_changes_what_training_sees_and_still_learns)
+{
+    rig plain, mirrored;
+    rig_open(&plain, DN_ADAM);
+    rig_open_with(&mirrored, DN_ADAM, 0, true);
+    train_for(&plain, -2);
+    train_for(&mirrored, -2);
+    size_t np, nm;
+    float *wp = dn_test_values(plain.m, plain.s, false, &np),
+          *wm = dn_test_values(mirrored.m, mirrored.s, false, &nm);
+    cr_assert_eq(np, nm);
+    cr_assert(memcmp(wp, wm, np * sizeof *wp) != 0, "mirror on and off gave the same weights");
+    dn_eval_result res;
+    cr_assert_eq(dn_session_evaluate(mirrored.s, mirrored.test, NULL, 100, &res), DN_OK, "%s",
+                 dn_session_errmsg(mirrored.s));
+    double acc = (double)res.correct / (double)res.count;
+    cr_assert_gt(acc, 0.9, "accuracy %.3f after 2 mirrored epochs", acc);
+    dn_eval_result_free(&res);
+    free(wp);
+    free(wm);
+    rig_close(&plain);
+    rig_close(&mirrored);
+}
 
 Test(train_checkpoint, checkpoint_of_another_optimizer_is_refused)
 {
@@ -269,6 +303,22 @@ Test(train_section, gives_the_defaults)
     cr_assert_eq(dn_model_parse(unknown, strlen(unknown), "bad.json", &m), DN_ERR_MODEL);
     EXPECT_MSG(dn_model_errmsg(m), "/train/optimiser");
     dn_model_free(m);
+    cr_assert(!o.mirror, "mirror is off unless the section turns it on");
+    const char *mirror = "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
+                         " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], "
+                         "\"outputs\": [\"r\"], \"train\": {\"mirror\": true}}";
+    cr_assert_eq(dn_model_parse(mirror, strlen(mirror), "m.json", &m), DN_OK, "%s",
+                 dn_model_errmsg(m));
+    dn_model_train_options(m, &o);
+    cr_assert(o.mirror);
+    dn_model_free(m);
+    const char *not_bool =
+        "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
+        " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], "
+        "\"outputs\": [\"r\"], \"train\": {\"mirror\": 1}}";
+    cr_assert_eq(dn_model_parse(not_bool, strlen(not_bool), "m.json", &m), DN_ERR_MODEL);
+    EXPECT_MSG(dn_model_errmsg(m), "m.json: (/train/mirror): expected true or false, found 1");
+    dn_model_free(m);
 }
 
 /* SGD at lr 1e30 sends the weights to ~1e30 at the first step and the loss to infinity
@@ -277,7 +327,7 @@ Test(train_section, gives_the_defaults)
 Test(train_divergence, huge_lr_stops_before_the_update_with_finite_params)
 {
     rig r;
-    rig_open_lr(&r, DN_SGD, 1e30f);
+    rig_open_with(&r, DN_SGD, 1e30f, false);
     dn_step_stats st = { 0 }, before = { 0 };
     size_t n = 0;
     float *good = NULL;

@@ -47,6 +47,7 @@ typedef struct options {
     const char *data;
     const char *optimizer;
     const char *schedule;
+    const char *mirror; /* "on" or "off" (NULL: not given) */
     const char *save;
     const char *checkpoint;
     const char *resume;

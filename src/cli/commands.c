@@ -180,6 +180,14 @@ static const opt_spec train_opts[] = {
       .def = "the model's \"train\" section, else constant",
       .help = "the learning rate over epochs: constant, step:N[:GAMMA] (times GAMMA, default "
               "0.1, every N epochs) or cosine" },
+    { .name = "mirror",
+      .kind = ARG_CHOICE,
+      .metavar = "ON",
+      .offset = OFF(mirror),
+      .choices = "on|off",
+      .def = "the model's \"train\" section, else off",
+      .help = "flip each training image left to right with probability 1/2 (a fresh draw per "
+              "epoch)" },
     OPT_SEED("the seed of the initialisation, the shuffling and dropout",
              "the model's \"train\" section, else 0"),
     OPT_THREADS,

@@ -312,6 +312,22 @@ void dn_data_gather(const dn_data *d, const int64_t *idx, int64_t count, float *
     }
 }
 
+void dn_data_mirror(const dn_data *d, float *images, int64_t count, uint64_t key, int64_t first)
+{
+    int64_t rows = d->channels * d->height, w = d->width;
+    for (int64_t i = 0; i < count; i++) {
+        if (!(dn_rng_hash(key, (uint64_t)(first + i)) >> 63))
+            continue;
+        float *row = images + i * rows * w;
+        for (int64_t r = 0; r < rows; r++, row += w)
+            for (int64_t a = 0, b = w - 1; a < b; a++, b--) {
+                float tmp = row[a];
+                row[a] = row[b];
+                row[b] = tmp;
+            }
+    }
+}
+
 int64_t dn_data_batches(int64_t n, int64_t batch)
 {
     if (n <= 0 || batch <= 0)

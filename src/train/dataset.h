@@ -63,6 +63,12 @@ void dn_data_shuffle(int64_t *perm, int64_t n, dn_rng *rng);
 void dn_data_gather(const dn_data *d, const int64_t *idx, int64_t count, float *images,
                     int32_t *labels);
 
+/* Mirror augmentation: flip image i of images[count, c, h, w] left to right (along w) when
+ * the top bit of dn_rng_hash(key, first + i) is set, so that a flip depends only on the key
+ * and the example's position `first + i` in the epoch, not on how the epoch is cut into
+ * batches or shards. Allocates nothing. */
+void dn_data_mirror(const dn_data *d, float *images, int64_t count, uint64_t key, int64_t first);
+
 /* The number of mini-batches of `batch` examples covering n, the last one partial:
  * ceil(n / batch); 0 when n <= 0 or batch <= 0. */
 int64_t dn_data_batches(int64_t n, int64_t batch);

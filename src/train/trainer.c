@@ -57,6 +57,10 @@ _Static_assert((int)DN_SGD == (int)DN_OPTIM_SGD && (int)DN_MOMENTUM == (int)DN_O
                    (int)DN_RMSPROP == (int)DN_OPTIM_RMSPROP && (int)DN_ADAM == (int)DN_OPTIM_ADAM,
                "dn_optimizer and dn_optim_kind disagree");
 
+/* Mirror draws are keyed by the epoch's generator state (checkpointed), salted so that they
+ * are not the shuffle's own numbers. */
+#define MIRROR_SALT 0x6d6972726f72ULL /* "mirror" */
+
 /* Checkpoint layout version, the first element of "trainer.state". */
 #define CHECKPOINT_VERSION 1
 
@@ -375,11 +379,11 @@ static void fingerprints(const dn_trainer *t, const dn_data *d, uint64_t fp[FP_C
     }
     fp[FP_MODEL] = h;
     const dn_train_options *o = &t->o;
-    uint64_t words[] = { (uint64_t)o->optimizer, (uint64_t)o->schedule, (uint64_t)o->step_size,
-                         (uint64_t)o->epochs,    (uint64_t)o->batch,    o->seed,
-                         (uint64_t)o->bucket,    (uint64_t)t->epoch,    (uint64_t)t->pos,
-                         (uint64_t)t->t,         t->rng.state,          (uint64_t)t->redraw,
-                         (uint64_t)t->comm->size };
+    uint64_t words[] = { (uint64_t)o->optimizer,  (uint64_t)o->schedule, (uint64_t)o->step_size,
+                         (uint64_t)o->epochs,     (uint64_t)o->batch,    o->seed,
+                         (uint64_t)o->bucket,     (uint64_t)t->epoch,    (uint64_t)t->pos,
+                         (uint64_t)t->t,          t->rng.state,          (uint64_t)t->redraw,
+                         (uint64_t)t->comm->size, (uint64_t)o->mirror };
     float floats[] = { o->lr, o->momentum, o->weight_decay, o->gamma };
     fp[FP_OPTIONS] = hash_bytes(hash_bytes(2, words, sizeof words), floats, sizeof floats);
     int64_t dims[] = { d->n, d->channels, d->height, d->width };
@@ -487,6 +491,8 @@ dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats 
     int64_t correct = 0;
     if (nr > 0) {
         dn_data_gather(d, t->perm + t->pos + lo, nr, t->images, t->labels);
+        if (t->o.mirror)
+            dn_data_mirror(d, t->images, nr, t->epoch_rng_state ^ MIRROR_SALT, t->pos + lo);
         int targets[2] = { t->b.prediction, e->g->loss };
         if ((st = dn_feed_batch(e, &t->b, d, t->images, t->labels, nr, &t->err)) ||
             (st = dn_exec_forward(e, true, targets, 2, &t->err)) ||
