@@ -277,6 +277,18 @@ Test(train_checkpoint, checkpoint_of_another_optimizer_is_refused)
     rig_close(&b);
 }
 
+/* A one-ReLU model "bad.json" with the given "train" section. */
+static dn_status parse_with_train(const char *train, dn_model **m)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
+             " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}],"
+             " \"outputs\": [\"r\"], \"train\": %s}",
+             train);
+    return dn_model_parse(json, strlen(json), "bad.json", m);
+}
+
 Test(train_section, gives_the_defaults)
 {
     dn_model *m = dn_test_parse_model(model_json, "bars.json");
@@ -289,35 +301,20 @@ Test(train_section, gives_the_defaults)
     cr_assert_float_eq(o.momentum, 0.9f, 1e-9f, "unnamed keys keep dagnet's defaults");
     dn_model_free(m);
 
-    const char *bad = "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
-                      " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], "
-                      "\"outputs\": [\"r\"],"
-                      " \"train\": {\"lr\": -1}}";
-    cr_assert_eq(dn_model_parse(bad, strlen(bad), "bad.json", &m), DN_ERR_MODEL);
+    cr_assert(!o.mirror, "mirror is off unless the section turns it on");
+
+    cr_assert_eq(parse_with_train("{\"lr\": -1}", &m), DN_ERR_MODEL);
     EXPECT_MSG(dn_model_errmsg(m), "bad.json: (/train/lr): expected a positive number, found -1");
     dn_model_free(m);
-    const char *unknown = "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
-                          " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], "
-                          "\"outputs\": [\"r\"],"
-                          " \"train\": {\"optimiser\": \"adam\"}}";
-    cr_assert_eq(dn_model_parse(unknown, strlen(unknown), "bad.json", &m), DN_ERR_MODEL);
+    cr_assert_eq(parse_with_train("{\"optimiser\": \"adam\"}", &m), DN_ERR_MODEL);
     EXPECT_MSG(dn_model_errmsg(m), "/train/optimiser");
     dn_model_free(m);
-    cr_assert(!o.mirror, "mirror is off unless the section turns it on");
-    const char *mirror = "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
-                         " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], "
-                         "\"outputs\": [\"r\"], \"train\": {\"mirror\": true}}";
-    cr_assert_eq(dn_model_parse(mirror, strlen(mirror), "m.json", &m), DN_OK, "%s",
-                 dn_model_errmsg(m));
+    cr_assert_eq(parse_with_train("{\"mirror\": true}", &m), DN_OK, "%s", dn_model_errmsg(m));
     dn_model_train_options(m, &o);
     cr_assert(o.mirror);
     dn_model_free(m);
-    const char *not_bool =
-        "{\"format\": \"dagnet/1\", \"inputs\": {\"x\": {\"shape\": [null, 2]}},"
-        " \"nodes\": [{\"name\": \"r\", \"op\": \"ReLU\", \"inputs\": [\"x\"]}], "
-        "\"outputs\": [\"r\"], \"train\": {\"mirror\": 1}}";
-    cr_assert_eq(dn_model_parse(not_bool, strlen(not_bool), "m.json", &m), DN_ERR_MODEL);
-    EXPECT_MSG(dn_model_errmsg(m), "m.json: (/train/mirror): expected true or false, found 1");
+    cr_assert_eq(parse_with_train("{\"mirror\": 1}", &m), DN_ERR_MODEL);
+    EXPECT_MSG(dn_model_errmsg(m), "bad.json: (/train/mirror): expected true or false, found 1");
     dn_model_free(m);
 }
 
