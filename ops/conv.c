@@ -26,13 +26,16 @@
  *               output rows; threads split the batch's output rows, so batch 1 splits too.
  *               im2col would copy every pixel K times for a product too thin to pay for it.
  *               (conv_direct.c)
- *   per sample  (K ≤ PER_SAMPLE_MAX_K: LeNet's second conv) threads split the batch and run
+ *   per sample  (K ≤ PER_SAMPLE_THIN_K: LeNet's second conv; and up to PER_SAMPLE_MAX_K,
+ *               AlexNet's conv2-conv5, while a sample's col is a few MB and the batch has a
+ *               sample for every thread: ops/conv.h) threads split the batch and run
  *               one product per sample on BLIS's micro-kernel (dn_gemm_packed), packing col
  *               straight from the image through an index table built once per pass. y_n is
  *               written in place, and each thread adds dW and db into its own copy, summed in
  *               thread order at the end (the same bits on every run with the same threads).
  *               (conv_packed.c)
- *   batched     (wider kernels: AlexNet) the chunked im2col products, BLIS threading.
+ *   batched     (wider kernels, larger images, a batch smaller than the team: AlexNet at
+ *               batch 1) the chunked im2col products, BLIS threading.
  *               (conv_im2col.c)
  * dx always comes from the per-sample or the batched products (the direct path delegates it).
  * And one path for a kind of group: depthwise groups (one channel and one filter each, stride
@@ -210,7 +213,7 @@ static size_t workspace_size(const void *attrs, const dn_tensor_desc *in, int n_
     conv_geom g = geom(attrs, &in[0].shape, &in[1].shape, &out->shape);
     if (conv_is_depthwise(&g))
         return dn_conv_depthwise_workspace(&g, threads);
-    if (conv_is_per_sample(&g)) {
+    if (conv_is_per_sample(&g, threads)) {
         dn_ukernel u;
         dn_ukernel_get(&u);
         conv_slot_layout s = conv_slots(&g, &u);
@@ -299,7 +302,7 @@ static void forward(const dn_kernel *k, const conv_geom *gp)
         each_group(k, &g, direct_forward);
     else if (conv_is_direct_wide(&g) && dn_conv_direct_avx512())
         each_group(k, &g, wide_forward);
-    else if (conv_is_per_sample(&g))
+    else if (conv_is_per_sample(&g, k->threads))
         dn_conv_packed_forward(k, &g); /* every group */
     else
         each_group(k, &g, dn_conv_im2col_forward);
@@ -353,7 +356,7 @@ static void backward(const dn_kernel *k)
     conv_geom g = geom(k->attrs, &k->x[0].shape, &k->x[1].shape, &k->y->shape);
     if (conv_is_depthwise(&g))
         dn_conv_depthwise_backward(k, &g, depthwise_kernels());
-    else if (!conv_is_per_sample(&g))
+    else if (!conv_is_per_sample(&g, k->threads))
         each_group(k, &g, dn_conv_im2col_backward);
     else if (conv_is_direct(&g))
         each_group(k, &g, direct_backward);

@@ -165,13 +165,32 @@ static inline int64_t conv_chunk_samples(const conv_geom *g)
     return (g->n + chunks - 1) / chunks;
 }
 
-/* Thin kernels (LeNet's second conv) run one product per sample. */
-#define PER_SAMPLE_MAX_K 512
+/* Which convolutions run one product per sample (conv_packed.c) rather than batched:
+ *   - thin kernels, K ≤ PER_SAMPLE_THIN_K (LeNet's second conv), always;
+ *   - wider ones up to PER_SAMPLE_MAX_K while a sample's col stays within
+ *     PER_SAMPLE_MAX_COL_BYTES and the batch gives every thread a sample (at batch 1 on two
+ *     threads the per-sample path would leave a core idle; the batched path's BLIS team
+ *     splits the product instead). AlexNet's conv2-conv5 (K = 2400-3456, col 2.3-7 MB a
+ *     sample), inference at batch 16 on 2 threads, Zen 5 (dagnet bench, 3 rounds each,
+ *     alternated, 2026-12-02 07:35 UTC): 237-254 ms batched, 161-181 per sample; conv2 176 →
+ *     292 GFLOP/s. Packing each sample's col from the image through the index table saves
+ *     writing and re-reading the batched path's col (112 MB for conv2 at batch 16), and each
+ *     thread's product runs without the BLIS team's barriers. Past a few MB a sample the
+ *     per-thread slots (col and packed col, K·P floats each) cost more memory than the
+ *     batched path's chunks, which are capped at CHUNK_MAX_BYTES.
+ * Table entries are int32 offsets into one sample. */
+#define PER_SAMPLE_THIN_K 512
+#define PER_SAMPLE_MAX_K 4096
+#define PER_SAMPLE_MAX_COL_BYTES ((int64_t)16 << 20)
 
-/* Table entries are int32 offsets into one sample. */
-static inline bool conv_is_per_sample(const conv_geom *g)
+static inline bool conv_is_per_sample(const conv_geom *g, int threads)
 {
-    return g->k <= PER_SAMPLE_MAX_K && g->c * g->h * g->w < INT32_MAX;
+    if (g->c * g->h * g->w >= INT32_MAX)
+        return false;
+    if (g->k <= PER_SAMPLE_THIN_K)
+        return true;
+    return g->k <= PER_SAMPLE_MAX_K &&
+           g->k * g->p * (int64_t)sizeof(float) <= PER_SAMPLE_MAX_COL_BYTES && g->n >= threads;
 }
 
 /* Few input values per output and stride 1 (the first conv of LeNet and SimpleConvNet: one
@@ -194,7 +213,7 @@ static inline bool conv_is_direct(const conv_geom *g)
 static inline bool conv_is_direct_wide(const conv_geom *g)
 {
     return g->k > DIRECT_MAX_K && g->k <= DIRECT_WIDE_MAX_K && g->sh == 1 && g->sw == 1 &&
-           conv_is_per_sample(g);
+           g->c * g->h * g->w < INT32_MAX;
 }
 
 /* The direct forward's work in multiply-adds, and the work from which it splits a sample's

@@ -368,6 +368,26 @@ Test(conv_paths, simple_convnet_first_conv_and_rows_wider_than_a_block)
     check_paths(&b, 1);
 }
 
+/* Which path a wide kernel takes (ops/conv.h): AlexNet's conv2 (96 channels 5×5, K = 2400,
+ * 27×27 outputs) per sample while every thread has a sample, batched at batch 1 on two
+ * threads (BLIS's team splits the product), batched past PER_SAMPLE_MAX_K (512 channels 3×3)
+ * and past PER_SAMPLE_MAX_COL_BYTES (its 64 channels 3×3 on 224×224: 116 MB a sample); thin
+ * kernels per sample whatever the batch. */
+Test(conv_paths, wide_kernels_go_per_sample_while_the_batch_feeds_every_thread)
+{
+    conv_geom conv2 = { .n = 16, .c = 96, .h = 27, .w = 27, .k = 2400, .p = 27 * 27 };
+    cr_assert(conv_is_per_sample(&conv2, 2));
+    conv2.n = 1;
+    cr_assert(!conv_is_per_sample(&conv2, 2));
+    cr_assert(conv_is_per_sample(&conv2, 1));
+    conv_geom deep = { .n = 16, .c = 512, .h = 14, .w = 14, .k = 512 * 9, .p = 14 * 14 };
+    cr_assert(!conv_is_per_sample(&deep, 2));
+    conv_geom large = { .n = 16, .c = 64, .h = 224, .w = 224, .k = 576, .p = 224 * 224 };
+    cr_assert(!conv_is_per_sample(&large, 2));
+    conv_geom thin = { .n = 1, .c = 6, .h = 14, .w = 14, .k = 150, .p = 10 * 10 };
+    cr_assert(conv_is_per_sample(&thin, 2));
+}
+
 /* The batched path in more than one chunk: LeNet's first conv (P = 784) at batch 12 needs 11
  * samples for CHUNK_MIN_COLS columns, so it goes in two chunks of 6; the second chunk's
  * im2col, product and copies start at sample 6 of x, y and dx. */

@@ -56,8 +56,10 @@ void dn_gemm_rows(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
  *   packed B: ceil(n / nr) panels, panel q holds columns q·nr .. of B [k×n] as k rows of
  *             nr floats (pb[q·nr·k + p·nr + j] = B[p][q·nr + j]; zero past n)
  *
- * mr and nr are the micro-kernel's (6 and 16 for AVX2 machines). Suited to k up to a few
- * hundred: there is no blocking of k. */
+ * mr and nr are the micro-kernel's (6 and 16 for AVX2 machines). There is no blocking of k:
+ * a micro-kernel call streams an A panel and a B panel of k floats each from L2, which keeps
+ * up with the FMA units to k of a few thousand (AlexNet's convs, K up to 3456, run at or above
+ * BLIS's own speed this way: ops/conv.h). */
 typedef struct dn_ukernel {
     int mr, nr;
     void *fn;   /* BLIS's sgemm micro-kernel */
