@@ -18,7 +18,9 @@ test uses: implicit params and state, every op's PyTorch equivalent), in float32
     match (tests/optim_reference.py);
   - the data as dagnet reads it: Fashion-MNIST bytes / 255, the training set shuffled each
     epoch; with "mirror": true each training image flipped left to right with probability 1/2
-    (torchvision's RandomHorizontalFlip, drawn per image and epoch from torch's generator).
+    (torchvision's RandomHorizontalFlip, drawn per image and epoch from torch's generator),
+    then with "shift": P moved by offsets uniform in [-P, P] with zeros moved in
+    (torchvision's RandomCrop(size, padding=P)).
 Each epoch prints the train loss and accuracy, the test accuracy, its time and img/s
 (training steps only, as dagnet's img/s).
 
@@ -143,6 +145,7 @@ def main():
     wd = train.get("weight_decay", 0.0)
     schedule = train.get("schedule", "constant")
     mirror = train.get("mirror", False)
+    shift = train.get("shift", 0)
     torch.manual_seed(seed)
     model = parity.Model(args.model, batch)
     net = Net(model)
@@ -177,7 +180,7 @@ def main():
               f"{1000 * min(times):.1f}-{1000 * max(times):.1f} ms", flush=True)
         return 0
     print(f"# {model.name}: {opt_name} lr {lr} batch {batch} epochs {epochs} schedule {schedule} "
-          f"mirror {mirror} seed {seed}, torch {torch.__version__}, {args.threads} threads", flush=True)
+          f"mirror {mirror} shift {shift} seed {seed}, torch {torch.__version__}, {args.threads} threads", flush=True)
     print("epoch,train_loss,train_acc,test_acc,lr,seconds,img_per_s", flush=True)
     for epoch in range(epochs):
         if schedule == "cosine":
@@ -197,6 +200,13 @@ def main():
             if mirror:
                 flip = torch.rand(len(idx)) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            if shift:  # RandomCrop(size, padding=shift): pad with zeros, crop at a random offset
+                n, c, h, w = x.shape
+                padded = torch.nn.functional.pad(x, (shift,) * 4)
+                rows = torch.randint(0, 2 * shift + 1, (n, 1)) + torch.arange(h)
+                cols = torch.randint(0, 2 * shift + 1, (n, 1)) + torch.arange(w)
+                x = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                           rows[:, None, :, None], cols[:, None, None, :]]
             logits, loss = net.forward(x, y, True)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -27,7 +27,7 @@ const char *dn_optimizer_name(dn_optimizer kind)
 
 static const char *const keys[] = { "epochs",   "batch",        "optimizer", "lr",
                                     "momentum", "weight_decay", "schedule",  "step_size",
-                                    "gamma",    "seed",         "mirror" };
+                                    "gamma",    "seed",         "mirror",    "shift" };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
 static dn_status bad(dn_err *err, const char *file, const char *key, const char *expected,
@@ -100,6 +100,10 @@ static dn_status parse_key(const cJSON *v, const char *file, dn_train_options *o
         if (!cJSON_IsBool(v))
             return bad(err, file, k, "true or false", v);
         out->mirror = cJSON_IsTrue(v);
+    } else if (strcmp(k, "shift") == 0) {
+        if (!number_in(v, 0, 65535, false, true, &x))
+            return bad(err, file, k, "an integer in [0, 65535] (pixels)", v);
+        out->shift = (int)x;
     } else if (strcmp(k, "lr") == 0) {
         if (!number_in(v, 0, 1e6, false, false, &x) || x == 0)
             return bad(err, file, k, "a positive number", v);
@@ -134,7 +138,7 @@ dn_status dn_train_section_parse(const cJSON *train, const char *file, dn_train_
             return dn_err_set(err, DN_ERR_MODEL,
                               "%s: (/train/%s): unknown field \"%s\" (expected epochs, batch, "
                               "optimizer, lr, momentum, weight_decay, schedule, step_size, "
-                              "gamma, seed, mirror)",
+                              "gamma, seed, mirror, shift)",
                               file, v->string, v->string);
         dn_status st = parse_key(v, file, out, err);
         if (st)

@@ -609,12 +609,18 @@ typedef struct dn_train_options {
      * PyTorch's RandomHorizontalFlip): a fresh draw per example and epoch, from the epoch's
      * generator state, so a resumed run and every rank flip the same examples. */
     bool mirror;
+    /* Move each training image by up to `shift` pixels in each direction, the offsets uniform
+     * in [-shift, shift] and drawn afresh per example and epoch as `mirror`'s flips, the
+     * pixels moved in being zeros (PyTorch's RandomCrop(size, padding=shift), Caffe's and
+     * Darknet's random crops of a padded image). 0: off; must be less than the images'
+     * height and width. Applied after the flip. */
+    int shift;
 } dn_train_options;
 
 #ifdef __cplusplus
 #define DN_TRAIN_OPTIONS_DEFAULT                                                                  \
     (dn_train_options{ sizeof(dn_train_options), DN_ADAM, 0.001f, 0.9f, 0.0f, DN_LR_CONSTANT, 10, \
-                       0.1f, 3, 100, 0, 0, 0, false, false })
+                       0.1f, 3, 100, 0, 0, 0, false, false, 0 })
 #else
 #define DN_TRAIN_OPTIONS_DEFAULT                                  \
     ((dn_train_options){ .struct_size = sizeof(dn_train_options), \
@@ -631,7 +637,8 @@ typedef struct dn_train_options {
                          .comm = NULL,                            \
                          .bucket = 0,                             \
                          .check_replicas = false,                 \
-                         .mirror = false })
+                         .mirror = false,                         \
+                         .shift = 0 })
 #endif
 
 /* The defaults, overridden by the model file's optional "train" section. */

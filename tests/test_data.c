@@ -667,6 +667,58 @@ Test(data_batch, mirror_flips_about_half_whatever_the_batches)
     dn_data_free(&d);
 }
 
+/* The offset (dy, dx) in [−s, s]² by which img is example i moved (out[c, y, x] = in[c, y + dy,
+ * x + dx], 0 outside), or false when no offset gives img. */
+static bool shift_of(const float *img, int64_t i, int64_t c, int64_t h, int64_t w, int s,
+                     int *dy_out, int *dx_out)
+{
+    for (int dy = -s; dy <= s; dy++)
+        for (int dx = -s; dx <= s; dx++) {
+            bool same = true;
+            for (int64_t ch = 0; ch < c && same; ch++)
+                for (int64_t y = 0; y < h && same; y++)
+                    for (int64_t x = 0; x < w && same; x++) {
+                        int64_t sy = y + dy, sx = x + dx;
+                        float want = sy >= 0 && sy < h && sx >= 0 && sx < w
+                                         ? (float)(i * 1000 + (ch * h + sy) * w + sx)
+                                         : 0.0f;
+                        same = img[(ch * h + y) * w + x] == want;
+                    }
+            if (same) {
+                *dy_out = dy;
+                *dx_out = dx;
+                return true;
+            }
+        }
+    return false;
+}
+
+Test(data_batch, shift_moves_each_image_by_every_offset_whatever_the_batches)
+{
+    enum { N = 500, C = 2, H = 4, W = 5, PER = C * H * W, S = 2, SPAN = 2 * S + 1 };
+    dn_data d = make_data(N, C, H, W);
+    static float whole[N * PER], cut[N * PER];
+    memcpy(whole, d.images, sizeof whole);
+    memcpy(cut, d.images, sizeof cut);
+    dn_data_shift(&d, whole, N, 91, 0, S);
+    dn_data_shift(&d, cut, 210, 91, 0, S);
+    dn_data_shift(&d, cut + 210 * PER, N - 210, 91, 210, S);
+    cr_assert_arr_eq(whole, cut, sizeof whole, "shifts depend on how the epoch is cut");
+    int seen[SPAN][SPAN] = { { 0 } };
+    for (int64_t i = 0; i < N; i++) {
+        int dy, dx;
+        cr_assert(shift_of(whole + i * PER, i, C, H, W, S, &dy, &dx),
+                  "example %lld is not the image moved by at most %d px", (long long)i, S);
+        seen[dy + S][dx + S]++;
+    }
+    /* Each of the 25 offsets: Binomial(500, 1/25), mean 20, sd 4.4. */
+    for (int a = 0; a < SPAN; a++)
+        for (int b = 0; b < SPAN; b++)
+            cr_assert(seen[a][b] >= 5 && seen[a][b] <= 40, "offset (%d, %d) drawn %d times of %d",
+                      a - S, b - S, seen[a][b], N);
+    dn_data_free(&d);
+}
+
 Test(data_batch, batch_count)
 {
     cr_assert_eq(dn_data_batches(10, 3), 4);

@@ -100,7 +100,13 @@ typedef struct rig {
     dn_dataset *train, *test;
 } rig;
 
-static void rig_open_with(rig *r, dn_optimizer opt, float lr, bool mirror)
+/* The training-time augmentations a rig turns on. */
+typedef struct augment {
+    bool mirror;
+    int shift;
+} augment;
+
+static void rig_open_with(rig *r, dn_optimizer opt, float lr, augment aug)
 {
     memset(r, 0, sizeof *r);
     r->m = dn_test_parse_model(model_json, "bars.json");
@@ -114,7 +120,8 @@ static void rig_open_with(rig *r, dn_optimizer opt, float lr, bool mirror)
     o.seed = 9;
     if (lr > 0)
         o.lr = lr;
-    o.mirror = mirror;
+    o.mirror = aug.mirror;
+    o.shift = aug.shift;
     cr_assert_eq(dn_trainer_new(r->s, &o, NULL, &r->t), DN_OK, "%s", dn_trainer_errmsg(r->t));
     cr_assert_eq(dn_dataset_load_dir(dn_test_dir, true, &r->train), DN_OK, "%s",
                  dn_dataset_errmsg(r->train));
@@ -122,7 +129,7 @@ static void rig_open_with(rig *r, dn_optimizer opt, float lr, bool mirror)
                  dn_dataset_errmsg(r->test));
 }
 
-static void rig_open(rig *r, dn_optimizer opt) { rig_open_with(r, opt, 0, false); }
+static void rig_open(rig *r, dn_optimizer opt) { rig_open_with(r, opt, 0, (augment){ 0 }); }
 
 static void rig_close(rig *r)
 {
@@ -189,21 +196,21 @@ Test(train_loop, same_seed_same_weights_bit_for_bit)
 
 /* Train 2 epochs straight; and `first` steps, checkpoint, a fresh process-like rig, resume,
  * the rest. The weights must be identical byte for byte. */
-static void check_resume(int first_steps, dn_optimizer opt, bool mirror)
+static void check_resume(int first_steps, dn_optimizer opt, augment aug)
 {
     char name[64];
     snprintf(name, sizeof name, "resume-%d.ckpt", first_steps);
     const char *path = dn_test_path(name);
     rig straight, part, resumed;
-    rig_open_with(&straight, opt, 0, mirror);
+    rig_open_with(&straight, opt, 0, aug);
     train_for(&straight, -2);
 
-    rig_open_with(&part, opt, 0, mirror);
+    rig_open_with(&part, opt, 0, aug);
     train_for(&part, first_steps);
     cr_assert_eq(dn_trainer_save_checkpoint(part.t, path), DN_OK, "%s", dn_trainer_errmsg(part.t));
     rig_close(&part);
 
-    rig_open_with(&resumed, opt, 0, mirror);
+    rig_open_with(&resumed, opt, 0, aug);
     cr_assert_eq(dn_trainer_load_checkpoint(resumed.t, path), DN_OK, "%s",
                  dn_trainer_errmsg(resumed.t));
     while (dn_trainer_epoch(resumed.t) < 2)
@@ -223,42 +230,74 @@ static void check_resume(int first_steps, dn_optimizer opt, bool mirror)
 
 Test(train_checkpoint, resume_at_an_epoch_boundary_is_bit_identical)
 {
-    check_resume(32, DN_ADAM, false); /* 2000 / 64 → 32 steps per epoch */
+    check_resume(32, DN_ADAM, (augment){ 0 }); /* 2000 / 64 → 32 steps per epoch */
 }
 
-Test(train_checkpoint, resume_mid_epoch_is_bit_identical) { check_resume(45, DN_NESTEROV, false); }
+Test(train_checkpoint, resume_mid_epoch_is_bit_identical)
+{
+    check_resume(45, DN_NESTEROV, (augment){ 0 });
+}
 
-/* Mirror draws come from the epoch's generator state and the example's position: a resumed
- * run flips the same examples. */
+/* Mirror and shift draws come from the epoch's generator state and the example's position: a
+ * resumed run flips and moves the same examples. */
 Test(train_checkpoint, resume_mid_epoch_with_mirror_is_bit_identical)
 {
-    check_resume(45, DN_ADAM, true);
+    check_resume(45, DN_ADAM, (augment){ .mirror = true });
 }
 
-/* The bars of the odd classes are vertical, so a flip moves them: mirrored training must see
- * other images and end at other weights, and still learn the classes. */
-Test(train_loop, mirror_changes_what_training_sees_and_still_learns)
+Test(train_checkpoint, resume_mid_epoch_with_mirror_and_shift_is_bit_identical)
 {
-    rig plain, mirrored;
+    check_resume(45, DN_ADAM, (augment){ .mirror = true, .shift = 2 });
+}
+
+/* Training with `aug` must see other images than plain training, end at other weights, and
+ * still learn the classes (a flip or a shift of 2 px keeps a bar a bar). */
+static void check_augmented_training(augment aug, const char *what)
+{
+    rig plain, augmented;
     rig_open(&plain, DN_ADAM);
-    rig_open_with(&mirrored, DN_ADAM, 0, true);
+    rig_open_with(&augmented, DN_ADAM, 0, aug);
     train_for(&plain, -2);
-    train_for(&mirrored, -2);
-    size_t np, nm;
+    train_for(&augmented, -2);
+    size_t np, na;
     float *wp = dn_test_values(plain.m, plain.s, false, &np),
-          *wm = dn_test_values(mirrored.m, mirrored.s, false, &nm);
-    cr_assert_eq(np, nm);
-    cr_assert(memcmp(wp, wm, np * sizeof *wp) != 0, "mirror on and off gave the same weights");
+          *wa = dn_test_values(augmented.m, augmented.s, false, &na);
+    cr_assert_eq(np, na);
+    cr_assert(memcmp(wp, wa, np * sizeof *wp) != 0, "%s on and off gave the same weights", what);
     dn_eval_result res;
-    cr_assert_eq(dn_session_evaluate(mirrored.s, mirrored.test, NULL, 100, &res), DN_OK, "%s",
-                 dn_session_errmsg(mirrored.s));
+    cr_assert_eq(dn_session_evaluate(augmented.s, augmented.test, NULL, 100, &res), DN_OK, "%s",
+                 dn_session_errmsg(augmented.s));
     double acc = (double)res.correct / (double)res.count;
-    cr_assert_gt(acc, 0.9, "accuracy %.3f after 2 mirrored epochs", acc);
+    cr_assert_gt(acc, 0.9, "accuracy %.3f after 2 epochs with %s", acc, what);
     dn_eval_result_free(&res);
     free(wp);
-    free(wm);
+    free(wa);
     rig_close(&plain);
-    rig_close(&mirrored);
+    rig_close(&augmented);
+}
+
+/* The bars of the odd classes are vertical, so a flip moves them. */
+Test(train_loop, mirror_changes_what_training_sees_and_still_learns)
+{
+    check_augmented_training((augment){ .mirror = true }, "mirror");
+}
+
+Test(train_loop, shift_changes_what_training_sees_and_still_learns)
+{
+    check_augmented_training((augment){ .shift = 2 }, "shift 2");
+}
+
+/* A shift as large as the image would move every pixel out: refused at the first step, which
+ * is where the trainer first sees the images' size. */
+Test(train_loop, shift_as_large_as_the_images_is_refused)
+{
+    rig r;
+    rig_open_with(&r, DN_ADAM, 0, (augment){ .shift = 12 });
+    dn_step_stats st;
+    cr_assert_eq(dn_trainer_step(r.t, r.train, &st), DN_ERR_ARG);
+    EXPECT_MSG(dn_trainer_errmsg(r.t), "shift 12: expected less than the training images' height "
+                                       "and width (12 × 12)");
+    rig_close(&r);
 }
 
 Test(train_checkpoint, checkpoint_of_another_optimizer_is_refused)
@@ -301,7 +340,7 @@ Test(train_section, gives_the_defaults)
     cr_assert_float_eq(o.momentum, 0.9f, 1e-9f, "unnamed keys keep dagnet's defaults");
     dn_model_free(m);
 
-    cr_assert(!o.mirror, "mirror is off unless the section turns it on");
+    cr_assert(!o.mirror && o.shift == 0, "augmentations are off unless the section turns them on");
 
     cr_assert_eq(parse_with_train("{\"lr\": -1}", &m), DN_ERR_MODEL);
     EXPECT_MSG(dn_model_errmsg(m), "bad.json: (/train/lr): expected a positive number, found -1");
@@ -316,6 +355,14 @@ Test(train_section, gives_the_defaults)
     cr_assert_eq(parse_with_train("{\"mirror\": 1}", &m), DN_ERR_MODEL);
     EXPECT_MSG(dn_model_errmsg(m), "bad.json: (/train/mirror): expected true or false, found 1");
     dn_model_free(m);
+    cr_assert_eq(parse_with_train("{\"shift\": 2}", &m), DN_OK, "%s", dn_model_errmsg(m));
+    dn_model_train_options(m, &o);
+    cr_assert_eq(o.shift, 2);
+    dn_model_free(m);
+    cr_assert_eq(parse_with_train("{\"shift\": 1.5}", &m), DN_ERR_MODEL);
+    EXPECT_MSG(dn_model_errmsg(m),
+               "bad.json: (/train/shift): expected an integer in [0, 65535] (pixels), found 1.5");
+    dn_model_free(m);
 }
 
 /* SGD at lr 1e30 sends the weights to ~1e30 at the first step and the loss to infinity
@@ -324,7 +371,7 @@ Test(train_section, gives_the_defaults)
 Test(train_divergence, huge_lr_stops_before_the_update_with_finite_params)
 {
     rig r;
-    rig_open_with(&r, DN_SGD, 1e30f, false);
+    rig_open_with(&r, DN_SGD, 1e30f, (augment){ 0 });
     dn_step_stats st = { 0 }, before = { 0 };
     size_t n = 0;
     float *good = NULL;

@@ -48,6 +48,7 @@ typedef struct options {
     const char *optimizer;
     const char *schedule;
     const char *mirror; /* "on" or "off" (NULL: not given) */
+    int shift;          /* pixels (-1: not given) */
     const char *save;
     const char *checkpoint;
     const char *resume;

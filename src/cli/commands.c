@@ -188,6 +188,15 @@ static const opt_spec train_opts[] = {
       .def = "the model's \"train\" section, else off",
       .help = "flip each training image left to right with probability 1/2 (a fresh draw per "
               "epoch)" },
+    { .name = "shift",
+      .kind = ARG_INT,
+      .metavar = "P",
+      .offset = OFF(shift),
+      .lo = 0,
+      .hi = 65535,
+      .def = "the model's \"train\" section, else 0",
+      .help = "move each training image by up to P pixels in each direction, zeros moved in "
+              "(PyTorch's RandomCrop with padding P; a fresh draw per epoch)" },
     OPT_SEED("the seed of the initialisation, the shuffling and dropout",
              "the model's \"train\" section, else 0"),
     OPT_THREADS,

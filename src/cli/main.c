@@ -87,7 +87,9 @@ int main(int argc, char **argv)
     const command_spec *cmd = cli_find_command(word);
     if (!cmd)
         return unknown_command(word);
-    options o = { .epochs = -1, .lr = -1, .weight_decay = -1, .momentum = -1, .warmup = -1 };
+    options o = {
+        .epochs = -1, .lr = -1, .weight_decay = -1, .momentum = -1, .warmup = -1, .shift = -1
+    };
     int parsed = cli_parse(cmd, argc, argv, 2, &o);
     if (parsed != PARSE_OK) {
         free_options(&o);

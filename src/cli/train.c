@@ -108,6 +108,8 @@ static bool train_options(const dn_model *m, const options *o, dn_train_options 
         t->seed = o->seed;
     if (o->mirror)
         t->mirror = strcmp(o->mirror, "on") == 0;
+    if (o->shift >= 0)
+        t->shift = o->shift;
     if (o->optimizer && !parse_optimizer(o->optimizer, &t->optimizer)) {
         fprintf(
             stderr,
@@ -466,11 +468,14 @@ static int train_run(run *rp)
         rc = write_filters_picture(m, r.s, o, tag, note);
     }
     if (!rc) {
-        printf("training %s: %lld images (%s), %s lr %g, batch %d, %d epoch%s, seed %llu%s%s\n",
+        char shifted[48] = "";
+        if (r.t.shift)
+            snprintf(shifted, sizeof shifted, ", shifted by up to %d px", r.t.shift);
+        printf("training %s: %lld images (%s), %s lr %g, batch %d, %d epoch%s, seed %llu%s%s%s\n",
                dn_model_file(m), (long long)dn_dataset_count(r.train),
                o->data ? o->data : DEFAULT_DATA_DIR, optimizer_names[r.t.optimizer], (double)r.t.lr,
                r.t.batch, r.t.epochs, r.t.epochs == 1 ? "" : "s", (unsigned long long)r.t.seed,
-               r.t.mirror ? ", mirrored" : "", o->resume ? ", resumed" : "");
+               r.t.mirror ? ", mirrored" : "", shifted, o->resume ? ", resumed" : "");
         if (r.cc.size > 1)
             printf("data parallel: %d ranks, global batch %d (shards of %d or %d examples)\n",
                    r.cc.size, r.t.batch, r.t.batch / r.cc.size,

@@ -328,6 +328,45 @@ void dn_data_mirror(const dn_data *d, float *images, int64_t count, uint64_t key
     }
 }
 
+/* row[x] ← src[x + dx], 0 where x + dx leaves [0, w). src may be row itself (memmove). */
+static void shift_row(float *row, const float *src, int64_t w, int64_t dx)
+{
+    int64_t keep = w - (dx < 0 ? -dx : dx);
+    if (dx >= 0) {
+        memmove(row, src + dx, (size_t)keep * sizeof *row);
+        memset(row + keep, 0, (size_t)dx * sizeof *row);
+    } else {
+        memmove(row - dx, src, (size_t)keep * sizeof *row);
+        memset(row, 0, (size_t)-dx * sizeof *row);
+    }
+}
+
+void dn_data_shift(const dn_data *d, float *images, int64_t count, uint64_t key, int64_t first,
+                   int shift)
+{
+    int64_t h = d->height, w = d->width, span = 2 * (int64_t)shift + 1;
+    for (int64_t i = 0; i < count; i++) {
+        /* Two draws from one hash: its high and low halves, each reduced to [0, span). The
+         * modulo's bias is below span / 2^32, far under what training could notice. */
+        uint64_t r = dn_rng_hash(key, (uint64_t)(first + i));
+        int64_t dy = (int64_t)((r >> 32) % (uint64_t)span) - shift;
+        int64_t dx = (int64_t)((r & 0xffffffffu) % (uint64_t)span) - shift;
+        if (dy == 0 && dx == 0)
+            continue;
+        for (int64_t c = 0; c < d->channels; c++) {
+            float *plane = images + (i * d->channels + c) * h * w;
+            /* Rows in the order that reads each source row before it is overwritten. */
+            for (int64_t k = 0; k < h; k++) {
+                int64_t y = dy >= 0 ? k : h - 1 - k, sy = y + dy;
+                if (sy >= 0 && sy < h)
+                    shift_row(plane + y * w, plane + sy * w, w, dx);
+                else
+                    memset(plane + y * w, 0, (size_t)w * sizeof *plane);
+            }
+        }
+    }
+}
+
 int64_t dn_data_batches(int64_t n, int64_t batch)
 {
     if (n <= 0 || batch <= 0)

@@ -69,6 +69,14 @@ void dn_data_gather(const dn_data *d, const int64_t *idx, int64_t count, float *
  * batches or shards. Allocates nothing. */
 void dn_data_mirror(const dn_data *d, float *images, int64_t count, uint64_t key, int64_t first);
 
+/* Shift augmentation (torchvision's RandomCrop(size, padding=shift) with zero fill): move
+ * image i of images[count, c, h, w] by (dy, dx) pixels, each uniform in [−shift, shift] and
+ * drawn from dn_rng_hash(key, first + i) as dn_data_mirror draws its flip; pixels moved in
+ * from outside the image are 0. out[c, y, x] = in[c, y + dy, x + dx]. shift must be less than
+ * h and w (the trainer checks). In place; allocates nothing. */
+void dn_data_shift(const dn_data *d, float *images, int64_t count, uint64_t key, int64_t first,
+                   int shift);
+
 /* The number of mini-batches of `batch` examples covering n, the last one partial:
  * ceil(n / batch); 0 when n <= 0 or batch <= 0. */
 int64_t dn_data_batches(int64_t n, int64_t batch);

@@ -60,6 +60,7 @@ _Static_assert((int)DN_SGD == (int)DN_OPTIM_SGD && (int)DN_MOMENTUM == (int)DN_O
 /* Mirror draws are keyed by the epoch's generator state (checkpointed), salted so that they
  * are not the shuffle's own numbers. */
 #define MIRROR_SALT 0x6d6972726f72ULL /* "mirror" */
+#define SHIFT_SALT 0x7368696674ULL    /* "shift" */
 
 /* Checkpoint layout version, the first element of "trainer.state". */
 #define CHECKPOINT_VERSION 1
@@ -128,9 +129,10 @@ static dn_status check_options(dn_trainer *t, const dn_train_options *o)
                           "weight decay %g (>= 0), momentum %g (in [0, 1)), step size %d (>= 1)",
                           (double)o->lr, o->batch, o->epochs, (double)o->weight_decay,
                           (double)o->momentum, o->step_size);
-    if (o->bucket < 0)
-        return dn_err_set(&t->err, DN_ERR_ARG, "bad training options: bucket %lld (>= 0)",
-                          (long long)o->bucket);
+    if (o->bucket < 0 || o->shift < 0)
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "bad training options: bucket %lld (>= 0), shift %d (>= 0)",
+                          (long long)o->bucket, o->shift);
     const dn_comm *c = o->comm;
     if (c &&
         (c->size < 1 || c->rank < 0 || c->rank >= c->size || !c->allreduce_sum || !c->broadcast))
@@ -252,6 +254,11 @@ static dn_status begin_epoch(dn_trainer *t, const dn_data *d)
 {
     if (d->n < 1)
         return dn_err_set(&t->err, DN_ERR_ARG, "the training set is empty");
+    if (t->o.shift >= d->height || t->o.shift >= d->width)
+        return dn_err_set(&t->err, DN_ERR_ARG,
+                          "shift %d: expected less than the training images' height and width "
+                          "(%lld × %lld)",
+                          t->o.shift, (long long)d->height, (long long)d->width);
     const dn_shape *ps = &t->e->g->values[t->b.prediction].desc.shape;
     dn_status st = dn_check_labels(d, ps->d[ps->rank - 1], &t->err);
     if (st || (st = size_buffers(t, d)))
@@ -383,7 +390,7 @@ static void fingerprints(const dn_trainer *t, const dn_data *d, uint64_t fp[FP_C
                          (uint64_t)o->epochs,     (uint64_t)o->batch,    o->seed,
                          (uint64_t)o->bucket,     (uint64_t)t->epoch,    (uint64_t)t->pos,
                          (uint64_t)t->t,          t->rng.state,          (uint64_t)t->redraw,
-                         (uint64_t)t->comm->size, (uint64_t)o->mirror };
+                         (uint64_t)t->comm->size, (uint64_t)o->mirror,   (uint64_t)o->shift };
     float floats[] = { o->lr, o->momentum, o->weight_decay, o->gamma };
     fp[FP_OPTIONS] = hash_bytes(hash_bytes(2, words, sizeof words), floats, sizeof floats);
     int64_t dims[] = { d->n, d->channels, d->height, d->width };
@@ -493,6 +500,9 @@ dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats 
         dn_data_gather(d, t->perm + t->pos + lo, nr, t->images, t->labels);
         if (t->o.mirror)
             dn_data_mirror(d, t->images, nr, t->epoch_rng_state ^ MIRROR_SALT, t->pos + lo);
+        if (t->o.shift)
+            dn_data_shift(d, t->images, nr, t->epoch_rng_state ^ SHIFT_SALT, t->pos + lo,
+                          t->o.shift);
         int targets[2] = { t->b.prediction, e->g->loss };
         if ((st = dn_feed_batch(e, &t->b, d, t->images, t->labels, nr, &t->err)) ||
             (st = dn_exec_forward(e, true, targets, 2, &t->err)) ||
