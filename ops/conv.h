@@ -177,15 +177,17 @@ static inline int64_t conv_chunk_samples(const conv_geom *g)
  *     writing and re-reading the batched path's col (112 MB for conv2 at batch 16), and each
  *     thread's product runs without the BLIS team's barriers. Past a few MB a sample the
  *     per-thread slots (col and packed col, K·P floats each) cost more memory than the
- *     batched path's chunks, which are capped at CHUNK_MAX_BYTES.
- * Table entries are int32 offsets into one sample. */
+ *     batched path's chunks, which are capped at CHUNK_MAX_BYTES. */
 #define PER_SAMPLE_THIN_K 512
 #define PER_SAMPLE_MAX_K 4096
 #define PER_SAMPLE_MAX_COL_BYTES ((int64_t)16 << 20)
 
+/* The per-sample and direct paths' index tables hold int32 offsets into one sample. */
+static inline bool conv_table_fits(const conv_geom *g) { return g->c * g->h * g->w < INT32_MAX; }
+
 static inline bool conv_is_per_sample(const conv_geom *g, int threads)
 {
-    if (g->c * g->h * g->w >= INT32_MAX)
+    if (!conv_table_fits(g))
         return false;
     if (g->k <= PER_SAMPLE_THIN_K)
         return true;
@@ -213,7 +215,7 @@ static inline bool conv_is_direct(const conv_geom *g)
 static inline bool conv_is_direct_wide(const conv_geom *g)
 {
     return g->k > DIRECT_MAX_K && g->k <= DIRECT_WIDE_MAX_K && g->sh == 1 && g->sw == 1 &&
-           g->c * g->h * g->w < INT32_MAX;
+           conv_table_fits(g);
 }
 
 /* The direct forward's work in multiply-adds, and the work from which it splits a sample's

@@ -346,11 +346,10 @@ void dn_data_shift(const dn_data *d, float *images, int64_t count, uint64_t key,
 {
     int64_t h = d->height, w = d->width, span = 2 * (int64_t)shift + 1;
     for (int64_t i = 0; i < count; i++) {
-        /* Two draws from one hash: its high and low halves, each reduced to [0, span). The
-         * modulo's bias is below span / 2^32, far under what training could notice. */
-        uint64_t r = dn_rng_hash(key, (uint64_t)(first + i));
-        int64_t dy = (int64_t)((r >> 32) % (uint64_t)span) - shift;
-        int64_t dx = (int64_t)((r & 0xffffffffu) % (uint64_t)span) - shift;
+        /* The example's own generator, started from its hash: two unbiased draws. */
+        dn_rng r = { .state = dn_rng_hash(key, (uint64_t)(first + i)) };
+        int64_t dy = (int64_t)dn_rng_below(&r, (uint64_t)span) - shift;
+        int64_t dx = (int64_t)dn_rng_below(&r, (uint64_t)span) - shift;
         if (dy == 0 && dx == 0)
             continue;
         for (int64_t c = 0; c < d->channels; c++) {

@@ -71,7 +71,8 @@ void dn_data_mirror(const dn_data *d, float *images, int64_t count, uint64_t key
 
 /* Shift augmentation (torchvision's RandomCrop(size, padding=shift) with zero fill): move
  * image i of images[count, c, h, w] by (dy, dx) pixels, each uniform in [−shift, shift] and
- * drawn from dn_rng_hash(key, first + i) as dn_data_mirror draws its flip; pixels moved in
+ * drawn (dn_rng_below) from a generator started at dn_rng_hash(key, first + i), so that, as
+ * dn_data_mirror's flips, they depend only on the key and the position; pixels moved in
  * from outside the image are 0. out[c, y, x] = in[c, y + dy, x + dx]. shift must be less than
  * h and w (the trainer checks). In place; allocates nothing. */
 void dn_data_shift(const dn_data *d, float *images, int64_t count, uint64_t key, int64_t first,
