@@ -37,7 +37,9 @@
  *   batched     (wider kernels, larger images, a batch smaller than the team: AlexNet at
  *               batch 1) the chunked im2col products, BLIS threading.
  *               (conv_im2col.c)
- * dx always comes from the per-sample or the batched products (the direct path delegates it).
+ * dx always comes from the per-sample or the batched products (the direct path delegates it;
+ * on AVX-512 machines the wide direct shapes take the direct path's backward too, dW from its
+ * loops).
  * And one path for a kind of group: depthwise groups (one channel and one filter each, stride
  * 1, small kernels) run as (sample, group) planes shared out among threads, forward and
  * backward, dx by the same correlation loop as forward (conv_depthwise.c).
@@ -268,6 +270,13 @@ static void direct_backward(const dn_kernel *k, const conv_geom *g)
     dn_conv_direct_backward(k, g, direct_kernels());
 }
 
+/* The wide direct backward: dW from the AVX-512 loops' lanes, dx from the per-sample
+ * product (conv_direct.c). */
+static void wide_backward(const dn_kernel *k, const conv_geom *g)
+{
+    dn_conv_direct_backward(k, g, dn_conv_direct_avx512());
+}
+
 static void each_group(const dn_kernel *k, const conv_geom *g,
                        void (*path)(const dn_kernel *, const conv_geom *))
 {
@@ -360,6 +369,8 @@ static void backward(const dn_kernel *k)
         each_group(k, &g, dn_conv_im2col_backward);
     else if (conv_is_direct(&g))
         each_group(k, &g, direct_backward);
+    else if (conv_is_direct_wide(&g) && conv_dw_lanes_fit(&g) && dn_conv_direct_avx512())
+        each_group(k, &g, wide_backward);
     else
         dn_conv_packed_backward(k, &g); /* every group */
 }

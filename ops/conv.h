@@ -205,17 +205,35 @@ static inline bool conv_is_direct(const conv_geom *g)
     return g->k <= DIRECT_MAX_K && g->sh == 1 && g->sw == 1;
 }
 
-/* The wide direct forward (AVX-512 machines only: conv.c asks dn_conv_direct_avx512): stride
+/* The wide direct path (AVX-512 machines only: conv.c asks dn_conv_direct_avx512): stride
  * 1, K up to DIRECT_WIDE_MAX_K (LeNet's second conv, 6 channels 5×5: K = 150, rows of 10
  * outputs). Its accumulators stay in registers while the taps stream from L1, where the
- * per-sample path packs col for a product of 16 rows (measured: docs/performance.md).
- * Forward only: the backward of these shapes stays per sample. */
+ * per-sample path packs col for a product of 16 rows (measured: docs/performance.md). Its
+ * backward computes dW with the direct loops while the thread's lanes fit (below) and dx
+ * with the per-sample path's product. */
 #define DIRECT_WIDE_MAX_K 256
 
 static inline bool conv_is_direct_wide(const conv_geom *g)
 {
     return g->k > DIRECT_MAX_K && g->k <= DIRECT_WIDE_MAX_K && g->sh == 1 && g->sw == 1 &&
            conv_table_fits(g);
+}
+
+/* The AVX-512 dW loops keep 16 partial sums of every dW entry per thread (its "lanes", F·K·16
+ * floats, summed once at the end of the thread's samples) instead of reducing 16 lanes to
+ * one per entry and sample; up to DW_LANES_MAX entries (2 MB of lanes a thread, the size of
+ * an L2), else the AVX2 loops. They read dy in the flat layout of the forward (rows padded to
+ * the padded width, conv_direct.c: conv_flat_vectors vectors of 16 a filter), DW_CHUNK
+ * vectors at a time. */
+#define DW_LANES_MAX 32768
+#define DW_CHUNK 32
+
+static inline bool conv_dw_lanes_fit(const conv_geom *g) { return g->f * g->k <= DW_LANES_MAX; }
+
+static inline int64_t conv_flat_vectors(const conv_geom *g)
+{
+    int64_t flat = (g->oh - 1) * (g->w + 2 * g->pw) + g->ow; /* (OH − 1)·padded width + OW */
+    return (flat + 15) / 16;
 }
 
 /* The direct forward's work in multiply-adds, and the work from which it splits a sample's
@@ -254,6 +272,15 @@ static inline int64_t conv_padded_size(const conv_geom *g)
     return g->c * conv_padded_h(g) * conv_padded_w(g) + CONV_QB;
 }
 
+/* The direct dx reads dy_n padded so that it is a stride-1 correlation with no bounds
+ * (conv_direct.c): [F, H + dh·(kh − 1), W + dw·(kw − 1)], with QB floats of slack. */
+static inline int64_t conv_padded_dy_h(const conv_geom *g) { return g->h + g->dh * (g->kh - 1); }
+static inline int64_t conv_padded_dy_w(const conv_geom *g) { return g->w + g->dw * (g->kw - 1); }
+static inline int64_t conv_padded_dy_size(const conv_geom *g)
+{
+    return g->f * conv_padded_dy_h(g) * conv_padded_dy_w(g) + CONV_QB;
+}
+
 /* ---------------------------------------------------------------- per-thread slots
  *
  * The per-sample path's workspace, which the direct path shares: shared by all threads, the
@@ -275,6 +302,9 @@ typedef struct conv_slot_layout {
     int64_t packed_dy_a, packed_dy_b, dw, db;
     int64_t padded;     /* the direct path's padded sample (0 otherwise) */
     int64_t out;        /* the direct path's y_n [F, OH, OW] before the pooling epilogue */
+    int64_t lanes;      /* the direct path's dW lanes [F, K, 16] (0 when they do not fit) */
+    int64_t flat_dy;    /* the direct path's dy_n in the flat layout [F, conv_flat_vectors·16] */
+    int64_t padded_dy;  /* the direct path's dy_n padded for dx (conv_padded_dy_size) */
     int64_t per_thread; /* the sum of the slot's arrays (floats) */
 } conv_slot_layout;
 
@@ -301,8 +331,12 @@ static inline conv_slot_layout conv_slots(const conv_geom *g, const dn_ukernel *
     bool direct = conv_is_direct(g) || conv_is_direct_wide(g);
     s.padded = direct ? conv_r16(conv_padded_size(g)) : 0;
     s.out = direct ? conv_r16(g->f * g->p) : 0;
+    bool lanes = direct && conv_dw_lanes_fit(g);
+    s.lanes = lanes ? g->f * g->k * 16 : 0;
+    s.flat_dy = lanes ? g->f * conv_flat_vectors(g) * 16 : 0;
+    s.padded_dy = direct ? conv_r16(conv_padded_dy_size(g)) : 0;
     s.per_thread = s.sample + s.col + s.packed_col + s.packed_dy_a + s.packed_dy_b + s.dw + s.db +
-                   s.padded + s.out;
+                   s.padded + s.out + s.lanes + s.flat_dy + s.padded_dy;
     return s;
 }
 
@@ -316,6 +350,7 @@ static inline float *conv_aligned_work(void *work)
 
 typedef struct conv_slot {
     float *sample, *col, *packed_col, *packed_dy_a, *packed_dy_b, *dw, *db, *padded, *out;
+    float *lanes, *flat_dy, *padded_dy; /* NULL when the layout has none */
 } conv_slot;
 
 static inline conv_slot conv_slot_of(const conv_slot_layout *l, float *work, int t)
@@ -330,6 +365,9 @@ static inline conv_slot conv_slot_of(const conv_slot_layout *l, float *work, int
     s.db = s.dw + l->dw;
     s.padded = s.db + l->db;
     s.out = s.padded + l->padded;
+    s.lanes = l->lanes ? s.out + l->out : NULL;
+    s.flat_dy = l->flat_dy ? s.out + l->out + l->lanes : NULL;
+    s.padded_dy = l->padded_dy ? s.out + l->out + l->lanes + l->flat_dy : NULL;
     return s;
 }
 
@@ -388,7 +426,7 @@ float dn_conv_plane_sum(const float *v, int64_t n);
  * (conv_direct.c); k->work as the per-sample path's, each slot with its padded copy
  *
  * The loops come in three sets, the plain C ones (any machine), the AVX2/FMA ones and the
- * AVX-512 forward (with the AVX2 dW); the dispatch in conv.c takes the widest the machine has,
+ * AVX-512 ones; the dispatch in conv.c takes the widest the machine has,
  * and a test runs each on any machine that has it. All read a padded sample xp
  * (conv_padded_size floats) and off[r], where tap r of output row 0 reads in xp. */
 typedef struct conv_direct_kernels {
@@ -396,15 +434,24 @@ typedef struct conv_direct_kernels {
     /* Output rows [p0, p1) of every filter of one sample: y [F, OH, OW]. */
     void (*forward)(const conv_geom *g, const float *w, const float *b, const float *xp,
                     const int64_t *off, float *y, int64_t p0, int64_t p1);
-    /* dw [F, K] += one sample's share, from its dy [F, OH, OW]. */
-    void (*dw)(const conv_geom *g, const float *dy, const float *xp, const int64_t *off, float *dw);
+    /* The thread's dW copy s->dw [F, K] += one sample's share, from its dy [F, OH, OW]; loops
+     * with `lanes` set add into s->lanes instead when the slot has them (the path zeroes them
+     * before the thread's samples and folds them into s->dw after). */
+    void (*dw)(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,
+               const conv_slot *s);
+    bool lanes;
+    /* dx_n [C, H, W] += one sample's share, from its dy_n (padded into s->padded_dy) and
+     * wflip [C, F, kh, kw] (W with each filter turned half a turn, channels first, as the
+     * direct backward lays it out); NULL: dx takes the per-sample path's product. */
+    void (*dx)(const conv_geom *g, const float *wflip, const float *dy, float *dx,
+               const conv_slot *s);
 } conv_direct_kernels;
 
 /* The plain loops. */
 const conv_direct_kernels *dn_conv_direct_plain(void);
 /* The AVX2/FMA loops, or NULL when this machine (or this build's target) has none. */
 const conv_direct_kernels *dn_conv_direct_avx2(void);
-/* The AVX-512 forward (with the AVX2 dW), or NULL when this machine has no AVX-512F. */
+/* The AVX-512 loops, or NULL when this machine has no AVX-512F. */
 const conv_direct_kernels *dn_conv_direct_avx512(void);
 
 void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa);

@@ -77,8 +77,9 @@ static void forward_plain(const conv_geom *g, const float *w, const float *b, co
 }
 
 static void dw_plain(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,
-                     float *dw)
+                     const conv_slot *s)
 {
+    float *dw = s->dw;
     for (int64_t f = 0; f < g->f; f++)
         for (int64_t r = 0; r < g->k; r++) {
             float sum = 0.0f;
@@ -187,8 +188,9 @@ AVX2 static void dw_block(const conv_geom *g, const float *dy, const float *xp, 
 }
 
 AVX2 static void dw_avx2(const conv_geom *g, const float *dy, const float *xp, const int64_t *off,
-                         float *dw)
+                         const conv_slot *s)
 {
+    float *dw = s->dw;
     for (int64_t f = 0; f < g->f; f++)
         for (int64_t q0 = 0; q0 < g->ow; q0 += 8)
             for (int64_t r0 = 0; r0 < g->k; r0 += DW_TAPS)
@@ -197,7 +199,7 @@ AVX2 static void dw_avx2(const conv_geom *g, const float *dy, const float *xp, c
                          g->ow - q0 < 8 ? g->ow - q0 : 8, dw + f * g->k);
 }
 
-static const conv_direct_kernels avx2_kernels = { "avx2", forward_avx2, dw_avx2 };
+static const conv_direct_kernels avx2_kernels = { "avx2", forward_avx2, dw_avx2, false, NULL };
 
 const conv_direct_kernels *dn_conv_direct_avx2(void)
 {
@@ -231,7 +233,7 @@ typedef struct flat_vec {
 } flat_vec;
 
 /* Lanes [lo, hi) ∩ [0, 16) of a vector, as a mask. */
-static uint32_t lanes_between(int64_t lo, int64_t hi)
+AVX512 static uint32_t lanes_between(int64_t lo, int64_t hi)
 {
     lo = lo < 0 ? 0 : lo;
     hi = hi > 16 ? 16 : hi;
@@ -241,7 +243,7 @@ static uint32_t lanes_between(int64_t lo, int64_t hi)
 /* The vector of flat positions t0 .. t0 + 16: a row starts at every lane s ≡ −t0 (mod pw) and
  * keeps its first OW lanes. Masks by shifts (one pass per row the vector touches), not a
  * loop over lanes: this runs once per vector of every sample. */
-static flat_vec flat_vec_at(const conv_geom *g, int64_t t0, int64_t t_end)
+AVX512 static flat_vec flat_vec_at(const conv_geom *g, int64_t t0, int64_t t_end)
 {
     int64_t pw = conv_padded_w(g);
     flat_vec v = { (__mmask16)lanes_between(0, t_end - t0), 0, -1, 0 };
@@ -324,7 +326,200 @@ AVX512 static void forward_avx512(const conv_geom *g, const float *w, const floa
     }
 }
 
-static const conv_direct_kernels avx512_kernels = { "avx512", forward_avx512, dw_avx2 };
+/* ---------------------------------------------------------------- the AVX-512 dW
+ *
+ * The same flat positions as the forward: dW[f, r] += Σ_t dyf[f, t] · xp[t + off[r]], where
+ * dyf is dy_n laid out flat (row p at t = p·pw; the lanes between rows hold zeros) and only
+ * the lanes with q < OW (the flat vector's `keep` mask) add: a masked multiply-add, so that an
+ * inf that only a between-rows lane reads cannot make 0 · inf = NaN. A block is DWF filters ×
+ * DWR taps, 20 accumulators while the vectors of a chunk pass (9 loads for 20 multiply-adds);
+ * the accumulators are the thread's lanes for those entries, loaded before and stored after,
+ * so that no sum of 16 lanes is taken per sample (DW_LANES_MAX, ops/conv.h). */
+enum { DWF = 4, DWR = 5 };
+
+/* dy_n [F, OH, OW] in the flat layout: dyf [F, nvec·16], row p of filter f at f·nvec·16 +
+ * p·pw, zeros between rows and after the last (masked row copies: an expanding load per
+ * vector was as slow as the multiply-adds it fed). */
+AVX512 static void flatten_dy(const conv_geom *g, const float *dy, int64_t nvec, float *dyf)
+{
+    int64_t pw = conv_padded_w(g);
+    memset(dyf, 0, (size_t)(g->f * nvec * 16) * sizeof *dyf);
+    for (int64_t f = 0; f < g->f; f++)
+        for (int64_t p = 0; p < g->oh; p++) {
+            const float *src = dy + (f * g->oh + p) * g->ow;
+            float *dst = dyf + f * nvec * 16 + p * pw;
+            for (int64_t q = 0; q < g->ow; q += 16) {
+                __mmask16 m = (__mmask16)lanes_between(0, g->ow - q);
+                _mm512_mask_storeu_ps(dst + q, m, _mm512_maskz_loadu_ps(m, src + q));
+            }
+        }
+}
+
+/* Lanes of filters f0 .. f0 + nb × taps r0 .. r0 + nt (nt ≤ DWR; the block computes DWR taps,
+ * the unused ones repeating r0, and stores nt) += the chunk's nv vectors. Inlined with nb a
+ * constant (dw_avx512's switch). */
+AVX512 static inline __attribute__((always_inline)) void dw_block512(
+    const conv_geom *g, const float *dyf, int64_t fs, const __mmask16 *keep, int64_t nv,
+    const float *x, const int64_t *off, int64_t f0, int nb, int64_t r0, int64_t nt, float *lanes)
+{
+    __m512 acc[DWF][DWR];
+    const float *at[DWR];
+    for (int r = 0; r < DWR; r++)
+        at[r] = x + off[r0 + (r < nt ? r : 0)];
+    for (int f = 0; f < nb; f++)
+        for (int r = 0; r < DWR; r++)
+            acc[f][r] = r < nt ? _mm512_load_ps(lanes + ((f0 + f) * g->k + r0 + r) * 16)
+                               : _mm512_setzero_ps();
+    for (int64_t v = 0; v < nv; v++) {
+        __m512 d[DWF];
+        for (int f = 0; f < nb; f++)
+            d[f] = _mm512_load_ps(dyf + (f0 + f) * fs + v * 16);
+        for (int r = 0; r < DWR; r++) {
+            __m512 xv = _mm512_loadu_ps(at[r] + v * 16);
+            for (int f = 0; f < nb; f++)
+                acc[f][r] = _mm512_mask3_fmadd_ps(d[f], xv, acc[f][r], keep[v]);
+        }
+    }
+    for (int f = 0; f < nb; f++)
+        for (int r = 0; r < nt; r++)
+            _mm512_store_ps(lanes + ((f0 + f) * g->k + r0 + r) * 16, acc[f][r]);
+}
+
+#define DW_BLOCK512(nb) \
+    case nb: dw_block512(g, dyf, nvec * 16, keep, nv, x, off, f0, nb, r0, nt, s->lanes); break
+
+/* The thread's lanes += one sample's share (the AVX2 loops into s->dw when the slot has no
+ * lanes). The reads of the last vector run up to 15 floats past the flat positions' end:
+ * within the padded copy's slack (conv_padded_size), their lanes masked out. */
+AVX512 static void dw_avx512(const conv_geom *g, const float *dy, const float *xp,
+                             const int64_t *off, const conv_slot *s)
+{
+    if (!s->lanes) {
+        dw_avx2(g, dy, xp, off, s);
+        return;
+    }
+    int64_t pw = conv_padded_w(g), t_end = (g->oh - 1) * pw + g->ow;
+    int64_t nvec = conv_flat_vectors(g);
+    /* Filters in blocks of equal size, at most DWF: 6 filters as 3, 3; 16 as 4 × 4. */
+    int64_t blocks = (g->f + DWF - 1) / DWF, per = (g->f + blocks - 1) / blocks;
+    flatten_dy(g, dy, nvec, s->flat_dy);
+    __mmask16 keep[DW_CHUNK];
+    for (int64_t c0 = 0; c0 < nvec; c0 += DW_CHUNK) {
+        int64_t nv = nvec - c0 < DW_CHUNK ? nvec - c0 : DW_CHUNK;
+        for (int64_t v = 0; v < nv; v++)
+            keep[v] = flat_vec_at(g, (c0 + v) * 16, t_end).keep;
+        const float *x = xp + c0 * 16, *dyf = s->flat_dy + c0 * 16;
+        for (int64_t f0 = 0; f0 < g->f; f0 += per)
+            for (int64_t r0 = 0; r0 < g->k; r0 += DWR) {
+                int64_t nt = g->k - r0 < DWR ? g->k - r0 : DWR;
+                switch (g->f - f0 < per ? g->f - f0 : per) {
+                    DW_BLOCK512(1);
+                    DW_BLOCK512(2);
+                    DW_BLOCK512(3);
+                    DW_BLOCK512(4);
+                }
+            }
+    }
+}
+
+/* ---------------------------------------------------------------- the AVX-512 dx
+ *
+ * dx is a correlation too: with dy_n padded to dyp [F, H + dh·(kh − 1), W + dw·(kw − 1)]
+ * (dy row p at row p + dh·(kh − 1) − ph, column q at q + dw·(kw − 1) − pw, zeros around),
+ *   dx[c, h, w] += Σ_{f,i,j} wflip[c, f, i, j] · dyp[f, h + i·dh, w + j·dw],
+ *   wflip[c, f, i, j] = W[f, c, kh − 1 − i, kw − 1 − j].
+ * Row by row (16 outputs of a row a vector, DXC channels a block), skipping the kernel rows
+ * that read only padding rows of dyp (LeNet's second conv: 50 of the 70 (row, i) pairs
+ * read data). This replaces the per-sample path's product dcol = Wᵀ·dy_n and col2im's
+ * scattered adds with one pass whose sums stay in registers. */
+enum { DXC = 8 };
+
+/* dy_n into the thread's padded copy (every float of it written: zeros around). */
+AVX512 static void pad_dy(const conv_geom *g, const float *dy, float *dyp)
+{
+    int64_t hd = conv_padded_dy_h(g), wd = conv_padded_dy_w(g);
+    int64_t a = g->dh * (g->kh - 1) - g->ph, b = g->dw * (g->kw - 1) - g->pw;
+    int64_t p0 = a < 0 ? -a : 0, p1 = g->oh < hd - a ? g->oh : hd - a;
+    int64_t q0 = b < 0 ? -b : 0, q1 = g->ow < wd - b ? g->ow : wd - b;
+    memset(dyp, 0, (size_t)conv_padded_dy_size(g) * sizeof *dyp);
+    for (int64_t f = 0; f < g->f; f++)
+        for (int64_t p = p0; p < p1; p++) {
+            const float *src = dy + (f * g->oh + p) * g->ow;
+            float *dst = dyp + (f * hd + p + a) * wd + b;
+            for (int64_t q = q0; q < q1; q += 16) {
+                __mmask16 m = (__mmask16)lanes_between(0, q1 - q);
+                _mm512_mask_storeu_ps(dst + q, m, _mm512_maskz_loadu_ps(m, src + q));
+            }
+        }
+}
+
+/* Outputs q0 .. q0 + 16 (mask m) of row h of channels c0 .. c0 + nb, over kernel rows
+ * [i0, i1). Inlined with nb a constant (dx_avx512's switch). The loads run up to 15 floats
+ * past a row's end (the next row, or the copy's slack): lanes that m drops. */
+AVX512 static inline __attribute__((always_inline)) void dx_block512(
+    const conv_geom *g, const float *wflip, const float *dyp, int64_t h, int64_t q0, __mmask16 m,
+    int64_t c0, int nb, int64_t i0, int64_t i1, float *dx)
+{
+    int64_t hd = conv_padded_dy_h(g), wd = conv_padded_dy_w(g), kk = g->kh * g->kw;
+    int64_t cs = g->f * kk; /* floats between channels of wflip */
+    __m512 acc[DXC];
+    for (int c = 0; c < nb; c++)
+        acc[c] = _mm512_setzero_ps();
+    for (int64_t f = 0; f < g->f; f++)
+        for (int64_t i = i0; i < i1; i++) {
+            const float *row = dyp + (f * hd + h + i * g->dh) * wd + q0;
+            const float *wr = wflip + (c0 * g->f + f) * kk + i * g->kw;
+            for (int64_t j = 0; j < g->kw; j++) {
+                __m512 d = _mm512_loadu_ps(row + j * g->dw);
+                for (int c = 0; c < nb; c++)
+                    acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(wr[c * cs + j]), d, acc[c]);
+            }
+        }
+    for (int c = 0; c < nb; c++) {
+        float *at = dx + ((c0 + c) * g->h + h) * g->w + q0;
+        _mm512_mask_storeu_ps(at, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), acc[c]));
+    }
+}
+
+#define DX_BLOCK512(nb) \
+    case nb: dx_block512(g, wflip, s->padded_dy, h, q0, m, c0, nb, i0, i1, dx); break
+
+AVX512 static void dx_avx512(const conv_geom *g, const float *wflip, const float *dy, float *dx,
+                             const conv_slot *s)
+{
+    pad_dy(g, dy, s->padded_dy);
+    /* dyp's rows that hold dy: [r0, r1) */
+    int64_t a = g->dh * (g->kh - 1) - g->ph;
+    int64_t r0 = a > 0 ? a : 0,
+            r1 = a + g->oh < conv_padded_dy_h(g) ? a + g->oh : conv_padded_dy_h(g);
+    /* Channels in blocks of equal size, at most DXC: 6 as one block, 12 as 6, 6. */
+    int64_t blocks = (g->c + DXC - 1) / DXC, per = (g->c + blocks - 1) / blocks;
+    for (int64_t h = 0; h < g->h; h++) {
+        /* kernel rows i with h + i·dh in [r0, r1) */
+        int64_t i0 = r0 > h ? (r0 - h + g->dh - 1) / g->dh : 0;
+        int64_t i1 = r1 > h ? (r1 - h + g->dh - 1) / g->dh : 0;
+        i1 = i1 < g->kh ? i1 : g->kh;
+        if (i0 >= i1)
+            continue;
+        for (int64_t q0 = 0; q0 < g->w; q0 += 16) {
+            __mmask16 m = (__mmask16)lanes_between(0, g->w - q0);
+            for (int64_t c0 = 0; c0 < g->c; c0 += per)
+                switch (g->c - c0 < per ? g->c - c0 : per) {
+                    DX_BLOCK512(1);
+                    DX_BLOCK512(2);
+                    DX_BLOCK512(3);
+                    DX_BLOCK512(4);
+                    DX_BLOCK512(5);
+                    DX_BLOCK512(6);
+                    DX_BLOCK512(7);
+                    DX_BLOCK512(8);
+                }
+        }
+    }
+}
+
+static const conv_direct_kernels avx512_kernels = { "avx512", forward_avx512, dw_avx512, true,
+                                                    dx_avx512 };
 
 const conv_direct_kernels *dn_conv_direct_avx512(void)
 {
@@ -337,7 +532,7 @@ const conv_direct_kernels *dn_conv_direct_avx2(void) { return NULL; }
 const conv_direct_kernels *dn_conv_direct_avx512(void) { return NULL; }
 #endif
 
-static const conv_direct_kernels plain_kernels = { "plain", forward_plain, dw_plain };
+static const conv_direct_kernels plain_kernels = { "plain", forward_plain, dw_plain, false, NULL };
 
 const conv_direct_kernels *dn_conv_direct_plain(void) { return &plain_kernels; }
 
@@ -359,10 +554,27 @@ static void forward_rows(const conv_direct_kernels *isa, const conv_geom *g, con
 static void dw_sample(const conv_direct_kernels *isa, const conv_geom *g, const float *x,
                       const float *dy, const conv_slot *s)
 {
-    int64_t off[DIRECT_MAX_K];
+    int64_t off[DIRECT_WIDE_MAX_K];
     tap_offsets(g, off);
     pad_sample(g, x, s->padded);
-    isa->dw(g, dy, s->padded, off, s->dw);
+    isa->dw(g, dy, s->padded, off, s);
+}
+
+/* The lanes' use, around a thread's samples: zeroed before, s->dw += the sum of each entry's
+ * 16 lanes after (in lane order). */
+static bool uses_lanes(const conv_direct_kernels *isa, const conv_slot *s)
+{
+    return isa->lanes && s->lanes;
+}
+
+static void fold_lanes(const conv_geom *g, const conv_slot *s)
+{
+    for (int64_t e = 0; e < g->f * g->k; e++) {
+        float sum = 0.0f;
+        for (int l = 0; l < 16; l++)
+            sum += s->lanes[e * 16 + l];
+        s->dw[e] += sum;
+    }
 }
 
 /* Items [lo, hi) of the batch's N·OH output rows (item n·OH + p: row p of sample n, every
@@ -414,12 +626,20 @@ static void backward_range(const conv_direct_kernels *isa, const conv_pass *ps, 
     int64_t in = g->xs, out = g->ys;
     conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
     memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
+    bool lanes = dw && uses_lanes(isa, &s);
+    if (lanes)
+        memset(s.lanes, 0, (size_t)ps->l->lanes * sizeof(float));
+    bool direct_dx = dx && isa->dx;
     for (int64_t n = lo; n < hi; n++) {
         if (dw)
             dw_sample(isa, g, x + n * in, dy + n * out, &s);
-        dn_conv_sample_backward(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s, false,
-                                db);
+        if (direct_dx)
+            isa->dx(g, ps->work, dy + n * out, dx + n * in, &s);
+        dn_conv_sample_backward(ps, x + n * in, dy + n * out, dx && !direct_dx ? dx + n * in : NULL,
+                                &s, false, db);
     }
+    if (lanes)
+        fold_lanes(g, &s);
 }
 
 void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa)
@@ -482,14 +702,29 @@ void dn_conv_direct_forward_groups(const dn_kernel *k, const conv_geom *g,
                       forward_groups_range(isa, &ps, k, lo, hi));
 }
 
-/* Threads split the batch; no index table: dW reads the padded copy, and dx packs only dy. */
+/* wflip [C, F, kh, kw]: wflip[c, f, i, j] = W[f, c, kh − 1 − i, kw − 1 − j]. */
+static void flip_weights(const conv_geom *g, const float *w, float *wflip)
+{
+    int64_t kk = g->kh * g->kw;
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t f = 0; f < g->f; f++)
+            for (int64_t t = 0; t < kk; t++)
+                wflip[(c * g->f + f) * kk + t] = w[(f * g->c + c) * kk + kk - 1 - t];
+}
+
+/* Threads split the batch; no index table: dW reads the padded copy, and dx either the
+ * padded dy (the loops' own dx) or packs only dy (the per-sample product). The shared area's
+ * weights hold wflip or packed Wᵀ (both F·K floats or more). */
 void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g, const conv_direct_kernels *isa)
 {
     dn_ukernel u;
     dn_ukernel_get(&u);
     conv_slot_layout l = conv_slots(g, &u);
     conv_pass ps = conv_pass_of(g, &u, &l, k->work);
-    dn_conv_pack_weights_t(k, &ps);
+    if (k->dx[0].data && isa->dx)
+        flip_weights(g, dn_f32(&k->x[1]), ps.work);
+    else
+        dn_conv_pack_weights_t(k, &ps);
     int team = conv_team_size(g, k->threads);
     DN_PARALLEL_RANGE(g->n, team, lo, hi, backward_range(isa, &ps, k, lo, hi));
     dn_conv_sum_copies(k, &ps, team);

@@ -3,8 +3,8 @@
  * same data, against a plain double-precision loop written here:
  *   - the direct path with its plain loops, which the dispatch never takes on a machine with
  *     AVX2 (this test is what keeps them from rotting), with its AVX2/FMA loops and with its
- *     AVX-512 forward (also for wide kernels, K > DIRECT_MAX_K, forward only); each path
- *     also with the inference ReLU epilogue (g->relu);
+ *     AVX-512 loops (also for wide kernels, K > DIRECT_MAX_K); each path also with the
+ *     inference ReLU epilogue (g->relu);
  *   - the per-sample path (conv_packed.c) and the batched path (conv_im2col.c).
  * Forward y, and backward dx, dW and db (accumulated onto a prefilled value, as the engine
  * asks). The shapes are thin stride-1 kernels, the only ones the direct path takes: widths
@@ -233,7 +233,7 @@ static void check_paths(const shape *s, int threads)
     const int64_t dilation[2] = { dil(s->dh), dil(s->dw) };
     conv_geom g = conv_geom_group(conv_geom_make(&x[0].shape, &x[1].shape, &out.shape, stride, pad),
                                   1, dilation);
-    bool wide = conv_is_direct_wide(&g); /* direct forward on AVX-512, per-sample backward */
+    bool wide = conv_is_direct_wide(&g); /* the direct path on AVX-512 only */
     cr_assert(conv_is_direct(&g) || wide, "the shape must be one the direct path takes (K = %lld)",
               (long long)g.k);
 
@@ -285,10 +285,6 @@ static void check_paths(const shape *s, int threads)
         p->forward(&k, &g, p->isa);
         expect_near("y", p->name, y.data, 0.0f, r.y, r.y_abs, ny);
         check_relu_epilogue(p, &k, &g, y.data, ny, work, ws);
-        if (wide && pi < 3) { /* the wide direct path is a forward only */
-            free(y.data), free(dx[0].data), free(dx[1].data), free(dx[2].data);
-            continue;
-        }
         memset(work, 0xff, ws);
         p->backward(&k, &g, p->isa);
         expect_near("dx", p->name, dx[0].data, base, r.dx, r.dx_abs, nx);
@@ -430,6 +426,18 @@ Test(conv_paths, wide_kernels_lenet_second_conv_and_padded)
     check_paths(&b, 1);
 }
 
+/* More filters than the AVX-512 dW's lanes take (F·K = 220·150 > DW_LANES_MAX): the slot
+ * has no lanes, and that set's dW falls back to the AVX2 loops. */
+Test(conv_paths, wide_kernels_with_more_filters_than_the_lanes_hold)
+{
+    shape s = {
+        .n = 2, .c = 6, .h = 7, .w = 9, .f = 220, .kh = 5, .kw = 5, .ph = 0, .pw = 1, .bias = true
+    };
+    conv_geom g = { .f = s.f, .k = s.c * s.kh * s.kw };
+    cr_assert(!conv_dw_lanes_fit(&g));
+    check_paths(&s, 2);
+}
+
 /* dn_op_conv's forward with the epilogues the plan sets (graph/exec.c) on a shape no direct
  * loop takes (K = 12·5·5 = 300: the per-sample path; 33 filters), grouped (G = 3: the direct
  * loops' (sample, group) items), grouped with K = 300 per group (per sample) and depthwise
@@ -517,13 +525,67 @@ Test(conv_paths, dilated_taps_on_every_path)
     check_paths(&s, 2);
     s.n = 1;
     check_paths(&s, 1);
+    /* Taps 9 columns apart: rows of 22 keep 4 outputs each, and the flat vector [48, 64)
+     * falls wholly between two rows (no lane of it kept: the AVX-512 dW's empty vector). */
+    shape gap = {
+        .n = 2, .c = 2, .h = 8, .w = 22, .f = 3, .kh = 2, .kw = 3, .bias = true, .dw = 9
+    };
+    check_paths(&gap, 2);
 }
 
-/* The dispatch takes the AVX2 loops where the machine has them (the AVX-512 set, where it
- * has that, with the AVX2 dW). Every forward does the same fused multiply-adds in the same
- * order as the plain loops (the same bits); the AVX2 dW sums 8 columns at a time (other
- * bits): dn_op_conv's dW is the AVX2 loops', bit for bit. */
-Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
+/* An inf in a column that only the lanes between two flat rows read for a tap (the last
+ * column, for tap column j = 0 of a 3×3 kernel without padding) stays out of that tap's dW:
+ * every set of dW loops gives the count of outputs there (x and dy are 1 elsewhere), not
+ * 0 · inf = NaN; the taps that do read it get inf. */
+Test(conv_paths, an_inf_between_flat_rows_stays_out_of_dw)
+{
+    int64_t xd[4] = { 1, 1, 6, 20 }, wd[4] = { 2, 1, 3, 3 }, yd[4] = { 1, 2, 4, 18 };
+    dn_shape xs = dn_shape_make(4, xd, true), ws = dn_shape_make(4, wd, false),
+             ys = dn_shape_make(4, yd, true);
+    const int64_t stride[2] = { 1, 1 }, pad[2] = { 0, 0 };
+    conv_geom g = conv_geom_make(&xs, &ws, &ys, stride, pad);
+    cr_assert(conv_is_direct(&g));
+    dn_ukernel u;
+    dn_ukernel_get(&u);
+    conv_slot_layout l = conv_slots(&g, &u);
+    void *work = malloc((size_t)(l.shared + l.per_thread) * sizeof(float) + 64);
+    float *x = filled(120, 1.0f), *w = filled(18, 0.5f), *dy = filled(144, 1.0f);
+    x[1 * 20 + 19] = INFINITY;
+    const conv_direct_kernels *isa[3] = { dn_conv_direct_plain(), dn_conv_direct_avx2(),
+                                          dn_conv_direct_avx512() };
+    for (int i = 0; i < 3; i++) {
+        if (!isa[i])
+            continue;
+        float *dw = filled(18, 0.0f);
+        dn_tensor in[2] = { { DN_F32, xs, x }, { DN_F32, ws, w } }, y = { DN_F32, ys, NULL },
+                  dyt = { DN_F32, ys, dy };
+        dn_tensor dx[2] = { { DN_F32, xs, NULL }, { DN_F32, ws, dw } };
+        dn_kernel k = {
+            .n_inputs = 2, .x = in, .y = &y, .dx = dx, .dy = &dyt, .work = work, .threads = 1
+        };
+        memset(work, 0xff, (size_t)(l.shared + l.per_thread) * sizeof(float) + 64);
+        dn_conv_direct_backward(&k, &g, isa[i]);
+        for (int64_t f = 0; f < 2; f++)
+            for (int64_t ki = 0; ki < 3; ki++)
+                for (int64_t kj = 0; kj < 3; kj++) {
+                    /* the inf (row 1, column 19) is read by column 19 − 2 = 17 for j = 2 */
+                    bool reads = kj == 2 && ki <= 1;
+                    float got = dw[f * 9 + ki * 3 + kj];
+                    cr_assert(reads ? got == INFINITY : got == 72.0f,
+                              "%s loops: dW[%lld, %lld, %lld] is %g, %s expected", isa[i]->name,
+                              (long long)f, (long long)ki, (long long)kj, (double)got,
+                              reads ? "inf" : "72");
+                }
+        free(dw);
+    }
+    free(x), free(w), free(dy), free(work);
+}
+
+/* The dispatch takes the widest loops the machine has: AVX-512, else AVX2. Every forward
+ * does the same fused multiply-adds in the same order as the plain loops (the same bits);
+ * the AVX2 dW sums 8 columns at a time, the AVX-512 dW 16 lanes over the batch (other bits
+ * each): dn_op_conv's dW is the widest loops', bit for bit, and not the plain loops'. */
+Test(conv_paths, dispatch_takes_the_widest_loops_the_machine_has)
 {
 #if defined(__x86_64__)
     bool machine = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -587,10 +649,15 @@ Test(conv_paths, dispatch_takes_the_avx2_loops_when_the_machine_has_them)
     for (int run = 1; run < runs; run++)
         cr_assert_eq(memcmp(ys[0], ys[run], (size_t)ny * sizeof(float)), 0,
                      "the %s loops' y differs from the dispatch's", isa[run]->name);
-    cr_assert_eq(memcmp(dws[0], dws[1], (size_t)nw * sizeof(float)), 0,
-                 "the dispatch's dW is not the AVX2 loops' dW");
+    int widest = isa[3] ? 3 : 1;
+    cr_assert_eq(memcmp(dws[0], dws[widest], (size_t)nw * sizeof(float)), 0,
+                 "the dispatch's dW is not the %s loops' dW", isa[widest]->name);
     cr_assert_neq(memcmp(dws[0], dws[2], (size_t)nw * sizeof(float)), 0,
-                  "the dispatch's dW has the plain loops' bits: it did not take AVX2");
+                  "the dispatch's dW has the plain loops' bits: it did not take %s",
+                  isa[widest]->name);
+    if (isa[3])
+        cr_assert_neq(memcmp(dws[3], dws[1], (size_t)nw * sizeof(float)), 0,
+                      "the AVX-512 dW has the AVX2 loops' bits: it did not take its own loops");
     for (int run = 0; run < runs; run++)
         free(ys[run]), free(dws[run]);
     free(dy), free(work), free(x[0].data), free(x[1].data), free(x[2].data);
