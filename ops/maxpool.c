@@ -19,7 +19,8 @@
  * plane-size limit of the int32 argmax is checked here.
  *
  * Speed: the 2×2, stride-2 window of LeNet and SimpleConvNet has a loop of its own, with no
- * window arithmetic, and so have the whole 3×3, stride-2 windows of AlexNet. Other windows go
+ * window arithmetic (and on AVX-512 machines one that takes 16 outputs a vector), and so have
+ * the whole 3×3, stride-2 windows of AlexNet. Other windows go
  * a row of outputs at a time: each pass brings one pixel of every window in the row against
  * its running winner, so the compares are independent vector selects rather than a chain of
  * mispredicted branches. All vectorise; backward scatters dy through the saved argmax.
@@ -199,12 +200,76 @@ static void max_row_2x2(const float *restrict r0, const float *restrict r1, floa
     }
 }
 
-static void max_plane_2x2(const dn_pool_geom *g, const float *x, float *y, int32_t *arg)
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+/* v wins against m (dn_pool_max_wins) in each lane: v > m, or v is NaN. */
+AVX512 static inline __mmask16 wins16(__m512 v, __m512 m)
 {
+    return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+}
+
+/* max_row_2x2 sixteen outputs at a time: each window's four candidates deinterleaved from two
+ * vectors of each input row (even and odd columns), then the same selects in the same
+ * order, so the same winners. The baseline loop above runs a row of LeNet's 14 outputs
+ * mostly in its scalar tail; this one in one masked vector. */
+AVX512 static void max_row_2x2_avx512(const float *restrict r0, const float *restrict r1,
+                                      float *restrict y, int32_t *restrict arg, int64_t ow,
+                                      int32_t base, int32_t w)
+{
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i two_q = _mm512_add_epi32(even, _mm512_set1_epi32(base));
+    for (int64_t q = 0; q < ow; q += 16) {
+        int64_t n = ow - q < 16 ? ow - q : 16; /* outputs, 2n input columns */
+        __mmask16 out = (__mmask16)((1u << n) - 1);
+        __mmask16 lo = (__mmask16)(n >= 8 ? 0xffff : (1u << 2 * n) - 1),
+                  hi = (__mmask16)(n > 8 ? (1u << 2 * (n - 8)) - 1 : 0);
+        const float *a0 = r0 + 2 * q, *a1 = r1 + 2 * q;
+        __m512 x0 = _mm512_maskz_loadu_ps(lo, a0), x1 = _mm512_maskz_loadu_ps(hi, a0 + 16);
+        __m512 z0 = _mm512_maskz_loadu_ps(lo, a1), z1 = _mm512_maskz_loadu_ps(hi, a1 + 16);
+        __m512 a = _mm512_permutex2var_ps(x0, even, x1), b = _mm512_permutex2var_ps(x0, odd, x1);
+        __m512 c = _mm512_permutex2var_ps(z0, even, z1), d = _mm512_permutex2var_ps(z0, odd, z1);
+        __m512i i = _mm512_add_epi32(two_q, _mm512_set1_epi32(2 * (int32_t)q));
+        __m512i iw = _mm512_add_epi32(i, _mm512_set1_epi32(w));
+        __mmask16 t = wins16(b, a);
+        __m512 m = _mm512_mask_blend_ps(t, a, b);
+        __m512i im = _mm512_mask_blend_epi32(t, i, _mm512_add_epi32(i, _mm512_set1_epi32(1)));
+        t = wins16(c, m);
+        m = _mm512_mask_blend_ps(t, m, c);
+        im = _mm512_mask_blend_epi32(t, im, iw);
+        t = wins16(d, m);
+        m = _mm512_mask_blend_ps(t, m, d);
+        im = _mm512_mask_blend_epi32(t, im, _mm512_add_epi32(iw, _mm512_set1_epi32(1)));
+        _mm512_mask_storeu_ps(y + q, out, m);
+        _mm512_mask_storeu_epi32(arg + q, out, im);
+    }
+}
+
+static bool has_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+#else
+static void max_row_2x2_avx512(const float *restrict r0, const float *restrict r1,
+                               float *restrict y, int32_t *restrict arg, int64_t ow, int32_t base,
+                               int32_t w)
+{
+    max_row_2x2(r0, r1, y, arg, ow, base, w);
+}
+
+static bool has_avx512(void) { return false; }
+#endif
+
+void dn_maxpool_plane_2x2(const dn_pool_geom *g, const float *x, float *y, int32_t *arg,
+                          bool avx512)
+{
+    void (*row)(const float *, const float *, float *, int32_t *, int64_t, int32_t, int32_t) =
+        avx512 && has_avx512() ? max_row_2x2_avx512 : max_row_2x2;
     for (int64_t p = 0; p < g->oh; p++) {
         const float *r0 = x + 2 * p * g->w;
-        max_row_2x2(r0, r0 + g->w, y + p * g->ow, arg + p * g->ow, g->ow, (int32_t)(2 * p * g->w),
-                    (int32_t)g->w);
+        row(r0, r0 + g->w, y + p * g->ow, arg + p * g->ow, g->ow, (int32_t)(2 * p * g->w),
+            (int32_t)g->w);
     }
 }
 
@@ -220,8 +285,10 @@ static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int3
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
     bool fast = dn_pool_is_2x2(g);
     for (int64_t i = lo; i < hi; i++)
-        (fast ? max_plane_2x2 : max_plane)(g, x + i * in_plane, y + i * out_plane,
-                                           arg + i * out_plane);
+        if (fast)
+            dn_maxpool_plane_2x2(g, x + i * in_plane, y + i * out_plane, arg + i * out_plane, true);
+        else
+            max_plane(g, x + i * in_plane, y + i * out_plane, arg + i * out_plane);
 }
 
 static void forward(const dn_kernel *k)

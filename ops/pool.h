@@ -99,6 +99,12 @@ static inline void dn_pool_max_2x2_rows(const float *restrict x, int64_t w, int6
     }
 }
 
+/* MaxPool's 2×2, stride-2 plane (no padding): y [OH, OW] and the argmax of each output, by
+ * the baseline loop, or with avx512 set (on a machine that has AVX-512F) sixteen outputs a
+ * vector: the same winners, bit for bit. The op passes true; tests run both. */
+void dn_maxpool_plane_2x2(const dn_pool_geom *g, const float *x, float *y, int32_t *arg,
+                          bool avx512);
+
 /* Outputs of a pooling window along one dim, as PyTorch's pooling_output_shape: floor or
  * ceil of (size + 2·pad − k) / stride, plus one; with ceil, a last window starting at or past
  * size + pad is dropped. -1 when the window does not fit. */

@@ -20,6 +20,7 @@
 
 #include "helpers.h"
 #include "ops/op.h"
+#include "ops/pool.h"
 #include "runtime/rng.h"
 
 extern const dn_op dn_op_relu, dn_op_sigmoid, dn_op_tanh, dn_op_dropout, dn_op_flatten,
@@ -229,6 +230,27 @@ Test(maxpool_fast, wide_rows_at_column_stride_2)
                                      (long long)pw);
                             check_maxpool(&c, attrs);
                         }
+}
+
+/* The 2×2 plane loop with and without AVX-512 (the op takes the wider one where the machine
+ * has it, so this is what runs the other there): widths 2 to 41 (up to three vectors of
+ * outputs, the last partial), odd widths (the last column unused), ties and NaNs. */
+Test(maxpool_fast, plane_2x2_same_winners_with_and_without_avx512)
+{
+    for (int64_t w = 2; w <= 41; w++) {
+        dn_pool_geom g = {
+            .planes = 1, .h = 6, .w = w, .oh = 3, .ow = w / 2, .kh = 2, .kw = 2, .sh = 2, .sw = 2
+        };
+        float *x = tied_floats(6 * w, (uint64_t)w, true), y[2][3 * 20];
+        int32_t arg[2][3 * 20];
+        for (int v = 0; v < 2; v++)
+            dn_maxpool_plane_2x2(&g, x, y[v], arg[v], v == 1);
+        for (int64_t o = 0; o < g.oh * g.ow; o++)
+            cr_assert_eq(arg[1][o], arg[0][o], "width %lld, output %lld: argmax %d, %d expected",
+                         (long long)w, (long long)o, arg[1][o], arg[0][o]);
+        dn_test_expect_same_bits(y[1], y[0], g.oh * g.ow, "the 2x2 plane");
+        free(x);
+    }
 }
 
 static void check_avgpool(const pool_case *c, const char *attrs)
