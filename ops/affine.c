@@ -153,7 +153,8 @@ static void product(const dn_kernel *k, bool ta, bool tb, int64_t m, int64_t n, 
                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                     int64_t ldc)
 {
-    if (m > 1 && n > 1 && dn_gemm_small_fits(m, n, kk)) {
+    if (m > 1 && n > 1 && dn_gemm_small_fits(m, n, kk) &&
+        !dn_gemm_streams(ta, tb, m, n, kk, 1.0f)) {
         float *work = (float *)k->work + (k->n_inputs > 2 ? ones_floats(k->x[0].shape.d[0]) : 0);
         dn_gemm_small(ta, tb, m, n, kk, a, lda, b, ldb, beta, c, ldc, work, k->threads);
     } else

@@ -181,6 +181,22 @@ Test(runtime_gemm, few_rows_against_a_large_b)
     free(a), free(b), free(c), free(want);
 }
 
+/* Which products stream (dn_gemm_streams: what Affine asks before taking dn_gemm_small, which
+ * would pack all of B): AlexNet's fc8 at batch 16 on an AVX-512 machine; not with a transpose,
+ * 17 rows, alpha other than 1, one row (a matrix-vector product) or a B under 2^20 elements. */
+Test(runtime_gemm, streams_few_rows_against_a_large_b_only)
+{
+    bool here = dn_gemm_rows_available();
+    cr_assert_eq(dn_gemm_streams(false, false, 16, 1000, 4096, 1.0f), here);
+    cr_assert_eq(dn_gemm_streams(false, false, 2, 1024, 1024, 1.0f), here);
+    cr_assert_not(dn_gemm_streams(false, true, 16, 1000, 4096, 1.0f));
+    cr_assert_not(dn_gemm_streams(true, false, 16, 1000, 4096, 1.0f));
+    cr_assert_not(dn_gemm_streams(false, false, 17, 1000, 4096, 1.0f));
+    cr_assert_not(dn_gemm_streams(false, false, 16, 1000, 4096, 0.5f));
+    cr_assert_not(dn_gemm_streams(false, false, 1, 1000, 4096, 1.0f));
+    cr_assert_not(dn_gemm_streams(false, false, 16, 1023, 1024, 1.0f));
+}
+
 /* ---------------------------------------------------------------- dn_gemm_small
  *
  * The small product on dagnet's own threads, in every transposition, with the threads

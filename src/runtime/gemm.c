@@ -248,12 +248,17 @@ void dn_sgemm_blis(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
                  (float *)b, ldb, 1, &beta, c, ldc, 1, NULL, &rntm);
 }
 
+bool dn_gemm_streams(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha)
+{
+    return !trans_a && !trans_b && m >= 2 && m <= ROWS_MAX_M && n > 0 && k > 0 && alpha == 1.0f &&
+           n * k >= ROWS_MIN_B && dn_gemm_rows_available();
+}
+
 void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
               int64_t ldc, int threads)
 {
-    if (!trans_a && !trans_b && m >= 2 && m <= ROWS_MAX_M && n > 0 && k > 0 && alpha == 1.0f &&
-        n * k >= ROWS_MIN_B && dn_gemm_rows_available()) {
+    if (dn_gemm_streams(trans_a, trans_b, m, n, k, alpha)) {
         dn_gemm_rows(m, n, k, a, lda, b, ldb, beta, c, ldc, threads);
         return;
     }

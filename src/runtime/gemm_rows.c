@@ -13,7 +13,10 @@
  * entries of C are loaded into registers in blocks of up to 8 rows (16 accumulators), the
  * band's KB × STRIP tile of B (8 KiB, in L1 for the second block of rows) is multiplied in
  * with one broadcast of A per row and row of B, and C is stored back. C (m × its columns) stays
- * in L2 between bands; a band touches 64 rows of B, a page each, which the TLB holds.
+ * in L2 between bands; a band touches KB rows of B, a page each, which the TLB holds. The
+ * loops over a block's rows are unrolled by pragma: without it GCC 12 at -O3 kept the
+ * accumulator arrays in memory too, storing every accumulator after each multiply-add (fc6
+ * at batch 16, 1 thread, Zen 5: 18.8 ms with those stores, 11.3 without).
  *
  * Order of the sums. C[i, j] starts from beta · C[i, j] (0 without reading C when beta = 0, as
  * BLAS), then adds A[i, p] · B[p, j] for p = 0, 1, ... in order, each a fused multiply-add:
@@ -54,6 +57,7 @@ INLINE_AVX512 void block(int rows, const float *a, int64_t lda, const float *b, 
                          __mmask16 m1)
 {
     __m512 acc0[8], acc1[8];
+#pragma GCC unroll 8
     for (int r = 0; r < rows; r++) {
         acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc + j);
         acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + j + 16);
@@ -63,12 +67,14 @@ INLINE_AVX512 void block(int rows, const float *a, int64_t lda, const float *b, 
         __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + j + 16);
         _mm_prefetch((const char *)(b + p * ldb + j + PREFETCH), _MM_HINT_T0);
         _mm_prefetch((const char *)(b + p * ldb + j + PREFETCH + 16), _MM_HINT_T0);
+#pragma GCC unroll 8
         for (int r = 0; r < rows; r++) {
             __m512 av = _mm512_set1_ps(a[r * lda + p]);
             acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
             acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
         }
     }
+#pragma GCC unroll 8
     for (int r = 0; r < rows; r++) {
         _mm512_mask_storeu_ps(c + r * ldc + j, m0, acc0[r]);
         _mm512_mask_storeu_ps(c + r * ldc + j + 16, m1, acc1[r]);
