@@ -124,23 +124,24 @@ Test(runtime_gemm, packed_smaller_than_one_tile) { check_packed(2, 3, 4, 1.0f); 
  * multiple of 8), with leading dimensions wider than the matrices; beta 0 (C written, never
  * read: NaN in C disappears), 1 and 0.5; on 1 and 2 threads. Skipped (with a note) on a
  * machine without AVX-512, where dn_sgemm never takes it. */
-static void check_rows(int64_t m, int64_t n, int64_t k, float beta, int threads)
+static void check_rows_as(bool trans_b, int64_t m, int64_t n, int64_t k, float beta, int threads)
 {
-    int64_t lda = k + 3, ldb = n + 5, ldc = n + 2;
-    float *a = random_floats(m * lda, 8), *b = random_floats(k * ldb, 9);
+    int64_t lda = k + 3, ldb = trans_b ? k + 5 : n + 5, ldc = n + 2;
+    float *a = random_floats(m * lda, 8), *b = random_floats((trans_b ? n : k) * ldb, 9);
     float *c = random_floats(m * ldc, 10), *want = random_floats(m * ldc, 10);
     if (beta == 0.0f)
         for (int64_t i = 0; i < m * ldc; i++)
             c[i] = want[i] = NAN;
-    dn_gemm_rows(m, n, k, a, lda, b, ldb, beta, c, ldc, threads);
+    (trans_b ? dn_gemm_rows_t : dn_gemm_rows)(m, n, k, a, lda, b, ldb, beta, c, ldc, threads);
     for (int64_t i = 0; i < m; i++) /* the reference leaves C's padding columns as they were */
         for (int64_t j = 0; j < n; j++)
             want[i * ldc + j] = beta == 0.0f ? 0.0f : want[i * ldc + j];
-    reference(false, false, m, n, k, 1.0f, a, lda, b, ldb, beta, want, ldc);
+    reference(false, trans_b, m, n, k, 1.0f, a, lda, b, ldb, beta, want, ldc);
     for (int64_t i = 0; i < m; i++) {
         char what[96];
-        snprintf(what, sizeof what, "dn_gemm_rows %lldx%lldx%lld beta=%g threads=%d row %lld",
-                 (long long)m, (long long)n, (long long)k, beta, threads, (long long)i);
+        snprintf(what, sizeof what, "dn_gemm_rows%s %lldx%lldx%lld beta=%g threads=%d row %lld",
+                 trans_b ? "_t" : "", (long long)m, (long long)n, (long long)k, beta, threads,
+                 (long long)i);
         dn_test_expect_close(c + i * ldc, want + i * ldc, n, 1e-5f, what);
         for (int64_t j = n; j < ldc; j++) /* the padding between rows is never written */
             cr_expect(isnan(c[i * ldc + j]) == isnan(want[i * ldc + j]) &&
@@ -148,6 +149,11 @@ static void check_rows(int64_t m, int64_t n, int64_t k, float beta, int threads)
                       "%s: padding column %lld was written", what, (long long)j);
     }
     free(a), free(b), free(c), free(want);
+}
+
+static void check_rows(int64_t m, int64_t n, int64_t k, float beta, int threads)
+{
+    check_rows_as(false, m, n, k, beta, threads);
 }
 
 Test(runtime_gemm, rows_streamed_with_partial_strips_bands_and_blocks)
@@ -160,6 +166,22 @@ Test(runtime_gemm, rows_streamed_with_partial_strips_bands_and_blocks)
     check_rows(11, 77, 33, 0.0f, 2);
     check_rows(16, 100, 131, 0.5f, 2);
     check_rows(9, 7, 5, 1.0f, 2); /* one strip, narrower than a vector */
+}
+
+/* dn_gemm_rows_t, B transposed (Affine's dx = dy · Wᵀ): blocks of 4 rows of A and 4 rows of B,
+ * so m and n that leave partial blocks (2, 7, 11 rows; 5, 45, 77 columns), k with a tail
+ * shorter than a vector (5, 33, 131) and with none (64); beta 0, 1, 0.5; 1 and 2 threads. */
+Test(runtime_gemm, rows_streamed_against_a_transposed_b)
+{
+    if (!dn_gemm_rows_available()) {
+        cr_log_info("no AVX-512 here: dn_gemm_rows_t is not used on this machine");
+        return;
+    }
+    check_rows_as(true, 2, 45, 70, 1.0f, 1);
+    check_rows_as(true, 11, 77, 33, 0.0f, 2);
+    check_rows_as(true, 16, 100, 131, 0.5f, 2);
+    check_rows_as(true, 7, 5, 5, 1.0f, 2);
+    check_rows_as(true, 16, 8, 64, 0.0f, 1);
 }
 
 /* A product dn_sgemm streams (16 rows against a B of 2^20 elements, AVX-512 machines): the
@@ -178,18 +200,26 @@ Test(runtime_gemm, few_rows_against_a_large_b)
     cr_expect(isnan(c[3 * n + 600]), "row 3 column 600 holds 0 · Inf: want NaN, got %g",
               c[3 * n + 600]);
     cr_expect(isinf(c[4 * n + 600]), "row 4 column 600 meets the Inf with a nonzero: want Inf");
+    /* B [n×k] transposed: dx = dy · Wᵀ as Affine asks it */
+    b[500 * n + 600] = 0.5f;
+    for (int64_t i = 0; i < m * n; i++)
+        c[i] = want[i] = (float)(i % 7);
+    dn_sgemm(false, true, m, n, k, 1.0f, a, k, b, k, 1.0f, c, n, 2);
+    reference(false, true, m, n, k, 1.0f, a, k, b, k, 1.0f, want, n);
+    dn_test_expect_close(c, want, m * n, 1e-4f, "dn_sgemm 16x1027x1031, B transposed");
     free(a), free(b), free(c), free(want);
 }
 
 /* Which products stream (dn_gemm_streams: what Affine asks before taking dn_gemm_small, which
- * would pack all of B): AlexNet's fc8 at batch 16 on an AVX-512 machine; not with a transpose,
- * 17 rows, alpha other than 1, one row (a matrix-vector product) or a B under 2^20 elements. */
+ * would pack all of B): AlexNet's fc8 at batch 16 on an AVX-512 machine, forward and with B
+ * transposed (dx); not with A transposed, 17 rows, alpha other than 1, one row (a
+ * matrix-vector product) or a B under 2^20 elements. */
 Test(runtime_gemm, streams_few_rows_against_a_large_b_only)
 {
     bool here = dn_gemm_rows_available();
     cr_assert_eq(dn_gemm_streams(false, false, 16, 1000, 4096, 1.0f), here);
     cr_assert_eq(dn_gemm_streams(false, false, 2, 1024, 1024, 1.0f), here);
-    cr_assert_not(dn_gemm_streams(false, true, 16, 1000, 4096, 1.0f));
+    cr_assert_eq(dn_gemm_streams(false, true, 16, 1000, 4096, 1.0f), here);
     cr_assert_not(dn_gemm_streams(true, false, 16, 1000, 4096, 1.0f));
     cr_assert_not(dn_gemm_streams(false, false, 17, 1000, 4096, 1.0f));
     cr_assert_not(dn_gemm_streams(false, false, 16, 1000, 4096, 0.5f));

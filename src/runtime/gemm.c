@@ -250,7 +250,8 @@ void dn_sgemm_blis(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
 
 bool dn_gemm_streams(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha)
 {
-    return !trans_a && !trans_b && m >= 2 && m <= ROWS_MAX_M && n > 0 && k > 0 && alpha == 1.0f &&
+    (void)trans_b; /* either way: dn_gemm_rows or dn_gemm_rows_t */
+    return !trans_a && m >= 2 && m <= ROWS_MAX_M && n > 0 && k > 0 && alpha == 1.0f &&
            n * k >= ROWS_MIN_B && dn_gemm_rows_available();
 }
 
@@ -259,7 +260,7 @@ void dn_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
               int64_t ldc, int threads)
 {
     if (dn_gemm_streams(trans_a, trans_b, m, n, k, alpha)) {
-        dn_gemm_rows(m, n, k, a, lda, b, ldb, beta, c, ldc, threads);
+        (trans_b ? dn_gemm_rows_t : dn_gemm_rows)(m, n, k, a, lda, b, ldb, beta, c, ldc, threads);
         return;
     }
     dn_sgemm_blis(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);

@@ -43,6 +43,10 @@ void dn_sgemm_blis(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
 bool dn_gemm_rows_available(void);
 void dn_gemm_rows(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                   int64_t ldb, float beta, float *c, int64_t ldc, int threads);
+/* The same with B transposed: C [m×n] = A [m×k] · Bᵀ + beta · C, B [n×k] row-major (Affine's
+ * dx = dy · Wᵀ at a small batch), every row of B read once from memory. */
+void dn_gemm_rows_t(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                    int64_t ldb, float beta, float *c, int64_t ldc, int threads);
 
 /* ---- products run one per thread, inside the caller's OpenMP region ----
  *
@@ -88,9 +92,10 @@ void dn_gemm_packed(const dn_ukernel *u, int64_t m, int64_t n, int64_t k, const 
  * without yielding (gemm.c): for products up to dn_gemm_small_fits, as the Affine layers of
  * LeNet-5 and SimpleConvNet. work holds dn_gemm_small_work(m, n, k, threads) bytes. */
 bool dn_gemm_small_fits(int64_t m, int64_t n, int64_t k);
-/* Whether dn_sgemm streams this product through dn_gemm_rows (few rows of A, a large B, no
- * transposes, alpha 1, AVX-512): a caller choosing between dn_gemm_small and dn_sgemm asks
- * this first, since dn_gemm_small would pack all of B (AlexNet's fc8 at batch 16: 16 MB). */
+/* Whether dn_sgemm streams this product through dn_gemm_rows or dn_gemm_rows_t (few rows of
+ * A, a large B, A not transposed, alpha 1, AVX-512): a caller choosing between dn_gemm_small
+ * and dn_sgemm asks this first, since dn_gemm_small would pack all of B (AlexNet's fc8 at
+ * batch 16: 16 MB). */
 bool dn_gemm_streams(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha);
 size_t dn_gemm_small_work(int64_t m, int64_t n, int64_t k, int threads);
 void dn_gemm_small(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float *a,
