@@ -453,36 +453,59 @@ AVX512 static void pad_dy(const conv_geom *g, const float *dy, float *dyp)
         }
 }
 
-/* Outputs q0 .. q0 + 16 (mask m) of row h of channels c0 .. c0 + nb, over kernel rows
- * [i0, i1). Inlined with nb a constant (dx_avx512's switch). The loads run up to 15 floats
- * past a row's end (the next row, or the copy's slack): lanes that m drops. */
+/* Outputs q0 .. q0 + 16 (mask m) of rows h and, when `two`, h + 1 of channels c0 .. c0 + nb,
+ * over kernel rows [i0, i1) (for two rows, the union of both rows' ranges: the rows of dyp
+ * outside its data are zeros). Two rows share each weight's broadcast: 2 + nb loads for 2·nb
+ * multiply-adds, where one row took 1 + nb for nb. Inlined with nb and `two` constants
+ * (dx_avx512's switch). The loads run up to 15 floats past a row's end (the next row, or the
+ * copy's slack): lanes that m drops. */
 AVX512 static inline __attribute__((always_inline)) void dx_block512(
-    const conv_geom *g, const float *wflip, const float *dyp, int64_t h, int64_t q0, __mmask16 m,
-    int64_t c0, int nb, int64_t i0, int64_t i1, float *dx)
+    const conv_geom *g, const float *wflip, const float *dyp, int64_t h, bool two, int64_t q0,
+    __mmask16 m, int64_t c0, int nb, int64_t i0, int64_t i1, float *dx)
 {
     int64_t hd = conv_padded_dy_h(g), wd = conv_padded_dy_w(g), kk = g->kh * g->kw;
     int64_t cs = g->f * kk; /* floats between channels of wflip */
-    __m512 acc[DXC];
+    __m512 acc[2][DXC];
     for (int c = 0; c < nb; c++)
-        acc[c] = _mm512_setzero_ps();
+        acc[0][c] = acc[1][c] = _mm512_setzero_ps();
     for (int64_t f = 0; f < g->f; f++)
         for (int64_t i = i0; i < i1; i++) {
             const float *row = dyp + (f * hd + h + i * g->dh) * wd + q0;
             const float *wr = wflip + (c0 * g->f + f) * kk + i * g->kw;
             for (int64_t j = 0; j < g->kw; j++) {
-                __m512 d = _mm512_loadu_ps(row + j * g->dw);
-                for (int c = 0; c < nb; c++)
-                    acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(wr[c * cs + j]), d, acc[c]);
+                __m512 d0 = _mm512_loadu_ps(row + j * g->dw);
+                __m512 d1 = two ? _mm512_loadu_ps(row + wd + j * g->dw) : d0;
+                for (int c = 0; c < nb; c++) {
+                    __m512 wv = _mm512_set1_ps(wr[c * cs + j]);
+                    acc[0][c] = _mm512_fmadd_ps(wv, d0, acc[0][c]);
+                    if (two)
+                        acc[1][c] = _mm512_fmadd_ps(wv, d1, acc[1][c]);
+                }
             }
         }
-    for (int c = 0; c < nb; c++) {
-        float *at = dx + ((c0 + c) * g->h + h) * g->w + q0;
-        _mm512_mask_storeu_ps(at, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), acc[c]));
-    }
+    for (int r = 0; r < (two ? 2 : 1); r++)
+        for (int c = 0; c < nb; c++) {
+            float *at = dx + ((c0 + c) * g->h + h + r) * g->w + q0;
+            _mm512_mask_storeu_ps(at, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), acc[r][c]));
+        }
 }
 
-#define DX_BLOCK512(nb) \
-    case nb: dx_block512(g, wflip, s->padded_dy, h, q0, m, c0, nb, i0, i1, dx); break
+#define DX_BLOCK512(nb)                                                               \
+    case nb:                                                                          \
+        if (two)                                                                      \
+            dx_block512(g, wflip, s->padded_dy, h, true, q0, m, c0, nb, i0, i1, dx);  \
+        else                                                                          \
+            dx_block512(g, wflip, s->padded_dy, h, false, q0, m, c0, nb, i0, i1, dx); \
+        break
+
+/* Kernel rows i with h + i·dh in dyp's data rows [r0, r1): [*i0, *i1), maybe empty. */
+static void data_taps(const conv_geom *g, int64_t h, int64_t r0, int64_t r1, int64_t *i0,
+                      int64_t *i1)
+{
+    *i0 = r0 > h ? (r0 - h + g->dh - 1) / g->dh : 0;
+    *i1 = r1 > h ? (r1 - h + g->dh - 1) / g->dh : 0;
+    *i1 = *i1 < g->kh ? *i1 : g->kh;
+}
 
 AVX512 static void dx_avx512(const conv_geom *g, const float *wflip, const float *dy, float *dx,
                              const conv_slot *s)
@@ -494,11 +517,17 @@ AVX512 static void dx_avx512(const conv_geom *g, const float *wflip, const float
             r1 = a + g->oh < conv_padded_dy_h(g) ? a + g->oh : conv_padded_dy_h(g);
     /* Channels in blocks of equal size, at most DXC: 6 as one block, 12 as 6, 6. */
     int64_t blocks = (g->c + DXC - 1) / DXC, per = (g->c + blocks - 1) / blocks;
-    for (int64_t h = 0; h < g->h; h++) {
-        /* kernel rows i with h + i·dh in [r0, r1) */
-        int64_t i0 = r0 > h ? (r0 - h + g->dh - 1) / g->dh : 0;
-        int64_t i1 = r1 > h ? (r1 - h + g->dh - 1) / g->dh : 0;
-        i1 = i1 < g->kh ? i1 : g->kh;
+    for (int64_t h = 0; h < g->h; h += 2) {
+        bool two = h + 1 < g->h;
+        int64_t i0, i1, j0, j1;
+        data_taps(g, h, r0, r1, &i0, &i1);
+        if (two) { /* the union of both rows' ranges */
+            data_taps(g, h + 1, r0, r1, &j0, &j1);
+            if (j0 < j1) {
+                i0 = i0 < i1 && i0 < j0 ? i0 : j0;
+                i1 = i1 > j1 ? i1 : j1;
+            }
+        }
         if (i0 >= i1)
             continue;
         for (int64_t q0 = 0; q0 < g->w; q0 += 16) {
