@@ -9,20 +9,25 @@
  *   y[f, p, q]  = b[f] + Σ_{c,i,j} W[f,c,i,j] · xp[c, p + i, q + j]       (stride 1)
  *   dW[f,c,i,j] += Σ_p Σ_q dy[f,p,q] · xp[c, p + i, q + j]
  *
+ *   dx[c, h, w] += Σ_{f,i,j} W[f, c, kh−1−i, kw−1−j] · dyp[f, h + i, w + j]   (AVX-512 only)
+ *   dyp: dy_n padded by the kernel's reach, [F, H + dh·(kh − 1), W + dw·(kw − 1)]
+ *
  * On AVX2 machines the loops are blocked for registers: forward keeps FB filters × QB outputs
  * of a row in accumulators while every tap passes; dW keeps DW_TAPS taps × 8 columns while
  * every row passes, then sums the columns. On AVX-512 machines the forward keeps 8 filters ×
- * 32 flat positions (below) and also serves wider kernels (conv_is_direct_wide: LeNet's
- * second conv, K = 150, forward only). Elsewhere plain loops compute the same sums. The
- * sets are conv_direct_kernels (ops/conv.h) and the entries take one: conv.c passes the
- * machine's best, a test passes each in turn (no switch shared by the process). Every
- * forward applies the inference ReLU when g->relu is set, and dn_conv_direct_forward_pooled
- * pools its rows 2×2 from the slot (DN_EPILOGUE_RELU_MAXPOOL2).
+ * 32 flat positions, dW 4 filters × 5 taps over the same flat positions in the thread's
+ * lanes, and dx is a correlation of the padded dy with the flipped filters (each below);
+ * they also serve wider kernels (conv_is_direct_wide: LeNet's second conv, K = 150).
+ * Elsewhere plain loops compute the same sums. The sets are conv_direct_kernels (ops/conv.h)
+ * and the entries take one: conv.c passes the machine's best, a test passes each in turn (no
+ * switch shared by the process). Every forward applies the inference ReLU when g->relu is
+ * set, and dn_conv_direct_forward_pooled pools its rows 2×2 from the slot
+ * (DN_EPILOGUE_RELU_MAXPOOL2).
  *
  * Forward: threads split the batch's output rows, so batch 1 splits too. Backward: threads
  * split the batch and add dW into their own copies (the per-sample path's slots, summed in
- * thread order); dx and db, when wanted, take the per-sample path's products
- * (dn_conv_sample_backward).
+ * thread order); dx, with the loops' own dx (AVX-512) or the per-sample path's product, and
+ * db as the per-sample path computes it (dn_conv_sample_backward).
  */
 #include <math.h>
 #include <string.h>
