@@ -225,6 +225,12 @@ const conv_direct_kernels *dn_conv_direct_avx2(void)
 
 enum { FB512 = 8 };
 
+/* The cases 1 .. 4 or 1 .. 8 of a switch on a block's size, each expanding M(size): the
+ * AVX-512 blocks below take their size as a constant, so that their accumulators are
+ * registers (a block of each size inlined once). */
+#define CASES_1_TO_4(M) M(1) M(2) M(3) M(4)
+#define CASES_1_TO_8(M) CASES_1_TO_4(M) M(5) M(6) M(7) M(8)
+
 /* The flat forward: output (p, q) of a stride-1 convolution reads xp at p·pw + q + off[r]
  * (pw the padded width), so over flat positions t = p·pw + q the reads of a tap are
  * consecutive even across rows. Vectors run over t; lanes with q ≥ OW (the pw − OW positions
@@ -304,7 +310,7 @@ AVX512 static inline __attribute__((always_inline)) void block512(
             block512(g, w, b, in, off, f0, nb, true, v, y);  \
         else                                                 \
             block512(g, w, b, in, off, f0, nb, false, v, y); \
-        break
+        break;
 
 AVX512 static void forward_avx512(const conv_geom *g, const float *w, const float *b,
                                   const float *xp, const int64_t *off, float *y, int64_t p0,
@@ -319,14 +325,7 @@ AVX512 static void forward_avx512(const conv_geom *g, const float *w, const floa
         const float *in = xp + t0;
         for (int64_t f0 = 0; f0 < g->f; f0 += per)
             switch (g->f - f0 < per ? g->f - f0 : per) {
-                BLOCK512(1);
-                BLOCK512(2);
-                BLOCK512(3);
-                BLOCK512(4);
-                BLOCK512(5);
-                BLOCK512(6);
-                BLOCK512(7);
-                BLOCK512(8);
+                CASES_1_TO_8(BLOCK512)
             }
     }
 }
@@ -391,7 +390,7 @@ AVX512 static inline __attribute__((always_inline)) void dw_block512(
 }
 
 #define DW_BLOCK512(nb) \
-    case nb: dw_block512(g, dyf, nvec * 16, keep, nv, x, off, f0, nb, r0, nt, s->lanes); break
+    case nb: dw_block512(g, dyf, nvec * 16, keep, nv, x, off, f0, nb, r0, nt, s->lanes); break;
 
 /* The thread's lanes += one sample's share (the AVX2 loops into s->dw when the slot has no
  * lanes). The reads of the last vector run up to 15 floats past the flat positions' end:
@@ -418,10 +417,7 @@ AVX512 static void dw_avx512(const conv_geom *g, const float *dy, const float *x
             for (int64_t r0 = 0; r0 < g->k; r0 += DWR) {
                 int64_t nt = g->k - r0 < DWR ? g->k - r0 : DWR;
                 switch (g->f - f0 < per ? g->f - f0 : per) {
-                    DW_BLOCK512(1);
-                    DW_BLOCK512(2);
-                    DW_BLOCK512(3);
-                    DW_BLOCK512(4);
+                    CASES_1_TO_4(DW_BLOCK512)
                 }
             }
     }
@@ -501,7 +497,7 @@ AVX512 static inline __attribute__((always_inline)) void dx_block512(
             dx_block512(g, wflip, s->padded_dy, h, true, q0, m, c0, nb, i0, i1, dx);  \
         else                                                                          \
             dx_block512(g, wflip, s->padded_dy, h, false, q0, m, c0, nb, i0, i1, dx); \
-        break
+        break;
 
 /* Kernel rows i with h + i·dh in dyp's data rows [r0, r1): [*i0, *i1), maybe empty. */
 static void data_taps(const conv_geom *g, int64_t h, int64_t r0, int64_t r1, int64_t *i0,
@@ -539,14 +535,7 @@ AVX512 static void dx_avx512(const conv_geom *g, const float *wflip, const float
             __mmask16 m = (__mmask16)lanes_between(0, g->w - q0);
             for (int64_t c0 = 0; c0 < g->c; c0 += per)
                 switch (g->c - c0 < per ? g->c - c0 : per) {
-                    DX_BLOCK512(1);
-                    DX_BLOCK512(2);
-                    DX_BLOCK512(3);
-                    DX_BLOCK512(4);
-                    DX_BLOCK512(5);
-                    DX_BLOCK512(6);
-                    DX_BLOCK512(7);
-                    DX_BLOCK512(8);
+                    CASES_1_TO_8(DX_BLOCK512)
                 }
         }
     }
