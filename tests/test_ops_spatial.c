@@ -164,6 +164,15 @@ Test(conv_grad, depthwise_multiplier_dilated_direct_path)
     expect_grad(&dn_op_conv, "{\"pad\": [2, 1], \"groups\": 2, \"dilation\": [2, 3]}", 3, in);
 }
 
+/* K = 2·5·5 = 50 per group, stride 1: the wide direct path on AVX-512 machines (its dW lanes
+ * and its dx correlation, each group on a view), the per-sample path elsewhere. */
+Test(conv_grad, two_groups_wide_direct_path_padded)
+{
+    dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 4, 8, 7)),
+                         gc_in(DN_GC_UNIFORM, DIMS(4, 2, 5, 5)), gc_in(DN_GC_UNIFORM, DIMS(4)) };
+    expect_grad(&dn_op_conv, "{\"pad\": [2, 1], \"groups\": 2}", 3, in);
+}
+
 Test(conv_grad, dilation_stride_pad_per_sample_path)
 {
     dn_gc_input in[] = { gc_in(DN_GC_UNIFORM, DIMS(2, 3, 9, 8)),
