@@ -341,22 +341,28 @@ AVX512 static void forward_avx512(const conv_geom *g, const float *w, const floa
  * so that no sum of 16 lanes is taken per sample (DW_LANES_MAX, ops/conv.h). */
 enum { DWF = 4, DWR = 5 };
 
-/* dy_n [F, OH, OW] in the flat layout: dyf [F, nvec·16], row p of filter f at f·nvec·16 +
- * p·pw, zeros between rows and after the last (masked row copies: an expanding load per
- * vector was as slow as the multiply-adds it fed). */
+/* rows × cols floats from src (rows src_ld apart) to dst (rows dst_ld apart), by masked
+ * vectors: the rows here are short (LeNet's 10 and 28), where a memcpy call per row costs
+ * more than the copy. Only those floats are written. */
+AVX512 static void copy_rows(const float *src, int64_t src_ld, float *dst, int64_t dst_ld,
+                             int64_t rows, int64_t cols)
+{
+    for (int64_t p = 0; p < rows; p++)
+        for (int64_t q = 0; q < cols; q += 16) {
+            __mmask16 m = (__mmask16)lanes_between(0, cols - q);
+            _mm512_mask_storeu_ps(dst + p * dst_ld + q, m,
+                                  _mm512_maskz_loadu_ps(m, src + p * src_ld + q));
+        }
+}
+
+/* dy_n [F, OH, OW] into the flat layout dyf [F, nvec·16]: row p of filter f at f·nvec·16 +
+ * p·pw. Only the rows are written: the zeros between them and after the last are the ones
+ * backward_range wrote once for the thread's samples. (An expanding load per vector was as
+ * slow as the multiply-adds it fed.) */
 AVX512 static void flatten_dy(const conv_geom *g, const float *dy, int64_t nvec, float *dyf)
 {
-    int64_t pw = conv_padded_w(g);
-    memset(dyf, 0, (size_t)(g->f * nvec * 16) * sizeof *dyf);
     for (int64_t f = 0; f < g->f; f++)
-        for (int64_t p = 0; p < g->oh; p++) {
-            const float *src = dy + (f * g->oh + p) * g->ow;
-            float *dst = dyf + f * nvec * 16 + p * pw;
-            for (int64_t q = 0; q < g->ow; q += 16) {
-                __mmask16 m = (__mmask16)lanes_between(0, g->ow - q);
-                _mm512_mask_storeu_ps(dst + q, m, _mm512_maskz_loadu_ps(m, src + q));
-            }
-        }
+        copy_rows(dy + f * g->p, g->ow, dyf + f * nvec * 16, conv_padded_w(g), g->oh, g->ow);
 }
 
 /* Lanes of filters f0 .. f0 + nb × taps r0 .. r0 + nt (nt ≤ DWR; the block computes DWR taps,
@@ -442,23 +448,19 @@ AVX512 static void dw_avx512(const conv_geom *g, const float *dy, const float *x
  * scattered adds with one pass whose sums stay in registers. */
 enum { DXC = 8 };
 
-/* dy_n into the thread's padded copy (every float of it written: zeros around). */
+/* dy_n into the thread's padded copy: only dy's rows are written, the zeros around them
+ * being the ones backward_range wrote once for the thread's samples. */
 AVX512 static void pad_dy(const conv_geom *g, const float *dy, float *dyp)
 {
     int64_t hd = conv_padded_dy_h(g), wd = conv_padded_dy_w(g);
     int64_t a = g->dh * (g->kh - 1) - g->ph, b = g->dw * (g->kw - 1) - g->pw;
     int64_t p0 = a < 0 ? -a : 0, p1 = g->oh < hd - a ? g->oh : hd - a;
     int64_t q0 = b < 0 ? -b : 0, q1 = g->ow < wd - b ? g->ow : wd - b;
-    memset(dyp, 0, (size_t)conv_padded_dy_size(g) * sizeof *dyp);
+    if (p0 >= p1 || q0 >= q1)
+        return;
     for (int64_t f = 0; f < g->f; f++)
-        for (int64_t p = p0; p < p1; p++) {
-            const float *src = dy + (f * g->oh + p) * g->ow;
-            float *dst = dyp + (f * hd + p + a) * wd + b;
-            for (int64_t q = q0; q < q1; q += 16) {
-                __mmask16 m = (__mmask16)lanes_between(0, q1 - q);
-                _mm512_mask_storeu_ps(dst + q, m, _mm512_maskz_loadu_ps(m, src + q));
-            }
-        }
+        copy_rows(dy + (f * g->oh + p0) * g->ow + q0, g->ow, dyp + (f * hd + p0 + a) * wd + b + q0,
+                  wd, p1 - p0, q1 - q0);
 }
 
 /* Outputs q0 .. q0 + 16 (mask m) of rows h and, when `two`, h + 1 of channels c0 .. c0 + nb,
@@ -657,9 +659,15 @@ static void backward_range(const conv_direct_kernels *isa, const conv_pass *ps, 
     conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
     memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
     bool lanes = dw && uses_lanes(isa, &s);
-    if (lanes)
-        memset(s.lanes, 0, (size_t)ps->l->lanes * sizeof(float));
     bool direct_dx = dx && isa->dx;
+    /* The flat and the padded dy get their zeros here, once: each sample rewrites only its
+     * rows of them. */
+    if (lanes) {
+        memset(s.lanes, 0, (size_t)ps->l->lanes * sizeof(float));
+        memset(s.flat_dy, 0, (size_t)ps->l->flat_dy * sizeof(float));
+    }
+    if (direct_dx)
+        memset(s.padded_dy, 0, (size_t)ps->l->padded_dy * sizeof(float));
     for (int64_t n = lo; n < hi; n++) {
         if (dw)
             dw_sample(isa, g, x + n * in, dy + n * out, &s);
