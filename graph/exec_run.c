@@ -110,6 +110,25 @@ static dn_status run_node_forward(dn_exec *e, int i, bool training, uint64_t ste
     return DN_OK;
 }
 
+typedef struct forward_call {
+    dn_exec *e;
+    bool training;
+    uint64_t step_seed;
+    dn_err *err;
+    dn_status st;
+} forward_call;
+
+/* The planned nodes in sorted order, as one crew (runtime/parallel.h) unless the caller's
+ * already is: the kernels' loops go to threads that wait in the library's own wait. */
+static void forward_nodes(void *arg)
+{
+    forward_call *c = arg;
+    dn_exec *e = c->e;
+    for (int i = 0; i < e->g->n_nodes && !c->st; i++)
+        if (e->run_forward[i] && !e->fused[i])
+            c->st = run_node_forward(e, i, c->training, c->step_seed, c->err);
+}
+
 dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_targets, dn_err *err)
 {
     const dn_graph *g = e->g;
@@ -128,11 +147,12 @@ dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_t
     mark_kept(e, targets, n_targets);
     if ((st = dn_exec_plan_run(e, training, err)))
         return st;
-    uint64_t step_seed = dn_rng_next(&e->rng);
-    for (int i = 0; i < g->n_nodes; i++)
-        if (e->run_forward[i] && !e->fused[i] &&
-            (st = run_node_forward(e, i, training, step_seed, err)))
-            return st;
+    forward_call c = {
+        .e = e, .training = training, .step_seed = dn_rng_next(&e->rng), .err = err, .st = DN_OK
+    };
+    dn_crew_run(e->threads, forward_nodes, &c);
+    if (c.st)
+        return c.st;
     for (int v = 0; v < g->n_values; v++)
         e->computed[v] = g->values[v].kind == DN_VALUE_PARAM ||
                          g->values[v].kind == DN_VALUE_STATE || e->input_set[v] || e->keep[v];
@@ -142,16 +162,18 @@ dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_t
 
 /* ------------------------------------------------------------------ backward */
 
-static void zero_range(unsigned char *p, int64_t lo, int64_t hi)
+static void zero_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
-    memset(p + lo, 0, (size_t)(hi - lo));
+    (void)part;
+    unsigned char *const *p = ctx;
+    memset(*p + lo, 0, (size_t)(hi - lo));
 }
 
 /* Zero `bytes` bytes, on the session's threads when there are enough of them to share. */
 static void zero(const dn_exec *e, void *p, int64_t bytes)
 {
-    DN_PARALLEL_RANGE(bytes, dn_team(e->threads, bytes / 4, DN_PARALLEL_MIN), lo, hi,
-                      zero_range(p, lo, hi));
+    unsigned char *start = p;
+    dn_parallel_for(bytes, dn_team(e->threads, bytes / 4, DN_PARALLEL_MIN), zero_range, &start);
 }
 
 /* Zero a value's gradient the first time backward touches it: until then its buffer may hold
@@ -184,6 +206,18 @@ static void run_node_backward(dn_exec *e, int i)
     e->timing[i].backward_calls++;
 }
 
+/* The param gradients zeroed, then the planned nodes in reverse sorted order, as one crew
+ * (see forward_nodes). */
+static void backward_nodes(void *arg)
+{
+    dn_exec *e = arg;
+    zero(e, e->param_grad, e->param_count * (int64_t)sizeof(float));
+    memset(e->grad_zeroed, 0, (size_t)e->g->n_values * sizeof *e->grad_zeroed);
+    for (int i = e->g->n_nodes - 1; i >= 0; i--)
+        if (e->run_backward[i])
+            run_node_backward(e, i);
+}
+
 dn_status dn_exec_backward(dn_exec *e, dn_err *err)
 {
     const dn_graph *g = e->g;
@@ -200,11 +234,7 @@ dn_status dn_exec_backward(dn_exec *e, dn_err *err)
                           "%s: backward needs a forward in training mode that computed the "
                           "loss \"%s\"",
                           g->file, g->values[g->loss].name);
-    zero(e, e->param_grad, e->param_count * (int64_t)sizeof(float));
-    memset(e->grad_zeroed, 0, (size_t)g->n_values * sizeof *e->grad_zeroed);
-    for (int i = g->n_nodes - 1; i >= 0; i--)
-        if (e->run_backward[i])
-            run_node_backward(e, i);
+    dn_crew_run(e->threads, backward_nodes, e);
     e->grads_ready = true;
     return DN_OK;
 }

@@ -38,11 +38,17 @@ static void add(const float *restrict a, const float *restrict b, float *restric
         y[i] = a[i] + b[i];
 }
 
+static void add_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const dn_kernel *k = ctx;
+    add(dn_f32(&k->x[0]), dn_f32(&k->x[1]), dn_f32(k->y), lo, hi);
+}
+
 static void forward(const dn_kernel *k)
 {
     int64_t n = dn_shape_numel(&k->y->shape);
-    DN_PARALLEL_RANGE(n, dn_team(k->threads, n, DN_PARALLEL_MIN), lo, hi,
-                      add(dn_f32(&k->x[0]), dn_f32(&k->x[1]), dn_f32(k->y), lo, hi));
+    dn_parallel_for(n, dn_team(k->threads, n, DN_PARALLEL_MIN), add_range, k);
 }
 
 static void backward(const dn_kernel *k)

@@ -167,13 +167,36 @@ static void backward_planes(const dn_pool_geom *g, bool include, const float *dy
     }
 }
 
+/* A loop's context: the geometry, count_include_pad, the array read and the array written. */
+typedef struct planes_ctx {
+    const dn_pool_geom *g;
+    bool include;
+    const float *src;
+    float *dst;
+} planes_ctx;
+
+static void forward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const planes_ctx *j = ctx;
+    (void)part;
+    forward_planes(j->g, j->include, j->src, j->dst, lo, hi);
+}
+
+static void backward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const planes_ctx *j = ctx;
+    (void)part;
+    backward_planes(j->g, j->include, j->src, j->dst, lo, hi);
+}
+
 static void forward(const dn_kernel *k)
 {
     const avgpool_attrs *a = k->attrs;
     dn_pool_geom g = dn_pool_geom_of(&a->pool, &k->x[0].shape, &k->y->shape);
     bool include = a->count_include_pad;
-    DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
-                      forward_planes(&g, include, dn_f32(&k->x[0]), dn_f32(k->y), lo, hi));
+    dn_parallel_for(
+        g.planes, team(&g, k->threads), forward_job,
+        &(planes_ctx){ .g = &g, .include = include, .src = dn_f32(&k->x[0]), .dst = dn_f32(k->y) });
 }
 
 /* Overlapping windows add onto shared pixels: threads split by plane, never inside one. */
@@ -185,8 +208,8 @@ static void backward(const dn_kernel *k)
     float *dx = dn_f32(&k->dx[0]);
     if (!dx)
         return;
-    DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
-                      backward_planes(&g, include, dn_f32(k->dy), dx, lo, hi));
+    dn_parallel_for(g.planes, team(&g, k->threads), backward_job,
+                    &(planes_ctx){ .g = &g, .include = include, .src = dn_f32(k->dy), .dst = dx });
 }
 
 const dn_op dn_op_avgpool = {

@@ -217,9 +217,12 @@ DN_CLONES_AVX2 static void channel_grad_sums(const bn_geom *g, const float *x, c
     *sdyx = lanes_total(b2);
 }
 
-static void forward_channels(const bn_fwd *f, int64_t lo, int64_t hi)
+/* Channels [lo, hi) (ctx: the bn_fwd). */
+static void forward_channels(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    const bn_fwd *f = ctx;
     const bn_geom *g = &f->g;
+    (void)part;
     double m = (double)(g->n * g->inner), mom = f->a->momentum;
     for (int64_t ch = lo; ch < hi; ch++) {
         double mu, var;
@@ -260,8 +263,7 @@ static void forward(const dn_kernel *k)
                  .saved = k->saved,
                  .training = k->training };
     int64_t total = dn_shape_numel(&k->x[0].shape);
-    DN_PARALLEL_RANGE(f.g.c, dn_team(k->threads, total, DN_PARALLEL_MIN), lo, hi,
-                      forward_channels(&f, lo, hi));
+    dn_parallel_for(f.g.c, dn_team(k->threads, total, DN_PARALLEL_MIN), forward_channels, &f);
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -272,9 +274,12 @@ typedef struct bn_bwd {
     float *dx, *dgamma, *dbeta; /* NULL: not wanted */
 } bn_bwd;
 
-static void backward_channels(const bn_bwd *d, int64_t lo, int64_t hi)
+/* Channels [lo, hi) (ctx: the bn_bwd). */
+static void backward_channels(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    const bn_bwd *d = ctx;
     const bn_geom *g = &d->g;
+    (void)part;
     double m = (double)(g->n * g->inner);
     for (int64_t ch = lo; ch < hi; ch++) {
         float mu = d->saved[ch], s = d->saved[g->c + ch];
@@ -310,8 +315,7 @@ static void backward(const dn_kernel *k)
     if (!d.dx && !d.dgamma && !d.dbeta)
         return;
     int64_t total = dn_shape_numel(&k->x[0].shape);
-    DN_PARALLEL_RANGE(d.g.c, dn_team(k->threads, total, DN_PARALLEL_MIN), lo, hi,
-                      backward_channels(&d, lo, hi));
+    dn_parallel_for(d.g.c, dn_team(k->threads, total, DN_PARALLEL_MIN), backward_channels, &d);
 }
 
 const dn_op dn_op_batchnorm = {

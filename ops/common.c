@@ -251,19 +251,30 @@ int64_t dn_flops_per_output(const void *attrs, const dn_tensor_desc *in, int n_i
     return dn_shape_numel(&out->shape);
 }
 
-static void add_range(float *restrict dst, const float *restrict src, int64_t lo, int64_t hi)
+typedef struct add_job {
+    float *dst;
+    const float *src;
+} add_job;
+
+static void add_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    (void)part;
+    const add_job *j = ctx;
+    float *restrict dst = j->dst;
+    const float *restrict src = j->src;
     for (int64_t i = lo; i < hi; i++)
         dst[i] += src[i];
 }
 
 void dn_add_into(float *dst, const float *src, int64_t n, int threads)
 {
-    DN_PARALLEL_RANGE(n, dn_team(threads, n, DN_PARALLEL_MIN), lo, hi, add_range(dst, src, lo, hi));
+    dn_parallel_for(n, dn_team(threads, n, DN_PARALLEL_MIN), add_range, &(add_job){ dst, src });
 }
 
-static void relu_range(float *restrict y, int64_t lo, int64_t hi)
+static void relu_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    (void)part;
+    float *restrict y = *(float *const *)ctx;
     for (int64_t i = lo; i < hi; i++)
         y[i] = dn_relu(y[i]);
 }
@@ -271,5 +282,5 @@ static void relu_range(float *restrict y, int64_t lo, int64_t hi)
 void dn_epilogue_apply(dn_epilogue e, float *y, int64_t n, int threads)
 {
     if (e == DN_EPILOGUE_RELU)
-        DN_PARALLEL_RANGE(n, dn_team(threads, n, DN_PARALLEL_MIN), lo, hi, relu_range(y, lo, hi));
+        dn_parallel_for(n, dn_team(threads, n, DN_PARALLEL_MIN), relu_range, &y);
 }

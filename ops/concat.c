@@ -102,6 +102,11 @@ static span span_of(const dn_kernel *k)
     return sp;
 }
 
+typedef struct rows_ctx {
+    const dn_kernel *k;
+    const span *sp;
+} rows_ctx;
+
 static void forward_rows(const dn_kernel *k, const span *s, int64_t lo, int64_t hi)
 {
     span sp = *s;
@@ -116,11 +121,18 @@ static void forward_rows(const dn_kernel *k, const span *s, int64_t lo, int64_t 
     }
 }
 
+static void forward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const rows_ctx *j = ctx;
+    (void)part;
+    forward_rows(j->k, j->sp, lo, hi);
+}
+
 static void forward(const dn_kernel *k)
 {
     span sp = span_of(k);
-    DN_PARALLEL_RANGE(sp.outer, dn_team(k->threads, sp.outer * sp.row, DN_PARALLEL_MIN), lo, hi,
-                      forward_rows(k, &sp, lo, hi));
+    dn_parallel_for(sp.outer, dn_team(k->threads, sp.outer * sp.row, DN_PARALLEL_MIN), forward_job,
+                    &(rows_ctx){ .k = k, .sp = &sp });
 }
 
 static void backward_rows(const dn_kernel *k, const span *s, int64_t lo, int64_t hi)
@@ -138,11 +150,18 @@ static void backward_rows(const dn_kernel *k, const span *s, int64_t lo, int64_t
     }
 }
 
+static void backward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const rows_ctx *j = ctx;
+    (void)part;
+    backward_rows(j->k, j->sp, lo, hi);
+}
+
 static void backward(const dn_kernel *k)
 {
     span sp = span_of(k);
-    DN_PARALLEL_RANGE(sp.outer, dn_team(k->threads, sp.outer * sp.row, DN_PARALLEL_MIN), lo, hi,
-                      backward_rows(k, &sp, lo, hi));
+    dn_parallel_for(sp.outer, dn_team(k->threads, sp.outer * sp.row, DN_PARALLEL_MIN), backward_job,
+                    &(rows_ctx){ .k = k, .sp = &sp });
 }
 
 const dn_op dn_op_concat = {

@@ -333,6 +333,19 @@ static void pool_planes(const conv_geom *g, const float *y, float *pooled, int64
         dn_pool_max_2x2_rows(y + i * g->p, g->ow, qo, 0, po, pooled + i * po * qo);
 }
 
+typedef struct pool_ctx {
+    const conv_geom *g;
+    const float *y;
+    float *pooled;
+} pool_ctx;
+
+static void pool_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const pool_ctx *j = ctx;
+    (void)part;
+    pool_planes(j->g, j->y, j->pooled, lo, hi);
+}
+
 /* The op's forward. An inference ReLU folded in (k->epilogue): the paths apply it while each
  * block of y is in cache (g.relu). With the 2×2
  * max-pool after it (DN_EPILOGUE_RELU_MAXPOOL2), the direct loops of an ungrouped Conv pool
@@ -353,8 +366,8 @@ static void forward_op(const dn_kernel *k)
     if (pool) {
         int64_t planes = g.n * g.f * g.groups;
         int team = dn_team(k->threads, planes * g.p, DN_PARALLEL_MIN);
-        DN_PARALLEL_RANGE(planes, team, lo, hi,
-                          pool_planes(&g, dn_f32(k->y), dn_f32(k->pooled), lo, hi));
+        dn_parallel_for(planes, team, pool_job,
+                        &(pool_ctx){ .g = &g, .y = dn_f32(k->y), .pooled = dn_f32(k->pooled) });
     }
 }
 

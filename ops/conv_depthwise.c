@@ -19,7 +19,7 @@
  * the direct path, whose blocks of one filter hold two accumulators (a chain of K dependent
  * multiply-adds each, bound by the FMA's latency), and whose dx is a per-sample BLIS product
  * of K × 1 × OH·OW plus col2im, run for each group in turn. Here a block holds DW_ROWS rows of
- * 16 outputs (2·DW_ROWS independent chains), dx needs no product, and one parallel region
+ * 16 outputs (2·DW_ROWS independent chains), dx needs no product, and one parallel loop
  * covers every group. PyTorch too gives depthwise (groups > 1) a kernel of its own.
  *
  * Workspace (dn_conv_depthwise_workspace): one slot per thread: the padded plane (xp or dyp),
@@ -276,15 +276,16 @@ typedef struct dw_pass {
     const dn_kernel *k;
 } dw_pass;
 
-/* Planes [lo, hi): plane n·G + gi is group gi of sample n, whose x and y are one plane each
- * at n·xs + gi·H·W and n·ys + gi·OH·OW. */
-static void forward_range(const dw_pass *ps, int64_t lo, int64_t hi)
+/* Planes [lo, hi) (ctx: the dw_pass): plane n·G + gi is group gi of sample n, whose x and y
+ * are one plane each at n·xs + gi·H·W and n·ys + gi·OH·OW. */
+static void forward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    const dw_pass *ps = ctx;
     const conv_geom *g = ps->g;
     const dn_kernel *k = ps->k;
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
-    float *y = dn_f32(k->y), *buf = slot_of(g, k->work, omp_get_thread_num());
+    float *y = dn_f32(k->y), *buf = slot_of(g, k->work, part->slot);
     dw_plane pl = xp_plane(g);
     int64_t off[DIRECT_MAX_K];
     forward_offsets(g, pl.ld, off);
@@ -300,22 +301,23 @@ void dn_conv_depthwise_forward(const dn_kernel *k, const conv_geom *g,
                                const conv_depthwise_kernels *isa)
 {
     dw_pass ps = { isa, g, k };
-    DN_PARALLEL_RANGE(g->n * g->groups, team_of(g, k->threads), lo, hi, forward_range(&ps, lo, hi));
+    dn_parallel_for(g->n * g->groups, team_of(g, k->threads), forward_range, &ps);
 }
 
 /* ---------------------------------------------------------------- backward */
 
-/* Planes [lo, hi): dW and db into the thread's copies, dx straight into its plane (no two
- * planes share one). */
-static void backward_range(const dw_pass *ps, int64_t lo, int64_t hi)
+/* Planes [lo, hi) (ctx: the dw_pass): dW and db into the copies in the range's slot, dx
+ * straight into its plane (no two planes share one). */
+static void backward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    const dw_pass *ps = ctx;
     const conv_geom *g = ps->g;
     const dn_kernel *k = ps->k;
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]), *dy = dn_f32(k->dy);
     float *dx = dn_f32(&k->dx[0]);
     bool want_dw = k->dx[1].data, want_db = k->n_inputs > 2 && k->dx[2].data;
     dw_slots sl = slots_of(g);
-    float *buf = slot_of(g, k->work, omp_get_thread_num());
+    float *buf = slot_of(g, k->work, part->slot);
     float *dw = buf + sl.padded, *db = dw + sl.dw;
     memset(dw, 0, (size_t)(sl.dw + sl.db) * sizeof *dw);
     dw_plane xp = xp_plane(g), dyp = dyp_plane(g);
@@ -344,7 +346,7 @@ void dn_conv_depthwise_backward(const dn_kernel *k, const conv_geom *g,
 {
     dw_pass ps = { isa, g, k };
     int team = team_of(g, k->threads);
-    DN_PARALLEL_RANGE(g->n * g->groups, team, lo, hi, backward_range(&ps, lo, hi));
+    team = dn_parallel_for(g->n * g->groups, team, backward_range, &ps);
     /* The copies, in thread order: G·K and G floats, too few to split. */
     dw_slots sl = slots_of(g);
     float *dw = k->dx[1].data ? dn_f32(&k->dx[1]) : NULL;

@@ -609,15 +609,25 @@ static void fold_lanes(const conv_geom *g, const conv_slot *s)
     }
 }
 
+/* What every range of a direct loop reads: the loops, the pass, the kernel. */
+typedef struct direct_job {
+    const conv_direct_kernels *isa;
+    const conv_pass *ps;
+    const dn_kernel *k;
+} direct_job;
+
 /* Items [lo, hi) of the batch's N·OH output rows (item n·OH + p: row p of sample n, every
  * filter), so that threads split the batch, or the rows of a batch smaller than the team. */
-static void forward_range(const conv_direct_kernels *isa, const conv_pass *ps, const dn_kernel *k,
-                          int64_t lo, int64_t hi)
+static void forward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    const direct_job *j = ctx;
+    const conv_direct_kernels *isa = j->isa;
+    const conv_pass *ps = j->ps;
+    const dn_kernel *k = j->k;
     const conv_geom *g = ps->g;
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
-    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    conv_slot s = conv_slot_of(ps->l, ps->work, part->slot);
     for (int64_t it = lo; it < hi;) {
         int64_t n = it / g->oh, p0 = it % g->oh;
         int64_t p1 = g->oh - p0 < hi - it ? g->oh : p0 + (hi - it);
@@ -631,15 +641,18 @@ static void forward_range(const conv_direct_kernels *isa, const conv_pass *ps, c
  * and the writes of y sequential (group gi + 1 of a sample follows group gi in memory); the
  * group-major order jumped a whole sample between items, and depthwise groups ran at 0.74 of
  * an ungrouped Conv of the same bytes (bench/conv_groups.py). */
-static void forward_groups_range(const conv_direct_kernels *isa, const conv_pass *ps,
-                                 const dn_kernel *k, int64_t lo, int64_t hi)
+static void forward_groups_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    const direct_job *j = ctx;
+    const conv_direct_kernels *isa = j->isa;
+    const conv_pass *ps = j->ps;
+    const dn_kernel *k = j->k;
     const conv_geom *g = ps->g;
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
     float *y = dn_f32(k->y);
     int64_t xg = g->c * g->h * g->w, wg = g->f * g->k, yg = g->f * g->p;
-    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    conv_slot s = conv_slot_of(ps->l, ps->work, part->slot);
     for (int64_t it = lo; it < hi; it++) {
         int64_t n = it / g->groups, gi = it % g->groups;
         forward_rows(isa, g, w + gi * wg, b ? b + gi * g->f : NULL, x + n * g->xs + gi * xg,
@@ -648,15 +661,18 @@ static void forward_groups_range(const conv_direct_kernels *isa, const conv_pass
 }
 
 /* Samples [lo, hi) of the batch: dW here, dx and db as the per-sample path computes them. */
-static void backward_range(const conv_direct_kernels *isa, const conv_pass *ps, const dn_kernel *k,
-                           int64_t lo, int64_t hi)
+static void backward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    const direct_job *j = ctx;
+    const conv_direct_kernels *isa = j->isa;
+    const conv_pass *ps = j->ps;
+    const dn_kernel *k = j->k;
     const conv_geom *g = ps->g;
     const float *x = dn_f32(&k->x[0]), *dy = dn_f32(k->dy);
     float *dx = dn_f32(&k->dx[0]);
     bool dw = k->dx[1].data, db = k->n_inputs > 2 && k->dx[2].data;
     int64_t in = g->xs, out = g->ys;
-    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    conv_slot s = conv_slot_of(ps->l, ps->work, part->slot);
     memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
     bool lanes = dw && uses_lanes(isa, &s);
     bool direct_dx = dx && isa->dx;
@@ -688,22 +704,25 @@ void dn_conv_direct_forward(const dn_kernel *k, const conv_geom *g, const conv_d
     conv_pass ps = conv_pass_of(g, &u, &l, k->work);
     int64_t rows = g->n * g->oh;
     int team = dn_team(k->threads, conv_direct_work(g), DIRECT_SPLIT_MIN);
-    DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
-                      forward_range(isa, &ps, k, lo, hi));
+    dn_parallel_for(rows, team < rows ? team : (int)rows, forward_range,
+                    &(direct_job){ isa, &ps, k });
 }
 
 /* Items [lo, hi) of the batch's N·PO pooled rows (PO = OH/2; item n·PO + a: pooled row a of
  * sample n, every filter): conv rows 2a and 2a + 1 into the slot's `out`, then their 2×2
  * max into k->pooled. */
-static void forward_pooled_range(const conv_direct_kernels *isa, const conv_pass *ps,
-                                 const dn_kernel *k, int64_t lo, int64_t hi)
+static void forward_pooled_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    const direct_job *j = ctx;
+    const conv_direct_kernels *isa = j->isa;
+    const conv_pass *ps = j->ps;
+    const dn_kernel *k = j->k;
     const conv_geom *g = ps->g;
     const float *x = dn_f32(&k->x[0]), *w = dn_f32(&k->x[1]);
     const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
     float *pooled = dn_f32(k->pooled);
     int64_t po = g->oh / 2, qo = g->ow / 2;
-    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    conv_slot s = conv_slot_of(ps->l, ps->work, part->slot);
     for (int64_t it = lo; it < hi;) {
         int64_t n = it / po, a0 = it % po;
         int64_t a1 = po - a0 < hi - it ? po : a0 + (hi - it);
@@ -724,8 +743,8 @@ void dn_conv_direct_forward_pooled(const dn_kernel *k, const conv_geom *g,
     conv_pass ps = conv_pass_of(g, &u, &l, k->work);
     int64_t rows = g->n * (g->oh / 2);
     int team = dn_team(k->threads, conv_direct_work(g), DIRECT_SPLIT_MIN);
-    DN_PARALLEL_RANGE(rows, team < rows ? team : (int)rows, lo, hi,
-                      forward_pooled_range(isa, &ps, k, lo, hi));
+    dn_parallel_for(rows, team < rows ? team : (int)rows, forward_pooled_range,
+                    &(direct_job){ isa, &ps, k });
 }
 
 void dn_conv_direct_forward_groups(const dn_kernel *k, const conv_geom *g,
@@ -736,8 +755,8 @@ void dn_conv_direct_forward_groups(const dn_kernel *k, const conv_geom *g,
     conv_slot_layout l = conv_slots(g, &u);
     conv_pass ps = conv_pass_of(g, &u, &l, k->work);
     int64_t items = g->n * g->groups;
-    DN_PARALLEL_RANGE(items, team < items ? team : (int)items, lo, hi,
-                      forward_groups_range(isa, &ps, k, lo, hi));
+    dn_parallel_for(items, team < items ? team : (int)items, forward_groups_range,
+                    &(direct_job){ isa, &ps, k });
 }
 
 /* wflip [C, F, kh, kw]: wflip[c, f, i, j] = W[f, c, kh − 1 − i, kw − 1 − j]. */
@@ -764,6 +783,6 @@ void dn_conv_direct_backward(const dn_kernel *k, const conv_geom *g, const conv_
     else
         dn_conv_pack_weights_t(k, &ps);
     int team = conv_team_size(g, k->threads);
-    DN_PARALLEL_RANGE(g->n, team, lo, hi, backward_range(isa, &ps, k, lo, hi));
-    dn_conv_sum_copies(k, &ps, team);
+    int ran = dn_parallel_for(g->n, team, backward_range, &(direct_job){ isa, &ps, k });
+    dn_conv_sum_copies(k, &ps, ran);
 }

@@ -125,6 +125,15 @@ static int copy_team(int threads, int64_t items, int64_t work)
     return items > 1 ? dn_team(threads, items * work, DN_PARALLEL_MIN) : 1;
 }
 
+/* What a copy's ranges need (dn_parallel_for's context): the chunk of nc samples, the array
+ * read and the array written (b: scatter_output's bias, or NULL). */
+typedef struct copy_ctx {
+    const conv_geom *g;
+    const float *src, *b;
+    int64_t nc;
+    float *dst;
+} copy_ctx;
+
 /* Pair i = n·rows + row of a copy over (sample, row) pairs: the run of pairs from i on that
  * stays within sample n and before `hi`, as rows [*at, returned value) of sample *n. */
 static int64_t pair_run(int64_t i, int64_t hi, int64_t rows, int64_t *n, int64_t *at)
@@ -142,12 +151,19 @@ static void im2col_range(const conv_geom *g, const float *x, int64_t nc, float *
     }
 }
 
+static void im2col_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const copy_ctx *j = ctx;
+    (void)part;
+    im2col_range(j->g, j->src, j->nc, j->dst, lo, hi);
+}
+
 /* col [K, nc·P] from samples x [nc, C, H, W]: each (sample, row of col) pair is a run of P
  * floats of its own. */
 static void im2col(const conv_geom *g, const float *x, int64_t nc, float *col, int threads)
 {
-    DN_PARALLEL_RANGE(nc * g->k, copy_team(threads, nc * g->k, g->p), lo, hi,
-                      im2col_range(g, x, nc, col, lo, hi));
+    dn_parallel_for(nc * g->k, copy_team(threads, nc * g->k, g->p), im2col_job,
+                    &(copy_ctx){ .g = g, .src = x, .nc = nc, .dst = col });
 }
 
 /* Pairs of sample and input channel: a channel's rows of dcol add only onto that channel. */
@@ -161,12 +177,19 @@ static void col2im_range(const conv_geom *g, const float *dcol, int64_t nc, floa
     }
 }
 
+static void col2im_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const copy_ctx *j = ctx;
+    (void)part;
+    col2im_range(j->g, j->src, j->nc, j->dst, lo, hi);
+}
+
 /* dx [nc, C, H, W] += col2im(dcol), split by (sample, channel), so threads never add onto the
  * same pixel. */
 static void col2im(const conv_geom *g, const float *dcol, int64_t nc, float *dx, int threads)
 {
-    DN_PARALLEL_RANGE(nc * g->c, copy_team(threads, nc * g->c, g->kh * g->kw * g->p), lo, hi,
-                      col2im_range(g, dcol, nc, dx, lo, hi));
+    dn_parallel_for(nc * g->c, copy_team(threads, nc * g->c, g->kh * g->kw * g->p), col2im_job,
+                    &(copy_ctx){ .g = g, .src = dcol, .nc = nc, .dst = dx });
 }
 
 static void scatter_range(const conv_geom *g, const float *yt, const float *b, int64_t nc, float *y,
@@ -188,12 +211,19 @@ static void scatter_range(const conv_geom *g, const float *yt, const float *b, i
     }
 }
 
+static void scatter_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const copy_ctx *j = ctx;
+    (void)part;
+    scatter_range(j->g, j->src, j->b, j->nc, j->dst, lo, hi);
+}
+
 /* y [nc, F, P] = Y' [F, nc·P] + b (then ReLU, with g->relu), run by run. */
 static void scatter_output(const conv_geom *g, const float *yt, const float *b, int64_t nc,
                            float *y, int threads)
 {
-    DN_PARALLEL_RANGE(nc * g->f, copy_team(threads, nc * g->f, g->p), lo, hi,
-                      scatter_range(g, yt, b, nc, y, lo, hi));
+    dn_parallel_for(nc * g->f, copy_team(threads, nc * g->f, g->p), scatter_job,
+                    &(copy_ctx){ .g = g, .src = yt, .b = b, .nc = nc, .dst = y });
 }
 
 static void gather_range(const conv_geom *g, const float *dy, int64_t nc, float *dyt, int64_t lo,
@@ -207,12 +237,19 @@ static void gather_range(const conv_geom *g, const float *dy, int64_t nc, float 
     }
 }
 
+static void gather_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const copy_ctx *j = ctx;
+    (void)part;
+    gather_range(j->g, j->src, j->nc, j->dst, lo, hi);
+}
+
 /* dY' [F, nc·P] from dy [nc, F, P]. */
 static void gather_output_grad(const conv_geom *g, const float *dy, int64_t nc, float *dyt,
                                int threads)
 {
-    DN_PARALLEL_RANGE(nc * g->f, copy_team(threads, nc * g->f, g->p), lo, hi,
-                      gather_range(g, dy, nc, dyt, lo, hi));
+    dn_parallel_for(nc * g->f, copy_team(threads, nc * g->f, g->p), gather_job,
+                    &(copy_ctx){ .g = g, .src = dy, .nc = nc, .dst = dyt });
 }
 
 /* db[f] += Σ dY'[f, :] for f in [lo, hi), each sum in double (nc·P terms can be many). */
@@ -226,11 +263,17 @@ static void bias_grad_range(const float *dyt, int64_t len, float *db, int64_t lo
     }
 }
 
+static void bias_grad_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const copy_ctx *j = ctx;
+    (void)part;
+    bias_grad_range(j->src, j->nc * j->g->p, j->dst, lo, hi);
+}
+
 static void bias_grad(const conv_geom *g, const float *dyt, int64_t nc, float *db, int threads)
 {
-    int64_t len = nc * g->p;
-    DN_PARALLEL_RANGE(g->f, copy_team(threads, g->f, len), lo, hi,
-                      bias_grad_range(dyt, len, db, lo, hi));
+    dn_parallel_for(g->f, copy_team(threads, g->f, nc * g->p), bias_grad_job,
+                    &(copy_ctx){ .g = g, .src = dyt, .nc = nc, .dst = db });
 }
 
 void dn_conv_im2col_forward(const dn_kernel *k, const conv_geom *g)

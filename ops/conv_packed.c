@@ -88,15 +88,30 @@ static void table_for_bt(const conv_geom *g, int nr, int32_t *tab, int64_t lo, i
     }
 }
 
+typedef struct table_ctx {
+    const conv_geom *g;
+    int nr;
+    bool transposed;
+    int32_t *tab;
+} table_ctx;
+
+static void table_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const table_ctx *j = ctx;
+    (void)part;
+    if (j->transposed)
+        table_for_bt(j->g, j->nr, j->tab, lo, hi);
+    else
+        table_for_b(j->g, j->nr, j->tab, lo, hi);
+}
+
 /* Tables are K·P entries: threads split the panels. */
 static void build_table(const conv_geom *g, int nr, bool transposed, int32_t *tab, int threads)
 {
     int64_t panels = ((transposed ? g->k : g->p) + nr - 1) / nr;
     int team = dn_team(threads, panels * nr * (transposed ? g->p : g->k), DN_PARALLEL_MIN / 4);
-    if (transposed)
-        DN_PARALLEL_RANGE(panels, team, lo, hi, table_for_bt(g, nr, tab, lo, hi));
-    else
-        DN_PARALLEL_RANGE(panels, team, lo, hi, table_for_b(g, nr, tab, lo, hi));
+    dn_parallel_for(panels, team, table_job,
+                    &(table_ctx){ .g = g, .nr = nr, .transposed = transposed, .tab = tab });
 }
 
 static void gather(const int32_t *restrict tab, int64_t n, const float *restrict src,
@@ -145,13 +160,28 @@ static void forward_sample(const conv_pass *ps, const float *b, const float *x, 
             y[i] = dn_relu(y[i]);
 }
 
-static void forward_range(const conv_pass *ps, const float *x, const float *b, float *y, int64_t lo,
-                          int64_t hi)
+/* Samples [lo, hi) of the batch, in the range's slot. */
+static void forward_range(const conv_pass *ps, const float *x, const float *b, float *y, int slot,
+                          int64_t lo, int64_t hi)
 {
     const conv_geom *g = ps->g;
-    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    conv_slot s = conv_slot_of(ps->l, ps->work, slot);
     for (int64_t n = lo; n < hi; n++)
         forward_sample(ps, b, x + n * g->xs, y + n * g->ys, &s);
+}
+
+/* A loop over the batch (forward or backward): the pass, and the kernel (a group's view). */
+typedef struct batch_ctx {
+    const conv_pass *ps;
+    const dn_kernel *k;
+} batch_ctx;
+
+static void forward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const batch_ctx *j = ctx;
+    const dn_kernel *k = j->k;
+    const float *b = k->n_inputs > 2 ? dn_f32(&k->x[2]) : NULL;
+    forward_range(j->ps, dn_f32(&k->x[0]), b, dn_f32(k->y), part->slot, lo, hi);
 }
 
 /* Every group in turn (g one group's sizes, G = g->groups: a view of k each), on the team. The
@@ -169,11 +199,9 @@ void dn_conv_packed_forward(const dn_kernel *k, const conv_geom *g)
     for (int64_t gi = 0; gi < g->groups; gi++) {
         conv_group_view v;
         conv_group_view_of(k, g, gi, &v);
-        const float *x = dn_f32(&v.k.x[0]), *w = dn_f32(&v.k.x[1]);
-        const float *b = k->n_inputs > 2 ? dn_f32(&v.k.x[2]) : NULL;
-        dn_pack_a(&u, w, g->k, 1, g->f, g->k, ps.work);
-        DN_PARALLEL_RANGE(g->n, conv_team_size(g, k->threads), lo, hi,
-                          forward_range(&ps, x, b, dn_f32(v.k.y), lo, hi));
+        dn_pack_a(&u, dn_f32(&v.k.x[1]), g->k, 1, g->f, g->k, ps.work);
+        dn_parallel_for(g->n, conv_team_size(g, k->threads), forward_job,
+                        &(batch_ctx){ .ps = &ps, .k = &v.k });
     }
 }
 
@@ -221,18 +249,25 @@ void dn_conv_sample_backward(const conv_pass *ps, const float *x, const float *d
     }
 }
 
-/* Samples [lo, hi) of the batch, the thread's copies of dW and db zeroed first. */
-static void backward_range(const conv_pass *ps, const dn_kernel *k, int64_t lo, int64_t hi)
+/* Samples [lo, hi) of the batch, the copies of dW and db in the range's slot zeroed first. */
+static void backward_range(const conv_pass *ps, const dn_kernel *k, int slot, int64_t lo,
+                           int64_t hi)
 {
     const conv_geom *g = ps->g;
     const float *x = dn_f32(&k->x[0]), *dy = dn_f32(k->dy);
     float *dx = dn_f32(&k->dx[0]);
     bool dw = k->dx[1].data, db = k->n_inputs > 2 && k->dx[2].data;
     int64_t in = g->xs, out = g->ys;
-    conv_slot s = conv_slot_of(ps->l, ps->work, omp_get_thread_num());
+    conv_slot s = conv_slot_of(ps->l, ps->work, slot);
     memset(s.dw, 0, (size_t)(ps->l->dw + ps->l->db) * sizeof(float));
     for (int64_t n = lo; n < hi; n++)
         dn_conv_sample_backward(ps, x + n * in, dy + n * out, dx ? dx + n * in : NULL, &s, dw, db);
+}
+
+static void backward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const batch_ctx *j = ctx;
+    backward_range(j->ps, j->k, part->slot, lo, hi);
 }
 
 /* dst[i] += Σ_t (thread t's copy)[i] for i in [lo, hi), t in order. */
@@ -248,13 +283,26 @@ static void sum_copies(const conv_pass *ps, int team, bool bias, float *dst, int
     }
 }
 
+typedef struct sum_ctx {
+    const conv_pass *ps;
+    int team; /* the copies: the backward's team, not this loop's */
+    float *dst;
+} sum_ctx;
+
+static void sum_dw_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const sum_ctx *j = ctx;
+    (void)part;
+    sum_copies(j->ps, j->team, false, j->dst, lo, hi);
+}
+
 void dn_conv_sum_copies(const dn_kernel *k, const conv_pass *ps, int team)
 {
     const conv_geom *g = ps->g;
     float *dw = dn_f32(&k->dx[1]), *db = k->n_inputs > 2 ? dn_f32(&k->dx[2]) : NULL;
     if (dw)
-        DN_PARALLEL_RANGE(g->f * g->k, dn_team(team, g->f * g->k, DN_PARALLEL_MIN), lo, hi,
-                          sum_copies(ps, team, false, dw, lo, hi));
+        dn_parallel_for(g->f * g->k, dn_team(team, g->f * g->k, DN_PARALLEL_MIN), sum_dw_job,
+                        &(sum_ctx){ .ps = ps, .team = team, .dst = dw });
     if (db)
         sum_copies(ps, team, true, db, 0, g->f);
 }
@@ -282,7 +330,7 @@ void dn_conv_packed_backward(const dn_kernel *k, const conv_geom *g)
         conv_group_view v;
         conv_group_view_of(k, g, gi, &v);
         dn_conv_pack_weights_t(&v.k, &ps);
-        DN_PARALLEL_RANGE(g->n, team, lo, hi, backward_range(&ps, &v.k, lo, hi));
-        dn_conv_sum_copies(&v.k, &ps, team);
+        int ran = dn_parallel_for(g->n, team, backward_job, &(batch_ctx){ .ps = &ps, .k = &v.k });
+        dn_conv_sum_copies(&v.k, &ps, ran);
     }
 }

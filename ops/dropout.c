@@ -74,6 +74,20 @@ static void mask_grad(const float *restrict dy, const float *restrict mask, floa
         dx[i] += dy[i] * mask[i];
 }
 
+static void drop_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const dn_kernel *k = ctx;
+    drop(k->attrs, k->seed, dn_f32(&k->x[0]), dn_f32(k->y), k->saved, lo, hi);
+}
+
+static void mask_grad_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const dn_kernel *k = ctx;
+    mask_grad(dn_f32(k->dy), k->saved, dn_f32(&k->dx[0]), lo, hi);
+}
+
 static void forward(const dn_kernel *k)
 {
     const float *x = dn_f32(&k->x[0]);
@@ -84,21 +98,19 @@ static void forward(const dn_kernel *k)
             memcpy(y, x, (size_t)n * sizeof *y);
         return;
     }
-    DN_PARALLEL_RANGE(n, dn_team(k->threads, n, DROPOUT_PARALLEL_MIN), lo, hi,
-                      drop(k->attrs, k->seed, x, y, k->saved, lo, hi));
+    dn_parallel_for(n, dn_team(k->threads, n, DROPOUT_PARALLEL_MIN), drop_range, k);
 }
 
 static void backward(const dn_kernel *k)
 {
-    const float *dy = dn_f32(k->dy), *mask = k->saved;
+    const float *dy = dn_f32(k->dy);
     float *dx = dn_f32(&k->dx[0]);
     int64_t n = dn_shape_numel(&k->y->shape);
     if (!k->training) {
         dn_add_into(dx, dy, n, k->threads);
         return;
     }
-    DN_PARALLEL_RANGE(n, dn_team(k->threads, n, MASK_PARALLEL_MIN), lo, hi,
-                      mask_grad(dy, mask, dx, lo, hi));
+    dn_parallel_for(n, dn_team(k->threads, n, MASK_PARALLEL_MIN), mask_grad_range, k);
 }
 
 const dn_op dn_op_dropout = {

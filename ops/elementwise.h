@@ -21,9 +21,9 @@
  * L1), so that the Y loop vectorises even though the PRE loop cannot.
  *
  * Macros, not functions taking pointers to the maths: the maths must be inlined into the loop
- * bodies for GCC to vectorise them, and OpenMP outlines DN_PARALLEL_RANGE's region before the
- * inliner runs, so a pointer handed into it would be called once per element. Each op file
- * expands one macro, which defines its static forward and backward.
+ * bodies for GCC to vectorise them, and a pointer handed to a shared range function would be
+ * called once per element. Each op file expands one macro, which defines its static forward
+ * and backward.
  */
 #ifndef DN_ELEMENTWISE_H
 #define DN_ELEMENTWISE_H
@@ -33,23 +33,30 @@
 
 #define DN_ELEMENTWISE_CHUNK 256
 
-/* The kernels around span functions forward_span(x, y, n) and backward_span(y, dy, dx, n). */
-#define DN_ELEMENTWISE_KERNELS_(FWD_MIN, BWD_MIN)                            \
-    static void forward(const dn_kernel *k)                                  \
-    {                                                                        \
-        const float *x = dn_f32(&k->x[0]);                                   \
-        float *y = dn_f32(k->y);                                             \
-        int64_t n = dn_shape_numel(&k->y->shape);                            \
-        DN_PARALLEL_RANGE(n, dn_team(k->threads, n, (FWD_MIN)), lo, hi,      \
-                          forward_span(x + lo, y + lo, hi - lo));            \
-    }                                                                        \
-    static void backward(const dn_kernel *k)                                 \
-    {                                                                        \
-        const float *y = dn_f32(k->y), *dy = dn_f32(k->dy);                  \
-        float *dx = dn_f32(&k->dx[0]);                                       \
-        int64_t n = dn_shape_numel(&k->y->shape);                            \
-        DN_PARALLEL_RANGE(n, dn_team(k->threads, n, (BWD_MIN)), lo, hi,      \
-                          backward_span(y + lo, dy + lo, dx + lo, hi - lo)); \
+/* The kernels around span functions forward_span(x, y, n) and backward_span(y, dy, dx, n);
+ * each range reads its pointers from the kernel. */
+#define DN_ELEMENTWISE_KERNELS_(FWD_MIN, BWD_MIN)                                              \
+    static void forward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)    \
+    {                                                                                          \
+        (void)part;                                                                            \
+        const dn_kernel *k = ctx;                                                              \
+        forward_span(dn_f32(&k->x[0]) + lo, dn_f32(k->y) + lo, hi - lo);                       \
+    }                                                                                          \
+    static void backward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)   \
+    {                                                                                          \
+        (void)part;                                                                            \
+        const dn_kernel *k = ctx;                                                              \
+        backward_span(dn_f32(k->y) + lo, dn_f32(k->dy) + lo, dn_f32(&k->dx[0]) + lo, hi - lo); \
+    }                                                                                          \
+    static void forward(const dn_kernel *k)                                                    \
+    {                                                                                          \
+        int64_t n = dn_shape_numel(&k->y->shape);                                              \
+        dn_parallel_for(n, dn_team(k->threads, n, (FWD_MIN)), forward_range, k);               \
+    }                                                                                          \
+    static void backward(const dn_kernel *k)                                                   \
+    {                                                                                          \
+        int64_t n = dn_shape_numel(&k->y->shape);                                              \
+        dn_parallel_for(n, dn_team(k->threads, n, (BWD_MIN)), backward_range, k);              \
     }
 
 /* dy is loaded whatever DX makes of it, so a select in DX needs no branch. */

@@ -61,6 +61,27 @@ static void backward_planes(const float *dy, float *dx, int64_t plane, int64_t l
     }
 }
 
+/* A loop's context: the array read, the array written, and the plane's size. */
+typedef struct planes_ctx {
+    const float *src;
+    float *dst;
+    int64_t plane;
+} planes_ctx;
+
+static void forward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const planes_ctx *j = ctx;
+    (void)part;
+    forward_planes(j->src, j->dst, j->plane, lo, hi);
+}
+
+static void backward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const planes_ctx *j = ctx;
+    (void)part;
+    backward_planes(j->src, j->dst, j->plane, lo, hi);
+}
+
 static int team(int64_t planes, int64_t plane, int threads)
 {
     return planes > 1 ? dn_team(threads, planes * plane, GLOBAL_AVG_POOL_PARALLEL_MIN) : 1;
@@ -72,8 +93,8 @@ static void forward(const dn_kernel *k)
     int64_t planes = s->d[0] * s->d[1], plane = s->d[2] * s->d[3];
     const float *x = dn_f32(&k->x[0]);
     float *y = dn_f32(k->y);
-    DN_PARALLEL_RANGE(planes, team(planes, plane, k->threads), lo, hi,
-                      forward_planes(x, y, plane, lo, hi));
+    dn_parallel_for(planes, team(planes, plane, k->threads), forward_job,
+                    &(planes_ctx){ .src = x, .dst = y, .plane = plane });
 }
 
 static void backward(const dn_kernel *k)
@@ -84,8 +105,8 @@ static void backward(const dn_kernel *k)
     float *dx = dn_f32(&k->dx[0]);
     if (!dx)
         return;
-    DN_PARALLEL_RANGE(planes, team(planes, plane, k->threads), lo, hi,
-                      backward_planes(dy, dx, plane, lo, hi));
+    dn_parallel_for(planes, team(planes, plane, k->threads), backward_job,
+                    &(planes_ctx){ .src = dy, .dst = dx, .plane = plane });
 }
 
 const dn_op dn_op_global_avg_pool = {

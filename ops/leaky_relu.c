@@ -53,26 +53,34 @@ static void backward_span(const float *restrict y, const float *restrict dy, flo
         dx[i] += y[i] > 0.0f ? dy[i] : alpha * dy[i];
 }
 
+static void forward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const dn_kernel *k = ctx;
+    const leaky_relu_attrs *a = k->attrs;
+    forward_span(dn_f32(&k->x[0]) + lo, dn_f32(k->y) + lo, hi - lo, a->alpha);
+}
+
+static void backward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const dn_kernel *k = ctx;
+    const leaky_relu_attrs *a = k->attrs;
+    backward_span(dn_f32(k->y) + lo, dn_f32(k->dy) + lo, dn_f32(&k->dx[0]) + lo, hi - lo, a->alpha);
+}
+
 static void forward(const dn_kernel *k)
 {
-    const leaky_relu_attrs *a = k->attrs;
-    const float *x = dn_f32(&k->x[0]);
-    float *y = dn_f32(k->y);
     int64_t n = dn_shape_numel(&k->y->shape);
-    DN_PARALLEL_RANGE(n, dn_team(k->threads, n, LEAKY_RELU_PARALLEL_MIN), lo, hi,
-                      forward_span(x + lo, y + lo, hi - lo, a->alpha));
+    dn_parallel_for(n, dn_team(k->threads, n, LEAKY_RELU_PARALLEL_MIN), forward_range, k);
 }
 
 static void backward(const dn_kernel *k)
 {
-    const leaky_relu_attrs *a = k->attrs;
-    const float *y = dn_f32(k->y), *dy = dn_f32(k->dy);
-    float *dx = dn_f32(&k->dx[0]);
-    if (!dx)
+    if (!k->dx[0].data)
         return;
     int64_t n = dn_shape_numel(&k->y->shape);
-    DN_PARALLEL_RANGE(n, dn_team(k->threads, n, LEAKY_RELU_PARALLEL_MIN), lo, hi,
-                      backward_span(y + lo, dy + lo, dx + lo, hi - lo, a->alpha));
+    dn_parallel_for(n, dn_team(k->threads, n, LEAKY_RELU_PARALLEL_MIN), backward_range, k);
 }
 
 const dn_op dn_op_leaky_relu = {

@@ -294,13 +294,29 @@ static void forward_items(const lrn_attrs *a, const lrn_geom *g, const float *x,
         forward_item(a, g, x, p, y, item_of(g, i));
 }
 
+typedef struct forward_ctx {
+    const lrn_attrs *a;
+    const lrn_geom *g;
+    const float *x;
+    float *p, *y;
+} forward_ctx;
+
+static void forward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const forward_ctx *j = ctx;
+    (void)part;
+    forward_items(j->a, j->g, j->x, j->p, j->y, lo, hi);
+}
+
 static void forward(const dn_kernel *k)
 {
     lrn_geom g = geom(&k->x[0].shape);
     int64_t items = item_count(&g);
-    DN_PARALLEL_RANGE(
-        items, dn_team(k->threads, g.n * g.c * g.inner, FORWARD_PARALLEL_MIN), lo, hi,
-        forward_items(k->attrs, &g, dn_f32(&k->x[0]), k->saved, dn_f32(k->y), lo, hi));
+    forward_ctx c = {
+        .a = k->attrs, .g = &g, .x = dn_f32(&k->x[0]), .p = k->saved, .y = dn_f32(k->y)
+    };
+    dn_parallel_for(items, dn_team(k->threads, g.n * g.c * g.inner, FORWARD_PARALLEL_MIN),
+                    forward_job, &c);
 }
 
 /* t = dy · x · p / s over one row of a span. */
@@ -365,6 +381,20 @@ static void backward_items(const lrn_attrs *a, const lrn_geom *g, const float *x
         backward_item(a, g, x, p, dy, t, dx, item_of(g, i));
 }
 
+typedef struct backward_ctx {
+    const lrn_attrs *a;
+    const lrn_geom *g;
+    const float *x, *p, *dy;
+    float *t, *dx;
+} backward_ctx;
+
+static void backward_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    const backward_ctx *j = ctx;
+    (void)part;
+    backward_items(j->a, j->g, j->x, j->p, j->dy, j->t, j->dx, lo, hi);
+}
+
 /* Each item writes and reads only its own rows of t, so one pass per item needs no barrier. */
 static void backward(const dn_kernel *k)
 {
@@ -373,10 +403,15 @@ static void backward(const dn_kernel *k)
     if (!dx)
         return;
     int64_t items = item_count(&g);
-    DN_PARALLEL_RANGE(items, dn_team(k->threads, g.n * g.c * g.inner, BACKWARD_PARALLEL_MIN), lo,
-                      hi,
-                      backward_items(k->attrs, &g, dn_f32(&k->x[0]), k->saved, dn_f32(k->dy),
-                                     k->work, dx, lo, hi));
+    backward_ctx c = { .a = k->attrs,
+                       .g = &g,
+                       .x = dn_f32(&k->x[0]),
+                       .p = k->saved,
+                       .dy = dn_f32(k->dy),
+                       .t = k->work,
+                       .dx = dx };
+    dn_parallel_for(items, dn_team(k->threads, g.n * g.c * g.inner, BACKWARD_PARALLEL_MIN),
+                    backward_job, &c);
 }
 
 const dn_op dn_op_lrn = {

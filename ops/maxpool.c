@@ -279,9 +279,20 @@ static int team(const dn_pool_geom *g, int threads)
     return g->planes > 1 ? dn_team(threads, g->planes * g->h * g->w, MAXPOOL_PARALLEL_MIN) : 1;
 }
 
-static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int32_t *arg,
-                           int64_t lo, int64_t hi)
+/* What a range of planes reads: the geometry and the kernel. */
+typedef struct planes_job {
+    dn_pool_geom g;
+    const dn_kernel *k;
+} planes_job;
+
+static void forward_planes(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    (void)part;
+    const planes_job *j = ctx;
+    const dn_pool_geom *g = &j->g;
+    const float *x = dn_f32(&j->k->x[0]);
+    float *y = dn_f32(j->k->y);
+    int32_t *arg = j->k->saved;
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
     bool fast = dn_pool_is_2x2(g);
     for (int64_t i = lo; i < hi; i++)
@@ -293,12 +304,8 @@ static void forward_planes(const dn_pool_geom *g, const float *x, float *y, int3
 
 static void forward(const dn_kernel *k)
 {
-    dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
-    const float *x = dn_f32(&k->x[0]);
-    float *y = dn_f32(k->y);
-    int32_t *arg = k->saved;
-    DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
-                      forward_planes(&g, x, y, arg, lo, hi));
+    planes_job j = { dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape), k };
+    dn_parallel_for(j.g.planes, team(&j.g, k->threads), forward_planes, &j);
 }
 
 /* dy of each output onto its winner. Windows overlap when stride < kernel, so two outputs
@@ -310,9 +317,14 @@ static void scatter_plane(const float *restrict dy, const int32_t *restrict arg,
         dx[arg[o]] += dy[o];
 }
 
-static void backward_planes(const dn_pool_geom *g, const float *dy, const int32_t *arg, float *dx,
-                            int64_t lo, int64_t hi)
+static void backward_planes(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    (void)part;
+    const planes_job *j = ctx;
+    const dn_pool_geom *g = &j->g;
+    const float *dy = dn_f32(j->k->dy);
+    const int32_t *arg = j->k->saved;
+    float *dx = dn_f32(&j->k->dx[0]);
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
     for (int64_t i = lo; i < hi; i++)
         scatter_plane(dy + i * out_plane, arg + i * out_plane, dx + i * in_plane, out_plane);
@@ -320,14 +332,10 @@ static void backward_planes(const dn_pool_geom *g, const float *dy, const int32_
 
 static void backward(const dn_kernel *k)
 {
-    dn_pool_geom g = dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape);
-    const float *dy = dn_f32(k->dy);
-    const int32_t *arg = k->saved;
-    float *dx = dn_f32(&k->dx[0]);
-    if (!dx)
+    if (!k->dx[0].data)
         return;
-    DN_PARALLEL_RANGE(g.planes, team(&g, k->threads), lo, hi,
-                      backward_planes(&g, dy, arg, dx, lo, hi));
+    planes_job j = { dn_pool_geom_of(k->attrs, &k->x[0].shape, &k->y->shape), k };
+    dn_parallel_for(j.g.planes, team(&j.g, k->threads), backward_planes, &j);
 }
 
 /* The Conv's DN_EPILOGUE_RELU_MAXPOOL2 pools 2×2 windows, stride 2, unpadded, floor. */

@@ -106,12 +106,24 @@ static void forward_lanes(const lanes *l, const float *x, float *y, int64_t lo, 
     }
 }
 
+/* What a range of lanes reads: their layout and the kernel. */
+typedef struct lanes_job {
+    lanes l;
+    const dn_kernel *k;
+} lanes_job;
+
+static void forward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const lanes_job *j = ctx;
+    forward_lanes(&j->l, dn_f32(&j->k->x[0]), dn_f32(j->k->y), lo, hi);
+}
+
 static void forward(const dn_kernel *k)
 {
-    lanes l = lanes_of(k->attrs, &k->y->shape);
-    int64_t count = l.outer * l.inner, n = l.outer * l.n * l.inner;
-    DN_PARALLEL_RANGE(count, dn_team(k->threads, n, FORWARD_PARALLEL_MIN), lo, hi,
-                      forward_lanes(&l, dn_f32(&k->x[0]), dn_f32(k->y), lo, hi));
+    lanes_job j = { lanes_of(k->attrs, &k->y->shape), k };
+    int64_t count = j.l.outer * j.l.inner, n = j.l.outer * j.l.n * j.l.inner;
+    dn_parallel_for(count, dn_team(k->threads, n, FORWARD_PARALLEL_MIN), forward_range, &j);
 }
 
 static void backward_lane(const float *y, const float *dy, float *dx, int64_t n, int64_t stride)
@@ -133,12 +145,18 @@ static void backward_lanes(const lanes *l, const float *y, const float *dy, floa
     }
 }
 
+static void backward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const lanes_job *j = ctx;
+    backward_lanes(&j->l, dn_f32(j->k->y), dn_f32(j->k->dy), dn_f32(&j->k->dx[0]), lo, hi);
+}
+
 static void backward(const dn_kernel *k)
 {
-    lanes l = lanes_of(k->attrs, &k->y->shape);
-    int64_t count = l.outer * l.inner, n = l.outer * l.n * l.inner;
-    DN_PARALLEL_RANGE(count, dn_team(k->threads, n, BACKWARD_PARALLEL_MIN), lo, hi,
-                      backward_lanes(&l, dn_f32(k->y), dn_f32(k->dy), dn_f32(&k->dx[0]), lo, hi));
+    lanes_job j = { lanes_of(k->attrs, &k->y->shape), k };
+    int64_t count = j.l.outer * j.l.inner, n = j.l.outer * j.l.n * j.l.inner;
+    dn_parallel_for(count, dn_team(k->threads, n, BACKWARD_PARALLEL_MIN), backward_range, &j);
 }
 
 const dn_op dn_op_softmax = {

@@ -143,11 +143,16 @@ static double row_loss(const dn_tensor *labels, int64_t r, const float *x, doubl
 #define FORWARD_PARALLEL_MIN 2048
 #define BACKWARD_PARALLEL_MIN 16384
 
-/* Rows [lo, hi): probabilities into p, each row's loss into loss[r]. */
-static void forward_rows(const dn_kernel *k, int64_t n, float *p, double *loss, int64_t lo,
-                         int64_t hi)
+/* Rows [lo, hi): probabilities into p (the saved state), each row's loss into loss[r] (the
+ * workspace). */
+static void forward_rows(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    (void)part;
+    const dn_kernel *k = ctx;
     const float *x = dn_f32(&k->x[0]);
+    float *p = k->saved;
+    double *loss = k->work;
+    int64_t n = k->x[0].shape.d[1];
     for (int64_t r = lo; r < hi; r++) {
         double lse = softmax_row(x + r * n, p + r * n, n);
         loss[r] = row_loss(&k->x[1], r, x + r * n, lse, n);
@@ -158,8 +163,7 @@ static void forward(const dn_kernel *k)
 {
     double *loss = k->work;
     int64_t rows = k->x[0].shape.d[0], n = k->x[0].shape.d[1];
-    DN_PARALLEL_RANGE(rows, dn_team(k->threads, rows * n, FORWARD_PARALLEL_MIN), lo, hi,
-                      forward_rows(k, n, k->saved, loss, lo, hi));
+    dn_parallel_for(rows, dn_team(k->threads, rows * n, FORWARD_PARALLEL_MIN), forward_rows, k);
     double total = 0;
     for (int64_t r = 0; r < rows; r++)
         total += loss[r];
@@ -177,8 +181,12 @@ static float target_mass(const float *t, int64_t n)
 }
 
 /* Rows [lo, hi) of dx += g · (p − t), g = dL/dloss / rows. */
-static void backward_rows(const dn_kernel *k, int64_t n, float g, int64_t lo, int64_t hi)
+static void backward_rows(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    (void)part;
+    const dn_kernel *k = ctx;
+    int64_t n = k->x[0].shape.d[1];
+    float g = dn_f32(k->dy)[0] / (float)k->x[0].shape.d[0];
     const float *p = k->saved;
     const dn_tensor *labels = &k->x[1];
     float *dx = dn_f32(&k->dx[0]);
@@ -201,9 +209,7 @@ static void backward_rows(const dn_kernel *k, int64_t n, float g, int64_t lo, in
 static void backward(const dn_kernel *k)
 {
     int64_t rows = k->x[0].shape.d[0], n = k->x[0].shape.d[1];
-    float g = dn_f32(k->dy)[0] / (float)rows;
-    DN_PARALLEL_RANGE(rows, dn_team(k->threads, rows * n, BACKWARD_PARALLEL_MIN), lo, hi,
-                      backward_rows(k, n, g, lo, hi));
+    dn_parallel_for(rows, dn_team(k->threads, rows * n, BACKWARD_PARALLEL_MIN), backward_rows, k);
 }
 
 const dn_op dn_op_softmax_cross_entropy = {

@@ -177,13 +177,23 @@ DN_CLONES_AVX2 static void vector_times_rows(int64_t n, float alpha, const float
     }
 }
 
-/* Halves [lo, hi) of the split over k: half 0 into c (with beta), half 1 into partial. */
-static void halves(int64_t n, int64_t k, float alpha, const float *a, int64_t inc_a, const float *b,
-                   int64_t ldb, float beta, float *c, float *partial, int64_t lo, int64_t hi)
+/* The split of c[1×n] = alpha · a[1×k] · B[k×n] + beta · c over k: half 0 into c (with beta),
+ * half 1 into partial. */
+typedef struct halves_job {
+    int64_t n, k, inc_a, ldb;
+    float alpha, beta;
+    const float *a, *b;
+    float *c, *partial;
+} halves_job;
+
+static void halves(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    (void)part;
+    const halves_job *j = ctx;
     for (int64_t h = lo; h < hi; h++)
-        vector_times_rows(n, alpha, a, inc_a, b, ldb, h == 0 ? beta : 0.0f, h == 0 ? c : partial,
-                          h == 0 ? 0 : k / 2, h == 0 ? k / 2 : k);
+        vector_times_rows(j->n, j->alpha, j->a, j->inc_a, j->b, j->ldb, h == 0 ? j->beta : 0.0f,
+                          h == 0 ? j->c : j->partial, h == 0 ? 0 : j->k / 2,
+                          h == 0 ? j->k / 2 : j->k);
 }
 
 /* c[1×n] = alpha · a[1×k] · B[k×n] + beta · c. Two threads each sum half of k; the second
@@ -196,10 +206,34 @@ static void row_times_matrix(int64_t n, int64_t k, float alpha, const float *a, 
         vector_times_rows(n, alpha, a, inc_a, b, ldb, beta, c, 0, k);
         return;
     }
-    DN_PARALLEL_RANGE(2, 2, lo, hi,
-                      halves(n, k, alpha, a, inc_a, b, ldb, beta, c, partial, lo, hi));
+    halves_job job = { .n = n,
+                       .k = k,
+                       .inc_a = inc_a,
+                       .ldb = ldb,
+                       .alpha = alpha,
+                       .beta = beta,
+                       .a = a,
+                       .b = b,
+                       .c = c,
+                       .partial = partial };
+    dn_parallel_for(2, 2, halves, &job);
     for (int64_t j = 0; j < n; j++)
         c[j] += partial[j];
+}
+
+/* c = B·a, B stored n×k: rows [lo, hi) of B. */
+typedef struct rows_vector_job {
+    int64_t k, ldb, inc_a;
+    float alpha, beta;
+    const float *b, *a;
+    float *c;
+} rows_vector_job;
+
+static void rows_vector(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const rows_vector_job *j = ctx;
+    rows_times_vector(j->k, j->alpha, j->b, j->ldb, j->a, j->inc_a, j->beta, j->c, lo, hi);
 }
 
 /* A product with one row or one column is a matrix-vector product: BLIS's gemv, which runs
@@ -212,9 +246,15 @@ static bool as_gemv(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 {
     if (m == 1 && trans_b) { /* c = B·a, B stored n×k: threads split B's rows */
         int team = dn_team(threads, n * k, GEMV_PARALLEL_MIN);
-        DN_PARALLEL_RANGE(
-            n, team, lo, hi,
-            rows_times_vector(k, alpha, b, ldb, a, trans_a ? lda : 1, beta, c, lo, hi));
+        rows_vector_job j = { .k = k,
+                              .ldb = ldb,
+                              .inc_a = trans_a ? lda : 1,
+                              .alpha = alpha,
+                              .beta = beta,
+                              .b = b,
+                              .a = a,
+                              .c = c };
+        dn_parallel_for(n, team, rows_vector, &j);
         return true;
     }
     if (m == 1) {
@@ -231,6 +271,51 @@ static bool as_gemv(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     return false;
 }
 
+/* C = alpha · op(A) · op(B) + beta · C on BLIS with `threads` of its own. */
+static void blis_product(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                         float *c, int64_t ldc, int threads)
+{
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(threads > 0 ? threads : 1, &rntm);
+    /* Row-major X with leading dimension ld: row stride ld, column stride 1. */
+    bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, lda, 1,
+                 (float *)b, ldb, 1, &beta, c, ldc, 1, NULL, &rntm);
+}
+
+/* A product split across a crew (runtime/parallel.h): BLIS's OpenMP team cannot start inside
+ * the crew's region, so each range is a one-thread BLIS product on a block of C's rows (or of
+ * its columns when C is wider than tall), the blocks whole multiples of SPLIT_ALIGN lines so
+ * that only the last one has BLIS's partial micro-tiles. */
+enum { SPLIT_ALIGN = 32 };
+
+typedef struct split_product {
+    bool trans_a, trans_b, by_rows;
+    int64_t m, n, k, lda, ldb, ldc, blocks;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} split_product;
+
+static void split_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const split_product *s = ctx;
+    int64_t lines = s->by_rows ? s->m : s->n;
+    int64_t first = lo * SPLIT_ALIGN, last = hi * SPLIT_ALIGN < lines ? hi * SPLIT_ALIGN : lines;
+    if (last <= first)
+        return;
+    if (s->by_rows) /* rows [first, last) of C: the same rows of op(A) */
+        blis_product(s->trans_a, s->trans_b, last - first, s->n, s->k, s->alpha,
+                     s->a + first * (s->trans_a ? 1 : s->lda), s->lda, s->b, s->ldb, s->beta,
+                     s->c + first * s->ldc, s->ldc, 1);
+    else /* columns [first, last) of C: the same columns of op(B) */
+        blis_product(s->trans_a, s->trans_b, s->m, last - first, s->k, s->alpha, s->a, s->lda,
+                     s->b + first * (s->trans_b ? s->ldb : 1), s->ldb, s->beta, s->c + first,
+                     s->ldc, 1);
+}
+
 void dn_sgemm_blis(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                    int64_t ldc, int threads)
@@ -240,12 +325,29 @@ void dn_sgemm_blis(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
     dn_blis_start();
     if (k > 0 && as_gemv(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))
         return;
-    rntm_t rntm = BLIS_RNTM_INITIALIZER;
-    bli_rntm_set_num_threads(threads > 0 ? threads : 1, &rntm);
-    /* Row-major X with leading dimension ld: row stride ld, column stride 1. */
-    bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                 trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, lda, 1,
-                 (float *)b, ldb, 1, &beta, c, ldc, 1, NULL, &rntm);
+    int crew = dn_parallel_leading();
+    if (threads > 1 && crew > 1) {
+        bool by_rows = m >= n;
+        split_product s = { .trans_a = trans_a,
+                            .trans_b = trans_b,
+                            .by_rows = by_rows,
+                            .m = m,
+                            .n = n,
+                            .k = k,
+                            .lda = lda,
+                            .ldb = ldb,
+                            .ldc = ldc,
+                            .blocks = ((by_rows ? m : n) + SPLIT_ALIGN - 1) / SPLIT_ALIGN,
+                            .alpha = alpha,
+                            .beta = beta,
+                            .a = a,
+                            .b = b,
+                            .c = c };
+        int team = threads < crew ? threads : crew;
+        dn_parallel_for(s.blocks, team < s.blocks ? team : (int)s.blocks, split_range, &s);
+        return;
+    }
+    blis_product(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
 }
 
 bool dn_gemm_streams(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha)
@@ -401,11 +503,11 @@ typedef struct small_product {
     bool by_columns; /* the threads split B's column panels (else A's row panels) */
 } small_product;
 
-/* This thread's share of the shared operand's panels, packed; then all wait. */
-static void pack_shared_share(const small_product *s)
+/* This range's share of the shared operand's panels, packed; then all wait. */
+static void pack_shared_share(const small_product *s, const dn_part *part)
 {
     const dn_ukernel *u = s->u;
-    int t = omp_get_thread_num(), team = omp_get_num_threads();
+    int t = part->slot, team = part->team;
     int64_t lines = s->by_columns ? s->m : s->n, r = s->by_columns ? u->mr : u->nr;
     int64_t panels = (lines + r - 1) / r;
     int64_t lo = panels * t / team * r, hi = panels * (t + 1) / team * r;
@@ -418,16 +520,17 @@ static void pack_shared_share(const small_product *s)
             dn_pack_b(u, s->b + lo * s->b_cs, s->b_rs, s->b_cs, s->k, hi - lo,
                       s->shared + lo * s->k);
     }
-#pragma omp barrier
+    dn_part_barrier(part);
 }
 
 /* Panels [lo, hi) of the split side, each packed into this thread's slot and run against the
  * whole shared operand. */
-static void small_range(const small_product *s, int64_t lo, int64_t hi)
+static void small_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
+    const small_product *s = ctx;
     const dn_ukernel *u = s->u;
-    pack_shared_share(s);
-    float *own = s->slots + omp_get_thread_num() * s->slot;
+    pack_shared_share(s, part);
+    float *own = s->slots + part->slot * s->slot;
     for (int64_t panel = lo; panel < hi; panel++)
         if (s->by_columns) {
             int64_t j = panel * u->nr, cols = s->n - j < u->nr ? s->n - j : u->nr;
@@ -472,5 +575,5 @@ void dn_gemm_small(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
                         .by_columns = by_columns };
     int64_t panels = by_columns ? col_panels : row_panels;
     int team = dn_team(threads, m * n * k, SMALL_PARALLEL_MIN);
-    DN_PARALLEL_RANGE(panels, team < panels ? team : (int)panels, lo, hi, small_range(&s, lo, hi));
+    dn_parallel_for(panels, team < panels ? team : (int)panels, small_range, &s);
 }

@@ -194,13 +194,33 @@ AVX512 static void dots_groups(int64_t m, int64_t n, int64_t k, const float *a, 
     }
 }
 
+/* The operands of one product, for the ranges of its split. */
+typedef struct rows_job {
+    int64_t m, n, k, lda, ldb, ldc;
+    const float *a, *b;
+    float beta, *c;
+} rows_job;
+
+static void dots_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const rows_job *j = ctx;
+    dots_groups(j->m, j->n, j->k, j->a, j->lda, j->b, j->ldb, j->beta, j->c, j->ldc, lo, hi);
+}
+
+static void strips_job(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const rows_job *j = ctx;
+    strips(j->m, j->n, j->k, j->a, j->lda, j->b, j->ldb, j->beta, j->c, j->ldc, lo, hi);
+}
+
 void dn_gemm_rows_t(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                     int64_t ldb, float beta, float *c, int64_t ldc, int threads)
 {
     int64_t groups = (n + TJ - 1) / TJ;
-    int team = dn_team(threads, groups, 2);
-    DN_PARALLEL_RANGE(groups, team, lo, hi,
-                      dots_groups(m, n, k, a, lda, b, ldb, beta, c, ldc, lo, hi));
+    rows_job j = { m, n, k, lda, ldb, ldc, a, b, beta, c };
+    dn_parallel_for(groups, dn_team(threads, groups, 2), dots_job, &j);
 }
 
 bool dn_gemm_rows_available(void) { return __builtin_cpu_supports("avx512f"); }
@@ -209,8 +229,8 @@ void dn_gemm_rows(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
                   int64_t ldb, float beta, float *c, int64_t ldc, int threads)
 {
     int64_t count = (n + STRIP - 1) / STRIP;
-    int team = dn_team(threads, count, 2);
-    DN_PARALLEL_RANGE(count, team, lo, hi, strips(m, n, k, a, lda, b, ldb, beta, c, ldc, lo, hi));
+    rows_job j = { m, n, k, lda, ldb, ldc, a, b, beta, c };
+    dn_parallel_for(count, dn_team(threads, count, 2), strips_job, &j);
 }
 #else
 /* Other machines: BLIS runs every product. */

@@ -73,8 +73,6 @@ static float complement(float x) { return (float)(1.0 - (double)x); }
  * machines (AVX2, FMA) vectorises it and turns fmaf into one instruction; the default clone
  * calls libm's fmaf. Both round fmaf exactly, so the results are the same bits. */
 #define OPTIM_KERNEL DN_CLONES_AVX2 /* runtime/clones.h: plain in TSan builds */
-#define SPLIT(n, threads, call) \
-    DN_PARALLEL_RANGE(n, dn_team(threads, n, OPTIM_PARALLEL_MIN), lo, hi, call)
 
 /* param.add_(g, alpha=−lr) */
 OPTIM_KERNEL static void sgd_range(float lr, float wd, float *restrict p,
@@ -82,11 +80,6 @@ OPTIM_KERNEL static void sgd_range(float lr, float wd, float *restrict p,
 {
     for (int64_t i = lo; i < hi; i++)
         p[i] = fmaf(-lr, decayed(grad[i], p[i], wd), p[i]);
-}
-
-static void sgd(float lr, float wd, float *p, const float *grad, int64_t n, int threads)
-{
-    SPLIT(n, threads, sgd_range(lr, wd, p, grad, lo, hi));
 }
 
 /* buf.mul_(μ).add_(g) (alpha 1: a plain sum); Nesterov: g.add(buf, alpha=μ); then
@@ -103,12 +96,6 @@ OPTIM_KERNEL static void momentum_range(float lr, float wd, float mu, bool neste
     }
 }
 
-static void momentum(float lr, float wd, float mu, bool nesterov, float *p, const float *grad,
-                     float *buf, int64_t n, int threads)
-{
-    SPLIT(n, threads, momentum_range(lr, wd, mu, nesterov, p, grad, buf, lo, hi));
-}
-
 /* sum.addcmul_(g, g, value=1); std = sum.sqrt().add_(ε); param.addcdiv_(g, std, value=−lr)
  * (PyTorch's lr_decay is 0, so its clr is lr). */
 OPTIM_KERNEL static void adagrad_range(float lr, float wd, float eps, float *restrict p,
@@ -122,12 +109,6 @@ OPTIM_KERNEL static void adagrad_range(float lr, float wd, float eps, float *res
     }
 }
 
-static void adagrad(float lr, float wd, float eps, float *p, const float *grad, float *sum,
-                    int64_t n, int threads)
-{
-    SPLIT(n, threads, adagrad_range(lr, wd, eps, p, grad, sum, lo, hi));
-}
-
 /* avg.mul_(α).addcmul_(g, g, value=1−α); param.addcdiv_(g, avg.sqrt().add_(ε), value=−lr) */
 OPTIM_KERNEL static void rmsprop_range(float alpha, float rest, float wd, float eps, float lr,
                                        float *restrict p, const float *restrict grad,
@@ -138,13 +119,6 @@ OPTIM_KERNEL static void rmsprop_range(float alpha, float rest, float wd, float 
         avg[i] = fmaf(rest * g, g, alpha * avg[i]);
         p[i] += (-lr * g) / (sqrtf(avg[i]) + eps);
     }
-}
-
-static void rmsprop(const dn_optim_config *c, float lr, float *p, const float *grad, float *avg,
-                    int64_t n, int threads)
-{
-    float alpha = c->alpha, rest = complement(c->alpha), wd = c->weight_decay, eps = c->eps;
-    SPLIT(n, threads, rmsprop_range(alpha, rest, wd, eps, lr, p, grad, avg, lo, hi));
 }
 
 /* The constants of one Adam step. */
@@ -165,41 +139,62 @@ OPTIM_KERNEL static void adam_range(const adam_step *a, float *restrict p,
     }
 }
 
-/* m.mul_(β1).add_(g, alpha=1−β1); v.mul_(β2).addcmul_(g, g, value=1−β2);
- * denom = (v.sqrt() / √bc2).add_(ε); param.addcdiv_(m, denom, value=−lr/bc1),
+/* One step's update: the rule's constants and buffers, for the ranges of its split. */
+typedef struct update_job {
+    const dn_optim_config *c;
+    float lr;
+    adam_step adam;
+    float *p, *s0, *s1; /* params; the rule's state: buf, sum, avg, or Adam's m and v */
+    const float *grad;
+} update_job;
+
+static void update_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const update_job *j = ctx;
+    const dn_optim_config *c = j->c;
+    float lr = j->lr, wd = c->weight_decay;
+    switch (c->kind) {
+    case DN_OPTIM_SGD: sgd_range(lr, wd, j->p, j->grad, lo, hi); break;
+    case DN_OPTIM_MOMENTUM:
+    case DN_OPTIM_NESTEROV:
+        momentum_range(lr, wd, c->momentum, c->kind == DN_OPTIM_NESTEROV, j->p, j->grad, j->s0, lo,
+                       hi);
+        break;
+    case DN_OPTIM_ADAGRAD: adagrad_range(lr, wd, c->eps, j->p, j->grad, j->s0, lo, hi); break;
+    case DN_OPTIM_RMSPROP:
+        rmsprop_range(c->alpha, complement(c->alpha), wd, c->eps, lr, j->p, j->grad, j->s0, lo, hi);
+        break;
+    case DN_OPTIM_ADAM: adam_range(&j->adam, j->p, j->grad, j->s0, j->s1, lo, hi); break;
+    }
+}
+
+/* Adam's constants at step t: m.mul_(β1).add_(g, alpha=1−β1); v.mul_(β2).addcmul_(g, g,
+ * value=1−β2); denom = (v.sqrt() / √bc2).add_(ε); param.addcdiv_(m, denom, value=−lr/bc1),
  * with bc1 = 1 − β1^t and bc2 = 1 − β2^t in double (Python's ** is C's pow). */
-static void adam(const dn_optim_config *c, float lr, int64_t t, float *p, const float *grad,
-                 float *m, float *v, int64_t n, int threads)
+static adam_step adam_constants(const dn_optim_config *c, float lr, int64_t t)
 {
     double bc1 = 1.0 - pow((double)c->beta1, (double)t);
     double bc2 = 1.0 - pow((double)c->beta2, (double)t);
-    adam_step a = { .neg_step = (float)(-((double)lr / bc1)),
-                    .bc2_sqrt = (float)sqrt(bc2),
-                    .b1 = c->beta1,
-                    .b2 = c->beta2,
-                    .rest1 = complement(c->beta1),
-                    .rest2 = complement(c->beta2),
-                    .wd = c->weight_decay,
-                    .eps = c->eps };
-    SPLIT(n, threads, adam_range(&a, p, grad, m, v, lo, hi));
+    return (adam_step){ .neg_step = (float)(-((double)lr / bc1)),
+                        .bc2_sqrt = (float)sqrt(bc2),
+                        .b1 = c->beta1,
+                        .b2 = c->beta2,
+                        .rest1 = complement(c->beta1),
+                        .rest2 = complement(c->beta2),
+                        .wd = c->weight_decay,
+                        .eps = c->eps };
 }
 
 void dn_optim_step(const dn_optim_config *c, float lr, int64_t t, float *param, const float *grad,
                    float *state, int64_t n, int threads)
 {
-    float wd = c->weight_decay;
-    switch (c->kind) {
-    case DN_OPTIM_SGD: sgd(lr, wd, param, grad, n, threads); break;
-    case DN_OPTIM_MOMENTUM:
-        momentum(lr, wd, c->momentum, false, param, grad, state, n, threads);
-        break;
-    case DN_OPTIM_NESTEROV:
-        momentum(lr, wd, c->momentum, true, param, grad, state, n, threads);
-        break;
-    case DN_OPTIM_ADAGRAD: adagrad(lr, wd, c->eps, param, grad, state, n, threads); break;
-    case DN_OPTIM_RMSPROP: rmsprop(c, lr, param, grad, state, n, threads); break;
-    case DN_OPTIM_ADAM: adam(c, lr, t, param, grad, state, state + n, n, threads); break;
+    update_job j = { .c = c, .lr = lr, .p = param, .s0 = state, .grad = grad };
+    if (c->kind == DN_OPTIM_ADAM) {
+        j.adam = adam_constants(c, lr, t);
+        j.s1 = state + n;
     }
+    dn_parallel_for(n, dn_team(threads, n, OPTIM_PARALLEL_MIN), update_range, &j);
 }
 
 /* ------------------------------------------------------------------ schedules */

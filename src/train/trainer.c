@@ -39,6 +39,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,19 +292,26 @@ static int64_t count_correct(const dn_trainer *t, int64_t n)
  * float, so only large models (AlexNet's 61 M params) pay for waking the second. */
 #define FINITE_PARALLEL_MIN (1 << 20)
 
-static void check_span(const float *x, int64_t lo, int64_t hi, int *bad)
+typedef struct finite_job {
+    const float *x;
+    atomic_bool *bad;
+} finite_job;
+
+static void check_span(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
-    if (!dn_all_finite(x + lo, hi - lo)) {
-        _Pragma("omp atomic write") *bad = 1;
-    }
+    (void)part;
+    const finite_job *j = ctx;
+    if (!dn_all_finite(j->x + lo, hi - lo))
+        atomic_store_explicit(j->bad, true, memory_order_relaxed);
 }
 
 static bool all_finite(const float *x, int64_t n, int threads)
 {
-    int bad = 0;
-    DN_PARALLEL_RANGE(n, dn_team(threads, n, FINITE_PARALLEL_MIN), lo, hi,
-                      check_span(x, lo, hi, &bad));
-    return !bad;
+    atomic_bool bad;
+    atomic_init(&bad, false);
+    dn_parallel_for(n, dn_team(threads, n, FINITE_PARALLEL_MIN), check_span,
+                    &(finite_job){ x, &bad });
+    return !atomic_load_explicit(&bad, memory_order_relaxed);
 }
 
 /* The step diverged: say where, and which param's gradient first holds a non-finite value
@@ -469,13 +477,36 @@ static dn_status check_replicas(dn_trainer *t)
 
 /* ------------------------------------------------------------------ steps */
 
+static dn_status step(dn_trainer *t, const dn_data *d, dn_step_stats *stats);
+
+typedef struct step_call {
+    dn_trainer *t;
+    const dn_data *d;
+    dn_step_stats *stats;
+    dn_status st;
+} step_call;
+
+static void step_body(void *arg)
+{
+    step_call *c = arg;
+    c->st = step(c->t, c->d, c->stats);
+}
+
+/* The step runs as one crew (runtime/parallel.h): its threads wait for each other's loops in
+ * the library's own wait, not OpenMP's, from the gather to the update. */
 dn_status dn_trainer_step(dn_trainer *t, const dn_dataset *train, dn_step_stats *stats)
 {
     if (!t || !t->e || !train)
         return t ? dn_err_set(&t->err, DN_ERR_ARG, "dn_trainer_step: %s",
                               !t->e ? "the trainer did not open" : "train (the dataset) is NULL")
                  : DN_ERR_ARG;
-    const dn_data *d = &train->data;
+    step_call c = { .t = t, .d = &train->data, .stats = stats, .st = DN_OK };
+    dn_crew_run(t->e->threads, step_body, &c);
+    return c.st;
+}
+
+static dn_status step(dn_trainer *t, const dn_data *d, dn_step_stats *stats)
+{
     dn_exec *e = t->e;
     dn_status st = DN_OK;
     if (!t->in_epoch && (st = begin_epoch(t, d)))
