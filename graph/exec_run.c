@@ -14,6 +14,10 @@
  * tensor whose life has ended) and the loss's is then seeded with ∂L/∂L = 1; the param
  * gradients, one contiguous buffer, are zeroed together first.
  *
+ * Each of forward and backward runs its nodes as one crew (runtime/parallel.h) unless the
+ * caller already leads one (the trainer's step does): one OpenMP region for all the kernels'
+ * loops.
+ *
  * With profiling on, each kernel call is timed with omp_get_wtime; off, it costs one branch
  * per node.
  */

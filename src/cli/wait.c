@@ -3,10 +3,11 @@
  *
  * Between two parallel regions a worker thread of libgomp (GCC's OpenMP runtime) spins on a
  * flag before it sleeps: by default GOMP_SPINCOUNT = 300,000 rounds of a pause instruction,
- * a few hundred microseconds. A training step of LeNet-5 opens about forty regions, so one
- * process alone never sleeps and wakes fast. Two processes on the same cores are another
- * story: each process's idle threads burn the time slices the other process's working threads
- * need, and two LeNet-5 trainings together ran at 0.18 of one alone (issue 14).
+ * a few hundred microseconds. Inside a step the library's crew waits its own way
+ * (runtime/parallel.h); the step itself is one region, and between two steps libgomp's wait
+ * applies. Two processes on the same cores: each process's spinning threads burn the time
+ * slices the other process's working threads need, and two LeNet-5 trainings together ran at
+ * 0.18 of one alone (issue 14) when a step was forty regions.
  *
  * The runtime reads its settings once, when it is loaded, before main: the command can only
  * choose for itself by setting the variable and executing itself again. It does that only
