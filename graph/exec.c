@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/parallel.h"
+
 #define ALIGN 64
 
 static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
@@ -539,6 +541,26 @@ static dn_status copy_labels64(dn_exec *e, const dn_value *val, const int64_t *s
     return DN_OK;
 }
 
+typedef struct copy_job {
+    unsigned char *dst;
+    const unsigned char *src;
+} copy_job;
+
+static void copy_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
+{
+    (void)part;
+    const copy_job *j = ctx;
+    memcpy(j->dst + lo, j->src + lo, (size_t)(hi - lo));
+}
+
+/* An input's bytes into its buffer, on the session's threads for a large batch (a stretch of
+ * the training step that would otherwise run on one). */
+static void copy_input(const dn_exec *e, void *dst, const void *src, int64_t bytes)
+{
+    dn_parallel_for(bytes, dn_team(e->threads, bytes / 4, DN_PARALLEL_MIN), copy_range,
+                    &(copy_job){ dst, src });
+}
+
 dn_status dn_exec_set_input(dn_exec *e, int value, dn_dtype dtype, int rank, const int64_t *shape,
                             const void *data, dn_err *err)
 {
@@ -578,7 +600,7 @@ dn_status dn_exec_set_input(dn_exec *e, int value, dn_dtype dtype, int rank, con
     if (dtype == DN_I64 && val->desc.dtype == DN_I32)
         st = copy_labels64(e, val, data, dn_i32(t), n, err);
     else
-        memcpy(t->data, data, (size_t)n * dn_dtype_size(dtype));
+        copy_input(e, t->data, data, n * (int64_t)dn_dtype_size(dtype));
     if (st)
         return st;
     e->input_set[value] = true;

@@ -618,12 +618,34 @@ Test(data_batch, gather_copies_the_right_examples)
     const int64_t idx[3] = { 2, 0, 2 };
     float images[3 * 6];
     int32_t labels[3];
-    dn_data_gather(&d, idx, 3, images, labels);
+    dn_data_gather(&d, idx, 3, images, labels, 1);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(labels[i], (int32_t)(idx[i] % 7));
         for (int k = 0; k < 6; k++)
             cr_assert(images[i * 6 + k] == (float)(idx[i] * 1000 + k), "batch %d pixel %d", i, k);
     }
+    dn_data_free(&d);
+}
+
+/* A batch large enough to be gathered on two threads (64 examples of 1×32×32: 64 Ki floats,
+ * over dataset.c's threshold): every example where it belongs, as on one thread. */
+Test(data_batch, gather_on_two_threads_copies_the_right_examples)
+{
+    enum { N = 80, B = 64, PER = 32 * 32 };
+    dn_data d = make_data(N, 1, 32, 32);
+    int64_t idx[B];
+    for (int i = 0; i < B; i++)
+        idx[i] = (i * 37 + 5) % N;
+    float *images = malloc(sizeof(float) * B * PER);
+    int32_t labels[B];
+    cr_assert(images);
+    dn_data_gather(&d, idx, B, images, labels, 2);
+    for (int i = 0; i < B; i++) {
+        cr_assert_eq(labels[i], (int32_t)(idx[i] % 7), "example %d", i);
+        for (int k = 0; k < PER; k++)
+            cr_assert(images[i * PER + k] == (float)(idx[i] * 1000 + k), "batch %d pixel %d", i, k);
+    }
+    free(images);
     dn_data_free(&d);
 }
 

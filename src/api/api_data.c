@@ -186,7 +186,7 @@ static dn_status eval_run(dn_session *s, const dn_data *d, const dn_bound *b, ev
 {
     for (int64_t i = 0; i < n; i++)
         buf->index[i] = first + i;
-    dn_data_gather(d, buf->index, n, buf->images, buf->labels);
+    dn_data_gather(d, buf->index, n, buf->images, buf->labels, s->e.threads);
     dn_status st = dn_feed_batch(&s->e, b, d, buf->images, buf->labels, n, &s->err);
     int targets[2] = { b->prediction, s->e.g->loss };
     if (!st)

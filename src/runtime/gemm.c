@@ -460,8 +460,10 @@ void dn_gemm_packed(const dn_ukernel *u, int64_t m, int64_t n, int64_t k, const 
 /* ... and from which it splits the product across threads: below it a second thread's
  * start, shared packing and barrier cost more than its half saves (LeNet-5's fc3, 84 K
  * multiply-adds a product: forward and backward 0.055 ms a step split on 2 threads, 0.030
- * on one; fc2, 1 M, the same either way; fc1, 4.8 M, gains from the split). */
-#define SMALL_PARALLEL_MIN ((int64_t)1 << 21)
+ * on one). Since a step's loops go to a crew (runtime/parallel.h) a split costs a hand-over,
+ * not a region: fc2 (1 M) split took the serial stretch from fc1's forward to its backward
+ * from ~115 to ~45 µs a step (2 threads, 3 runs, 13:22 UTC). */
+#define SMALL_PARALLEL_MIN ((int64_t)1 << 19)
 
 bool dn_gemm_small_fits(int64_t m, int64_t n, int64_t k)
 {

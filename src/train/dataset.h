@@ -59,9 +59,10 @@ void dn_data_free(dn_data *d);
 void dn_data_shuffle(int64_t *perm, int64_t n, dn_rng *rng);
 
 /* Copy examples idx[0 .. count) into contiguous batch buffers: images count·c·h·w floats,
- * labels count ints. The indices must be in [0, n). Allocates nothing. */
+ * labels count ints, on up to `threads` threads for a large batch. The indices must be in
+ * [0, n). Allocates nothing. */
 void dn_data_gather(const dn_data *d, const int64_t *idx, int64_t count, float *images,
-                    int32_t *labels);
+                    int32_t *labels, int threads);
 
 /* Mirror augmentation: flip image i of images[count, c, h, w] left to right (along w) when
  * the top bit of dn_rng_hash(key, first + i) is set, so that a flip depends only on the key

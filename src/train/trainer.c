@@ -528,7 +528,7 @@ static dn_status step(dn_trainer *t, const dn_data *d, dn_step_stats *stats)
     float loss = 0;
     int64_t correct = 0;
     if (nr > 0) {
-        dn_data_gather(d, t->perm + t->pos + lo, nr, t->images, t->labels);
+        dn_data_gather(d, t->perm + t->pos + lo, nr, t->images, t->labels, e->threads);
         if (t->o.mirror)
             dn_data_mirror(d, t->images, nr, t->epoch_rng_state ^ MIRROR_SALT, t->pos + lo);
         if (t->o.shift)
