@@ -114,6 +114,11 @@ static dn_status run_node_forward(dn_exec *e, int i, bool training, uint64_t ste
     return DN_OK;
 }
 
+/* A crew for a batch; a single example's loops are mostly too small to split, and opening
+ * the crew's region for none would cost more than they take (LeNet-5's forward at batch 1, 2
+ * threads: 9.4 µs without, 10.7 with). Its loops that do split open regions of their own. */
+static int crew_threads(const dn_exec *e) { return e->batch > 1 ? e->threads : 1; }
+
 typedef struct forward_call {
     dn_exec *e;
     bool training;
@@ -154,7 +159,7 @@ dn_status dn_exec_forward(dn_exec *e, bool training, const int *targets, int n_t
     forward_call c = {
         .e = e, .training = training, .step_seed = dn_rng_next(&e->rng), .err = err, .st = DN_OK
     };
-    dn_crew_run(e->threads, forward_nodes, &c);
+    dn_crew_run(crew_threads(e), forward_nodes, &c);
     if (c.st)
         return c.st;
     for (int v = 0; v < g->n_values; v++)
@@ -238,7 +243,7 @@ dn_status dn_exec_backward(dn_exec *e, dn_err *err)
                           "%s: backward needs a forward in training mode that computed the "
                           "loss \"%s\"",
                           g->file, g->values[g->loss].name);
-    dn_crew_run(e->threads, backward_nodes, e);
+    dn_crew_run(crew_threads(e), backward_nodes, e);
     e->grads_ready = true;
     return DN_OK;
 }
