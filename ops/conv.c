@@ -37,9 +37,9 @@
  *   batched     (wider kernels, larger images, a batch smaller than the team: AlexNet at
  *               batch 1) the chunked im2col products, BLIS threading.
  *               (conv_im2col.c)
- * dx always comes from the per-sample or the batched products (the direct path delegates it;
- * on AVX-512 machines the wide direct shapes take the direct path's backward too, dW from its
- * loops).
+ * dx comes from the per-sample or the batched products, except on AVX-512 machines, where the
+ * direct paths (and the wide direct shapes, whose backward takes the direct path too while
+ * their dW lanes fit) compute it with their own correlation loop.
  * And one path for a kind of group: depthwise groups (one channel and one filter each, stride
  * 1, small kernels) run as (sample, group) planes shared out among threads, forward and
  * backward, dx by the same correlation loop as forward (conv_depthwise.c).
@@ -270,8 +270,7 @@ static void direct_backward(const dn_kernel *k, const conv_geom *g)
     dn_conv_direct_backward(k, g, direct_kernels());
 }
 
-/* The wide direct backward: dW from the AVX-512 loops' lanes, dx from the per-sample
- * product (conv_direct.c). */
+/* The wide direct backward: dW and dx from the AVX-512 loops (conv_direct.c). */
 static void wide_backward(const dn_kernel *k, const conv_geom *g)
 {
     dn_conv_direct_backward(k, g, dn_conv_direct_avx512());

@@ -209,8 +209,7 @@ static inline bool conv_is_direct(const conv_geom *g)
  * 1, K up to DIRECT_WIDE_MAX_K (LeNet's second conv, 6 channels 5×5: K = 150, rows of 10
  * outputs). Its accumulators stay in registers while the taps stream from L1, where the
  * per-sample path packs col for a product of 16 rows (measured: docs/performance.md). Its
- * backward computes dW with the direct loops while the thread's lanes fit (below) and dx
- * with the per-sample path's product. */
+ * backward takes the direct loops too (dW and dx) while the thread's lanes fit (below). */
 #define DIRECT_WIDE_MAX_K 256
 
 static inline bool conv_is_direct_wide(const conv_geom *g)

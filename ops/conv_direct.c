@@ -660,7 +660,8 @@ static void forward_groups_range(const void *ctx, int64_t lo, int64_t hi, const 
     }
 }
 
-/* Samples [lo, hi) of the batch: dW here, dx and db as the per-sample path computes them. */
+/* Samples [lo, hi) of the batch: dW and (with the loops' own dx) dx here, the rest as the
+ * per-sample path computes it (db; dx without). */
 static void backward_range(const void *ctx, int64_t lo, int64_t hi, const dn_part *part)
 {
     const direct_job *j = ctx;

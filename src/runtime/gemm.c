@@ -292,7 +292,7 @@ enum { SPLIT_ALIGN = 32 };
 
 typedef struct split_product {
     bool trans_a, trans_b, by_rows;
-    int64_t m, n, k, lda, ldb, ldc, blocks;
+    int64_t m, n, k, lda, ldb, ldc;
     float alpha, beta;
     const float *a, *b;
     float *c;
@@ -325,8 +325,7 @@ void dn_sgemm_blis(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
     dn_blis_start();
     if (k > 0 && as_gemv(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))
         return;
-    int crew = dn_parallel_leading();
-    if (threads > 1 && crew > 1) {
+    if (threads > 1 && dn_parallel_leading() > 1) { /* the crew takes at most its size */
         bool by_rows = m >= n;
         split_product s = { .trans_a = trans_a,
                             .trans_b = trans_b,
@@ -337,14 +336,13 @@ void dn_sgemm_blis(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
                             .lda = lda,
                             .ldb = ldb,
                             .ldc = ldc,
-                            .blocks = ((by_rows ? m : n) + SPLIT_ALIGN - 1) / SPLIT_ALIGN,
                             .alpha = alpha,
                             .beta = beta,
                             .a = a,
                             .b = b,
                             .c = c };
-        int team = threads < crew ? threads : crew;
-        dn_parallel_for(s.blocks, team < s.blocks ? team : (int)s.blocks, split_range, &s);
+        int64_t blocks = ((by_rows ? m : n) + SPLIT_ALIGN - 1) / SPLIT_ALIGN;
+        dn_parallel_for(blocks, threads < blocks ? threads : (int)blocks, split_range, &s);
         return;
     }
     blis_product(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);

@@ -6,7 +6,9 @@
  * Matrices are row-major with leading dimensions lda, ldb, ldc (elements between rows of the
  * stored, untransposed matrix). `threads` is passed to BLIS through a per-call runtime object,
  * so no global BLIS state is touched and two sessions can use different counts. Call with
- * threads = 1 from inside an OpenMP region: BLIS threads are never nested in OpenMP's.
+ * threads = 1 from inside an OpenMP region: BLIS threads are never nested in OpenMP's. A
+ * crew's leader (runtime/parallel.h) may pass its threads: the product is split across the
+ * crew as one-thread BLIS products (dn_sgemm_blis).
  */
 #ifndef DN_GEMM_H
 #define DN_GEMM_H

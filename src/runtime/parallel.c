@@ -91,26 +91,33 @@ static void futex_wake_all(atomic_uint *word)
 #endif
 }
 
-/* Wait until *word != seen, spinning then yielding; return the new value. With may_sleep,
- * sleep on the word after DN_CREW_YIELD_NS (the crew's sleepers count says so first). */
+/* Round `round` of a wait: a pause for the first SPIN_PAUSES rounds, a sched_yield after. */
+static void backoff(int64_t round)
+{
+    if (round < SPIN_PAUSES)
+        cpu_relax();
+    else
+        sched_yield();
+}
+
+/* Wait until *word != seen (backoff between looks); return the new value. With may_sleep,
+ * after DN_CREW_YIELD_NS of yielding, sleep on the word (the crew's sleepers count says so
+ * first). */
 static unsigned wait_change(dn_crew *c, atomic_uint *word, unsigned seen, bool may_sleep)
 {
-    unsigned v;
-    for (int i = 0; i < SPIN_PAUSES; i++) {
-        if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen)
+    int64_t yielding_since = 0;
+    for (int64_t round = 0;; round++) {
+        unsigned v = atomic_load_explicit(word, memory_order_acquire);
+        if (v != seen)
             return v;
-        cpu_relax();
-    }
-    int64_t start = now_ns();
-    for (;;) {
-        for (int i = 0; i < YIELDS_PER_LOOK; i++) {
-            if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen)
-                return v;
-            sched_yield();
-        }
-        if (may_sleep && now_ns() - start > DN_CREW_YIELD_NS)
+        if (may_sleep && round == SPIN_PAUSES)
+            yielding_since = now_ns();
+        if (may_sleep && round > SPIN_PAUSES && round % YIELDS_PER_LOOK == 0 &&
+            now_ns() - yielding_since > DN_CREW_YIELD_NS)
             break;
+        backoff(round);
     }
+    unsigned v;
     atomic_fetch_add(&c->sleepers, 1);
     while ((v = atomic_load(word)) == seen)
         futex_wait(word, seen);
@@ -118,16 +125,11 @@ static unsigned wait_change(dn_crew *c, atomic_uint *word, unsigned seen, bool m
     return v;
 }
 
-/* Wait until *count == 0, spinning then yielding (the leader, for the others' ranges). */
+/* Wait until *count == 0 (the leader, for the others' ranges: never sleeping). */
 static void wait_zero(atomic_int *count)
 {
-    for (int i = 0; i < SPIN_PAUSES; i++) {
-        if (atomic_load_explicit(count, memory_order_acquire) == 0)
-            return;
-        cpu_relax();
-    }
-    while (atomic_load_explicit(count, memory_order_acquire) != 0)
-        sched_yield();
+    for (int64_t round = 0; atomic_load_explicit(count, memory_order_acquire) != 0; round++)
+        backoff(round);
 }
 
 static void run_range(dn_range_fn *fn, const void *ctx, int64_t n, int t, int team, void *sync)

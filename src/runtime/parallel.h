@@ -10,8 +10,9 @@
  * Who runs the ranges:
  *  - team 1: the calling thread, at once (no region, no allocation).
  *  - a crew's leader (below): the crew's threads, handed the job through memory.
- *  - anyone else: an OpenMP region of `team` threads (inside another region that is one
- *    thread, as OpenMP nests: the ranges then run one after another on the calling thread).
+ *  - inside another region's range (a crew's, or a host program's): the calling thread, as
+ *    one range (a nested OpenMP region would have one thread, and allocate its team).
+ *  - anyone else: an OpenMP region of `team` threads.
  *
  * The crew. A LeNet-5 training step splits about twenty-five loops; as separate OpenMP regions,
  * each one wakes libgomp's idle threads, which between regions spin (GOMP_SPINCOUNT) and then
